@@ -1,0 +1,21 @@
+import { z } from 'zod';
+
+/**
+ * Environment variables the project reads, with their defaults. `infra/config.ts` fills the
+ * defaults that depend on the machine (home and state folders).
+ */
+export const EnvConfig = z.object({
+  /** State folder of the local stack: Temporal's SQLite db, logs, PID files, the default store. */
+  VLA_STATE_DIR: z.string().min(1).optional(),
+  /** Cache outside the clone: built binaries, Python virtual environments. */
+  VLA_CACHE_DIR: z.string().min(1).optional(),
+  /** Object-store root for outputs, `file:///...` (default: `<state>/store`) or `s3://bucket/prefix`. */
+  VLA_STORE_URI: z.string().min(1).optional(),
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('vla'),
+  /** Port of the Temporal Web UI started by `vla dev up`. */
+  VLA_TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+  /** A `temporal` CLI to use instead of looking on PATH or building one. */
+  TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+});
+export type EnvConfig = z.infer<typeof EnvConfig>;

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { ObjectUri, Sha256Hex } from './common';
+
+/**
+ * Inputs and results of every workflow. Workflows parse their input with these first: the Web UI
+ * can send any JSON.
+ */
+
+/** `storeSmoke`: proves the worker bundle loads and an activity writes through the object store. */
+export const StoreSmokeInput = z.strictObject({
+  /** Where to write; the object is created only if absent, so a re-run returns the first result. */
+  outputUri: ObjectUri,
+  text: z.string().min(1).max(10_000),
+});
+export type StoreSmokeInput = z.infer<typeof StoreSmokeInput>;
+
+export const StoreSmokeResult = z.strictObject({
+  uri: ObjectUri,
+  sha256: Sha256Hex,
+  bytes: z.int().nonnegative(),
+  /** False when the object already existed (a re-run): the stored bytes were kept as they were. */
+  created: z.boolean(),
+});
+export type StoreSmokeResult = z.infer<typeof StoreSmokeResult>;
+
+/** Search attributes the namespace registers; all Keyword. */
+export const SEARCH_ATTRIBUTES = ['VlaDataset', 'VlaStage', 'VlaModel'] as const;
+
+/** Task queues (ARCHITECTURE.md "The five pipelines"). */
+export const TaskQueue = {
+  cpu: 'vla-cpu',
+  gemini: 'vla-gemini',
+  gpu: 'vla-gpu',
+  station: (id: string) => `vla-station-${id}`,
+} as const;
