@@ -1,0 +1,139 @@
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+import { fileUri, InvalidUriError, parseObjectUri } from '../../data-schemas/uri';
+import { StoreError, StoreErrorCode } from './errors';
+import { FileStore } from './file-store';
+import { S3Store, type S3StoreOptions } from './s3-store';
+import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
+
+export * from './types';
+export * from './errors';
+export { sha256Hex, sha256HexOfStream } from './checksum';
+export { FileStore, TEMP_FILE_PREFIX } from './file-store';
+export { S3Store, addS3Defaults, type S3StoreOptions, type S3Credentials, type ResolvedS3StoreOptions } from './s3-store';
+
+export interface CreateObjectStoreOptions {
+  /** Options for the S3 side; created on the first s3:// URI, so file-only runs never need credentials. */
+  s3?: S3StoreOptions;
+}
+
+/**
+ * The store activities use: routes each URI by scheme, `file://` to the filesystem and `s3://`
+ * to S3. The S3 client is built lazily on first use.
+ */
+export function createObjectStore(options: CreateObjectStoreOptions = {}): ObjectStore {
+  return new RoutingStore(options);
+}
+
+class RoutingStore implements ObjectStore {
+  private readonly file = new FileStore();
+  private s3?: S3Store;
+
+  constructor(private readonly options: CreateObjectStoreOptions) {}
+
+  private route(uri: string): ObjectStore {
+    let scheme: 'file' | 's3';
+    try {
+      scheme = parseObjectUri(uri).scheme;
+    } catch (err) {
+      throw new StoreError(StoreErrorCode.Other, uri, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (scheme === 'file') return this.file;
+    this.s3 ??= new S3Store(this.options.s3);
+    return this.s3;
+  }
+
+  // async throughout, so a bad URI rejects the returned promise instead of throwing synchronously.
+  async put(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<ObjectInfo> {
+    return this.route(uri).put(uri, body, options);
+  }
+  async putIfAbsent(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<PutResult> {
+    return this.route(uri).putIfAbsent(uri, body, options);
+  }
+  async putStream(uri: string, body: Readable, options?: PutOptions & { ifAbsent?: boolean }): Promise<PutResult> {
+    return this.route(uri).putStream(uri, body, options);
+  }
+  async get(uri: string): Promise<Buffer> {
+    return this.route(uri).get(uri);
+  }
+  async getStream(uri: string): Promise<Readable> {
+    return this.route(uri).getStream(uri);
+  }
+  async head(uri: string): Promise<ObjectInfo | undefined> {
+    return this.route(uri).head(uri);
+  }
+  async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
+    yield* this.route(prefixUri).list(prefixUri);
+  }
+  async delete(uri: string): Promise<void> {
+    return this.route(uri).delete(uri);
+  }
+}
+
+/**
+ * Turns what a researcher types into an object URI: `file://` and `s3://` URIs pass through
+ * (validated), anything else is a filesystem path resolved against the working directory.
+ * @throws InvalidUriError for a malformed file:// or s3:// URI or another scheme
+ */
+export function toObjectUri(pathOrUri: string): string {
+  if (pathOrUri === '') throw new InvalidUriError('an empty string is neither a path nor a URI');
+  if (pathOrUri.startsWith('file://') || pathOrUri.startsWith('s3://')) {
+    try {
+      parseObjectUri(pathOrUri);
+    } catch (err) {
+      // decodeURIComponent throws a bare URIError on a stray "%".
+      if (err instanceof URIError) throw new InvalidUriError(`${pathOrUri}: malformed percent-encoding`);
+      throw err;
+    }
+    return pathOrUri;
+  }
+  // "http://..." or "gs://..." is a typo'd URI, not a relative directory called "http:".
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(pathOrUri)) throw new InvalidUriError(`${pathOrUri}: unsupported scheme; expected file:///abs/path, s3://bucket/key or a filesystem path`);
+  return fileUri(path.resolve(pathOrUri));
+}
+
+/** Writes `value` as pretty JSON (UTF-8, trailing newline). */
+export function putJson(store: ObjectStore, uri: string, value: unknown, options?: { ifAbsent?: boolean }): Promise<PutResult> {
+  const body = `${JSON.stringify(value, null, 2)}\n`;
+  const putOptions = { contentType: 'application/json' };
+  if (options?.ifAbsent) return store.putIfAbsent(uri, body, putOptions);
+  return store.put(uri, body, putOptions).then((info) => ({ created: true, info }) as const);
+}
+
+/** Thrown when an object's bytes are not valid JSON or do not match the expected schema. */
+export class InvalidObjectError extends StoreError {
+  override name = 'InvalidObjectError';
+  constructor(
+    uri: string,
+    message: string,
+    readonly issues: readonly { path: string; message: string }[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(StoreErrorCode.Other, uri, message, options);
+  }
+  /** The same bytes will fail the same way. */
+  override get retryable(): boolean {
+    return false;
+  }
+}
+
+/**
+ * Reads and validates a JSON object.
+ * @throws ObjectNotFoundError when it is missing
+ * @throws InvalidObjectError naming the URI and each bad field when it does not parse
+ */
+export async function getJson<S extends z.ZodType>(store: ObjectStore, uri: string, schema: S): Promise<z.output<S>> {
+  const bytes = await store.get(uri);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new InvalidObjectError(uri, `not valid JSON: ${err instanceof Error ? err.message : String(err)}`, [], { cause: err });
+  }
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({ path: issue.path.map(String).join('.') || '(root)', message: issue.message }));
+  const listed = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  throw new InvalidObjectError(uri, `does not match the expected schema: ${listed}`, issues, { cause: result.error });
+}

@@ -1,0 +1,38 @@
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EnvConfig } from '../data-schemas/config';
+import { fileUri } from '../data-schemas/uri';
+
+/** The repository root (this file lives in `<root>/infra`). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface ResolvedConfig {
+  env: EnvConfig;
+  stateDir: string;
+  cacheDir: string;
+  storeUri: string;
+  temporalAddress: string;
+  namespace: string;
+  uiPort: number;
+}
+
+/** Reads the project's environment variables once, naming any bad one. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const parsed = EnvConfig.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid environment configuration:\n${lines.join('\n')}`);
+  }
+  const cfg = parsed.data;
+  const stateDir = resolve(cfg.VLA_STATE_DIR ?? join(REPO_ROOT, '.vla'));
+  return {
+    env: cfg,
+    stateDir,
+    cacheDir: resolve(cfg.VLA_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vla-pipelines')),
+    storeUri: cfg.VLA_STORE_URI ?? fileUri(join(stateDir, 'store')),
+    temporalAddress: cfg.TEMPORAL_ADDRESS,
+    namespace: cfg.TEMPORAL_NAMESPACE,
+    uiPort: cfg.VLA_TEMPORAL_UI_PORT,
+  };
+}
