@@ -1,0 +1,135 @@
+import { DatasetManifest, DRobTrajectory, joinUri, MANIFEST_FILE, type ManifestTrajectory } from '../../data-schemas';
+import { sha256HexOfStream } from '../store/checksum';
+import { ObjectNotFoundError } from '../store/errors';
+import type { ObjectStore } from '../store/types';
+import { DatasetNotFoundError } from './errors';
+import { fromZodError, type ValidationIssue } from './issues';
+import { forEachConcurrent } from './pool';
+
+export { formatIssue, type ValidationIssue } from './issues';
+
+export interface ValidationReport {
+  /** True when no issue was found. */
+  ok: boolean;
+  /** The dataset root URI that was checked. */
+  dataset: string;
+  /** The manifest's dataset name, when the manifest parsed. */
+  name?: string;
+  /** What the manifest declares (zero when it did not parse). */
+  counts: { trajectories: number; steps: number; files: number; bytes: number };
+  issues: ValidationIssue[];
+}
+
+export interface ValidateOptions {
+  /**
+   * Store reads in flight at once.
+   * @default 16
+   */
+  concurrency?: number;
+}
+
+function compareIssues(a: ValidationIssue, b: ValidationIssue): number {
+  const key = (i: ValidationIssue): [string, string, number] => [i.file, i.record ?? '', i.step ?? -1];
+  const [fa, ra, sa] = key(a);
+  const [fb, rb, sb] = key(b);
+  return fa < fb ? -1 : fa > fb ? 1 : ra < rb ? -1 : ra > rb ? 1 : sa - sb;
+}
+
+/**
+ * Checks a dataset end to end: the manifest parses; every listed file exists with the listed
+ * size and sha256; every trajectory record parses, matches its manifest entry, and references
+ * only frames the manifest lists. Problems come back as located issues, not exceptions.
+ *
+ * @throws DatasetNotFoundError when the root has no manifest.json: there is nothing to validate.
+ */
+export async function validateDataset(store: ObjectStore, rootUri: string, options: ValidateOptions = {}): Promise<ValidationReport> {
+  const concurrency = options.concurrency ?? 16;
+  const issues: ValidationIssue[] = [];
+  const report = (manifest?: DatasetManifest): ValidationReport => {
+    issues.sort(compareIssues);
+    const out: ValidationReport = {
+      ok: issues.length === 0,
+      dataset: rootUri,
+      counts: manifest?.counts ?? { trajectories: 0, steps: 0, files: 0, bytes: 0 },
+      issues,
+    };
+    if (manifest) out.name = manifest.name;
+    return out;
+  };
+
+  let body: Buffer;
+  try {
+    body = await store.get(joinUri(rootUri, MANIFEST_FILE));
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) throw new DatasetNotFoundError(rootUri);
+    throw err;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body.toString('utf8')) as unknown;
+  } catch (err) {
+    issues.push({ file: MANIFEST_FILE, message: `not valid JSON: ${err instanceof Error ? err.message : String(err)}` });
+    return report();
+  }
+  const parsed = DatasetManifest.safeParse(raw);
+  if (!parsed.success) {
+    issues.push(...fromZodError(MANIFEST_FILE, undefined, parsed.error, raw));
+    return report();
+  }
+  const manifest = parsed.data;
+
+  const missing = new Set<string>();
+  await forEachConcurrent(manifest.files, concurrency, async (f) => {
+    let actual: { bytes: number; sha256: string };
+    try {
+      // Streamed, so a multi-gigabyte shard is checked without holding it in memory.
+      actual = await sha256HexOfStream(await store.getStream(joinUri(rootUri, f.path)));
+    } catch (err) {
+      if (!(err instanceof ObjectNotFoundError)) throw err;
+      missing.add(f.path);
+      issues.push({ file: f.path, message: `listed in ${MANIFEST_FILE} but missing` });
+      return;
+    }
+    if (actual.bytes !== f.bytes) {
+      issues.push({ file: f.path, message: `size is ${actual.bytes} bytes, ${MANIFEST_FILE} says ${f.bytes}` });
+    } else if (actual.sha256 !== f.sha256) {
+      issues.push({ file: f.path, message: `sha256 is ${actual.sha256}, ${MANIFEST_FILE} says ${f.sha256}` });
+    }
+  });
+
+  const listed = new Set(manifest.files.map((f) => f.path));
+  await forEachConcurrent(manifest.trajectories, concurrency, async (entry) => {
+    // A missing record was reported above; one issue per cause.
+    if (missing.has(entry.record)) return;
+    issues.push(...(await checkTrajectory(store, rootUri, entry, listed)));
+  });
+  return report(manifest);
+}
+
+async function checkTrajectory(store: ObjectStore, rootUri: string, entry: ManifestTrajectory, listed: ReadonlySet<string>): Promise<ValidationIssue[]> {
+  const file = entry.record;
+  const record = entry.id;
+  let raw: unknown;
+  try {
+    raw = JSON.parse((await store.get(joinUri(rootUri, file))).toString('utf8')) as unknown;
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return [{ file, record, message: `listed in ${MANIFEST_FILE} but missing` }];
+    if (err instanceof SyntaxError) return [{ file, record, message: `not valid JSON: ${err.message}` }];
+    throw err;
+  }
+  const parsed = DRobTrajectory.safeParse(raw);
+  if (!parsed.success) return fromZodError(file, record, parsed.error, raw);
+  const t = parsed.data;
+  const issues: ValidationIssue[] = [];
+  if (t.id !== entry.id) issues.push({ file, record, field: 'id', message: `record id is ${t.id}, ${MANIFEST_FILE} says ${entry.id}` });
+  if (t.instruction !== entry.instruction) {
+    issues.push({ file, record, field: 'instruction', message: `record says "${t.instruction}", ${MANIFEST_FILE} says "${entry.instruction}"` });
+  }
+  if (t.steps.length !== entry.steps) issues.push({ file, record, field: 'steps', message: `record has ${t.steps.length} steps, ${MANIFEST_FILE} says ${entry.steps}` });
+  for (const step of t.steps) {
+    for (const [camera, ref] of Object.entries(step.frames)) {
+      if (!listed.has(ref)) issues.push({ file, record, step: step.index, field: `frames.${camera}`, message: `${ref} is not listed in ${MANIFEST_FILE}` });
+    }
+  }
+  return issues;
+}
