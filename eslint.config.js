@@ -6,7 +6,7 @@ import { builtinModules } from 'node:module';
 const nodeModules = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'docs/**', 'python/**', '**/*.js', '**/*.mjs'] },
+  { ignores: ['node_modules/**', '.tmp/**', '.vla/**', 'docs/**', 'python/**', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -24,7 +24,6 @@ export default tseslint.config(
     // Workflow code runs in Temporal's deterministic sandbox: no Node built-ins, no activity
     // implementations (only `import type`), nothing with side effects.
     files: ['workflows/**/*.ts', 'data-schemas/**/*.ts'],
-    ignores: ['data-schemas/export-json-schema.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -5,3 +5,4 @@ export * from './d-rob';
 export * from './manifest';
 export * from './workflows';
 export * from './uri';
+export * from './issues';

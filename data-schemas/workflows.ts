@@ -33,3 +33,8 @@ export const TaskQueue = {
   gpu: 'vla-gpu',
   station: (id: string) => `vla-station-${id}`,
 } as const;
+
+/** Each workflow type's input schema, by the name the Web UI's "Workflow Type" field takes. */
+export const WORKFLOW_INPUTS = {
+  storeSmoke: StoreSmokeInput,
+} as const;

@@ -1,0 +1,28 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { StoreError } from './store/errors';
+
+/**
+ * Classifies an error thrown inside an activity (ARCHITECTURE.md rule 5): errors that cannot heal
+ * by retrying become non-retryable ApplicationFailures with an actionable message; everything
+ * else is rethrown for Temporal's retry policy.
+ */
+export function classifyActivityError(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof StoreError) {
+    return err.retryable
+      ? ApplicationFailure.retryable(err.message, err.code)
+      : ApplicationFailure.nonRetryable(err.message, err.code);
+  }
+  return err;
+}
+
+/** Wraps an activity so its errors are classified. */
+export function classified<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw classifyActivityError(err);
+    }
+  };
+}

@@ -1,0 +1,45 @@
+import { Argument, Command } from 'commander';
+import { loadConfig } from '../../infra/config';
+import { positiveInt } from '../options';
+import { COMPONENTS, devDown, devLogs, devStatus, devUp, uiUrl, type Component } from '../../infra/dev-stack';
+
+const say = (line: string): void => console.log(line);
+
+export function registerDev(program: Command): void {
+  const dev = program.command('dev').description('the local stack: Temporal dev server (with Web UI) and workers');
+
+  dev
+    .command('up')
+    .description('start the stack (state, logs and PID files under VLA_STATE_DIR)')
+    .option('--no-worker', 'start only the Temporal server')
+    .action(async (opts: { worker: boolean }) => {
+      const config = loadConfig();
+      await devUp(config, say, { worker: opts.worker });
+      say(`Temporal Web UI: ${uiUrl(config)}`);
+    });
+
+  dev
+    .command('down')
+    .description('stop the workers, then the server (by PID)')
+    .action(async () => devDown(loadConfig(), say));
+
+  dev
+    .command('status')
+    .description('show which components run and whether Temporal answers')
+    .action(async () => {
+      const status = await devStatus(loadConfig());
+      for (const c of status.components) say(`${c.component.padEnd(11)} ${c.running ? `running (pid ${c.pid})` : 'stopped'}  log: ${c.logFile}`);
+      say(`temporal health: ${status.temporalHealthy ? 'ok' : `not answering (${status.temporalError ?? 'unknown'})`}`);
+      say(`Temporal Web UI: ${status.uiUrl}`);
+      if (!status.components.every((c) => c.running) || !status.temporalHealthy) process.exitCode = 1;
+    });
+
+  dev
+    .command('logs')
+    .description(`print the end of a component's log (${COMPONENTS.join(', ')})`)
+    .addArgument(new Argument('[component]', 'which log').choices(COMPONENTS).default('temporal'))
+    .option('-n, --lines <n>', 'how many lines', positiveInt, 50)
+    .action((component: Component, opts: { lines: number }) => {
+      say(devLogs(loadConfig(), component, opts.lines));
+    });
+}

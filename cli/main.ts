@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { registerDataImport } from './commands/data-import';
+import { registerDataSimulate } from './commands/data-simulate';
+import { registerDataValidate } from './commands/data-validate';
+import { registerDemo } from './commands/demo';
+import { registerDev } from './commands/dev';
+import { registerWorker } from './commands/worker';
+
+const program = new Command('vla')
+  .description('vla-pipelines: durable VLM2VLA research pipelines on Temporal')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerDemo(program);
+registerDev(program);
+registerWorker(program);
+const data = program.command('data').description('D_rob datasets: import, simulate, validate');
+registerDataImport(data);
+registerDataSimulate(data);
+registerDataValidate(data);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else {
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}

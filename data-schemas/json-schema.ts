@@ -1,0 +1,19 @@
+import { z } from 'zod';
+import { DLanRecord } from './d-lan';
+import { DRobTrajectory } from './d-rob';
+import { DatasetManifest } from './manifest';
+import { StoreSmokeInput, StoreSmokeResult } from './workflows';
+
+/** The schemas published as JSON Schema under docs/schemas/ (for the docs and other languages). */
+export const PUBLISHED_SCHEMAS = {
+  'd-rob-trajectory': DRobTrajectory,
+  'dataset-manifest': DatasetManifest,
+  'd-lan-record': DLanRecord,
+  'store-smoke-input': StoreSmokeInput,
+  'store-smoke-result': StoreSmokeResult,
+} as const;
+
+export function jsonSchemaOf(name: keyof typeof PUBLISHED_SCHEMAS): string {
+  const schema = z.toJSONSchema(PUBLISHED_SCHEMAS[name], { io: 'input', unrepresentable: 'any' });
+  return `${JSON.stringify({ $id: `vla-pipelines/${name}.schema.json`, ...schema }, null, 2)}\n`;
+}

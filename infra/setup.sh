@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets the project up on a fresh machine: npm packages, the Temporal CLI, the Python environment
+# (and the S3 test server with --for-tests). Every step is cached and skipped when current.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+node -e '
+const [maj, min] = process.versions.node.split(".").map(Number);
+if (maj < 20 || (maj === 20 && min < 19)) { console.error(`Node ${process.versions.node} is too old: vla-pipelines needs Node >= 20.19`); process.exit(1); }'
+
+stamp=node_modules/.vla-lock-sha256
+want=$(sha256sum package-lock.json | cut -c1-64)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+exec node_modules/.bin/tsx infra/setup.ts "$@"

@@ -1,0 +1,24 @@
+import { loadConfig } from './config';
+import { ensurePythonEnv } from './python';
+import { ensureVersitygw } from './s3-server';
+import { ensureTemporalCli } from './temporal';
+
+/** The setup steps that need more than npm: each cached outside the clone and skipped when done. */
+async function main(): Promise<void> {
+  const forTests = process.argv.includes('--for-tests');
+  const { cacheDir } = loadConfig();
+  const log = (line: string): void => console.log(`setup: ${line}`);
+  const [temporal, python, s3] = await Promise.all([
+    ensureTemporalCli(cacheDir, log),
+    ensurePythonEnv(cacheDir, log),
+    forTests ? ensureVersitygw() : Promise.resolve(undefined),
+  ]);
+  log(`temporal CLI: ${temporal}`);
+  log(`python env:   ${python.venvDir}`);
+  if (s3) log(`S3 server:    ${s3}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`setup failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,127 @@
+import { Connection } from '@temporalio/client';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SEARCH_ATTRIBUTES } from '../data-schemas/workflows';
+import { startProcess, stopProcess, tailFile, type StartedProcess } from './processes';
+import { findOnPath, goInstall } from './tools';
+
+/** The Temporal CLI release we build when none is installed (later tags fail under go install). */
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+
+/**
+ * The `temporal` CLI: `TEMPORAL_CLI_PATH`, else `temporal` on PATH, else the copy built once into
+ * the cache.
+ */
+export async function ensureTemporalCli(cacheDir: string, log: (line: string) => void = () => {}): Promise<string> {
+  const fromEnv = process.env.TEMPORAL_CLI_PATH;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`TEMPORAL_CLI_PATH=${fromEnv} does not exist`);
+    return fromEnv;
+  }
+  const onPath = findOnPath('temporal');
+  if (onPath) return onPath;
+  return goInstall(
+    `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`,
+    join(cacheDir, 'bin', `temporal-${TEMPORAL_CLI_VERSION}`),
+    'temporal',
+    log,
+  );
+}
+
+export interface DevServerOptions {
+  cli: string;
+  /** SQLite file: workflows survive a restart of the server. */
+  dbFile: string;
+  logFile: string;
+  pidFile?: string;
+  namespace: string;
+  /** @default '127.0.0.1' */
+  ip?: string;
+  port: number;
+  uiPort: number;
+  /** Leave the server running after this process exits (`vla dev up`). @default false */
+  detached?: boolean;
+  /** @default 60000 */
+  readyTimeoutMs?: number;
+}
+
+export interface DevServer extends StartedProcess {
+  address: string;
+  uiUrl: string;
+  namespace: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `temporal server start-dev` on loopback and waits until the namespace answers. */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const ip = options.ip ?? '127.0.0.1';
+  mkdirSync(join(options.dbFile, '..'), { recursive: true });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip', ip,
+    '--port', String(options.port),
+    '--ui-ip', ip,
+    '--ui-port', String(options.uiPort),
+    '--db-filename', options.dbFile,
+    '--namespace', options.namespace,
+    ...SEARCH_ATTRIBUTES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
+    '--log-level', 'warn',
+    '--log-format', 'json',
+  ];
+  const proc = startProcess(options.cli, args, { logFile: options.logFile, pidFile: options.pidFile, detached: options.detached });
+  const address = `${ip}:${options.port}`;
+  const server: DevServer = {
+    ...proc,
+    address,
+    uiUrl: `http://${ip}:${options.uiPort}`,
+    namespace: options.namespace,
+    stop: () => stopProcess(proc.pid),
+  };
+  try {
+    await waitForTemporal(address, options.namespace, options.readyTimeoutMs ?? 60_000, proc.pid);
+  } catch (err) {
+    await server.stop();
+    throw new Error(`${(err as Error).message}\nlast lines of ${options.logFile}:\n${tailFile(options.logFile, 20)}`);
+  }
+  return server;
+}
+
+/**
+ * Health check through the real client: the namespace is described and every search attribute the
+ * project needs is registered.
+ */
+export async function waitForTemporal(address: string, namespace: string, timeoutMs: number, pid?: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        throw new Error(`the Temporal dev server (pid ${pid}) exited during start-up`);
+      }
+    }
+    try {
+      await checkTemporal(address, namespace);
+      return;
+    } catch (err) {
+      lastError = err;
+      await sleep(250);
+    }
+  }
+  throw new Error(`Temporal at ${address} not ready after ${timeoutMs} ms: ${(lastError as Error | undefined)?.message ?? 'no answer'}`);
+}
+
+export async function checkTemporal(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+  try {
+    await connection.workflowService.describeNamespace({ namespace });
+    const attrs = await connection.operatorService.listSearchAttributes({ namespace });
+    const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (attrs.customAttributes ?? {})));
+    if (missing.length > 0) throw new Error(`search attributes not registered: ${missing.join(', ')}`);
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,27 @@
+import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { TaskQueue } from '../data-schemas/workflows';
+import { createCpuActivities, type ActivityDeps } from '../activities';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface CpuWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  deps: ActivityDeps;
+  /** @default 'vla-cpu' */
+  taskQueue?: string;
+  /** A prebuilt bundle (tests share one); by default the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
+}
+
+/** The CPU worker: orchestration workflows and the activities that need no GPU or arm. */
+export async function createCpuWorker(options: CpuWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue ?? TaskQueue.cpu,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createCpuActivities(options.deps),
+  });
+}

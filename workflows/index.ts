@@ -1,0 +1,1 @@
+export { storeSmoke } from './smoke/store-smoke';

@@ -1,0 +1,6 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** The namespace's custom search attributes (registered by `vla dev up` and the test setup). */
+export const VlaDataset = defineSearchAttributeKey('VlaDataset', SearchAttributeType.KEYWORD);
+export const VlaStage = defineSearchAttributeKey('VlaStage', SearchAttributeType.KEYWORD);
+export const VlaModel = defineSearchAttributeKey('VlaModel', SearchAttributeType.KEYWORD);
