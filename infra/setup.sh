@@ -11,8 +11,10 @@ if (maj < 20 || (maj === 20 && min < 19)) { console.error(`Node ${process.versio
 stamp=node_modules/.vla-lock-sha256
 want=$(sha256sum package-lock.json | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "setup: installing npm packages from package-lock.json"
+  # Not `npm ci`: the registry mirror here lacks other platforms' optional binaries (e.g.
+  # @swc/core-darwin-arm64), which npm ci demands in the lock; npm install keeps the locked versions.
+  npm install --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
 
