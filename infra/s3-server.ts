@@ -1,12 +1,12 @@
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import getPort from 'get-port';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silenceNodeVersionWarning } from '../activities/store/s3-store';
 import { loadConfig } from './config';
 import { isAlive, startProcess, stopProcess, tailFile } from './processes';
-import { findOnPath, goInstall } from './tools';
+import { ensureGoTool } from './tools';
 
 /**
  * versitygw is the project's S3-compatible server for tests and the demo: it honours
@@ -17,26 +17,18 @@ import { findOnPath, goInstall } from './tools';
  * race tests caught it).
  */
 export const VERSITYGW_VERSION = 'v1.8.0';
-const VERSITYGW_MODULE = `github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}`;
 
 /** Loopback-only development credentials; never reused outside this server. */
 export const DEV_S3_ACCESS_KEY_ID = 'vla-dev-access';
 export const DEV_S3_SECRET_ACCESS_KEY = 'vla-dev-secret-loopback-only';
 
-/**
- * The versitygw binary: `VERSITYGW_PATH`, else `versitygw` on PATH, else the copy built once with
- * `go install` into `<cache>/bin/versitygw-<version>/`.
- */
-export async function ensureVersitygw(options: { cacheDir?: string; log?: (line: string) => void } = {}): Promise<string> {
-  const fromEnv = process.env.VERSITYGW_PATH;
-  if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new Error(`VERSITYGW_PATH=${fromEnv} does not exist`);
-    return fromEnv;
-  }
-  const onPath = findOnPath('versitygw');
-  if (onPath) return onPath;
-  const binDir = join(options.cacheDir ?? loadConfig().cacheDir, 'bin', `versitygw-${VERSITYGW_VERSION}`);
-  return goInstall(VERSITYGW_MODULE, binDir, 'versitygw', options.log ?? ((line) => console.error(line)));
+/** The versitygw binary: `VERSITYGW_PATH`, else on PATH, else built once into the cache. */
+export function ensureVersitygw(options: { cacheDir?: string; log?: (line: string) => void } = {}): Promise<string> {
+  return ensureGoTool(
+    { binary: 'versitygw', envVar: 'VERSITYGW_PATH', module: 'github.com/versity/versitygw/cmd/versitygw', version: VERSITYGW_VERSION },
+    options.cacheDir ?? loadConfig().cacheDir,
+    options.log ?? ((line) => console.error(line)),
+  );
 }
 
 export interface S3ServerOptions {

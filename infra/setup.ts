@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const [temporal, python, s3] = await Promise.all([
     ensureTemporalCli(cacheDir, log),
     ensurePythonEnv(cacheDir, log),
-    forTests ? ensureVersitygw() : Promise.resolve(undefined),
+    forTests ? ensureVersitygw({ cacheDir, log }) : Promise.resolve(undefined),
   ]);
   log(`temporal CLI: ${temporal}`);
   log(`python env:   ${python.venvDir}`);

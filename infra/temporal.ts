@@ -1,32 +1,17 @@
 import { Connection } from '@temporalio/client';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SEARCH_ATTRIBUTES } from '../data-schemas/workflows';
 import { startProcess, stopProcess, tailFile, type StartedProcess } from './processes';
-import { findOnPath, goInstall } from './tools';
+import { ensureGoTool } from './tools';
 
 /** The Temporal CLI release we build when none is installed (later tags fail under go install). */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 
-/**
- * The `temporal` CLI: `TEMPORAL_CLI_PATH`, else `temporal` on PATH, else the copy built once into
- * the cache.
- */
-export async function ensureTemporalCli(cacheDir: string, log: (line: string) => void = () => {}): Promise<string> {
-  const fromEnv = process.env.TEMPORAL_CLI_PATH;
-  if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new Error(`TEMPORAL_CLI_PATH=${fromEnv} does not exist`);
-    return fromEnv;
-  }
-  const onPath = findOnPath('temporal');
-  if (onPath) return onPath;
-  return goInstall(
-    `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`,
-    join(cacheDir, 'bin', `temporal-${TEMPORAL_CLI_VERSION}`),
-    'temporal',
-    log,
-  );
+/** The `temporal` CLI: `TEMPORAL_CLI_PATH`, else on PATH, else built once into the cache. */
+export function ensureTemporalCli(cacheDir: string, log: (line: string) => void = () => {}): Promise<string> {
+  return ensureGoTool({ binary: 'temporal', envVar: 'TEMPORAL_CLI_PATH', module: 'github.com/temporalio/cli/cmd/temporal', version: TEMPORAL_CLI_VERSION }, cacheDir, log);
 }
 
 export interface DevServerOptions {

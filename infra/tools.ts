@@ -41,3 +41,25 @@ export async function goInstall(modulePath: string, binDir: string, binary: stri
   log(`built ${binary} in ${Math.round((Date.now() - started) / 1000)} s`);
   return target;
 }
+
+/** A Go command the project runs: found by its variable or on PATH, else built once. */
+export interface GoTool {
+  binary: string;
+  /** Environment variable naming a binary to use instead. */
+  envVar: string;
+  module: string;
+  version: string;
+}
+
+/**
+ * The tool's binary: `$envVar`, else `binary` on PATH, else the copy built once with `go install`
+ * into `<cacheDir>/bin/<binary>-<version>/`.
+ */
+export async function ensureGoTool(tool: GoTool, cacheDir: string, log: (line: string) => void): Promise<string> {
+  const fromEnv = process.env[tool.envVar];
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`${tool.envVar}=${fromEnv} does not exist`);
+    return fromEnv;
+  }
+  return findOnPath(tool.binary) ?? goInstall(`${tool.module}@${tool.version}`, join(cacheDir, 'bin', `${tool.binary}-${tool.version}`), tool.binary, log);
+}
