@@ -6,3 +6,4 @@ export * from './manifest';
 export * from './workflows';
 export * from './uri';
 export * from './issues';
+export * from './relabel';
