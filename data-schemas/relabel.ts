@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { ObjectUri, SafeId } from './common';
+import { Labeler } from './d-lan';
+import { joinUri } from './uri';
 
 /**
  * The relabel pipeline's contracts (D_rob -> D_lan): labeler choice, what a labeler returns, the
@@ -71,3 +73,162 @@ export const ChunkAggregation = z.strictObject({
   absoluteMeters: z.number().positive().max(1).default(0.05),
 });
 export type ChunkAggregation = z.infer<typeof ChunkAggregation>;
+
+/**
+ * Failure types the Gemini labeler throws (ARCHITECTURE.md rule 5). The retryable ones go to the
+ * activity's retry policy; the fatal ones cannot heal by retrying any trajectory, so the dataset
+ * workflow stops the whole run on them instead of failing every trajectory one by one.
+ */
+export const GeminiFailure = {
+  /** 429 RESOURCE_EXHAUSTED; carries the server's RetryInfo delay as `nextRetryDelay` when given. */
+  RateLimited: 'GeminiRateLimited',
+  /** 5xx (overloaded, internal error) or another status worth retrying. */
+  Unavailable: 'GeminiUnavailable',
+  /** The request never got an HTTP answer: connection refused or reset, DNS, or the client timeout. */
+  Network: 'GeminiNetwork',
+  /** 400 and other client errors: the request itself is wrong; retrying sends the same request. */
+  BadRequest: 'GeminiBadRequest',
+  /** 401/403 or an invalid API key. */
+  Auth: 'GeminiAuth',
+  /** 404: the model does not exist or does not support generateContent. */
+  UnknownModel: 'GeminiUnknownModel',
+} as const;
+export type GeminiFailure = (typeof GeminiFailure)[keyof typeof GeminiFailure];
+
+/** Failure types after which a relabel run stops instead of failing every trajectory one by one. */
+export const FATAL_GEMINI_FAILURES: readonly string[] = [GeminiFailure.BadRequest, GeminiFailure.Auth, GeminiFailure.UnknownModel];
+
+/** Whether a failure of this type should stop the whole relabel run, not just one trajectory. */
+export function isFatalGeminiFailure(type: string | null | undefined): boolean {
+  return type != null && FATAL_GEMINI_FAILURES.includes(type);
+}
+
+/** Version of the Gemini prompt and answer schema; bump on any change. Part of the output key. */
+export const GEMINI_PROMPT_VERSION = 'p1';
+
+/** The labeler's identity as recorded in every D_lan record and in output keys. */
+export function labelerIdentity(choice: LabelerChoice): Labeler {
+  if (choice.name === 'heuristic') return { name: 'heuristic', version: HEURISTIC_LABELER_VERSION };
+  return { name: 'gemini', version: `${choice.model}-${GEMINI_PROMPT_VERSION}`, model: choice.model, promptVersion: GEMINI_PROMPT_VERSION };
+}
+
+/** `heuristic-h1`, `gemini-gemini-2.5-flash-p1`: names the output folder and child workflow ids. */
+export function labelerKey(choice: LabelerChoice): string {
+  const id = labelerIdentity(choice);
+  return `${id.name}-${id.version}`;
+}
+
+/** Where a relabel run writes unless told otherwise: beside the source, keyed by labeler version. */
+export function defaultRelabelOutput(datasetUri: string, choice: LabelerChoice): string {
+  return joinUri(datasetUri, 'labels', labelerKey(choice));
+}
+
+export const RELABEL_RECORDS_DIR = 'records';
+export const RELABEL_QUARANTINE_DIR = 'quarantine';
+export const RELABEL_REPORT_FILE = 'report.json';
+
+export const RelabelDatasetInput = z.strictObject({
+  /** D_rob dataset root (has manifest.json). */
+  datasetUri: ObjectUri,
+  /** @default { "name": "heuristic" } */
+  labeler: LabelerChoice.default({ name: 'heuristic' }),
+  /** D_lan output root. @default `<datasetUri>/labels/<labeler>-<version>` */
+  outputUri: ObjectUri.optional(),
+  /** Trajectories labelled at once (child workflows in flight). @default 8 */
+  maxConcurrent: z.int().min(1).max(256).default(8),
+  /** Re-prompts with the specific problem before a trajectory is quarantined. @default 3 */
+  maxReprompts: z.int().min(0).max(10).default(3),
+  /** Stop starting trajectories once spend reaches either cap; running ones finish. */
+  budget: z
+    .strictObject({ usd: z.number().positive().optional(), tokens: z.int().positive().optional() })
+    .refine((b) => b.usd !== undefined || b.tokens !== undefined, 'give usd or tokens')
+    .optional(),
+  /** Only the first N trajectories of the manifest (smoke runs). */
+  limit: z.int().positive().optional(),
+  aggregation: ChunkAggregation.default({ perAxisMeters: 0.025, absoluteMeters: 0.05 }),
+  /** Task queue of the Gemini activities (its server-side rate limit is the global quota). @default 'vla-gemini' */
+  geminiTaskQueue: z.string().min(1).default('vla-gemini'),
+  /** Children per workflow run before continue-as-new (history stays bounded). @default 500 */
+  childrenPerRun: z.int().min(1).max(5000).default(500),
+});
+export type RelabelDatasetInput = z.infer<typeof RelabelDatasetInput>;
+
+export const RelabelTrajectoryInput = z.strictObject({
+  datasetUri: ObjectUri,
+  trajectoryId: SafeId,
+  labeler: LabelerChoice,
+  outputUri: ObjectUri,
+  maxReprompts: z.int().min(0).max(10),
+  aggregation: ChunkAggregation,
+  geminiTaskQueue: z.string().min(1),
+});
+export type RelabelTrajectoryInput = z.infer<typeof RelabelTrajectoryInput>;
+
+export const RelabelTrajectoryResult = z.strictObject({
+  trajectoryId: SafeId,
+  status: z.enum(['done', 'skipped', 'quarantined']),
+  recordUri: ObjectUri.optional(),
+  reason: z.string().optional(),
+  attempts: z.int().nonnegative(),
+  usage: TokenUsage,
+});
+export type RelabelTrajectoryResult = z.infer<typeof RelabelTrajectoryResult>;
+
+export const QuarantineRecord = z.strictObject({
+  trajectoryId: SafeId,
+  labeler: Labeler,
+  reason: z.string().min(1),
+  attempts: z.array(z.strictObject({ kind: LabelProblemKind, problem: z.string() })),
+  quarantinedAt: z.iso.datetime({ offset: true }),
+});
+export type QuarantineRecord = z.infer<typeof QuarantineRecord>;
+
+export const RelabelStatus = z.enum(['running', 'completed', 'budget_exhausted', 'stopped_fatal']);
+export type RelabelStatus = z.infer<typeof RelabelStatus>;
+
+export const RelabelCounts = z.strictObject({
+  total: z.int().nonnegative(),
+  done: z.int().nonnegative(),
+  skipped: z.int().nonnegative(),
+  quarantined: z.int().nonnegative(),
+  failed: z.int().nonnegative(),
+});
+export type RelabelCounts = z.infer<typeof RelabelCounts>;
+
+/** What the `progress` query returns while a relabelDataset run goes on. */
+export const RelabelProgress = z.strictObject({
+  status: RelabelStatus,
+  counts: RelabelCounts,
+  usage: TokenUsage,
+  /** Trajectories handed to children so far (manifest order). */
+  cursor: z.int().nonnegative(),
+  runsSoFar: z.int().nonnegative(),
+  fatalError: z.string().optional(),
+});
+export type RelabelProgress = z.infer<typeof RelabelProgress>;
+
+export const RelabelReport = z.strictObject({
+  datasetUri: ObjectUri,
+  outputUri: ObjectUri,
+  labeler: Labeler,
+  status: RelabelStatus,
+  counts: RelabelCounts,
+  usage: TokenUsage,
+  fatalError: z.string().optional(),
+  quarantined: z.array(z.strictObject({ trajectoryId: SafeId, reason: z.string() })),
+  failed: z.array(z.strictObject({ trajectoryId: SafeId, reason: z.string() })),
+  finishedAt: z.iso.datetime({ offset: true }),
+});
+export type RelabelReport = z.infer<typeof RelabelReport>;
+
+export const RelabelDatasetResult = z.strictObject({
+  status: RelabelStatus,
+  outputUri: ObjectUri,
+  reportUri: ObjectUri,
+  manifestUri: ObjectUri,
+  counts: RelabelCounts,
+  usage: TokenUsage,
+  /** The first 100 quarantined trajectories; the report lists them all. */
+  quarantined: z.array(z.strictObject({ trajectoryId: SafeId, reason: z.string() })),
+});
+export type RelabelDatasetResult = z.infer<typeof RelabelDatasetResult>;
