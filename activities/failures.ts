@@ -1,17 +1,17 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import { DataError } from './data/errors';
 import { StoreError } from './store/errors';
 
 /**
  * Classifies an error thrown inside an activity (ARCHITECTURE.md rule 5): errors that cannot heal
- * by retrying become non-retryable ApplicationFailures with an actionable message; everything
- * else is rethrown for Temporal's retry policy.
+ * by retrying (bad credentials, a missing bucket or dataset, corrupt data) become non-retryable
+ * ApplicationFailures whose type is the error's code; everything else is rethrown for Temporal's
+ * retry policy.
  */
 export function classifyActivityError(err: unknown): unknown {
   if (err instanceof ApplicationFailure) return err;
-  if (err instanceof StoreError) {
-    return err.retryable
-      ? ApplicationFailure.retryable(err.message, err.code)
-      : ApplicationFailure.nonRetryable(err.message, err.code);
+  if (err instanceof StoreError || err instanceof DataError) {
+    return err.retryable ? ApplicationFailure.retryable(err.message, err.code) : ApplicationFailure.nonRetryable(err.message, err.code);
   }
   return err;
 }

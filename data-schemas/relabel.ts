@@ -118,6 +118,11 @@ export function labelerKey(choice: LabelerChoice): string {
   return `${id.name}-${id.version}`;
 }
 
+/** Child workflow ids derive from (dataset, trajectory, labeler version): a re-run finds what is done. */
+export function relabelChildId(datasetUri: string, trajectoryId: string, key: string): string {
+  return `relabel:${datasetUri}:${trajectoryId}:${key}`;
+}
+
 /** Where a relabel run writes unless told otherwise: beside the source, keyed by labeler version. */
 export function defaultRelabelOutput(datasetUri: string, choice: LabelerChoice): string {
   return joinUri(datasetUri, 'labels', labelerKey(choice));

@@ -12,7 +12,7 @@ import { checkTemporal, ensureTemporalCli, startDevServer } from './temporal';
  * log file in the state folder. Temporal keeps its SQLite database there, so a restart keeps every
  * workflow.
  */
-export const COMPONENTS = ['temporal', 'worker-cpu'] as const;
+export const COMPONENTS = ['temporal', 'worker-cpu', 'worker-gemini'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
 export interface StackPaths {
@@ -47,7 +47,14 @@ export function uiUrl(config: ResolvedConfig): string {
   return `http://${host}:${config.uiPort}/namespaces/${config.namespace}/workflows`;
 }
 
-async function waitForPollers(config: ResolvedConfig, taskQueue: string, pid: number, logFile: string, timeoutMs = 90_000): Promise<void> {
+async function waitForPollers(
+  config: ResolvedConfig,
+  taskQueue: string,
+  kind: 'workflow' | 'activity',
+  pid: number,
+  logFile: string,
+  timeoutMs = 90_000,
+): Promise<void> {
   const connection = await Connection.connect({ address: config.temporalAddress });
   try {
     const deadline = Date.now() + timeoutMs;
@@ -56,7 +63,7 @@ async function waitForPollers(config: ResolvedConfig, taskQueue: string, pid: nu
       const { pollers } = await connection.workflowService.describeTaskQueue({
         namespace: config.namespace,
         taskQueue: { name: taskQueue },
-        taskQueueType: 1, // workflow task queue
+        taskQueueType: kind === 'workflow' ? 1 : 2, // TASK_QUEUE_TYPE_WORKFLOW / _ACTIVITY
       });
       if ((pollers ?? []).length > 0) return;
       await sleep(500);
@@ -91,20 +98,24 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
     log(`temporal started (pid ${server.pid}) at ${server.address}, database ${paths.dbFile}`);
   }
   if (options.worker === false) return;
-  const workerPid = readPidFile(paths.pidFile('worker-cpu'));
-  if (workerPid !== undefined && isAlive(workerPid)) {
-    log(`worker-cpu already running (pid ${workerPid})`);
-    return;
+  for (const kind of ['cpu', 'gemini'] as const) {
+    const component: Component = `worker-${kind}`;
+    const pid = readPidFile(paths.pidFile(component));
+    if (pid !== undefined && isAlive(pid)) {
+      log(`${component} already running (pid ${pid})`);
+      continue;
+    }
+    const worker = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', kind], {
+      logFile: paths.logFile(component),
+      pidFile: paths.pidFile(component),
+      detached: true,
+      cwd: REPO_ROOT,
+      env: { ...process.env, TEMPORAL_ADDRESS: config.temporalAddress, TEMPORAL_NAMESPACE: config.namespace, VLA_STATE_DIR: config.stateDir },
+    });
+    const queue = kind === 'cpu' ? TaskQueue.cpu : TaskQueue.gemini;
+    await waitForPollers(config, queue, kind === 'cpu' ? 'workflow' : 'activity', worker.pid, worker.logFile);
+    log(`${component} started (pid ${worker.pid}) polling ${queue}`);
   }
-  const worker = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', 'cpu'], {
-    logFile: paths.logFile('worker-cpu'),
-    pidFile: paths.pidFile('worker-cpu'),
-    detached: true,
-    cwd: REPO_ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS: config.temporalAddress, TEMPORAL_NAMESPACE: config.namespace, VLA_STATE_DIR: config.stateDir },
-  });
-  await waitForPollers(config, TaskQueue.cpu, worker.pid, worker.logFile);
-  log(`worker-cpu started (pid ${worker.pid}) polling ${TaskQueue.cpu}`);
 }
 
 /** Stops workers first (they finish their current tasks), then the server; by PID only. */

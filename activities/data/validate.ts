@@ -1,4 +1,4 @@
-import { DatasetManifest, DRobTrajectory, joinUri, MANIFEST_FILE, type ManifestTrajectory } from '../../data-schemas';
+import { DatasetManifest, DLanRecord, DRobTrajectory, joinUri, MANIFEST_FILE, type DatasetKind, type ManifestTrajectory } from '../../data-schemas';
 import { sha256HexOfStream } from '../store/checksum';
 import { ObjectNotFoundError } from '../store/errors';
 import type { ObjectStore } from '../store/types';
@@ -101,12 +101,18 @@ export async function validateDataset(store: ObjectStore, rootUri: string, optio
   await forEachConcurrent(manifest.trajectories, concurrency, async (entry) => {
     // A missing record was reported above; one issue per cause.
     if (missing.has(entry.record)) return;
-    issues.push(...(await checkTrajectory(store, rootUri, entry, listed)));
+    issues.push(...(await checkTrajectory(store, rootUri, manifest.kind, entry, listed)));
   });
   return report(manifest);
 }
 
-async function checkTrajectory(store: ObjectStore, rootUri: string, entry: ManifestTrajectory, listed: ReadonlySet<string>): Promise<ValidationIssue[]> {
+async function checkTrajectory(
+  store: ObjectStore,
+  rootUri: string,
+  kind: DatasetKind,
+  entry: ManifestTrajectory,
+  listed: ReadonlySet<string>,
+): Promise<ValidationIssue[]> {
   const file = entry.record;
   const record = entry.id;
   let raw: unknown;
@@ -117,19 +123,32 @@ async function checkTrajectory(store: ObjectStore, rootUri: string, entry: Manif
     if (err instanceof SyntaxError) return [{ file, record, message: `not valid JSON: ${err.message}` }];
     throw err;
   }
+  // D_lan records carry no frames of their own: their key frames live in the source dataset.
+  if (kind === 'd_lan') {
+    const lan = DLanRecord.safeParse(raw);
+    if (!lan.success) return fromZodError(file, record, lan.error, raw);
+    return matchesEntry(file, entry, { id: lan.data.trajectoryId, instruction: lan.data.instruction, steps: lan.data.steps.length });
+  }
   const parsed = DRobTrajectory.safeParse(raw);
   if (!parsed.success) return fromZodError(file, record, parsed.error, raw);
   const t = parsed.data;
-  const issues: ValidationIssue[] = [];
-  if (t.id !== entry.id) issues.push({ file, record, field: 'id', message: `record id is ${t.id}, ${MANIFEST_FILE} says ${entry.id}` });
-  if (t.instruction !== entry.instruction) {
-    issues.push({ file, record, field: 'instruction', message: `record says "${t.instruction}", ${MANIFEST_FILE} says "${entry.instruction}"` });
-  }
-  if (t.steps.length !== entry.steps) issues.push({ file, record, field: 'steps', message: `record has ${t.steps.length} steps, ${MANIFEST_FILE} says ${entry.steps}` });
+  const issues = matchesEntry(file, entry, { id: t.id, instruction: t.instruction, steps: t.steps.length });
   for (const step of t.steps) {
     for (const [camera, ref] of Object.entries(step.frames)) {
       if (!listed.has(ref)) issues.push({ file, record, step: step.index, field: `frames.${camera}`, message: `${ref} is not listed in ${MANIFEST_FILE}` });
     }
   }
+  return issues;
+}
+
+/** The record agrees with its manifest entry on id, instruction and step count. */
+function matchesEntry(file: string, entry: ManifestTrajectory, t: { id: string; instruction: string; steps: number }): ValidationIssue[] {
+  const record = entry.id;
+  const issues: ValidationIssue[] = [];
+  if (t.id !== entry.id) issues.push({ file, record, field: 'id', message: `record id is ${t.id}, ${MANIFEST_FILE} says ${entry.id}` });
+  if (t.instruction !== entry.instruction) {
+    issues.push({ file, record, field: 'instruction', message: `record says "${t.instruction}", ${MANIFEST_FILE} says "${entry.instruction}"` });
+  }
+  if (t.steps !== entry.steps) issues.push({ file, record, field: 'steps', message: `record has ${t.steps} steps, ${MANIFEST_FILE} says ${entry.steps}` });
   return issues;
 }

@@ -81,6 +81,6 @@ describe('vla dev', () => {
     expect(logs.code).toBe(0);
     const badLogs = await vla('dev', 'logs', 'nope');
     expect(badLogs.code).not.toBe(0);
-    expect(badLogs.out).toContain('Allowed choices are temporal, worker-cpu');
+    expect(badLogs.out).toContain('Allowed choices are temporal, worker-cpu, worker-gemini');
   });
 });

@@ -1,0 +1,244 @@
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import { DRobTrajectory, type Camera } from '../../data-schemas/d-rob';
+import { DLanRecord } from '../../data-schemas/d-lan';
+import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, type DatasetManifest } from '../../data-schemas/manifest';
+import {
+  QuarantineRecord,
+  RELABEL_QUARANTINE_DIR,
+  RELABEL_RECORDS_DIR,
+  RELABEL_REPORT_FILE,
+  ZERO_USAGE,
+  labelerIdentity,
+  type ChunkAggregation,
+  type LabelOutcome,
+  type LabelProblemKind,
+  type LabelerChoice,
+  type RelabelCounts,
+  type RelabelReport,
+  type RelabelStatus,
+  type SegmentLabel,
+  type TokenUsage,
+} from '../../data-schemas/relabel';
+import { joinUri, relativeTo } from '../../data-schemas/uri';
+import { readManifest, trajectoryRecordPath } from '../data/dataset-writer';
+import { forEachConcurrent } from '../data/pool';
+import { classified } from '../failures';
+import { getJson, putJson, sha256Hex } from '../store';
+import type { ObjectStore } from '../store/types';
+import { cleanTrajectory } from './clean';
+import { GeminiFailure } from './gemini/errors';
+import { createGeminiLabeler, type GeminiLabeler } from './gemini/labeler';
+import { heuristicSegments } from './heuristic';
+import { buildDLanRecord } from './record';
+
+export interface RelabelDeps {
+  store: ObjectStore;
+  /** From the Gemini worker's environment only; never from workflow input (ARCHITECTURE.md rule 10). */
+  gemini?: { apiKey?: string; baseUrl?: string };
+}
+
+/** At most this many key frames go to the model per trajectory. */
+const MAX_KEY_FRAMES = 8;
+
+export const relabelRecordUri = (outputUri: string, trajectoryId: string): string => joinUri(outputUri, RELABEL_RECORDS_DIR, `${trajectoryId}.json`);
+export const quarantineUri = (outputUri: string, trajectoryId: string): string => joinUri(outputUri, RELABEL_QUARANTINE_DIR, `${trajectoryId}.json`);
+
+async function listUris(store: ObjectStore, prefixUri: string): Promise<string[]> {
+  const uris: string[] = [];
+  for await (const o of store.list(`${prefixUri}/`)) uris.push(o.uri);
+  return uris;
+}
+
+function keyFrameCamera(trajectory: DRobTrajectory): Camera {
+  return trajectory.cameras.includes('image_0') ? 'image_0' : trajectory.cameras[0]!;
+}
+
+export function createRelabelActivities({ store, gemini }: RelabelDeps) {
+  // One client per model for the worker's lifetime: connections are reused across calls.
+  const geminiLabelers = new Map<string, GeminiLabeler>();
+  function geminiLabelerFor(apiKey: string, model: string): GeminiLabeler {
+    let labeler = geminiLabelers.get(model);
+    if (!labeler) {
+      labeler = createGeminiLabeler({ apiKey, model, ...(gemini?.baseUrl !== undefined && { baseUrl: gemini.baseUrl }) });
+      geminiLabelers.set(model, labeler);
+    }
+    return labeler;
+  }
+
+  async function loadTrajectory(datasetUri: string, trajectoryId: string): Promise<{ trajectory: DRobTrajectory; path: string; sha256: string }> {
+    const path = trajectoryRecordPath(trajectoryId);
+    const uri = joinUri(datasetUri, path);
+    const bytes = await store.get(uri);
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(`${uri} is not JSON: ${(err as Error).message}`, 'InvalidTrajectory');
+    }
+    const parsed = DRobTrajectory.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw ApplicationFailure.nonRetryable(`${uri} is not a valid D_rob trajectory: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}`, 'InvalidTrajectory');
+    }
+    return { trajectory: parsed.data, path, sha256: sha256Hex(bytes) };
+  }
+
+  return {
+    /** One page of trajectory ids in manifest order; the workflow never holds the whole list. */
+    listTrajectoryPage: classified(async (input: { datasetUri: string; offset: number; limit: number }) => {
+      const manifest = await readManifest(store, input.datasetUri);
+      return {
+        datasetName: manifest.name,
+        total: manifest.trajectories.length,
+        ids: manifest.trajectories.slice(input.offset, input.offset + input.limit).map((t) => t.id),
+      };
+    }),
+
+    /** Whether this trajectory already has its record (or was quarantined) for this labeler version. */
+    relabelStatus: classified(async (input: { outputUri: string; trajectoryId: string }): Promise<'done' | 'quarantined' | 'pending'> => {
+      if (await store.head(relabelRecordUri(input.outputUri, input.trajectoryId))) return 'done';
+      if (await store.head(quarantineUri(input.outputUri, input.trajectoryId))) return 'quarantined';
+      return 'pending';
+    }),
+
+    /** The embedded default labeler: deterministic rules, no key, no cost. */
+    labelHeuristic: classified(async (input: { datasetUri: string; trajectoryId: string }): Promise<LabelOutcome> => {
+      const { trajectory } = await loadTrajectory(input.datasetUri, input.trajectoryId);
+      const segments = heuristicSegments(cleanTrajectory(trajectory), trajectory.instruction);
+      return { ok: true, segments, usage: ZERO_USAGE };
+    }),
+
+    /** Runs on the Gemini task queue, whose server-side rate limit is the global quota. */
+    labelGemini: classified(async (input: { datasetUri: string; trajectoryId: string; model: string; feedback: string[] }): Promise<LabelOutcome> => {
+      if (!gemini?.apiKey) {
+        throw ApplicationFailure.nonRetryable('GEMINI_API_KEY is not set in the environment of the worker serving the Gemini task queue', GeminiFailure.Auth);
+      }
+      const { trajectory } = await loadTrajectory(input.datasetUri, input.trajectoryId);
+      const camera = keyFrameCamera(trajectory);
+      const every = Math.max(1, Math.ceil(trajectory.steps.length / MAX_KEY_FRAMES));
+      const keySteps = trajectory.steps.filter((s) => s.index % every === 0 && s.frames[camera] !== undefined);
+      const keyFrames = await Promise.all(keySteps.map(async (s) => ({ step: s.index, jpeg: await store.get(joinUri(input.datasetUri, s.frames[camera]!)) })));
+      const labeler = geminiLabelerFor(gemini.apiKey, input.model);
+      // Cancelling the workflow aborts the HTTP call instead of waiting for the model.
+      return labeler.label(
+        { instruction: trajectory.instruction, cleaned: cleanTrajectory(trajectory), keyFrames, feedback: input.feedback },
+        { abortSignal: Context.current().cancellationSignal },
+      );
+    }),
+
+    /**
+     * Builds the D_lan record from the labeler's segments and the trajectory's real actions, and
+     * writes it create-if-absent: exactly one record per trajectory and labeler version.
+     */
+    writeRelabelRecord: classified(
+      async (input: {
+        datasetUri: string;
+        trajectoryId: string;
+        outputUri: string;
+        labeler: LabelerChoice;
+        segments: SegmentLabel[];
+        aggregation: ChunkAggregation;
+      }): Promise<{ created: boolean; recordUri: string; steps: number }> => {
+        const { trajectory, path, sha256 } = await loadTrajectory(input.datasetUri, input.trajectoryId);
+        const record = buildDLanRecord({
+          trajectory,
+          cleaned: cleanTrajectory(trajectory),
+          segments: input.segments,
+          labeler: labelerIdentity(input.labeler),
+          sourceDataset: input.datasetUri,
+          sourceRecord: path,
+          sourceRecordSha256: sha256,
+          labeledAt: new Date().toISOString(),
+          aggregation: input.aggregation,
+          keyFrameCamera: keyFrameCamera(trajectory),
+        });
+        const uri = relabelRecordUri(input.outputUri, input.trajectoryId);
+        const written = await putJson(store, uri, record, { ifAbsent: true });
+        return { created: written.created, recordUri: uri, steps: record.steps.length };
+      },
+    ),
+
+    /** Sets a trajectory aside with the reason; a quarantined trajectory is never written as done. */
+    writeQuarantine: classified(
+      async (input: { outputUri: string; trajectoryId: string; labeler: LabelerChoice; reason: string; attempts: { kind: LabelProblemKind; problem: string }[] }): Promise<void> => {
+        const record: QuarantineRecord = {
+          trajectoryId: input.trajectoryId,
+          labeler: labelerIdentity(input.labeler),
+          reason: input.reason,
+          attempts: input.attempts,
+          quarantinedAt: new Date().toISOString(),
+        };
+        await putJson(store, quarantineUri(input.outputUri, input.trajectoryId), record, { ifAbsent: true });
+      },
+    ),
+
+    /**
+     * Writes the D_lan manifest (every record with its sha256) and the run report. A re-run
+     * rewrites both from what the store holds, so they always describe the records that exist.
+     */
+    finalizeRelabel: classified(
+      async (input: {
+        datasetUri: string;
+        outputUri: string;
+        labeler: LabelerChoice;
+        status: RelabelStatus;
+        counts: RelabelCounts;
+        usage: TokenUsage;
+        fatalError?: string;
+        failed: { trajectoryId: string; reason: string }[];
+      }): Promise<{ reportUri: string; manifestUri: string; quarantined: { trajectoryId: string; reason: string }[] }> => {
+        const entries: { record: DLanRecord; path: string; sha256: string; bytes: number }[] = [];
+        await forEachConcurrent(await listUris(store, joinUri(input.outputUri, RELABEL_RECORDS_DIR)), 16, async (uri) => {
+          const bytes = await store.get(uri);
+          const record = DLanRecord.parse(JSON.parse(bytes.toString('utf8')));
+          entries.push({ record, path: relativeTo(input.outputUri, uri)!, sha256: sha256Hex(bytes), bytes: bytes.length });
+          if (entries.length % 200 === 0) heartbeat(entries.length);
+        });
+        entries.sort((a, b) => a.path.localeCompare(b.path));
+        const quarantined: { trajectoryId: string; reason: string }[] = [];
+        await forEachConcurrent(await listUris(store, joinUri(input.outputUri, RELABEL_QUARANTINE_DIR)), 16, async (uri) => {
+          const q = await getJson(store, uri, QuarantineRecord);
+          quarantined.push({ trajectoryId: q.trajectoryId, reason: q.reason });
+        });
+        quarantined.sort((a, b) => a.trajectoryId.localeCompare(b.trajectoryId));
+
+        const source = await readManifest(store, input.datasetUri);
+        const identity = labelerIdentity(input.labeler);
+        const manifest: DatasetManifest = {
+          formatVersion: MANIFEST_FORMAT_VERSION,
+          kind: 'd_lan',
+          name: `${source.name}.${identity.name}-${identity.version}`.slice(0, 128),
+          createdAt: new Date().toISOString(),
+          source: { producer: 'vla-relabel', producerVersion: identity.version, inputs: [input.datasetUri] },
+          counts: {
+            trajectories: entries.length,
+            steps: entries.reduce((n, e) => n + e.record.steps.length, 0),
+            files: entries.length,
+            bytes: entries.reduce((n, e) => n + e.bytes, 0),
+          },
+          trajectories: entries.map((e) => ({ id: e.record.trajectoryId, record: e.path, instruction: e.record.instruction, steps: e.record.steps.length })),
+          files: entries.map((e) => ({ path: e.path, sha256: e.sha256, bytes: e.bytes })),
+        };
+        const report: RelabelReport = {
+          datasetUri: input.datasetUri,
+          outputUri: input.outputUri,
+          labeler: identity,
+          status: input.status,
+          counts: input.counts,
+          usage: input.usage,
+          ...(input.fatalError !== undefined && { fatalError: input.fatalError }),
+          quarantined,
+          failed: input.failed,
+          finishedAt: new Date().toISOString(),
+        };
+        const reportUri = joinUri(input.outputUri, RELABEL_REPORT_FILE);
+        const manifestUri = joinUri(input.outputUri, MANIFEST_FILE);
+        await putJson(store, reportUri, report);
+        await putJson(store, manifestUri, manifest);
+        return { reportUri, manifestUri, quarantined: quarantined.slice(0, 100) };
+      },
+    ),
+  };
+}
+
+export type RelabelActivities = ReturnType<typeof createRelabelActivities>;

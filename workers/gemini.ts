@@ -1,0 +1,30 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { TaskQueue } from '../data-schemas/workflows';
+import { createGeminiActivities, type ActivityDeps } from '../activities';
+
+export interface GeminiWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  deps: ActivityDeps;
+  /** @default 'vla-gemini' */
+  taskQueue?: string;
+  /**
+   * The global Gemini quota, enforced by the Temporal server for every worker of this queue
+   * together (ARCHITECTURE.md rule 9). @default 5
+   */
+  maxCallsPerSecond?: number;
+  /** Model calls in flight in this worker. @default 16 */
+  maxConcurrentCalls?: number;
+}
+
+/** The Gemini worker: only model calls, on their own task queue with a server-side rate limit. */
+export async function createGeminiWorker(options: GeminiWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue ?? TaskQueue.gemini,
+    activities: createGeminiActivities(options.deps),
+    maxTaskQueueActivitiesPerSecond: options.maxCallsPerSecond ?? 5,
+    maxConcurrentActivityTaskExecutions: options.maxConcurrentCalls ?? 16,
+  });
+}

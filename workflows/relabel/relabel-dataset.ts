@@ -1,0 +1,186 @@
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  continueAsNew,
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { RelabelActivities } from '../../activities/relabel/activities';
+import {
+  RelabelDatasetInput,
+  ZERO_USAGE,
+  defaultRelabelOutput,
+  labelerKey,
+  relabelChildId,
+  type RelabelCounts,
+  type RelabelDatasetResult,
+  type RelabelProgress,
+  type RelabelStatus,
+  type RelabelTrajectoryInput,
+  type TokenUsage,
+  isFatalGeminiFailure,
+} from '../../data-schemas/relabel';
+import { parseWorkflowInput } from '../input';
+import { VlaDataset, VlaStage } from '../search-attributes';
+import { addUsage, relabelTrajectory } from './relabel-trajectory';
+
+const activities = proxyActivities<RelabelActivities>({
+  // Reads the manifest (a few MB for 100k trajectories).
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
+});
+const finalizer = proxyActivities<RelabelActivities>({
+  // Reads every record once; heartbeats so a lost worker is noticed within a minute.
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: { maximumAttempts: 5 },
+});
+
+export const relabelProgressQuery = defineQuery<RelabelProgress>('progress');
+
+/** What one run hands to the next through continue-as-new; bounded, whatever the dataset size. */
+export interface RelabelCarry {
+  cursor: number;
+  counts: RelabelCounts;
+  usage: TokenUsage;
+  runsSoFar: number;
+  /** The first failures only, for the report. */
+  failed: { trajectoryId: string; reason: string }[];
+}
+
+const PAGE_SIZE = 200;
+const MAX_FAILED_KEPT = 100;
+
+function overBudget(input: RelabelDatasetInput, usage: TokenUsage): boolean {
+  const b = input.budget;
+  if (!b) return false;
+  return (b.usd !== undefined && usage.costUsd >= b.usd) || (b.tokens !== undefined && usage.inputTokens + usage.outputTokens >= b.tokens);
+}
+
+function fatalCause(err: unknown): ApplicationFailure | undefined {
+  let cause: unknown = err;
+  while (cause instanceof Error) {
+    if (cause instanceof ApplicationFailure && isFatalGeminiFailure(cause.type)) return cause;
+    cause = cause.cause;
+  }
+  return undefined;
+}
+
+/**
+ * D_rob -> D_lan for a whole dataset: one child `relabelTrajectory` per trajectory with bounded
+ * concurrency, continue-as-new every `childrenPerRun` children (or when Temporal suggests it), a
+ * budget cap, an early stop on errors that no retry can fix, and a report in the store.
+ */
+export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): Promise<RelabelDatasetResult> {
+  const input = parseWorkflowInput('relabelDataset', RelabelDatasetInput, rawInput);
+  const outputUri = input.outputUri ?? defaultRelabelOutput(input.datasetUri, input.labeler);
+  const key = labelerKey(input.labeler);
+
+  let cursor = carry?.cursor ?? 0;
+  let counts: RelabelCounts = carry?.counts ?? { total: 0, done: 0, skipped: 0, quarantined: 0, failed: 0 };
+  let usage = carry?.usage ?? ZERO_USAGE;
+  const failed = [...(carry?.failed ?? [])];
+  const runsSoFar = carry?.runsSoFar ?? 0;
+  // One mutable object: children settle concurrently and the query reads it at any time.
+  const run: { status: RelabelStatus; fatalError?: string } = { status: 'running' };
+
+  setHandler(relabelProgressQuery, () => ({ status: run.status, counts, usage, cursor, runsSoFar, ...(run.fatalError !== undefined && { fatalError: run.fatalError }) }));
+
+  const first = await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: PAGE_SIZE });
+  const total = Math.min(first.total, input.limit ?? Number.POSITIVE_INFINITY);
+  counts = { ...counts, total };
+  upsertSearchAttributes([
+    { key: VlaDataset, value: first.datasetName },
+    { key: VlaStage, value: 'relabel' },
+  ]);
+
+  const running = new Set<Promise<void>>();
+  let startedThisRun = 0;
+  const runChild = async (trajectoryId: string): Promise<void> => {
+    const childInput: RelabelTrajectoryInput = {
+      datasetUri: input.datasetUri,
+      trajectoryId,
+      labeler: input.labeler,
+      outputUri,
+      maxReprompts: input.maxReprompts,
+      aggregation: input.aggregation,
+      geminiTaskQueue: input.geminiTaskQueue,
+    };
+    try {
+      const result = await executeChild(relabelTrajectory, { workflowId: relabelChildId(input.datasetUri, trajectoryId, key), args: [childInput] });
+      usage = addUsage(usage, result.usage);
+      counts = { ...counts, [result.status]: counts[result.status] + 1 };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        // Another run of this relabel owns the trajectory right now; it will write the record.
+        counts = { ...counts, skipped: counts.skipped + 1 };
+        return;
+      }
+      const fatal = fatalCause(err);
+      if (fatal) {
+        run.status = 'stopped_fatal';
+        run.fatalError ??= fatal.message;
+      }
+      counts = { ...counts, failed: counts.failed + 1 };
+      if (failed.length < MAX_FAILED_KEPT) {
+        const reason = err instanceof ChildWorkflowFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+        failed.push({ trajectoryId, reason });
+      }
+    }
+  };
+
+  let page = first.ids;
+  let pageOffset = cursor;
+  while (run.status === 'running' && cursor < total) {
+    if (cursor >= pageOffset + page.length) {
+      pageOffset = cursor;
+      page = (await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: PAGE_SIZE })).ids;
+      if (page.length === 0) break;
+    }
+    if (overBudget(input, usage)) {
+      run.status = 'budget_exhausted';
+      break;
+    }
+    if (startedThisRun >= input.childrenPerRun || workflowInfo().continueAsNewSuggested) break;
+    const trajectoryId = page[cursor - pageOffset]!;
+    cursor++;
+    startedThisRun++;
+    const child: Promise<void> = runChild(trajectoryId).finally(() => running.delete(child));
+    running.add(child);
+    while (running.size >= input.maxConcurrent) await Promise.race(running);
+  }
+  // Children never cross a continue-as-new: drain them first.
+  await Promise.all(running);
+  if (run.status === 'running' && overBudget(input, usage) && cursor < total) run.status = 'budget_exhausted';
+
+  if (run.status === 'running' && cursor < total) {
+    const next: RelabelCarry = { cursor, counts, usage, runsSoFar: runsSoFar + 1, failed };
+    await continueAsNew<typeof relabelDataset>(input, next);
+  }
+  if (run.status === 'running') run.status = 'completed';
+  const { status, fatalError } = run;
+
+  const final = await finalizer.finalizeRelabel({
+    datasetUri: input.datasetUri,
+    outputUri,
+    labeler: input.labeler,
+    status,
+    counts,
+    usage,
+    ...(fatalError !== undefined && { fatalError }),
+    failed,
+  });
+  if (status === 'stopped_fatal') {
+    throw ApplicationFailure.create({
+      type: 'RelabelStopped',
+      nonRetryable: true,
+      message: `relabelDataset stopped early: ${fatalError ?? 'a fatal labeler error'} (report: ${final.reportUri})`,
+    });
+  }
+  return { status, outputUri, reportUri: final.reportUri, manifestUri: final.manifestUri, counts, usage, quarantined: final.quarantined };
+}

@@ -1,0 +1,70 @@
+import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import type { RelabelActivities } from '../../activities/relabel/activities';
+import {
+  RelabelTrajectoryInput,
+  ZERO_USAGE,
+  type LabelOutcome,
+  type LabelProblemKind,
+  type RelabelTrajectoryResult,
+  type TokenUsage,
+  FATAL_GEMINI_FAILURES,
+} from '../../data-schemas/relabel';
+import { parseWorkflowInput } from '../input';
+import { VlaStage } from '../search-attributes';
+
+const store = proxyActivities<RelabelActivities>({
+  // Store reads and writes of one trajectory: short, so a lost worker is noticed quickly.
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
+});
+
+export function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
+  return { inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens, costUsd: a.costUsd + b.costUsd };
+}
+
+/**
+ * One trajectory, D_rob -> D_lan: skip if done -> label (re-prompting with the specific problem up
+ * to `maxReprompts` times) -> build and validate the record from the real actions -> write it
+ * create-if-absent, or quarantine it with the reason.
+ */
+export async function relabelTrajectory(rawInput: unknown): Promise<RelabelTrajectoryResult> {
+  const input = parseWorkflowInput('relabelTrajectory', RelabelTrajectoryInput, rawInput);
+  upsertSearchAttributes([{ key: VlaStage, value: 'relabel-trajectory' }]);
+  const { datasetUri, trajectoryId, outputUri, labeler } = input;
+
+  const existing = await store.relabelStatus({ outputUri, trajectoryId });
+  if (existing !== 'pending') {
+    return { trajectoryId, status: 'skipped', reason: `already ${existing}`, attempts: 0, usage: ZERO_USAGE };
+  }
+
+  const gemini = proxyActivities<RelabelActivities>({
+    taskQueue: input.geminiTaskQueue,
+    // One model call; the SDK does not retry, Temporal does (with the server's RetryInfo delay).
+    startToCloseTimeout: '3 minutes',
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '2 minutes',
+      maximumAttempts: 12,
+      nonRetryableErrorTypes: [...FATAL_GEMINI_FAILURES],
+    },
+  });
+
+  let usage = ZERO_USAGE;
+  const problems: { kind: LabelProblemKind; problem: string }[] = [];
+  for (let attempt = 0; attempt <= input.maxReprompts; attempt++) {
+    const outcome: LabelOutcome =
+      labeler.name === 'gemini'
+        ? await gemini.labelGemini({ datasetUri, trajectoryId, model: labeler.model, feedback: problems.map((p) => p.problem) })
+        : await store.labelHeuristic({ datasetUri, trajectoryId });
+    usage = addUsage(usage, outcome.usage);
+    if (outcome.ok) {
+      const written = await store.writeRelabelRecord({ datasetUri, trajectoryId, outputUri, labeler, segments: outcome.segments, aggregation: input.aggregation });
+      return { trajectoryId, status: 'done', recordUri: written.recordUri, attempts: attempt + 1, usage };
+    }
+    problems.push({ kind: outcome.kind, problem: outcome.problem });
+  }
+  const reason = `${problems.length} answers rejected; last: ${problems.at(-1)?.kind ?? 'unknown'}: ${problems.at(-1)?.problem ?? ''}`;
+  await store.writeQuarantine({ outputUri, trajectoryId, labeler, reason, attempts: problems });
+  return { trajectoryId, status: 'quarantined', reason, attempts: problems.length, usage };
+}
