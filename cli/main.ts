@@ -4,6 +4,7 @@ import { registerDataSimulate } from './commands/data-simulate';
 import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
 import { registerDev } from './commands/dev';
+import { registerRelabel } from './commands/relabel';
 import { registerWorker } from './commands/worker';
 
 const program = new Command('vla')
@@ -14,6 +15,7 @@ const program = new Command('vla')
 registerDemo(program);
 registerDev(program);
 registerWorker(program);
+registerRelabel(program);
 const data = program.command('data').description('D_rob datasets: import, simulate, validate');
 registerDataImport(data);
 registerDataSimulate(data);

@@ -5,7 +5,10 @@ import { importBridgeRlds } from '../../activities/data/bridge-import';
 import { readManifest, writeDataset } from '../../activities/data/dataset-writer';
 import { formatIssue, validateDataset } from '../../activities/data/validate';
 import { simulateEpisodes } from '../../activities/robot/sim';
-import { createObjectStore } from '../../activities/store';
+import { createObjectStore, getJson } from '../../activities/store';
+import { DLanRecord } from '../../data-schemas/d-lan';
+import { DEFAULT_GEMINI_MODEL, RELABEL_RECORDS_DIR } from '../../data-schemas/relabel';
+import { printRelabelResult, runRelabel, type RelabelCommandOptions } from './relabel';
 import type { ObjectStore } from '../../activities/store/types';
 import { TaskQueue } from '../../data-schemas/workflows';
 import type { storeSmoke } from '../../workflows';
@@ -15,6 +18,18 @@ import { REPO_ROOT, loadConfig } from '../../infra/config';
 import { devUp, uiUrl } from '../../infra/dev-stack';
 
 const say = (line: string): void => console.log(line);
+
+const RELABEL_DEFAULTS: RelabelCommandOptions = { labeler: 'heuristic', model: DEFAULT_GEMINI_MODEL, concurrency: 8, reprompts: 3, wait: true };
+
+async function firstRecord(store: ObjectStore, dlanUri: string): Promise<DLanRecord | undefined> {
+  for await (const o of store.list(`${joinUri(dlanUri, RELABEL_RECORDS_DIR)}/`)) return getJson(store, o.uri, DLanRecord);
+  return undefined;
+}
+
+/** `[[dx, dy, dz, g], ...]` in metres, rounded to millimetres for reading. */
+function formatChunk(chunk: DLanRecord['steps'][number]['actionChunk']): string {
+  return `[${chunk.map((a) => `[${a.slice(0, 3).map((v) => v.toFixed(3)).join(', ')}, ${a[3]}]`).join(', ')}]`;
+}
 
 export const BRIDGE_SAMPLE = join(REPO_ROOT, 'data', 'samples', 'bridge-debug', 'bridge_dataset-train.tfrecord-00000-of-00001');
 export const BRIDGE_SAMPLE_LICENSE = 'MIT, from octo-models/octo tests/debug_dataset (data/samples/bridge-debug/LICENSE)';
@@ -35,7 +50,7 @@ async function validateOrThrow(store: ObjectStore, uri: string): Promise<string>
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both')
+    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan')
     .action(async () => {
       const config = loadConfig();
       const store = createObjectStore();
@@ -77,10 +92,30 @@ export function registerDemo(program: Command): void {
       } finally {
         await connection.close();
       }
+      // Relabel both datasets into D_lan with the embedded heuristic labeler, through the workers.
+      const relabelled: string[] = [];
+      for (const uri of [bridgeUri, simUri]) {
+        say(`relabelling ${uri} (heuristic labeler)...`);
+        const result = await runRelabel(uri, { ...RELABEL_DEFAULTS }, (line) => say(line));
+        if (!result) throw new Error('relabel did not return a result');
+        printRelabelResult(result, say);
+        relabelled.push(result.outputUri);
+      }
+      const example = await firstRecord(store, relabelled[1]!);
+      if (example) {
+        say('');
+        say(`a relabelled trajectory: ${example.trajectoryId} "${example.instruction}"`);
+        for (const step of example.steps) {
+          say(`  [${step.sourceSteps[0]},${step.sourceSteps[1]}) ${step.subtask}: ${step.motionPlan}`);
+          say(`      chunk ${formatChunk(step.actionChunk)}`);
+        }
+      }
+
       say('');
       say(`Temporal Web UI: ${uiUrl(config)}`);
       say(`datasets:        ${bridgeUri}`);
       say(`                 ${simUri}`);
+      say(`D_lan:           ${relabelled.join('\n                 ')}`);
       say('stop the stack:  npm run vla -- dev down');
     });
 }

@@ -1,0 +1,429 @@
+/**
+ * The relabel pipeline (relabelDataset -> relabelTrajectory children -> labelGemini on its own task
+ * queue) against a plain promise pool doing the same work at the same concurrency without Temporal,
+ * both against one local Gemini wire server with a fixed latency. Then a second pipeline run under a
+ * server-side rate limit: achieved call rate / limit, zero lost, zero duplicated.
+ *
+ *   npx tsx bench/relabel.ts [--trajectories=500] [--concurrency=32] [--latency-ms=1000] [--rounds=1]
+ *                            [--rate=5] [--rate-trajectories=100] [--rate-concurrency=32]
+ *
+ * Each option can also come from the environment: BENCH_TRAJECTORIES, BENCH_CONCURRENCY,
+ * BENCH_LATENCY_MS, BENCH_ROUNDS, BENCH_RATE, BENCH_RATE_TRAJECTORIES, BENCH_RATE_CONCURRENCY.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import getPort from 'get-port';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readManifest, trajectoryRecordPath } from '../activities/data';
+import { relabelRecordUri } from '../activities/relabel/activities';
+import { cleanTrajectory } from '../activities/relabel/clean';
+import { createGeminiLabeler, type GeminiLabeler } from '../activities/relabel/gemini/labeler';
+import { buildDLanRecord } from '../activities/relabel/record';
+import { FileStore, getJson, putJson, sha256Hex } from '../activities/store';
+import { DLanRecord } from '../data-schemas/d-lan';
+import { DRobTrajectory } from '../data-schemas/d-rob';
+import { ChunkAggregation, labelerIdentity, labelerKey, relabelChildId, type LabelerChoice, type RelabelDatasetResult } from '../data-schemas/relabel';
+import { fileUri, joinUri } from '../data-schemas/uri';
+import { loadConfig } from '../infra/config';
+import { ensureTemporalCli, startDevServer, type DevServer } from '../infra/temporal';
+import { createGeminiServer, type GeminiServer, type RecordedRequest } from '../test/fixtures/gemini-server';
+import { importBridgeSample, replicateDataset } from '../test/helpers/datasets';
+import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
+import { createGeminiWorker } from '../workers/gemini';
+import type { relabelDataset } from '../workflows';
+
+function option(name: string, fallback: number): number {
+  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
+  const raw = flag?.slice(name.length + 3) ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+const cfg = {
+  trajectories: option('trajectories', 500),
+  concurrency: option('concurrency', 32),
+  latencyMs: option('latency-ms', 1000),
+  rounds: option('rounds', 1),
+  rate: option('rate', 5),
+  rateTrajectories: option('rate-trajectories', 100),
+  rateConcurrency: option('rate-concurrency', 32),
+};
+
+const API_KEY = 'AIzaBENCH-key-for-the-local-gemini-wire-server-01';
+const GEMINI = { name: 'gemini', model: 'gemini-2.5-flash' } as const satisfies LabelerChoice;
+const NAMESPACE = 'vla-bench';
+const CPU_QUEUE = 'bench-cpu';
+/** Same as the activity's MAX_KEY_FRAMES (activities/relabel/activities.ts). */
+const MAX_KEY_FRAMES = 8;
+const AGGREGATION = ChunkAggregation.parse({});
+/** High enough never to bind in the throughput comparison. */
+const UNBOUND_RATE = 1000;
+
+const store = new FileStore();
+const log = (line: string): void => console.log(line);
+const seconds = (fromMs: number): number => (performance.now() - fromMs) / 1000;
+
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * The baseline for one trajectory: what the child workflow's three activities do (relabelStatus,
+ * labelGemini, writeRelabelRecord), as one would write it by hand without Temporal: the same store
+ * reads, the same key frames, cleaned trajectory and client call, the same record written
+ * create-if-absent. Reads the trajectory once where the activities read it twice.
+ */
+async function baselineOne(labeler: GeminiLabeler, datasetUri: string, outputUri: string, trajectoryId: string): Promise<void> {
+  const recordUri = relabelRecordUri(outputUri, trajectoryId);
+  if (await store.head(recordUri)) return;
+  const path = trajectoryRecordPath(trajectoryId);
+  const bytes = await store.get(joinUri(datasetUri, path));
+  const trajectory = DRobTrajectory.parse(JSON.parse(bytes.toString('utf8')));
+  const camera = trajectory.cameras.includes('image_0') ? 'image_0' : trajectory.cameras[0]!;
+  const every = Math.max(1, Math.ceil(trajectory.steps.length / MAX_KEY_FRAMES));
+  const keySteps = trajectory.steps.filter((s) => s.index % every === 0 && s.frames[camera] !== undefined);
+  const keyFrames = await Promise.all(keySteps.map(async (s) => ({ step: s.index, jpeg: await store.get(joinUri(datasetUri, s.frames[camera]!)) })));
+  const cleaned = cleanTrajectory(trajectory);
+  const outcome = await labeler.label({ instruction: trajectory.instruction, cleaned, keyFrames, feedback: [] });
+  if (!outcome.ok) throw new Error(`baseline: ${trajectoryId}: ${outcome.kind}: ${outcome.problem}`);
+  const record = buildDLanRecord({
+    trajectory,
+    cleaned,
+    segments: outcome.segments,
+    labeler: labelerIdentity(GEMINI),
+    sourceDataset: datasetUri,
+    sourceRecord: path,
+    sourceRecordSha256: sha256Hex(bytes),
+    labeledAt: new Date().toISOString(),
+    aggregation: AGGREGATION,
+    keyFrameCamera: camera,
+  });
+  await putJson(store, recordUri, record, { ifAbsent: true });
+}
+
+interface Timestamp {
+  seconds?: { toNumber(): number } | number | null;
+  nanos?: number | null;
+}
+const tsMs = (ts: Timestamp | null | undefined): number => {
+  const s = ts?.seconds;
+  return (s == null ? 0 : typeof s === 'number' ? s : s.toNumber()) * 1000 + (ts?.nanos ?? 0) / 1e6;
+};
+const idOf = (id: { toNumber(): number } | number | null | undefined): number => (id == null ? -1 : typeof id === 'number' ? id : id.toNumber());
+
+/** Where one child's time goes, read from its history. */
+interface ChildProfile {
+  wallMs: number;
+  workflowTasks: number;
+  /** Schedule-to-start and start-to-close of each activity type (summed if it ran twice). */
+  activities: Map<string, { count: number; queueMs: number; runMs: number }>;
+  /** Workflow tasks: scheduled -> started (queue), started -> completed (worker). */
+  wftQueueMs: number;
+  wftRunMs: number;
+}
+
+async function profileChild(client: Client, workflowId: string): Promise<ChildProfile> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const scheduled = new Map<number, { name: string; at: number }>();
+  const started = new Map<number, number>();
+  const profile: ChildProfile = { wallMs: 0, workflowTasks: 0, activities: new Map(), wftQueueMs: 0, wftRunMs: 0 };
+  let wftScheduledAt = 0;
+  let wftStartedAt = 0;
+  let first = 0;
+  for (const e of events) {
+    const at = tsMs(e.eventTime);
+    const id = idOf(e.eventId);
+    if (e.workflowExecutionStartedEventAttributes) first = at;
+    if (e.workflowExecutionCompletedEventAttributes) profile.wallMs = at - first;
+    if (e.workflowTaskScheduledEventAttributes) wftScheduledAt = at;
+    if (e.workflowTaskStartedEventAttributes) {
+      wftStartedAt = at;
+      profile.wftQueueMs += at - wftScheduledAt;
+    }
+    if (e.workflowTaskCompletedEventAttributes) {
+      profile.workflowTasks++;
+      profile.wftRunMs += at - wftStartedAt;
+    }
+    const sched = e.activityTaskScheduledEventAttributes;
+    if (sched) scheduled.set(id, { name: sched.activityType?.name ?? '?', at });
+    const start = e.activityTaskStartedEventAttributes;
+    if (start) started.set(idOf(start.scheduledEventId), at);
+    const done = e.activityTaskCompletedEventAttributes;
+    if (done) {
+      const s = scheduled.get(idOf(done.scheduledEventId));
+      const st = started.get(idOf(done.scheduledEventId));
+      if (s && st !== undefined) {
+        const a = profile.activities.get(s.name) ?? { count: 0, queueMs: 0, runMs: 0 };
+        a.count++;
+        a.queueMs += st - s.at;
+        a.runMs += at - st;
+        profile.activities.set(s.name, a);
+      }
+    }
+  }
+  return profile;
+}
+
+interface Env {
+  client: Client;
+  connection: Connection;
+  native: NativeConnection;
+  gemini: GeminiServer;
+  datasetUri: string;
+  ids: string[];
+  dir: string;
+}
+
+interface PipelineRun {
+  seconds: number;
+  calls: number;
+  result: RelabelDatasetResult;
+  workflowId: string;
+}
+
+let runSeq = 0;
+async function runPipeline(env: Env, geminiQueue: string, n: number, maxConcurrent: number, tag: string): Promise<PipelineRun> {
+  const workflowId = `bench-relabel-${tag}-${++runSeq}`;
+  const outputUri = fileUri(join(env.dir, 'labels', workflowId));
+  env.gemini.reset();
+  const t0 = performance.now();
+  const result = await env.client.workflow.execute<typeof relabelDataset>('relabelDataset', {
+    taskQueue: CPU_QUEUE,
+    workflowId,
+    args: [{ datasetUri: env.datasetUri, outputUri, labeler: GEMINI, maxConcurrent, limit: n, geminiTaskQueue: geminiQueue, maxReprompts: 0 }],
+  });
+  const s = seconds(t0);
+  if (result.counts.done !== n) throw new Error(`pipeline ${workflowId}: ${JSON.stringify(result.counts)}; expected ${n} done`);
+  return { seconds: s, calls: env.gemini.stats().total, result, workflowId };
+}
+
+async function runBaseline(env: Env, labeler: GeminiLabeler, n: number, concurrency: number, tag: string): Promise<{ seconds: number; calls: number }> {
+  const outputUri = fileUri(join(env.dir, 'labels', `bench-baseline-${tag}-${++runSeq}`));
+  env.gemini.reset();
+  const t0 = performance.now();
+  await pool(env.ids.slice(0, n), concurrency, (id) => baselineOne(labeler, env.datasetUri, outputUri, id));
+  return { seconds: seconds(t0), calls: env.gemini.stats().total };
+}
+
+/** Records under `<outputUri>/records/`, by trajectory id (read from each record). */
+async function recordIds(outputUri: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const o of store.list(`${joinUri(outputUri, 'records')}/`)) ids.push((await getJson(store, o.uri, DLanRecord)).trajectoryId);
+  return ids;
+}
+
+/** Calls per second between two arrival times. */
+function rateBetween(reqs: readonly RecordedRequest[], from: number, to: number): number {
+  const inWindow = reqs.filter((r) => r.at >= from && r.at < to).length;
+  return inWindow / ((to - from) / 1000);
+}
+
+function table(rows: string[][]): void {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]): string => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
+  console.log(line(rows[0]!));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows.slice(1)) console.log(line(r));
+}
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const dir = mkdtempSync(join(tmpdir(), 'vla-bench-relabel-'));
+  const cleanups: { name: string; fn: () => Promise<void> }[] = [];
+  const workers: { worker: Worker; run: Promise<void> }[] = [];
+  const startWorker = (worker: Worker): { worker: Worker; run: Promise<void> } => {
+    const w = { worker, run: worker.run() };
+    // A worker that dies fails the run it serves; keep the rejection from going unhandled.
+    w.run.catch((err: unknown) => log(`worker ${worker.options.taskQueue} stopped: ${(err as Error).message}`));
+    workers.push(w);
+    return w;
+  };
+  const stopWorker = async (w: { worker: Worker; run: Promise<void> }): Promise<void> => {
+    if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
+    await w.run.catch(() => undefined);
+  };
+  const totalStart = performance.now();
+  try {
+    // --- setup -------------------------------------------------------------------------------
+    const n = Math.max(cfg.trajectories, cfg.rateTrajectories);
+    let t0 = performance.now();
+    const bridge = fileUri(join(dir, 'bridge'));
+    const datasetUri = fileUri(join(dir, `bridge-x${Math.ceil(n / 25)}`));
+    await importBridgeSample(store, bridge);
+    await replicateDataset(store, bridge, datasetUri, Math.ceil(n / 25));
+    const ids = (await readManifest(store, datasetUri)).trajectories.map((t) => t.id);
+    log(`dataset: ${ids.length} trajectories (25 Bridge episodes x ${Math.ceil(n / 25)}) in ${seconds(t0).toFixed(1)} s`);
+
+    t0 = performance.now();
+    const server: DevServer = await startDevServer({
+      cli: await ensureTemporalCli(loadConfig().cacheDir, log),
+      dbFile: join(dir, 'temporal.sqlite'),
+      logFile: join(dir, 'temporal.log'),
+      namespace: NAMESPACE,
+      port: await getPort({ host: '127.0.0.1' }),
+      uiPort: await getPort({ host: '127.0.0.1' }),
+    });
+    cleanups.push({ name: `temporal dev server (pid ${server.pid})`, fn: () => server.stop() });
+    const gemini = await createGeminiServer({ apiKey: API_KEY, latencyMs: cfg.latencyMs, recordBodies: false });
+    cleanups.push({ name: 'gemini server', fn: () => gemini.close() });
+    const connection = await Connection.connect({ address: server.address });
+    cleanups.push({ name: 'client connection', fn: () => connection.close() });
+    const native = await NativeConnection.connect({ address: server.address });
+    cleanups.push({ name: 'worker connection', fn: () => native.close() });
+    const client = new Client({ connection, namespace: NAMESPACE });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+    startWorker(await createCpuWorker({ connection: native, namespace: NAMESPACE, taskQueue: CPU_QUEUE, workflowBundle, deps: { store } }));
+    const geminiDeps = { store, gemini: { apiKey: API_KEY, baseUrl: gemini.baseUrl } };
+    const fastQueue = 'bench-gemini-unbound';
+    const fast = startWorker(
+      await createGeminiWorker({ connection: native, namespace: NAMESPACE, taskQueue: fastQueue, deps: geminiDeps, maxCallsPerSecond: UNBOUND_RATE, maxConcurrentCalls: cfg.concurrency }),
+    );
+    log(`temporal dev server ${server.address} (SQLite in the temp dir), gemini wire server ${gemini.baseUrl} (latency ${cfg.latencyMs} ms), workers up in ${seconds(t0).toFixed(1)} s`);
+    const env: Env = { client, connection, native, gemini, datasetUri, ids, dir };
+    const labeler = createGeminiLabeler({ apiKey: API_KEY, model: GEMINI.model, baseUrl: gemini.baseUrl });
+
+    // --- 1. throughput: pipeline vs plain promise pool -------------------------------------
+    const N = cfg.trajectories;
+    const C = cfg.concurrency;
+    log(`\nthroughput: ${N} trajectories, concurrency ${C}, ${cfg.rounds} round(s) of A-B-B-A after a warm-up wave of ${C} per side; ideal ${((C * 1000) / cfg.latencyMs).toFixed(1)} calls/s`);
+    await runBaseline(env, labeler, C, C, 'warm');
+    await runPipeline(env, fastQueue, C, C, 'warm');
+    const pipe: PipelineRun[] = [];
+    const base: { seconds: number; calls: number }[] = [];
+    for (let round = 0; round < cfg.rounds; round++) {
+      const order: ('pipeline' | 'baseline')[] = round % 2 === 0 ? ['baseline', 'pipeline', 'pipeline', 'baseline'] : ['pipeline', 'baseline', 'baseline', 'pipeline'];
+      for (const side of order) {
+        if (side === 'pipeline') {
+          const r = await runPipeline(env, fastQueue, N, C, 'tput');
+          pipe.push(r);
+          log(`  pipeline: ${r.seconds.toFixed(2)} s, ${r.calls} calls, ${(N / r.seconds).toFixed(2)} traj/s`);
+        } else {
+          const r = await runBaseline(env, labeler, N, C, 'tput');
+          base.push(r);
+          log(`  baseline: ${r.seconds.toFixed(2)} s, ${r.calls} calls, ${(N / r.seconds).toFixed(2)} traj/s`);
+        }
+      }
+    }
+    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    const pipeS = sum(pipe.map((r) => r.seconds));
+    const baseS = sum(base.map((r) => r.seconds));
+    const pipeCalls = sum(pipe.map((r) => r.calls));
+    const baseCalls = sum(base.map((r) => r.calls));
+    const ratio = baseS / pipeS;
+
+    // Where the pipeline's time goes: profile a sample of the last run's children.
+    const last = pipe[pipe.length - 1]!;
+    const sample = ids.slice(0, N).filter((_, i) => i % Math.max(1, Math.floor(N / 50)) === 0);
+    const profiles = await Promise.all(sample.map((id) => profileChild(client, relabelChildId(datasetUri, id, labelerKey(GEMINI)))));
+    const avg = (f: (p: ChildProfile) => number): number => sum(profiles.map(f)) / profiles.length;
+    const act = (name: string, field: 'queueMs' | 'runMs' | 'count'): number => avg((p) => p.activities.get(name)?.[field] ?? 0);
+    const cycleMs = (C * last.seconds * 1000) / N;
+    const childMs = avg((p) => p.wallMs);
+    const parentHistory = await client.workflow.getHandle(last.workflowId).fetchHistory();
+    let finalizeMs = 0;
+    const finSched = new Map<number, number>();
+    for (const e of parentHistory.events ?? []) {
+      if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'finalizeRelabel') finSched.set(idOf(e.eventId), tsMs(e.eventTime));
+      const done = e.activityTaskCompletedEventAttributes;
+      const s = done ? finSched.get(idOf(done.scheduledEventId)) : undefined;
+      if (s !== undefined) finalizeMs = tsMs(e.eventTime) - s;
+    }
+
+    // --- 2. rate limit ------------------------------------------------------------------------
+    await stopWorker(fast);
+    const R = cfg.rate;
+    const M = cfg.rateTrajectories;
+    const limitedQueue = 'bench-gemini-limited';
+    startWorker(
+      await createGeminiWorker({ connection: native, namespace: NAMESPACE, taskQueue: limitedQueue, deps: geminiDeps, maxCallsPerSecond: R, maxConcurrentCalls: cfg.rateConcurrency }),
+    );
+    log(`\nrate limit: ${M} trajectories, maxCallsPerSecond ${R}, concurrency ${cfg.rateConcurrency} (unbound it would reach ${((cfg.rateConcurrency * 1000) / cfg.latencyMs).toFixed(0)} calls/s)`);
+    const limited = await runPipeline(env, limitedQueue, M, cfg.rateConcurrency, 'rate');
+    const reqs = [...gemini.requests].sort((a, b) => a.at - b.at);
+    const firstAt = reqs[0]!.at;
+    const lastAt = reqs[reqs.length - 1]!.at;
+    // Ramp: the first 2 s (a token bucket may start with a burst); the rate after that is the sustained one.
+    const rampMs = 2000;
+    const sustained = rateBetween(reqs, firstAt + rampMs, lastAt + 1);
+    const overall = reqs.length > 1 ? (reqs.length - 1) / ((lastAt - firstAt) / 1000) : 0;
+    let maxWindow = 0;
+    const windowMs = 5000;
+    for (let from = firstAt + rampMs; from + windowMs <= lastAt + 1; from += 250) maxWindow = Math.max(maxWindow, rateBetween(reqs, from, from + windowMs));
+    const okCalls = reqs.filter((r) => r.reply === 'default').length;
+    const wanted = ids.slice(0, M).sort();
+    const got = (await recordIds(limited.result.outputUri)).sort();
+    const lost = wanted.filter((id) => !got.includes(id));
+    const dupRecords = got.length - new Set(got).size;
+    const manifestIds = (await readManifest(store, limited.result.outputUri)).trajectories.map((t) => t.id).sort();
+    // Each done trajectory needed at least one successful call; as many calls as trajectories means exactly one each.
+    const duplicatedCalls = okCalls - M;
+
+    // --- report -------------------------------------------------------------------------------
+    console.log(`\n## throughput (N=${N}, C=${C}, latency ${cfg.latencyMs} ms)`);
+    table([
+      ['side', 'runs', 'seconds (total)', 'traj/s', 'calls/s', 'ratio pipeline/baseline'],
+      ['baseline (promise pool)', String(base.length), baseS.toFixed(2), ((N * base.length) / baseS).toFixed(2), (baseCalls / baseS).toFixed(2), ''],
+      ['pipeline (Temporal)', String(pipe.length), pipeS.toFixed(2), ((N * pipe.length) / pipeS).toFixed(2), (pipeCalls / pipeS).toFixed(2), ratio.toFixed(3)],
+    ]);
+    console.log(`\nper-trajectory time in the last pipeline run (average over ${profiles.length} children, from their histories):`);
+    const other = ['relabelStatus', 'writeRelabelRecord'];
+    table([
+      ['part', 'ms'],
+      ['slot cycle (C x wall / N)', cycleMs.toFixed(0)],
+      ['  child workflow wall', childMs.toFixed(0)],
+      ['    labelGemini run (model latency + client)', act('labelGemini', 'runMs').toFixed(0)],
+      ['    labelGemini schedule-to-start', act('labelGemini', 'queueMs').toFixed(0)],
+      ...other.map((name) => [`    ${name} schedule-to-close`, (act(name, 'queueMs') + act(name, 'runMs')).toFixed(0)]),
+      ['    workflow tasks: queue + run', `${avg((p) => p.wftQueueMs).toFixed(0)} + ${avg((p) => p.wftRunMs).toFixed(0)} (${avg((p) => p.workflowTasks).toFixed(1)} tasks)`],
+      ['  parent: slot refill + child start', (cycleMs - childMs).toFixed(0)],
+      ['finalizeRelabel (once per run)', finalizeMs.toFixed(0)],
+    ]);
+    console.log(`activities per child: ${avg((p) => sum([...p.activities.values()].map((a) => a.count))).toFixed(1)}; workflow tasks per child: ${avg((p) => p.workflowTasks).toFixed(1)}`);
+
+    console.log(`\n## rate limit (R=${R}/s, M=${M}, concurrency ${cfg.rateConcurrency})`);
+    table([
+      ['measure', 'value'],
+      ['wall', `${limited.seconds.toFixed(1)} s`],
+      ['calls at the server', String(reqs.length)],
+      ['first 2 s (ramp)', `${reqs.filter((r) => r.at < firstAt + rampMs).length} calls`],
+      ['sustained rate (after the ramp)', `${sustained.toFixed(2)} /s`],
+      ['achieved / R', (sustained / R).toFixed(3)],
+      ['overall rate first..last call', `${overall.toFixed(2)} /s (${(overall / R).toFixed(3)} x R)`],
+      ['max 5 s window after the ramp', `${maxWindow.toFixed(2)} /s (${(maxWindow / R).toFixed(3)} x R)`],
+      ['records / trajectories', `${got.length} / ${M}`],
+      ['lost', String(lost.length)],
+      ['duplicate records', String(dupRecords)],
+      ['D_lan manifest matches', String(JSON.stringify(manifestIds) === JSON.stringify(wanted))],
+      ['successful calls - trajectories', String(duplicatedCalls)],
+    ]);
+    console.log(`\nratio = baseline wall time / pipeline wall time (goal >= 0.9); achieved/R goal >= 0.95, sustained <= ~1.05.`);
+    console.log(`total ${seconds(totalStart).toFixed(0)} s`);
+    if (lost.length > 0 || dupRecords > 0 || duplicatedCalls !== 0 || JSON.stringify(manifestIds) !== JSON.stringify(wanted)) {
+      throw new Error(`rate-limit run lost or duplicated work: lost ${lost.join(', ') || 'none'}, duplicate records ${dupRecords}, extra calls ${duplicatedCalls}`);
+    }
+  } finally {
+    for (const w of workers) await stopWorker(w);
+    for (const c of cleanups.reverse()) {
+      try {
+        await c.fn();
+      } catch (err) {
+        console.error(`cleanup of ${c.name} failed: ${(err as Error).message}`);
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

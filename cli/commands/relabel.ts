@@ -1,0 +1,143 @@
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { toObjectUri } from '../../activities/store';
+import { formatZodIssues } from '../../data-schemas/issues';
+import {
+  DEFAULT_GEMINI_MODEL,
+  RelabelDatasetInput,
+  labelerKey,
+  type RelabelDatasetResult,
+  type RelabelProgress,
+} from '../../data-schemas/relabel';
+import { TaskQueue } from '../../data-schemas/workflows';
+import { loadConfig } from '../../infra/config';
+import { uiUrl } from '../../infra/dev-stack';
+import { relabelProgressQuery, type relabelDataset } from '../../workflows';
+import { positiveInt } from '../options';
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+/** The parent's id derives from (dataset, labeler version): starting it twice attaches to the run. */
+export function relabelWorkflowId(datasetUri: string, key: string): string {
+  return `relabel-dataset:${datasetUri}:${key}`;
+}
+
+export interface RelabelCommandOptions {
+  labeler: 'heuristic' | 'gemini';
+  model: string;
+  out?: string;
+  concurrency: number;
+  reprompts: number;
+  limit?: number;
+  budgetUsd?: number;
+  budgetTokens?: number;
+  wait: boolean;
+}
+
+/** Starts (or attaches to) a relabelDataset run and follows its progress query until it ends. */
+export async function runRelabel(dataset: string, opts: RelabelCommandOptions, say: (line: string) => void): Promise<RelabelDatasetResult | undefined> {
+  const parsed = RelabelDatasetInput.safeParse({
+    datasetUri: toObjectUri(dataset),
+    labeler: opts.labeler === 'gemini' ? { name: 'gemini', model: opts.model } : { name: 'heuristic' },
+    ...(opts.out !== undefined && { outputUri: toObjectUri(opts.out) }),
+    maxConcurrent: opts.concurrency,
+    maxReprompts: opts.reprompts,
+    ...(opts.limit !== undefined && { limit: opts.limit }),
+    ...((opts.budgetUsd !== undefined || opts.budgetTokens !== undefined) && {
+      budget: { ...(opts.budgetUsd !== undefined && { usd: opts.budgetUsd }), ...(opts.budgetTokens !== undefined && { tokens: opts.budgetTokens }) },
+    }),
+  });
+  if (!parsed.success) throw new Error(`invalid relabel options: ${formatZodIssues(parsed.error).join('; ')}`);
+  const input = parsed.data;
+  const config = loadConfig();
+  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
+    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
+  });
+  try {
+    const client = new Client({ connection, namespace: config.namespace });
+    const workflowId = relabelWorkflowId(input.datasetUri, labelerKey(input.labeler));
+    const handle = await client.workflow.start<typeof relabelDataset>('relabelDataset', {
+      taskQueue: TaskQueue.cpu,
+      workflowId,
+      args: [input],
+      // A second `vla relabel` of the same dataset and labeler follows the run already going.
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    say(`relabelDataset ${workflowId}`);
+    say(`  watch it in the Web UI: ${uiUrl(config)}?query=${encodeURIComponent(`WorkflowId="${workflowId}"`)}`);
+    if (!opts.wait) return undefined;
+
+    const bar = new SingleBar({
+      format: '  {bar} {value}/{total} | done {done} skipped {skipped} quarantined {quarantined} failed {failed} | ${cost}',
+      hideCursor: true,
+      clearOnComplete: false,
+    });
+    let started = false;
+    const result = handle.result();
+    let finished = false;
+    void result.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    while (!finished) {
+      const progress: RelabelProgress | undefined = await handle.query(relabelProgressQuery).catch(() => undefined);
+      if (progress && progress.counts.total > 0) {
+        const c = progress.counts;
+        const settled = c.done + c.skipped + c.quarantined + c.failed;
+        const payload = { done: c.done, skipped: c.skipped, quarantined: c.quarantined, failed: c.failed, cost: progress.usage.costUsd.toFixed(4) };
+        if (!started) {
+          bar.start(c.total, settled, payload);
+          started = true;
+        } else bar.update(settled, payload);
+      }
+      await Promise.race([result.catch(() => undefined), sleep(1_000)]);
+    }
+    if (started) bar.stop();
+    try {
+      return await result;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError && err.cause) throw new Error(err.cause.message);
+      throw err;
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+export function printRelabelResult(result: RelabelDatasetResult, say: (line: string) => void): void {
+  const c = result.counts;
+  say(`  ${result.status}: ${c.done} labelled, ${c.skipped} already done, ${c.quarantined} quarantined, ${c.failed} failed of ${c.total}`);
+  say(`  tokens ${result.usage.inputTokens} in / ${result.usage.outputTokens} out, $${result.usage.costUsd.toFixed(4)}`);
+  say(`  D_lan:  ${result.outputUri}`);
+  say(`  report: ${result.reportUri}`);
+  for (const q of result.quarantined.slice(0, 10)) say(`  quarantined ${q.trajectoryId}: ${q.reason}`);
+}
+
+export function registerRelabel(program: Command): Command {
+  const relabel = program.command('relabel').description('D_rob -> D_lan: relabel trajectories into subtasks, motion plans and action chunks');
+  relabel
+    .command('run', { isDefault: true })
+    .description('start relabelDataset on the stack (vla dev up) and follow it with a progress bar')
+    .argument('<dataset>', 'D_rob dataset: a directory, file:///abs/path or s3://bucket/prefix')
+    .addOption(new Option('--labeler <name>', 'heuristic (no key) or gemini (GEMINI_API_KEY in the gemini worker)').choices(['heuristic', 'gemini']).default('heuristic'))
+    .option('--model <name>', 'Gemini model', DEFAULT_GEMINI_MODEL)
+    .option('--out <uri-or-path>', 'D_lan output root (default: <dataset>/labels/<labeler>-<version>)')
+    .option('--concurrency <n>', 'trajectories labelled at once', positiveInt, 8)
+    .option('--reprompts <n>', 're-prompts before quarantine', (v) => Number.parseInt(v, 10), 3)
+    .option('--limit <n>', 'only the first N trajectories', positiveInt)
+    .option('--budget-usd <usd>', 'stop starting trajectories at this spend', positiveNumber)
+    .option('--budget-tokens <n>', 'stop starting trajectories at this many tokens', positiveInt)
+    .option('--no-wait', 'start it and return; watch it in the Web UI')
+    .action(async (dataset: string, opts: RelabelCommandOptions) => {
+      const say = (line: string): void => console.log(line);
+      const result = await runRelabel(dataset, opts, say);
+      if (result) printRelabelResult(result, say);
+    });
+  return relabel;
+}

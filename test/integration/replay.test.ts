@@ -1,0 +1,86 @@
+import { Worker } from '@temporalio/worker';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readManifest } from '../../activities/data';
+import { FileStore } from '../../activities/store';
+import { labelerKey, relabelChildId, type LabelerChoice } from '../../data-schemas/relabel';
+import { fileUri } from '../../data-schemas/uri';
+import { REPO_ROOT } from '../../infra/config';
+import { createCpuWorker } from '../../workers/cpu';
+import { createGeminiWorker } from '../../workers/gemini';
+import type { relabelDataset } from '../../workflows';
+import { createGeminiServer } from '../fixtures/gemini-server';
+import { importBridgeSample } from '../helpers/datasets';
+import { connectTestTemporal, quietRuntime, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+
+const HISTORIES = join(REPO_ROOT, 'test', 'fixtures', 'histories');
+
+/**
+ * Recorded histories of both relabel workflows replayed against the current workflow code: a
+ * change that would break running workflows (non-determinism) fails here. Re-record after an
+ * intended, versioned change with `VLA_RECORD_HISTORIES=1 npx vitest run test/integration/replay.test.ts`.
+ */
+describe('replay of recorded workflow histories', () => {
+  it.runIf(process.env.VLA_RECORD_HISTORIES === '1')('records fresh histories', { timeout: 120_000 }, async () => {
+    const env = await connectTestTemporal();
+    const store = new FileStore();
+    const dir = mkdtempSync(join(tmpdir(), 'vla-record-'));
+    const gemini = await createGeminiServer({ apiKey: 'AIza-recording-key' });
+    try {
+      const datasetUri = fileUri(join(dir, 'bridge'));
+      await importBridgeSample(store, datasetUri, 3);
+      const ids = (await readManifest(store, datasetUri)).trajectories.map((t) => t.id);
+      gemini.scriptFor(new RegExp(''), 'schema_violation', 1); // first answer rejected: a re-prompt in the history
+      const cpu = uniqueTaskQueue('record-cpu');
+      const geminiQueue = uniqueTaskQueue('record-gemini');
+      const cpuWorker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: cpu, workflowBundle: await workflowBundle(), deps: { store } });
+      const geminiWorker = await createGeminiWorker({
+        connection: env.nativeConnection,
+        namespace: env.namespace,
+        taskQueue: geminiQueue,
+        deps: { store, gemini: { apiKey: 'AIza-recording-key', baseUrl: gemini.baseUrl } },
+      });
+      const choice: LabelerChoice = { name: 'gemini', model: 'gemini-2.5-flash' };
+      const parentId = `record-${cpu}`;
+      await cpuWorker.runUntil(
+        geminiWorker.runUntil(
+          env.client.workflow.execute<typeof relabelDataset>('relabelDataset', {
+            taskQueue: cpu,
+            workflowId: parentId,
+            // Two children per run: the first run's history ends in continue-as-new.
+            args: [{ datasetUri, labeler: choice, geminiTaskQueue: geminiQueue, childrenPerRun: 2, maxConcurrent: 2 }],
+          }),
+        ),
+      );
+      mkdirSync(HISTORIES, { recursive: true });
+      const save = async (name: string, workflowId: string, runId?: string): Promise<void> => {
+        const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+        writeFileSync(join(HISTORIES, `${name}.json`), `${historyToJSON(history)}\n`);
+      };
+      const firstRun = (await env.client.workflow.getHandle(parentId).fetchHistory()).events?.[0]?.workflowExecutionStartedEventAttributes?.firstExecutionRunId;
+      await save('relabelDataset-first-run', parentId, firstRun ?? undefined);
+      await save('relabelDataset-last-run', parentId);
+      await save('relabelTrajectory-gemini-reprompt', relabelChildId(datasetUri, ids[0]!, labelerKey(choice)));
+    } finally {
+      await gemini.close();
+      await env.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json'));
+
+  it('has histories of both relabel workflows', () => {
+    expect(files.some((f) => f.startsWith('relabelDataset'))).toBe(true);
+    expect(files.some((f) => f.startsWith('relabelTrajectory'))).toBe(true);
+  });
+
+  it.each(files)('%s replays without non-determinism', async (file) => {
+    quietRuntime();
+    const history = historyFromJSON(JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')));
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+  });
+});
