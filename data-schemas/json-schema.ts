@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DLanRecord } from './d-lan';
 import { DRobTrajectory } from './d-rob';
 import { DatasetManifest } from './manifest';
+import { QuarantineRecord, RelabelDatasetInput, RelabelDatasetResult, RelabelReport, RelabelTrajectoryInput, RelabelTrajectoryResult } from './relabel';
 import { StoreSmokeInput, StoreSmokeResult } from './workflows';
 
 /** The schemas published as JSON Schema under docs/schemas/ (for the docs and other languages). */
@@ -11,6 +12,12 @@ export const PUBLISHED_SCHEMAS = {
   'd-lan-record': DLanRecord,
   'store-smoke-input': StoreSmokeInput,
   'store-smoke-result': StoreSmokeResult,
+  'relabel-dataset-input': RelabelDatasetInput,
+  'relabel-dataset-result': RelabelDatasetResult,
+  'relabel-trajectory-input': RelabelTrajectoryInput,
+  'relabel-trajectory-result': RelabelTrajectoryResult,
+  'relabel-report': RelabelReport,
+  'relabel-quarantine-record': QuarantineRecord,
 } as const;
 
 export function jsonSchemaOf(name: keyof typeof PUBLISHED_SCHEMAS): string {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ObjectUri, Sha256Hex } from './common';
+import { RelabelDatasetInput, RelabelTrajectoryInput } from './relabel';
 
 /**
  * Inputs and results of every workflow. Workflows parse their input with these first: the Web UI
@@ -37,4 +38,6 @@ export const TaskQueue = {
 /** Each workflow type's input schema, by the name the Web UI's "Workflow Type" field takes. */
 export const WORKFLOW_INPUTS = {
   storeSmoke: StoreSmokeInput,
+  relabelDataset: RelabelDatasetInput,
+  relabelTrajectory: RelabelTrajectoryInput,
 } as const;
