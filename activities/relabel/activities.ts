@@ -65,6 +65,18 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     return labeler;
   }
 
+  // A 100k-trajectory manifest is tens of MB: read it once per worker, not once per page.
+  let manifestCache: { uri: string; etag: string; name: string; ids: string[] } | undefined;
+  async function trajectoryIds(datasetUri: string): Promise<{ name: string; ids: string[] }> {
+    const manifestUri = joinUri(datasetUri, MANIFEST_FILE);
+    const etag = (await store.head(manifestUri))?.etag;
+    if (etag !== undefined && manifestCache?.uri === manifestUri && manifestCache.etag === etag) return manifestCache;
+    const manifest = await readManifest(store, datasetUri);
+    const entry = { uri: manifestUri, etag: etag ?? '', name: manifest.name, ids: manifest.trajectories.map((t) => t.id) };
+    if (etag !== undefined) manifestCache = entry;
+    return entry;
+  }
+
   async function loadTrajectory(datasetUri: string, trajectoryId: string): Promise<{ trajectory: DRobTrajectory; path: string; sha256: string }> {
     const path = trajectoryRecordPath(trajectoryId);
     const uri = joinUri(datasetUri, path);
@@ -86,12 +98,8 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
   return {
     /** One page of trajectory ids in manifest order; the workflow never holds the whole list. */
     listTrajectoryPage: classified(async (input: { datasetUri: string; offset: number; limit: number }) => {
-      const manifest = await readManifest(store, input.datasetUri);
-      return {
-        datasetName: manifest.name,
-        total: manifest.trajectories.length,
-        ids: manifest.trajectories.slice(input.offset, input.offset + input.limit).map((t) => t.id),
-      };
+      const { name, ids } = await trajectoryIds(input.datasetUri);
+      return { datasetName: name, total: ids.length, ids: ids.slice(input.offset, input.offset + input.limit) };
     }),
 
     /** Whether this trajectory already has its record (or was quarantined) for this labeler version. */

@@ -42,22 +42,25 @@ function fixed(v: number, digits: number): string {
   return /^-0\.?0*$/.test(s) ? s.slice(1) : s;
 }
 
-const formatAction = ([dx, dy, dz, g]: ActionChunk[number]): string => `[${fixed(dx, 3)}, ${fixed(dy, 3)}, ${fixed(dz, 3)}, ${g}]`;
+/** Gripper as recorded: 0 or 1 after binarisation, though the schema allows anything in [0, 1]. */
+const formatGripperValue = (g: number): string => (Number.isInteger(g) ? String(g) : fixed(g, 2));
+
+const formatAction = ([dx, dy, dz, g]: ActionChunk[number]): string => `[${fixed(dx, 3)}, ${fixed(dy, 3)}, ${fixed(dz, 3)}, ${formatGripperValue(g)}]`;
 
 /** The chunk as the model sees it: `[[0.012, -0.003, 0.000, 1], ...]`, metres to the millimetre. */
 export function formatActionChunk(chunk: ActionChunk): string {
   return `[${chunk.map(formatAction).join(', ')}]`;
 }
 
-const gripperWord = (g: 0 | 1): string => (g === 1 ? 'open' : 'closed');
+const gripperWord = (g: number): string => (g === 1 ? 'open' : g === 0 ? 'closed' : `at ${formatGripperValue(g)}`);
 
 export interface ChunkSummary {
   /** Summed displacement per axis in cm (Bridge axes: +x forward, +y left, +z up). */
   totalCm: [number, number, number];
   /** Gripper state before the chunk's first action. */
-  gripperBefore: 0 | 1;
+  gripperBefore: number;
   /** Each change of the gripper, at a 1-based action number. */
-  gripperChanges: { action: number; to: 0 | 1 }[];
+  gripperChanges: { action: number; to: number }[];
   actions: number;
 }
 
@@ -65,7 +68,7 @@ export interface ChunkSummary {
  * Totals and gripper changes of one chunk. `previousGripper` (the last command of the step before)
  * makes a transition on the chunk's first action visible, which is where the aggregation puts it.
  */
-export function summarizeChunk(chunk: ActionChunk, previousGripper?: 0 | 1): ChunkSummary {
+export function summarizeChunk(chunk: ActionChunk, previousGripper?: number): ChunkSummary {
   const totalCm: [number, number, number] = [0, 0, 0];
   for (const [dx, dy, dz] of chunk) {
     totalCm[0] += dx * 100;
@@ -200,6 +203,7 @@ code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaV
 .dir { border: 1px solid #c9d6e8; background: #eef4fc; color: #1b4f8f; border-radius: 999px; padding: 0 9px; font-size: 12px; line-height: 20px; }
 .dir.none { border-color: var(--line); background: #f2f3f5; color: var(--muted); }
 footer { padding-top: 8px; padding-bottom: 32px; color: var(--muted); font-size: 13px; }
+footer h2 { margin: 18px 0 8px; padding-top: 14px; border-top: 1px solid var(--line); font-size: 13px; text-transform: uppercase; letter-spacing: .04em; }
 footer dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 0; }
 footer dt { font-weight: 600; }
 footer dd { margin: 0; word-break: break-all; }
@@ -280,6 +284,7 @@ function renderHtml(record: DLanRecord, recordUri: string, frames: readonly Fram
 ${record.steps.map((s, i) => stepHtml(record, s, frames[i]!)).join('\n')}
 </main>
 <footer>
+<h2>Provenance</h2>
 <dl>
 ${rows.map(([k, v]) => `<dt>${escapeMarkup(k)}</dt><dd>${escapeMarkup(v)}</dd>`).join('\n')}
 </dl>
@@ -299,8 +304,8 @@ const SHEET = {
   gap: 12,
   margin: 16,
   header: 76,
-  /** Caption, subtask and plan (up to 8 lines together), 2 summary lines, with the gaps between. */
-  text: 24 + 8 * 18 + 8 + 2 * 16,
+  /** Caption, subtask and plan (up to 7 lines together), 2 summary lines, with the gaps between. */
+  text: 24 + 7 * 18 + 8 + 2 * 16,
 } as const;
 const TILE_W = SHEET.frame + 2 * SHEET.pad;
 const TILE_H = SHEET.pad + SHEET.frame + 10 + SHEET.text + SHEET.pad;
@@ -388,7 +393,7 @@ function sheetSvg(record: DLanRecord, frames: readonly Frame[], width: number, h
     parts.push(textLines(plan, tx, ty, 17, `font-size="13" fill="#1d2329"`));
     const summary = stepSummary(record, i);
     const t = summary.totalCm;
-    const sum = [`Σ dx ${signedCm(t[0])}  dy ${signedCm(t[1])}  dz ${signedCm(t[2])} cm`, ...wrap(formatGripper(summary), innerW, 11, 0.56, 1)];
+    const sum = [`total dx ${signedCm(t[0])} · dy ${signedCm(t[1])} · dz ${signedCm(t[2])} cm`, ...wrap(formatGripper(summary), innerW, 11, 0.56, 1)];
     parts.push(textLines(sum, tx, summaryTop, 16, `font-size="11" fill="#1b4f8f"`));
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="${FONT}">${parts.join('')}</svg>`;

@@ -53,7 +53,6 @@ export interface RelabelCarry {
   failed: { trajectoryId: string; reason: string }[];
 }
 
-const PAGE_SIZE = 200;
 const MAX_FAILED_KEPT = 100;
 
 function overBudget(input: RelabelDatasetInput, usage: TokenUsage): boolean {
@@ -91,7 +90,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
 
   setHandler(relabelProgressQuery, () => ({ status: run.status, counts, usage, cursor, runsSoFar, ...(run.fatalError !== undefined && { fatalError: run.fatalError }) }));
 
-  const first = await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: PAGE_SIZE });
+  const first = await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: input.childrenPerRun });
   const total = Math.min(first.total, input.limit ?? Number.POSITIVE_INFINITY);
   counts = { ...counts, total };
   upsertSearchAttributes([
@@ -139,7 +138,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   while (run.status === 'running' && cursor < total) {
     if (cursor >= pageOffset + page.length) {
       pageOffset = cursor;
-      page = (await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: PAGE_SIZE })).ids;
+      page = (await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: input.childrenPerRun })).ids;
       if (page.length === 0) break;
     }
     if (overBudget(input, usage)) {
