@@ -23,9 +23,13 @@ function positiveNumber(value: string): number {
   return n;
 }
 
-/** The parent's id derives from (dataset, labeler version): starting it twice attaches to the run. */
-export function relabelWorkflowId(datasetUri: string, key: string): string {
-  return `relabel-dataset:${datasetUri}:${key}`;
+/**
+ * The parent's id derives from what decides its output (dataset, labeler version, output root):
+ * starting the same relabel twice attaches to the run already going.
+ */
+export function relabelWorkflowId(input: RelabelDatasetInput): string {
+  const id = `relabel-dataset:${input.datasetUri}:${labelerKey(input.labeler)}`;
+  return input.outputUri === undefined ? id : `${id}:${input.outputUri}`;
 }
 
 export interface RelabelCommandOptions {
@@ -61,7 +65,7 @@ export async function runRelabel(dataset: string, opts: RelabelCommandOptions, s
   });
   try {
     const client = new Client({ connection, namespace: config.namespace });
-    const workflowId = relabelWorkflowId(input.datasetUri, labelerKey(input.labeler));
+    const workflowId = relabelWorkflowId(input);
     const handle = await client.workflow.start<typeof relabelDataset>('relabelDataset', {
       taskQueue: TaskQueue.cpu,
       workflowId,
