@@ -389,7 +389,7 @@ function sheetSvg(record: DLanRecord, frames: readonly Frame[], width: number, h
     ty += (subtask.length - 1) * 20 + 22;
     // The plan takes whatever the subtask left, so the summary sits at the same height in every tile.
     const summaryTop = y + TILE_H - SHEET.pad - 16 - 4;
-    const plan = wrap(step.motionPlan, innerW, 13, 0.56, Math.floor((summaryTop - 14 - ty) / 17) + 1);
+    const plan = wrap(step.motionPlan, innerW, 13, 0.58, Math.floor((summaryTop - 14 - ty) / 17) + 1);
     parts.push(textLines(plan, tx, ty, 17, `font-size="13" fill="#1d2329"`));
     const summary = stepSummary(record, i);
     const t = summary.totalCm;

@@ -1,6 +1,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { formatActionChunk, renderSpotCheck } from '../../activities/relabel/spot-check';
 import { importBridgeRlds } from '../../activities/data/bridge-import';
 import { readManifest, writeDataset } from '../../activities/data/dataset-writer';
 import { formatIssue, validateDataset } from '../../activities/data/validate';
@@ -26,10 +28,6 @@ async function firstRecord(store: ObjectStore, dlanUri: string): Promise<DLanRec
   return undefined;
 }
 
-/** `[[dx, dy, dz, g], ...]` in metres, rounded to millimetres for reading. */
-function formatChunk(chunk: DLanRecord['steps'][number]['actionChunk']): string {
-  return `[${chunk.map((a) => `[${a.slice(0, 3).map((v) => v.toFixed(3)).join(', ')}, ${a[3]}]`).join(', ')}]`;
-}
 
 export const BRIDGE_SAMPLE = join(REPO_ROOT, 'data', 'samples', 'bridge-debug', 'bridge_dataset-train.tfrecord-00000-of-00001');
 export const BRIDGE_SAMPLE_LICENSE = 'MIT, from octo-models/octo tests/debug_dataset (data/samples/bridge-debug/LICENSE)';
@@ -107,8 +105,15 @@ export function registerDemo(program: Command): void {
         say(`a relabelled trajectory: ${example.trajectoryId} "${example.instruction}"`);
         for (const step of example.steps) {
           say(`  [${step.sourceSteps[0]},${step.sourceSteps[1]}) ${step.subtask}: ${step.motionPlan}`);
-          say(`      chunk ${formatChunk(step.actionChunk)}`);
+          say(`      chunk ${formatActionChunk(step.actionChunk)}`);
         }
+        // A page a researcher opens to spot-check the labels against the frames.
+        const spot = await renderSpotCheck(store, joinUri(relabelled[1]!, RELABEL_RECORDS_DIR, `${example.trajectoryId}.json`));
+        const page = join(config.stateDir, 'reports', `${example.trajectoryId}.html`);
+        mkdirSync(dirname(page), { recursive: true });
+        writeFileSync(page, spot.html);
+        writeFileSync(page.replace(/\.html$/, '.png'), spot.png);
+        say(`  spot-check page: ${page} (and .png)`);
       }
 
       say('');

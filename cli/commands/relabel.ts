@@ -16,6 +16,7 @@ import { loadConfig } from '../../infra/config';
 import { uiUrl } from '../../infra/dev-stack';
 import { relabelProgressQuery, type relabelDataset } from '../../workflows';
 import { positiveInt } from '../options';
+import { registerRelabelShow } from './relabel-show';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -143,5 +144,6 @@ export function registerRelabel(program: Command): Command {
       const result = await runRelabel(dataset, opts, say);
       if (result) printRelabelResult(result, say);
     });
+  registerRelabelShow(relabel);
   return relabel;
 }
