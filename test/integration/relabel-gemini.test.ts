@@ -14,7 +14,7 @@ import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
 import type { relabelDataset } from '../../workflows';
 import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
-import { simulateSample } from '../helpers/datasets';
+import { importBridgeSample, simulateSample } from '../helpers/datasets';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 
 const API_KEY = 'AIzaTEST-key-that-must-never-reach-a-history-0001';
@@ -97,6 +97,22 @@ describe('relabelDataset with the Gemini labeler (real client, local Gemini wire
       const text = JSON.stringify(histories);
       expect(text).toContain('labelGemini');
       expect(text).not.toContain(API_KEY);
+    });
+  });
+
+  it('labels the real Bridge episodes too (64 px frames, 10 steps each)', async () => {
+    gemini.reset();
+    const bridgeUri = fileUri(join(dir, 'bridge'));
+    await importBridgeSample(store, bridgeUri, 5);
+    await withWorkers(API_KEY, async (queues) => {
+      const result = await env.client.workflow.execute<typeof relabelDataset>('relabelDataset', {
+        taskQueue: queues.cpu,
+        workflowId: `${queues.cpu}-bridge`,
+        args: [{ datasetUri: bridgeUri, labeler: GEMINI, geminiTaskQueue: queues.gemini }],
+      });
+      expect(result.counts).toEqual({ total: 5, done: 5, skipped: 0, quarantined: 0, failed: 0 });
+      expect(gemini.requests).toHaveLength(5);
+      expect(gemini.requests.every((r) => r.steps === 10 && r.imageCount > 0)).toBe(true);
     });
   });
 
