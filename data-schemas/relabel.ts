@@ -212,6 +212,9 @@ export const RelabelProgress = z.strictObject({
 });
 export type RelabelProgress = z.infer<typeof RelabelProgress>;
 
+/** A trajectory set aside (quarantined or failed) and why. */
+export const TrajectoryReason = z.strictObject({ trajectoryId: SafeId, reason: z.string() });
+
 export const RelabelReport = z.strictObject({
   datasetUri: ObjectUri,
   outputUri: ObjectUri,
@@ -220,20 +223,16 @@ export const RelabelReport = z.strictObject({
   counts: RelabelCounts,
   usage: TokenUsage,
   fatalError: z.string().optional(),
-  quarantined: z.array(z.strictObject({ trajectoryId: SafeId, reason: z.string() })),
-  failed: z.array(z.strictObject({ trajectoryId: SafeId, reason: z.string() })),
+  quarantined: z.array(TrajectoryReason),
+  failed: z.array(TrajectoryReason),
   finishedAt: z.iso.datetime({ offset: true }),
 });
 export type RelabelReport = z.infer<typeof RelabelReport>;
 
-export const RelabelDatasetResult = z.strictObject({
-  status: RelabelStatus,
-  outputUri: ObjectUri,
+export const RelabelDatasetResult = RelabelReport.pick({ status: true, outputUri: true, counts: true, usage: true }).extend({
   reportUri: ObjectUri,
   manifestUri: ObjectUri,
-  counts: RelabelCounts,
-  usage: TokenUsage,
   /** The first 100 quarantined trajectories; the report lists them all. */
-  quarantined: z.array(z.strictObject({ trajectoryId: SafeId, reason: z.string() })),
+  quarantined: RelabelReport.shape.quarantined,
 });
 export type RelabelDatasetResult = z.infer<typeof RelabelDatasetResult>;
