@@ -273,7 +273,7 @@ interface RunProfile {
 
 async function profileRun(env: Env, run: PipelineRun, children: number, n: number): Promise<RunProfile> {
   const sample = env.ids.slice(0, n).filter((_, i) => i % Math.max(1, Math.floor(n / 50)) === 0);
-  const profiles = await Promise.all(sample.map((id) => profileHistory(env.client, relabelChildId(env.datasetUri, id, labelerKey(GEMINI)))));
+  const profiles = await Promise.all(sample.map((id) => profileHistory(env.client, relabelChildId(run.result.outputUri, labelerKey(GEMINI), id))));
   const avg = (f: (p: HistoryProfile) => number): number => profiles.reduce((t, p) => t + f(p), 0) / profiles.length;
   // The parent's latest run (the one that finalizes); with N <= childrenPerRun it is the only one.
   const parent = await profileHistory(env.client, run.workflowId);

@@ -118,9 +118,12 @@ export function labelerKey(choice: LabelerChoice): string {
   return `${id.name}-${id.version}`;
 }
 
-/** Child workflow ids derive from (dataset, trajectory, labeler version): a re-run finds what is done. */
-export function relabelChildId(datasetUri: string, trajectoryId: string, key: string): string {
-  return `relabel:${datasetUri}:${trajectoryId}:${key}`;
+/**
+ * Child workflow ids derive from (output root, labeler version, trajectory): a re-run finds what
+ * is done, and two runs writing to different outputs never skip each other's trajectories.
+ */
+export function relabelChildId(outputUri: string, key: string, trajectoryId: string): string {
+  return `relabel:${outputUri}:${key}:${trajectoryId}`;
 }
 
 /** Where a relabel run writes unless told otherwise: beside the source, keyed by labeler version. */
@@ -139,8 +142,11 @@ export const RelabelDatasetInput = z.strictObject({
   labeler: LabelerChoice.default({ name: 'heuristic' }),
   /** D_lan output root. @default `<datasetUri>/labels/<labeler>-<version>` */
   outputUri: ObjectUri.optional(),
-  /** Trajectories labelled at once (child workflows in flight). @default 8 */
-  maxConcurrent: z.int().min(1).max(256).default(8),
+  /**
+   * Trajectories labelled at once (child workflows in flight). With Gemini, keep it at least twice
+   * the Gemini worker's concurrent calls so the model slots never wait on Temporal. @default 32
+   */
+  maxConcurrent: z.int().min(1).max(256).default(32),
   /** Re-prompts with the specific problem before a trajectory is quarantined. @default 3 */
   maxReprompts: z.int().min(0).max(10).default(3),
   /** Stop starting trajectories once spend reaches either cap; running ones finish. */

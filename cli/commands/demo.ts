@@ -21,7 +21,7 @@ import { devUp, uiUrl } from '../../infra/dev-stack';
 
 const say = (line: string): void => console.log(line);
 
-const RELABEL_DEFAULTS: RelabelCommandOptions = { labeler: 'heuristic', model: DEFAULT_GEMINI_MODEL, concurrency: 8, reprompts: 3, wait: true };
+const RELABEL_DEFAULTS: RelabelCommandOptions = { labeler: 'heuristic', model: DEFAULT_GEMINI_MODEL, concurrency: 32, reprompts: 3, wait: true };
 
 async function firstRecord(store: ObjectStore, dlanUri: string): Promise<DLanRecord | undefined> {
   for await (const o of store.list(`${joinUri(dlanUri, RELABEL_RECORDS_DIR)}/`)) return getJson(store, o.uri, DLanRecord);

@@ -133,7 +133,7 @@ export function registerRelabel(program: Command): Command {
     .addOption(new Option('--labeler <name>', 'heuristic (no key) or gemini (GEMINI_API_KEY in the gemini worker)').choices(['heuristic', 'gemini']).default('heuristic'))
     .option('--model <name>', 'Gemini model', DEFAULT_GEMINI_MODEL)
     .option('--out <uri-or-path>', 'D_lan output root (default: <dataset>/labels/<labeler>-<version>)')
-    .option('--concurrency <n>', 'trajectories labelled at once', positiveInt, 8)
+    .option('--concurrency <n>', 'trajectories labelled at once (child workflows in flight)', positiveInt, 32)
     .option('--reprompts <n>', 're-prompts before quarantine', (v) => Number.parseInt(v, 10), 3)
     .option('--limit <n>', 'only the first N trajectories', positiveInt)
     .option('--budget-usd <usd>', 'stop starting trajectories at this spend', positiveNumber)

@@ -93,7 +93,7 @@ describe('relabelDataset with the Gemini labeler (real client, local Gemini wire
       expect(record.steps.length).toBeGreaterThan(1);
 
       const histories = [await env.client.workflow.getHandle(workflowId).fetchHistory()];
-      for (const id of ids) histories.push(await env.client.workflow.getHandle(relabelChildId(datasetUri, id, labelerKey(GEMINI))).fetchHistory());
+      for (const id of ids) histories.push(await env.client.workflow.getHandle(relabelChildId(outputUri, labelerKey(GEMINI), id)).fetchHistory());
       const text = JSON.stringify(histories);
       expect(text).toContain('labelGemini');
       expect(text).not.toContain(API_KEY);

@@ -111,7 +111,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
       geminiTaskQueue: input.geminiTaskQueue,
     };
     try {
-      const result = await executeChild(relabelTrajectory, { workflowId: relabelChildId(input.datasetUri, trajectoryId, key), args: [childInput] });
+      const result = await executeChild(relabelTrajectory, { workflowId: relabelChildId(outputUri, key, trajectoryId), args: [childInput] });
       usage = addUsage(usage, result.usage);
       counts = { ...counts, [result.status]: counts[result.status] + 1 };
     } catch (err) {
