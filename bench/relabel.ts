@@ -39,6 +39,7 @@ import { importBridgeSample, replicateDataset } from '../test/helpers/datasets';
 import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
 import { createGeminiWorker } from '../workers/gemini';
 import type { relabelDataset } from '../workflows';
+import { forEachConcurrent } from '../activities/data/pool';
 
 function option(name: string, fallback: number): number {
   const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -102,16 +103,6 @@ const nodeCpuSeconds = (): number => {
   return (u.user + u.system) / 1e6;
 };
 
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 /**
  * The baseline for one trajectory: what the child workflow's three activities do (relabelStatus,
@@ -313,7 +304,7 @@ async function runPipeline(env: Env, geminiQueue: string, n: number, maxConcurre
 
 function runBaseline(env: Env, labeler: GeminiLabeler, n: number, concurrency: number, tag: string): Promise<Measured> {
   const outputUri = fileUri(join(env.dir, 'labels', `bench-baseline-${tag}-${++runSeq}`));
-  return measure(env, () => pool(env.ids.slice(0, n), concurrency, (id) => baselineOne(labeler, env.datasetUri, outputUri, id)));
+  return measure(env, () => forEachConcurrent(env.ids.slice(0, n), concurrency, (id) => baselineOne(labeler, env.datasetUri, outputUri, id)));
 }
 
 /** Records under `<outputUri>/records/`, by trajectory id (read from each record). */

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Store } from '../activities/store';
 import { createBucket, startS3Server } from '../infra/s3-server';
+import { forEachConcurrent } from '../activities/data/pool';
 
 const MiB = 1024 * 1024;
 
@@ -54,16 +55,6 @@ interface Sample {
   objects: number;
 }
 
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 async function timed(fn: () => Promise<void>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -96,7 +87,7 @@ async function runPhase(side: Side, phase: Phase, prefix: string, work: Workload
   const limit = phase.startsWith('frames') ? cfg.concurrency : 1;
   const cpuBefore = process.cpuUsage();
   const seconds = await timed(() =>
-    pool(indexes, limit, async (i) => {
+    forEachConcurrent(indexes, limit, async (i) => {
       if (phase.endsWith('put')) await side.put(keys[i]!, items[i]!);
       else check(await side.get(keys[i]!), items[i]!, keys[i]!);
     }),
