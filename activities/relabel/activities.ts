@@ -109,6 +109,18 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
       return 'pending';
     }),
 
+    /**
+     * Which of a page of trajectories still need labelling (no record, not quarantined): the
+     * parent starts no child for the others, so re-running a large relabel is cheap.
+     */
+    pendingTrajectories: classified(async (input: { outputUri: string; ids: string[] }): Promise<string[]> => {
+      const finished = new Set<string>();
+      await forEachConcurrent(input.ids, 16, async (id) => {
+        if ((await store.head(relabelRecordUri(input.outputUri, id))) ?? (await store.head(quarantineUri(input.outputUri, id)))) finished.add(id);
+      });
+      return input.ids.filter((id) => !finished.has(id));
+    }),
+
     /** The embedded default labeler: deterministic rules, no key, no cost. */
     labelHeuristic: classified(async (input: { datasetUri: string; trajectoryId: string }): Promise<LabelOutcome> => {
       const { trajectory } = await loadTrajectory(input.datasetUri, input.trajectoryId);

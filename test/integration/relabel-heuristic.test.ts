@@ -70,6 +70,9 @@ describe('relabelDataset with the heuristic labeler (real dev server, real store
 
       const again = await run(taskQueue, `${taskQueue}-b`, { datasetUri: bridgeUri });
       expect(again.counts).toEqual({ total: 25, done: 0, skipped: 25, quarantined: 0, failed: 0 });
+      // Finished trajectories are found a page at a time: the re-run starts no child at all.
+      const rerun = await env.client.workflow.getHandle(`${taskQueue}-b`).fetchHistory();
+      expect(rerun.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
       expect(statSync(new URL(records[0]!)).mtimeMs).toBe(mtime);
     });
   });

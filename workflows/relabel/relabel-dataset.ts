@@ -4,6 +4,7 @@ import {
   continueAsNew,
   defineQuery,
   executeChild,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -133,20 +134,33 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
     }
   };
 
+  // Runs started before this check existed replay without it (their histories have no marker).
+  const precheck = patched('relabel-page-precheck');
+  const pendingOf = async (ids: string[]): Promise<ReadonlySet<string> | undefined> =>
+    precheck ? new Set(await activities.pendingTrajectories({ outputUri, ids: ids.slice(0, total - cursor) })) : undefined;
+
   let page = first.ids;
   let pageOffset = cursor;
+  let pending = await pendingOf(page);
   while (run.status === 'running' && cursor < total) {
     if (cursor >= pageOffset + page.length) {
       pageOffset = cursor;
       page = (await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: input.childrenPerRun })).ids;
       if (page.length === 0) break;
+      pending = await pendingOf(page);
+    }
+    const trajectoryId = page[cursor - pageOffset]!;
+    if (pending && !pending.has(trajectoryId)) {
+      // Labelled or quarantined by an earlier run: no child, no history.
+      cursor++;
+      counts = { ...counts, skipped: counts.skipped + 1 };
+      continue;
     }
     if (overBudget(input, usage)) {
       run.status = 'budget_exhausted';
       break;
     }
     if (startedThisRun >= input.childrenPerRun || workflowInfo().continueAsNewSuggested) break;
-    const trajectoryId = page[cursor - pageOffset]!;
     cursor++;
     startedThisRun++;
     const child: Promise<void> = runChild(trajectoryId).finally(() => running.delete(child));
