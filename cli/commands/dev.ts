@@ -28,7 +28,7 @@ export function registerDev(program: Command): void {
     .description('show which components run and whether Temporal answers')
     .action(async () => {
       const status = await devStatus(loadConfig());
-      for (const c of status.components) say(`${c.component.padEnd(11)} ${c.running ? `running (pid ${c.pid})` : 'stopped'}  log: ${c.logFile}`);
+      for (const c of status.components) say(`${c.component.padEnd(13)} ${c.running ? `running (pid ${c.pid})` : 'stopped'}  log: ${c.logFile}`);
       say(`temporal health: ${status.temporalHealthy ? 'ok' : `not answering (${status.temporalError ?? 'unknown'})`}`);
       say(`Temporal Web UI: ${status.uiUrl}`);
       if (!status.components.every((c) => c.running) || !status.temporalHealthy) process.exitCode = 1;
