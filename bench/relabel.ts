@@ -40,20 +40,9 @@ import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
 import { createGeminiWorker } from '../workers/gemini';
 import type { relabelDataset } from '../workflows';
 import { forEachConcurrent } from '../activities/data/pool';
+import { option, stringOption } from './options';
 
-function option(name: string, fallback: number): number {
-  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const raw = flag?.slice(name.length + 3) ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
 
-function stringOption(name: string): string | undefined {
-  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
-  return flag?.slice(name.length + 3) ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
-}
 
 const concurrency = option('concurrency', 16);
 const cfg = {

@@ -16,17 +16,10 @@ import { join } from 'node:path';
 import { S3Store } from '../activities/store';
 import { createBucket, startS3Server } from '../infra/s3-server';
 import { forEachConcurrent } from '../activities/data/pool';
+import { option } from './options';
 
 const MiB = 1024 * 1024;
 
-function option(name: string, fallback: number): number {
-  const flag = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const raw = flag?.slice(name.length + 3) ?? process.env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
 
 const cfg = {
   frames: option('frames', 200),
