@@ -7,6 +7,12 @@ export function nonNegativeInt(value: string): number {
   return n;
 }
 
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
 export function positiveInt(value: string): number {
   const n = nonNegativeInt(value);
   if (n === 0) throw new InvalidArgumentError('must be a positive integer');

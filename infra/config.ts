@@ -7,6 +7,9 @@ import { fileUri } from '../data-schemas/uri';
 /** The repository root (this file lives in `<root>/infra`). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The bundled real BridgeData v2 episodes (RLDS TFRecord), shipped with the clone. */
+export const BRIDGE_SAMPLE = join(REPO_ROOT, 'data', 'samples', 'bridge-debug', 'bridge_dataset-train.tfrecord-00000-of-00001');
+
 export interface ResolvedConfig {
   env: EnvConfig;
   stateDir: string;

@@ -77,6 +77,13 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     return entry;
   }
 
+  /** Whether a trajectory has its record, was quarantined, or still needs labelling. */
+  async function trajectoryState(outputUri: string, trajectoryId: string): Promise<'done' | 'quarantined' | 'pending'> {
+    if (await store.head(relabelRecordUri(outputUri, trajectoryId))) return 'done';
+    if (await store.head(quarantineUri(outputUri, trajectoryId))) return 'quarantined';
+    return 'pending';
+  }
+
   async function loadTrajectory(datasetUri: string, trajectoryId: string): Promise<{ trajectory: DRobTrajectory; path: string; sha256: string }> {
     const path = trajectoryRecordPath(trajectoryId);
     const uri = joinUri(datasetUri, path);
@@ -103,11 +110,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     }),
 
     /** Whether this trajectory already has its record (or was quarantined) for this labeler version. */
-    relabelStatus: classified(async (input: { outputUri: string; trajectoryId: string }): Promise<'done' | 'quarantined' | 'pending'> => {
-      if (await store.head(relabelRecordUri(input.outputUri, input.trajectoryId))) return 'done';
-      if (await store.head(quarantineUri(input.outputUri, input.trajectoryId))) return 'quarantined';
-      return 'pending';
-    }),
+    relabelStatus: classified((input: { outputUri: string; trajectoryId: string }) => trajectoryState(input.outputUri, input.trajectoryId)),
 
     /**
      * Which of a page of trajectories still need labelling (no record, not quarantined): the
@@ -116,7 +119,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     pendingTrajectories: classified(async (input: { outputUri: string; ids: string[] }): Promise<string[]> => {
       const finished = new Set<string>();
       await forEachConcurrent(input.ids, 16, async (id) => {
-        if ((await store.head(relabelRecordUri(input.outputUri, id))) ?? (await store.head(quarantineUri(input.outputUri, id)))) finished.add(id);
+        if ((await trajectoryState(input.outputUri, id)) !== 'pending') finished.add(id);
       });
       return input.ids.filter((id) => !finished.has(id));
     }),
@@ -222,7 +225,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
         });
         quarantined.sort((a, b) => a.trajectoryId.localeCompare(b.trajectoryId));
 
-        const source = await readManifest(store, input.datasetUri);
+        const source = await trajectoryIds(input.datasetUri);
         const identity = labelerIdentity(input.labeler);
         const manifest: DatasetManifest = {
           formatVersion: MANIFEST_FORMAT_VERSION,

@@ -16,7 +16,7 @@ import { TaskQueue } from '../../data-schemas/workflows';
 import type { storeSmoke } from '../../workflows';
 import { joinUri } from '../../data-schemas/uri';
 import { MANIFEST_FILE } from '../../data-schemas/manifest';
-import { REPO_ROOT, loadConfig } from '../../infra/config';
+import { BRIDGE_SAMPLE, loadConfig } from '../../infra/config';
 import { devUp, uiUrl } from '../../infra/dev-stack';
 
 const say = (line: string): void => console.log(line);
@@ -29,7 +29,6 @@ async function firstRecord(store: ObjectStore, dlanUri: string): Promise<DLanRec
 }
 
 
-export const BRIDGE_SAMPLE = join(REPO_ROOT, 'data', 'samples', 'bridge-debug', 'bridge_dataset-train.tfrecord-00000-of-00001');
 export const BRIDGE_SAMPLE_LICENSE = 'MIT, from octo-models/octo tests/debug_dataset (data/samples/bridge-debug/LICENSE)';
 export const DEMO_SIM_TASKS = ['put the carrot on the plate', 'pick up the eggplant', 'put the eggplant in the pan then lift the fish'];
 

@@ -1,6 +1,6 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
@@ -15,14 +15,9 @@ import { TaskQueue } from '../../data-schemas/workflows';
 import { loadConfig } from '../../infra/config';
 import { uiUrl } from '../../infra/dev-stack';
 import { relabelProgressQuery, type relabelDataset } from '../../workflows';
-import { positiveInt } from '../options';
+import { nonNegativeInt, positiveInt, positiveNumber } from '../options';
 import { registerRelabelShow } from './relabel-show';
 
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
-  return n;
-}
 
 /**
  * The parent's id derives from what decides its output (dataset, labeler version, output root):
@@ -134,7 +129,7 @@ export function registerRelabel(program: Command): Command {
     .option('--model <name>', 'Gemini model', DEFAULT_GEMINI_MODEL)
     .option('--out <uri-or-path>', 'D_lan output root (default: <dataset>/labels/<labeler>-<version>)')
     .option('--concurrency <n>', 'trajectories labelled at once (child workflows in flight)', positiveInt, 32)
-    .option('--reprompts <n>', 're-prompts before quarantine', (v) => Number.parseInt(v, 10), 3)
+    .option('--reprompts <n>', 're-prompts before quarantine', nonNegativeInt, 3)
     .option('--limit <n>', 'only the first N trajectories', positiveInt)
     .option('--budget-usd <usd>', 'stop starting trajectories at this spend', positiveNumber)
     .option('--budget-tokens <n>', 'stop starting trajectories at this many tokens', positiveInt)

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { REPO_ROOT } from '../../infra/config';
+import { BRIDGE_SAMPLE, REPO_ROOT } from '../../infra/config';
 
 const run = promisify(execFile);
-const BRIDGE = join(REPO_ROOT, 'data', 'samples', 'bridge-debug', 'bridge_dataset-train.tfrecord-00000-of-00001');
+const BRIDGE = BRIDGE_SAMPLE;
 
 interface Outcome {
   code: number;

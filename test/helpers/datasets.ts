@@ -1,12 +1,10 @@
-import { join } from 'node:path';
 import { importBridgeRlds, readManifest, readTrajectory, writeDataset, type PendingTrajectory } from '../../activities/data';
 import { simulateEpisodes } from '../../activities/robot/sim';
 import type { ObjectStore } from '../../activities/store/types';
 import type { DatasetManifest } from '../../data-schemas/manifest';
 import { joinUri } from '../../data-schemas/uri';
-import { REPO_ROOT } from '../../infra/config';
+import { BRIDGE_SAMPLE } from '../../infra/config';
 
-export const BRIDGE_SAMPLE = join(REPO_ROOT, 'data', 'samples', 'bridge-debug', 'bridge_dataset-train.tfrecord-00000-of-00001');
 
 /** The 25 bundled real Bridge episodes as a D_rob dataset at `uri`. */
 export function importBridgeSample(store: ObjectStore, uri: string, limit?: number): Promise<DatasetManifest> {

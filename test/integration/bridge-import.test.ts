@@ -22,8 +22,9 @@ import {
 } from '../../activities/data';
 import { FileStore, type ObjectStore } from '../../activities/store';
 import { editExample, writeTfRecordFile } from '../fixtures/tfrecord-writer';
+import { BRIDGE_SAMPLE } from '../../infra/config';
 
-const BRIDGE = 'data/samples/bridge-debug/bridge_dataset-train.tfrecord-00000-of-00001';
+const BRIDGE = BRIDGE_SAMPLE;
 const INSTRUCTIONS = ['flip pot upright which is in sink', 'put carrot on plate', 'put cup from counter or drying rack into sink', 'turn lever vertical to front'];
 
 const store = new FileStore();

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import type { DRobTrajectory } from '../../data-schemas/d-rob';
@@ -9,7 +8,7 @@ import { auxiliaryLabels } from '../../activities/relabel/auxiliary';
 import { cleanTrajectory } from '../../activities/relabel/clean';
 import { heuristicSegments } from '../../activities/relabel/heuristic';
 import { buildDLanRecord, validateSegments, type BuildDLanRecordArgs } from '../../activities/relabel/record';
-import { REPO_ROOT } from '../../infra/config';
+import { BRIDGE_SAMPLE } from '../../infra/config';
 
 const seg = (start: number, end: number, subtask = 'Move to carrot'): SegmentLabel => ({ start, end, subtask, motionPlan: 'Move forward (about 2 cm), keeping the gripper open.' });
 
@@ -142,7 +141,7 @@ describe('buildDLanRecord on simulated trajectories', () => {
 
 describe('heuristic labels of the real Bridge sample', () => {
   it('labels all 25 episodes into records that parse', async () => {
-    const file = join(REPO_ROOT, 'data/samples/bridge-debug/bridge_dataset-train.tfrecord-00000-of-00001');
+    const file = BRIDGE_SAMPLE;
     let count = 0;
     const firsts = new Set<string>();
     for await (const { trajectory, files } of readBridgeEpisodes([file])) {

@@ -3,8 +3,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { TfExampleError } from '../../activities/data/errors';
 import { decodeExample, encodeExample, TfExample } from '../../activities/data/tf-example';
 import { readTfRecords } from '../../activities/data/tfrecord';
+import { BRIDGE_SAMPLE } from '../../infra/config';
 
-const BRIDGE = 'data/samples/bridge-debug/bridge_dataset-train.tfrecord-00000-of-00001';
+const BRIDGE = BRIDGE_SAMPLE;
 
 /** Field number and wire type as one protobuf key. */
 const key = (field: number, wire: number): number => (field << 3) | wire;

@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataErrorCode, TfRecordError } from '../../activities/data/errors';
 import { maskedCrc32c, readTfRecords, type TfRecord } from '../../activities/data/tfrecord';
 import { frameTfRecord, tfRecordFile } from '../fixtures/tfrecord-writer';
+import { BRIDGE_SAMPLE } from '../../infra/config';
 
-const BRIDGE = 'data/samples/bridge-debug/bridge_dataset-train.tfrecord-00000-of-00001';
+const BRIDGE = BRIDGE_SAMPLE;
 
 async function collect(source: string | Uint8Array): Promise<TfRecord[]> {
   const out: TfRecord[] = [];

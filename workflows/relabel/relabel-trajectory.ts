@@ -12,8 +12,9 @@ import {
 import { parseWorkflowInput } from '../input';
 import { VlaStage } from '../search-attributes';
 
-const store = proxyActivities<RelabelActivities>({
-  // Store reads and writes of one trajectory: short, so a lost worker is noticed quickly.
+const cpu = proxyActivities<RelabelActivities>({
+  // CPU-queue activities of one trajectory (store reads and writes, heuristic labelling): short, so a
+  // lost worker is noticed quickly.
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
 });
@@ -32,7 +33,7 @@ export async function relabelTrajectory(rawInput: unknown): Promise<RelabelTraje
   upsertSearchAttributes([{ key: VlaStage, value: 'relabel-trajectory' }]);
   const { datasetUri, trajectoryId, outputUri, labeler } = input;
 
-  const existing = await store.relabelStatus({ outputUri, trajectoryId });
+  const existing = await cpu.relabelStatus({ outputUri, trajectoryId });
   if (existing !== 'pending') {
     return { trajectoryId, status: 'skipped', reason: `already ${existing}`, attempts: 0, usage: ZERO_USAGE };
   }
@@ -56,15 +57,15 @@ export async function relabelTrajectory(rawInput: unknown): Promise<RelabelTraje
     const outcome: LabelOutcome =
       labeler.name === 'gemini'
         ? await gemini.labelGemini({ datasetUri, trajectoryId, model: labeler.model, feedback: problems.map((p) => p.problem) })
-        : await store.labelHeuristic({ datasetUri, trajectoryId });
+        : await cpu.labelHeuristic({ datasetUri, trajectoryId });
     usage = addUsage(usage, outcome.usage);
     if (outcome.ok) {
-      const written = await store.writeRelabelRecord({ datasetUri, trajectoryId, outputUri, labeler, segments: outcome.segments, aggregation: input.aggregation });
+      const written = await cpu.writeRelabelRecord({ datasetUri, trajectoryId, outputUri, labeler, segments: outcome.segments, aggregation: input.aggregation });
       return { trajectoryId, status: 'done', recordUri: written.recordUri, attempts: attempt + 1, usage };
     }
     problems.push({ kind: outcome.kind, problem: outcome.problem });
   }
   const reason = `${problems.length} answers rejected; last: ${problems.at(-1)?.kind ?? 'unknown'}: ${problems.at(-1)?.problem ?? ''}`;
-  await store.writeQuarantine({ outputUri, trajectoryId, labeler, reason, attempts: problems });
+  await cpu.writeQuarantine({ outputUri, trajectoryId, labeler, reason, attempts: problems });
   return { trajectoryId, status: 'quarantined', reason, attempts: problems.length, usage };
 }
