@@ -1,6 +1,8 @@
 import { createRelabelActivities } from './relabel/activities';
 import { createSmokeActivities } from './smoke';
+import { createShardActivities } from './training/shard';
 import type { ObjectStore } from './store/types';
+import { createTrainingActivities, type TrainingDeps } from './training/train';
 
 /** Everything activities need from the outside, injected once per worker. */
 export interface ActivityDeps {
@@ -15,6 +17,7 @@ export function createCpuActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps),
     ...relabel,
+    ...createShardActivities({ store: deps.store }),
   };
 }
 
@@ -25,3 +28,11 @@ export function createGeminiActivities(deps: ActivityDeps) {
 }
 
 export type CpuActivities = ReturnType<typeof createCpuActivities>;
+
+/** What the GPU worker's activities need: the store, scratch space, the Python environment. */
+export type GpuActivityDeps = TrainingDeps;
+
+/** The activities of a GPU worker: the trainer, one run at a time. */
+export function createGpuActivities(deps: GpuActivityDeps) {
+  return createTrainingActivities(deps);
+}

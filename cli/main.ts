@@ -5,6 +5,8 @@ import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
 import { registerDev } from './commands/dev';
 import { registerRelabel } from './commands/relabel';
+import { registerShard } from './commands/shard';
+import { registerTrain } from './commands/train';
 import { registerWorker } from './commands/worker';
 
 const program = new Command('vla')
@@ -16,6 +18,8 @@ registerDemo(program);
 registerDev(program);
 registerWorker(program);
 registerRelabel(program);
+registerShard(program);
+registerTrain(program);
 const data = program.command('data').description('D_rob datasets: import, simulate, validate');
 registerDataImport(data);
 registerDataSimulate(data);

@@ -15,6 +15,8 @@ export const EnvConfig = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('vla'),
   /** Port of the Temporal Web UI started by `vla dev up`. */
   VLA_TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
+  /** GPU workers: local scratch for staged shards and running trainers (default: `<state>/gpu-work`). */
+  VLA_WORK_DIR: z.string().min(1).optional(),
   /** A `temporal` CLI to use instead of looking on PATH or building one. */
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
 });

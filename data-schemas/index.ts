@@ -7,3 +7,4 @@ export * from './workflows';
 export * from './uri';
 export * from './issues';
 export * from './relabel';
+export * from './training';

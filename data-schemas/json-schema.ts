@@ -3,6 +3,7 @@ import { DLanRecord } from './d-lan';
 import { DRobTrajectory } from './d-rob';
 import { DatasetManifest } from './manifest';
 import { QuarantineRecord, RelabelDatasetInput, RelabelDatasetResult, RelabelReport, RelabelTrajectoryInput, RelabelTrajectoryResult } from './relabel';
+import { ShardDatasetInput, ShardDatasetResult, ShardManifest, ShardSample, TrainLoraInput, TrainLoraResult } from './training';
 import { StoreSmokeInput, StoreSmokeResult } from './workflows';
 
 /** The schemas published as JSON Schema under docs/schemas/ (for the docs and other languages). */
@@ -18,6 +19,12 @@ export const PUBLISHED_SCHEMAS = {
   'relabel-trajectory-result': RelabelTrajectoryResult,
   'relabel-report': RelabelReport,
   'relabel-quarantine-record': QuarantineRecord,
+  'shard-sample': ShardSample,
+  'shard-manifest': ShardManifest,
+  'shard-dataset-input': ShardDatasetInput,
+  'shard-dataset-result': ShardDatasetResult,
+  'train-lora-input': TrainLoraInput,
+  'train-lora-result': TrainLoraResult,
 } as const;
 
 export function jsonSchemaOf(name: keyof typeof PUBLISHED_SCHEMAS): string {

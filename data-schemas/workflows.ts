@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ObjectUri, Sha256Hex } from './common';
 import { RelabelDatasetInput, RelabelTrajectoryInput } from './relabel';
+import { ShardDatasetInput, TrainLoraInput } from './training';
 
 /**
  * Inputs and results of every workflow. Workflows parse their input with these first: the Web UI
@@ -40,4 +41,6 @@ export const WORKFLOW_INPUTS = {
   storeSmoke: StoreSmokeInput,
   relabelDataset: RelabelDatasetInput,
   relabelTrajectory: RelabelTrajectoryInput,
+  shardDataset: ShardDatasetInput,
+  trainLora: TrainLoraInput,
 } as const;

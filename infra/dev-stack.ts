@@ -12,7 +12,7 @@ import { checkTemporal, ensureTemporalCli, startDevServer } from './temporal';
  * log file in the state folder. Temporal keeps its SQLite database there, so a restart keeps every
  * workflow.
  */
-export const COMPONENTS = ['temporal', 'worker-cpu', 'worker-gemini'] as const;
+export const COMPONENTS = ['temporal', 'worker-cpu', 'worker-gemini', 'worker-gpu'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
 export interface StackPaths {
@@ -98,7 +98,7 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
     log(`temporal started (pid ${server.pid}) at ${server.address}, database ${paths.dbFile}`);
   }
   if (options.worker === false) return;
-  for (const kind of ['cpu', 'gemini'] as const) {
+  for (const kind of ['cpu', 'gemini', 'gpu'] as const) {
     const component: Component = `worker-${kind}`;
     const pid = readPidFile(paths.pidFile(component));
     if (pid !== undefined && isAlive(pid)) {
@@ -112,7 +112,7 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
       cwd: REPO_ROOT,
       env: { ...process.env, TEMPORAL_ADDRESS: config.temporalAddress, TEMPORAL_NAMESPACE: config.namespace, VLA_STATE_DIR: config.stateDir },
     });
-    const queue = kind === 'cpu' ? TaskQueue.cpu : TaskQueue.gemini;
+    const queue = TaskQueue[kind];
     await waitForPollers(config, queue, kind === 'cpu' ? 'workflow' : 'activity', worker.pid, worker.logFile);
     log(`${component} started (pid ${worker.pid}) polling ${queue}`);
   }

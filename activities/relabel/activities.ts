@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import { DRobTrajectory, type Camera } from '../../data-schemas/d-rob';
 import { DLanRecord } from '../../data-schemas/d-lan';
-import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, type DatasetManifest } from '../../data-schemas/manifest';
+import { DatasetManifest, MANIFEST_FILE, MANIFEST_FORMAT_VERSION } from '../../data-schemas/manifest';
 import {
   QuarantineRecord,
   RELABEL_QUARANTINE_DIR,
@@ -257,7 +257,12 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
         const reportUri = joinUri(input.outputUri, RELABEL_REPORT_FILE);
         const manifestUri = joinUri(input.outputUri, MANIFEST_FILE);
         await putJson(store, reportUri, report);
-        await putJson(store, manifestUri, manifest);
+        // A re-run that found nothing new keeps the manifest as it was, createdAt included: its
+        // sha256 names this D_lan version downstream (shard sets record it).
+        const previous = await getJson(store, manifestUri, DatasetManifest).catch(() => undefined);
+        if (!previous || JSON.stringify({ ...previous, createdAt: '' }) !== JSON.stringify({ ...manifest, createdAt: '' })) {
+          await putJson(store, manifestUri, manifest);
+        }
         return { reportUri, manifestUri, quarantined: quarantined.slice(0, 100) };
       },
     ),

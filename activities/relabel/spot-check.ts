@@ -6,6 +6,7 @@
 import sharp from 'sharp';
 import { DLanRecord, type ActionChunk, type DLanStep, type Direction } from '../../data-schemas/d-lan';
 import { joinUri } from '../../data-schemas/uri';
+import { fixed, formatAction, formatActionChunk, formatGripperValue } from '../../data-schemas/prompts';
 import { getJson, ObjectNotFoundError } from '../store';
 import type { ObjectStore } from '../store/types';
 import { axisDirection } from './auxiliary';
@@ -36,21 +37,7 @@ export function escapeMarkup(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
 }
 
-/** Fixed decimals, without the "-0.000" that toFixed gives tiny negatives. */
-function fixed(v: number, digits: number): string {
-  const s = v.toFixed(digits);
-  return /^-0\.?0*$/.test(s) ? s.slice(1) : s;
-}
-
-/** Gripper as recorded: 0 or 1 after binarisation, though the schema allows anything in [0, 1]. */
-const formatGripperValue = (g: number): string => (Number.isInteger(g) ? String(g) : fixed(g, 2));
-
-const formatAction = ([dx, dy, dz, g]: ActionChunk[number]): string => `[${fixed(dx, 3)}, ${fixed(dy, 3)}, ${fixed(dz, 3)}, ${formatGripperValue(g)}]`;
-
-/** The chunk as the model sees it: `[[0.012, -0.003, 0.000, 1], ...]`, metres to the millimetre. */
-export function formatActionChunk(chunk: ActionChunk): string {
-  return `[${chunk.map(formatAction).join(', ')}]`;
-}
+export { formatActionChunk };
 
 const gripperWord = (g: number): string => (g === 1 ? 'open' : g === 0 ? 'closed' : `at ${formatGripperValue(g)}`);
 

@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { Command } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { formatActionChunk, renderSpotCheck } from '../../activities/relabel/spot-check';
 import { importBridgeRlds } from '../../activities/data/bridge-import';
@@ -11,6 +11,8 @@ import { createObjectStore, getJson } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { DEFAULT_GEMINI_MODEL, RELABEL_RECORDS_DIR } from '../../data-schemas/relabel';
 import { printRelabelResult, runRelabel, type RelabelCommandOptions } from './relabel';
+import { printShardResult, runShard } from './shard';
+import { buildTinyModel, printTrainResult, runTrain } from './train';
 import type { ObjectStore } from '../../activities/store/types';
 import { TaskQueue } from '../../data-schemas/workflows';
 import type { storeSmoke } from '../../workflows';
@@ -47,7 +49,7 @@ async function validateOrThrow(store: ObjectStore, uri: string): Promise<string>
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan')
+    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan, shard the Bridge D_lan and LoRA-train the tiny VLM on it')
     .action(async () => {
       const config = loadConfig();
       const store = createObjectStore();
@@ -115,11 +117,48 @@ export function registerDemo(program: Command): void {
         say(`  spot-check page: ${page} (and .png)`);
       }
 
+      // Shard the Bridge D_lan and LoRA-train the tiny local VLM on it for a few CPU steps.
+      say('');
+      say(`sharding ${relabelled[0]} into WebDataset training shards...`);
+      const shards = await runShard(relabelled[0]!, { validationFraction: 0.1, seed: 0, targetShardMb: 256, concurrency: 4, wait: true }, say);
+      if (!shards) throw new Error('shardDataset did not return a result');
+      printShardResult(shards, say);
+      const tinyModel = join(config.stateDir, 'models', 'tiny-vlm');
+      if (!existsSync(join(tinyModel, 'config.json'))) {
+        say(`building the tiny test VLM (Gemma 3 architecture, random weights) in ${tinyModel}...`);
+        await buildTinyModel(tinyModel, config.cacheDir, say);
+      }
+      say('training a LoRA adapter on it for 20 steps on the CPU (trainLora on the GPU queue)...');
+      const trained = await runTrain(
+        shards.manifestUri,
+        {
+          baseModel: tinyModel,
+          out: joinUri(config.storeUri, 'runs', 'tiny-vlm-bridge-debug'),
+          maxSteps: 20,
+          epochs: 1,
+          lr: 1e-3,
+          rank: 16,
+          alpha: 32,
+          batchSize: 2,
+          gradAccum: 1,
+          precision: 'fp32',
+          checkpointEvery: 10,
+          actionRepresentation: 'language',
+          gpus: 1,
+          wait: true,
+        },
+        say,
+      );
+      if (!trained) throw new Error('trainLora did not return a result');
+      printTrainResult(trained, say);
+
       say('');
       say(`Temporal Web UI: ${uiUrl(config)}`);
       say(`datasets:        ${bridgeUri}`);
       say(`                 ${simUri}`);
       say(`D_lan:           ${relabelled.join('\n                 ')}`);
+      say(`shards:          ${shards.manifestUri}`);
+      say(`LoRA adapter:    ${trained.adapterUri}`);
       say('stop the stack:  npm run vla -- dev down');
     });
 }

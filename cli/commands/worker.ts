@@ -1,20 +1,24 @@
+import { Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { Argument, Command } from 'commander';
 import { createObjectStore } from '../../activities/store';
-import { loadConfig } from '../../infra/config';
+import { gitRevisionOf } from '../../activities/training/train';
+import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { ensurePythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
+import { createGpuWorker, defaultGpuWorkDir } from '../../workers/gpu';
 import { positiveInt } from '../options';
 
-export const WORKER_KINDS = ['cpu', 'gemini'] as const;
+export const WORKER_KINDS = ['cpu', 'gemini', 'gpu'] as const;
 export type WorkerKind = (typeof WORKER_KINDS)[number];
 
 export function registerWorker(program: Command): void {
   program
     .command('worker')
     .description('run a worker in the foreground (SIGINT/SIGTERM shut it down gracefully)')
-    .addArgument(new Argument('<kind>', 'cpu: workflows and CPU activities; gemini: model calls under the global rate limit').choices(WORKER_KINDS))
-    .option('--task-queue <name>', 'poll this task queue instead of the default (vla-cpu / vla-gemini)')
+    .addArgument(new Argument('<kind>', 'cpu: workflows and CPU activities; gemini: model calls under the global rate limit; gpu: LoRA training, one run at a time').choices(WORKER_KINDS))
+    .option('--task-queue <name>', 'poll this task queue instead of the default (vla-cpu / vla-gemini / vla-gpu)')
     .option('--rate <calls-per-second>', 'gemini: the server-side rate limit of the queue, for all its workers together', positiveInt, 5)
     .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number }) => {
       const config = loadConfig();
@@ -25,14 +29,32 @@ export function registerWorker(program: Command): void {
         // The key is read here, in the worker that calls Gemini, and nowhere else.
         const apiKey = process.env.GEMINI_API_KEY ?? process.env.GOOGLE_API_KEY;
         const baseUrl = process.env.GOOGLE_GEMINI_BASE_URL;
-        const worker: Worker =
-          kind === 'cpu'
-            ? await createCpuWorker({ ...common, deps: { store } })
-            : await createGeminiWorker({
+        const worker: Worker = await (async () => {
+          switch (kind) {
+            case 'cpu':
+              return createCpuWorker({ ...common, deps: { store } });
+            case 'gemini':
+              return createGeminiWorker({
                 ...common,
                 deps: { store, gemini: { ...(apiKey !== undefined && { apiKey }), ...(baseUrl !== undefined && { baseUrl }) } },
                 maxCallsPerSecond: opts.rate,
               });
+            case 'gpu': {
+              const clientConnection = await Connection.connect({ address: config.temporalAddress });
+              let python: ReturnType<typeof ensurePythonEnv> | undefined;
+              return createGpuWorker({
+                ...common,
+                clientConnection,
+                deps: {
+                  store,
+                  workDir: config.env.VLA_WORK_DIR ?? defaultGpuWorkDir(config.stateDir),
+                  pythonEnv: () => (python ??= ensurePythonEnv(config.cacheDir, (line) => console.log(line))),
+                  gitRevision: gitRevisionOf(REPO_ROOT),
+                },
+              });
+            }
+          }
+        })();
         await worker.run();
       } finally {
         await connection.close();

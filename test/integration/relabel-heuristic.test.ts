@@ -68,7 +68,10 @@ describe('relabelDataset with the heuristic labeler (real dev server, real store
       const validation = await validateDataset(store, first.outputUri);
       expect(validation.issues).toEqual([]);
 
+      const manifestBefore = await store.get(joinUri(first.outputUri, 'manifest.json'));
       const again = await run(taskQueue, `${taskQueue}-b`, { datasetUri: bridgeUri });
+      // Nothing new: the D_lan manifest keeps its bytes (shard sets name it by sha256).
+      expect((await store.get(joinUri(first.outputUri, 'manifest.json'))).equals(manifestBefore)).toBe(true);
       expect(again.counts).toEqual({ total: 25, done: 0, skipped: 25, quarantined: 0, failed: 0 });
       // Finished trajectories are found a page at a time: the re-run starts no child at all.
       const rerun = await env.client.workflow.getHandle(`${taskQueue}-b`).fetchHistory();

@@ -1,0 +1,206 @@
+/**
+ * The pure part of `shardDataset`: sample keys, the split and shard assignment by trajectory hash,
+ * the samples of one D_lan record, tar size estimates and the plan file's schema. No I/O: the
+ * activities (./shard.ts) and the tests import these.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from '../../data-schemas/common';
+import { Labeler, type DLanRecord } from '../../data-schemas/d-lan';
+import { actionPrompt, formatActionChunk, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
+import { ShardSample, Split, type ShardStage } from '../../data-schemas/training';
+
+/** Stage order inside a trajectory's run of samples. */
+export const STAGE_ORDER: readonly ShardStage[] = ['subtasks', 'motion_plan', 'action'];
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/**
+ * WebDataset key of one sample: `<id with "." as "_">__<8 hex of sha256(id)>__<stage>__<step:03d>`.
+ * WebDataset cuts the key at the first dot, so keys have none; the hash of the raw id keeps ids that
+ * differ only in "." vs "_" apart, and the fixed-format suffix keeps (id, stage, step) unique.
+ */
+export function sampleKey(trajectoryId: string, stage: ShardStage, step: number): string {
+  const sanitized = trajectoryId.replace(/[^A-Za-z0-9_-]/g, '_');
+  return `${sanitized}__${sha256(trajectoryId).slice(0, 8)}__${stage}__${String(step).padStart(3, '0')}`;
+}
+
+/** sha256 of `${seed}:${trajectoryId}`: the only input to a trajectory's split and shard. */
+export function trajectoryHash(trajectoryId: string, seed: number): string {
+  return sha256(`${seed}:${trajectoryId}`);
+}
+
+/** Validation when the hash's first 8 hex digits, as a uint32 / 2^32, fall below the fraction. */
+export function splitOf(trajectoryId: string, seed: number, validationFraction: number): Split {
+  const u = Number.parseInt(trajectoryHash(trajectoryId, seed).slice(0, 8), 16) / 2 ** 32;
+  return u < validationFraction ? 'validation' : 'train';
+}
+
+/** The shard within its split: the hash's next 8 hex digits mod the split's shard count. */
+export function shardOf(trajectoryId: string, seed: number, numShards: number): number {
+  return Number.parseInt(trajectoryHash(trajectoryId, seed).slice(8, 16), 16) % numShards;
+}
+
+/** max(1, ceil(estimatedBytes / targetShardBytes)). */
+export function shardCount(estimatedBytes: number, targetShardBytes: number): number {
+  return Math.max(1, Math.ceil(estimatedBytes / targetShardBytes));
+}
+
+/** The image's extension inside the tar, from the key frame's path. */
+export function imageExtension(path: string): 'jpg' | 'png' | undefined {
+  const ext = path.slice(path.lastIndexOf('.') + 1).toLowerCase();
+  if (ext === 'jpg' || ext === 'jpeg') return 'jpg';
+  if (ext === 'png') return 'png';
+  return undefined;
+}
+
+/** One sample with where its image comes from (relative to the record's D_rob dataset). */
+export interface BuiltSample {
+  sample: ShardSample;
+  /** `<key>.json` contents. */
+  json: Buffer;
+  framePath: string;
+}
+
+/**
+ * The 1 + 2N samples of one D_lan record, in tar order: `subtasks` (o_0, every l_i), then a
+ * `motion_plan` (o_i, l_i -> m_i) and an `action` (o_i, l_i, m_i -> a_i) per step, each stage in
+ * step order. Every sample is validated against ShardSample unless `validate` is false (the
+ * shard writer, whose records were validated when planning and are checked by sha256).
+ * @throws Error naming the trajectory when a key frame is neither jpg nor png or a sample is invalid
+ */
+export function buildSamples(record: DLanRecord, options: { validate?: boolean } = {}): BuiltSample[] {
+  const validate = options.validate ?? true;
+  const out: BuiltSample[] = [];
+  const add = (stage: ShardStage, step: number, framePath: string, prompt: string, target: string): void => {
+    const image = imageExtension(framePath);
+    if (image === undefined) throw new Error(`trajectory ${record.trajectoryId}: key frame ${framePath} is neither .jpg nor .png`);
+    // Built in the schema's key order and serialized as built: the bytes do not depend on `validate`.
+    const sample: ShardSample = {
+      key: sampleKey(record.trajectoryId, stage, step),
+      trajectoryId: record.trajectoryId,
+      stage,
+      step,
+      image,
+      messages: [
+        { role: 'user', content: [{ type: 'image' }, { type: 'text', text: prompt }] },
+        { role: 'assistant', content: [{ type: 'text', text: target }] },
+      ],
+    };
+    if (validate) {
+      const parsed = ShardSample.safeParse(sample);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new Error(`trajectory ${record.trajectoryId}: ${stage} sample of step ${step}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+      }
+    }
+    out.push({ sample, json: Buffer.from(JSON.stringify(sample), 'utf8'), framePath });
+  };
+  const steps = record.steps;
+  add('subtasks', 0, steps[0]!.keyFrame, subtasksPrompt(record.instruction), formatSubtaskList(steps.map((s) => s.subtask)));
+  for (const s of steps) add('motion_plan', s.index, s.keyFrame, motionPlanPrompt(s.subtask), s.motionPlan);
+  for (const s of steps) add('action', s.index, s.keyFrame, actionPrompt(s.subtask, s.motionPlan), formatActionChunk(s.actionChunk));
+  return out;
+}
+
+const BLOCK = 512;
+const padded = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
+
+/** Bytes one regular file takes in a tar: header (plus a PAX header for names over 100 bytes) and padded data. */
+export function tarEntryBytes(name: string, size: number): number {
+  const pax = Buffer.byteLength(name) > 100 ? BLOCK + padded(Buffer.byteLength(name) + 20) : 0;
+  return pax + BLOCK + padded(size);
+}
+
+/** The two end-of-archive blocks. */
+export const TAR_END_BYTES = 2 * BLOCK;
+
+/** Tar bytes of a trajectory's samples, given each frame's size (from the D_rob manifest). */
+export function estimateSampleBytes(samples: readonly BuiltSample[], frameBytes: (path: string) => number): number {
+  let total = 0;
+  for (const s of samples) total += tarEntryBytes(`${s.sample.key}.json`, s.json.length) + tarEntryBytes(`${s.sample.key}.${s.sample.image}`, frameBytes(s.framePath));
+  return total;
+}
+
+/** A trajectory as the plan sees it. */
+export const PlannedTrajectory = z.strictObject({
+  id: SafeId,
+  /** The D_lan record, relative to the D_lan dataset, and its sha256 from the D_lan manifest. */
+  record: RelativeRef,
+  recordSha256: Sha256Hex,
+  split: Split,
+  shard: z.int().nonnegative(),
+  samples: z.int().positive(),
+  estimatedBytes: z.int().nonnegative(),
+});
+export type PlannedTrajectory = z.infer<typeof PlannedTrajectory>;
+
+/** What decides the plan: the same key always gives the same plan, byte for byte. */
+export const ShardPlanKey = z.strictObject({
+  datasetManifestSha256: Sha256Hex,
+  promptVersion: z.string().min(1),
+  seed: z.int().nonnegative(),
+  validationFraction: z.number().min(0).max(0.5),
+  targetShardBytes: z.int().positive(),
+});
+export type ShardPlanKey = z.infer<typeof ShardPlanKey>;
+
+/** `shards-plan.json` under the shard set's root. */
+export const ShardPlanFile = z.strictObject({
+  formatVersion: z.literal(1),
+  key: ShardPlanKey,
+  datasetUri: ObjectUri,
+  datasetName: SafeId,
+  labeler: Labeler,
+  plannedAt: IsoDateTime,
+  shardsPerSplit: z.record(Split, z.int().nonnegative()),
+  /** Sorted by id. */
+  trajectories: z.array(PlannedTrajectory),
+});
+export type ShardPlanFile = z.infer<typeof ShardPlanFile>;
+
+export const samePlanKey = (a: ShardPlanKey, b: ShardPlanKey): boolean =>
+  a.datasetManifestSha256 === b.datasetManifestSha256 &&
+  a.promptVersion === b.promptVersion &&
+  a.seed === b.seed &&
+  a.validationFraction === b.validationFraction &&
+  a.targetShardBytes === b.targetShardBytes;
+
+/**
+ * Splits by trajectory and assigns shards: the split from the trajectory's hash, the number of
+ * shards per split from the split's estimated bytes, the shard from the hash mod that number.
+ * Independent of input order (the output is sorted by id).
+ */
+export function assignShards(
+  trajectories: readonly Omit<PlannedTrajectory, 'split' | 'shard'>[],
+  options: { seed: number; validationFraction: number; targetShardBytes: number },
+): { trajectories: PlannedTrajectory[]; shardsPerSplit: Record<Split, number> } {
+  const sorted = [...trajectories].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const withSplit = sorted.map((t) => ({ ...t, split: splitOf(t.id, options.seed, options.validationFraction) }));
+  const bytes: Record<Split, number> = { train: 0, validation: 0 };
+  const any: Record<Split, boolean> = { train: false, validation: false };
+  for (const t of withSplit) {
+    bytes[t.split] += t.estimatedBytes;
+    any[t.split] = true;
+  }
+  const shardsPerSplit: Record<Split, number> = {
+    train: any.train ? shardCount(bytes.train, options.targetShardBytes) : 0,
+    validation: any.validation ? shardCount(bytes.validation, options.targetShardBytes) : 0,
+  };
+  return { trajectories: withSplit.map((t) => ({ ...t, shard: shardOf(t.id, options.seed, shardsPerSplit[t.split]) })), shardsPerSplit };
+}
+
+/** The non-empty shards of a plan, train first, each with its trajectories in id order. */
+export function plannedShards(trajectories: readonly PlannedTrajectory[]): { split: Split; index: number; trajectories: PlannedTrajectory[] }[] {
+  const byShard = new Map<string, { split: Split; index: number; trajectories: PlannedTrajectory[] }>();
+  for (const t of trajectories) {
+    const k = `${t.split}/${t.shard}`;
+    let shard = byShard.get(k);
+    if (!shard) byShard.set(k, (shard = { split: t.split, index: t.shard, trajectories: [] }));
+    shard.trajectories.push(t);
+  }
+  const order = (s: Split): number => (s === 'train' ? 0 : 1);
+  const shards = [...byShard.values()].sort((a, b) => order(a.split) - order(b.split) || a.index - b.index);
+  for (const s of shards) s.trajectories.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return shards;
+}

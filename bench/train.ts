@@ -1,0 +1,165 @@
+/**
+ * Trainer throughput through the pipeline (trainLora workflow -> GPU worker activity -> trainer
+ * child process, with heartbeats, progress signals and checkpoint uploads) against the same trainer
+ * run directly on the same staged shards with the same config. Ratio = tokens/s through the
+ * workflow / tokens/s direct (goal >= 0.97). Rounds alternate direct and workflow runs so drift in
+ * the machine's speed hits both alike.
+ *
+ *   npx tsx bench/train.ts [--steps=40] [--rounds=2] [--checkpoint-every=10] [--seq=512] [--batch=2]
+ *
+ * Everything runs here: its own Temporal dev server (SQLite in a temp dir) on free loopback ports,
+ * the CPU and GPU workers in this process, the tiny VLM (python -m vla_py.tiny_model) on the CPU.
+ * With a GPU, point --base-model at a real small VLM directory and drop --precision to bf16.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
+import getPort from 'get-port';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { trainerConfigFor } from '../activities/training/train';
+import { FileStore } from '../activities/store';
+import { buildTinyModel } from '../cli/commands/train';
+import { TrainerEvent, TrainLoraInput } from '../data-schemas/training';
+import { fileUri } from '../data-schemas/uri';
+import { loadConfig } from '../infra/config';
+import { ensurePythonEnv, type PythonEnv } from '../infra/python';
+import { ensureTemporalCli, startDevServer } from '../infra/temporal';
+import { importBridgeSample } from '../test/helpers/datasets';
+import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
+import { createGpuWorker } from '../workers/gpu';
+import type { relabelDataset, shardDataset, trainLora } from '../workflows';
+import { option, stringOption } from './options';
+
+const cfg = {
+  steps: option('steps', 40),
+  rounds: option('rounds', 2),
+  checkpointEvery: option('checkpoint-every', 10),
+  seq: option('seq', 512),
+  batch: option('batch', 2),
+  baseModel: stringOption('base-model'),
+  precision: (stringOption('precision') ?? 'fp32') as 'fp32' | 'bf16',
+};
+const NAMESPACE = 'vla-bench';
+const store = new FileStore();
+const log = (line: string): void => console.log(line);
+
+interface RunFigures {
+  tokensPerSecond: number;
+  wallSeconds: number;
+  steps: number;
+}
+
+/** Runs the trainer as the activity would, minus Temporal: same config, same staged shards. */
+async function runDirect(python: PythonEnv, config: object, dir: string): Promise<RunFigures> {
+  mkdirSync(dir, { recursive: true });
+  const configPath = join(dir, 'trainer-config.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  const started = performance.now();
+  const child = spawn(python.python, ['-m', 'vla_py.train', '--config', configPath], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'], env: python.env });
+  let done: Extract<TrainerEvent, { event: 'done' }> | undefined;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const parsed = TrainerEvent.safeParse(JSON.parse(line));
+    if (parsed.success && parsed.data.event === 'done') done = parsed.data;
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0 || !done) throw new Error(`direct trainer run failed with code ${code}`);
+  return { tokensPerSecond: done.metrics.train_tokens_per_second ?? NaN, wallSeconds: (performance.now() - started) / 1000, steps: done.step };
+}
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const config = loadConfig();
+  const dir = mkdtempSync(join(tmpdir(), 'vla-bench-train-'));
+  const python = await ensurePythonEnv(config.cacheDir, log);
+  const cli = await ensureTemporalCli(config.cacheDir, log);
+  const port = await getPort({ host: '127.0.0.1' });
+  const server = await startDevServer({
+    cli,
+    dbFile: join(dir, 'temporal.db'),
+    logFile: join(dir, 'temporal.log'),
+    namespace: NAMESPACE,
+    port,
+    uiPort: await getPort({ host: '127.0.0.1' }),
+  });
+  const connection = await Connection.connect({ address: server.address });
+  const native = await NativeConnection.connect({ address: server.address });
+  try {
+    const client = new Client({ connection, namespace: NAMESPACE });
+    const workDir = join(dir, 'gpu-work');
+    const cpu = await createCpuWorker({
+      connection: native,
+      namespace: NAMESPACE,
+      taskQueue: 'bench-cpu',
+      workflowBundle: await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }),
+      deps: { store },
+    });
+    const gpu = await createGpuWorker({
+      connection: native,
+      clientConnection: connection,
+      namespace: NAMESPACE,
+      taskQueue: 'bench-gpu',
+      deps: { store, workDir, pythonEnv: () => Promise.resolve(python), gitRevision: 'bench' },
+    });
+    await cpu.runUntil(
+      gpu.runUntil(async () => {
+        const baseModel = cfg.baseModel ?? (await buildTinyModel(join(dir, 'tiny-vlm'), config.cacheDir));
+        const bridge = fileUri(join(dir, 'bridge'));
+        await importBridgeSample(store, bridge);
+        const labels = await client.workflow.execute<typeof relabelDataset>('relabelDataset', { taskQueue: 'bench-cpu', workflowId: 'bench-relabel', args: [{ datasetUri: bridge }] });
+        const shards = await client.workflow.execute<typeof shardDataset>('shardDataset', {
+          taskQueue: 'bench-cpu',
+          workflowId: 'bench-shard',
+          args: [{ datasetUri: labels.outputUri, outputUri: fileUri(join(dir, 'shards')), validationFraction: 0 }],
+        });
+        log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; model ${baseModel}; ${cfg.steps} steps, batch ${cfg.batch}, seq ${cfg.seq}, checkpoint every ${cfg.checkpointEvery}`);
+
+        const results: { direct: RunFigures[]; workflow: RunFigures[] } = { direct: [], workflow: [] };
+        for (let round = 0; round < cfg.rounds; round++) {
+          const input = TrainLoraInput.parse({
+            shardsUri: shards.manifestUri,
+            baseModel,
+            outputUri: fileUri(join(dir, 'runs', `workflow-${round}`)),
+            maxSteps: cfg.steps,
+            checkpointEvery: cfg.checkpointEvery,
+            perDeviceBatchSize: cfg.batch,
+            maxSequenceLength: cfg.seq,
+            precision: cfg.precision,
+            progressEverySeconds: 1,
+            gpuTaskQueue: 'bench-gpu',
+          });
+          // The direct run reads the shards the workflow's first round staged (cached by sha256).
+          const started = performance.now();
+          const viaWorkflow = await client.workflow.execute<typeof trainLora>('trainLora', { taskQueue: 'bench-cpu', workflowId: `bench-train-${round}`, args: [input] });
+          const wf: RunFigures = { tokensPerSecond: viaWorkflow.metrics.train_tokens_per_second ?? NaN, wallSeconds: (performance.now() - started) / 1000, steps: viaWorkflow.steps };
+          results.workflow.push(wf);
+          const stagedShards = readdirSync(join(workDir, 'shards')).filter((f) => f.endsWith('.tar')).map((f) => join(workDir, 'shards', f));
+          const directDir = join(dir, 'direct', String(round));
+          const direct = await runDirect(
+            python,
+            trainerConfigFor(input, { trainShards: stagedShards, validationShards: [], outputDir: join(directDir, 'output'), resumeFrom: null, gitRevision: 'bench' }),
+            directDir,
+          );
+          results.direct.push(direct);
+          log(`round ${round + 1}: direct ${direct.tokensPerSecond.toFixed(1)} tok/s (${direct.wallSeconds.toFixed(1)} s wall), workflow ${wf.tokensPerSecond.toFixed(1)} tok/s (${wf.wallSeconds.toFixed(1)} s wall)`);
+        }
+        const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+        const direct = mean(results.direct.map((r) => r.tokensPerSecond));
+        const workflow = mean(results.workflow.map((r) => r.tokensPerSecond));
+        log(`trainer tokens/s: direct ${direct.toFixed(1)}, through trainLora ${workflow.toFixed(1)}; ratio ${(workflow / direct).toFixed(3)} (goal >= 0.97)`);
+        log(
+          `wall time per run: direct ${mean(results.direct.map((r) => r.wallSeconds)).toFixed(1)} s, through trainLora ${mean(results.workflow.map((r) => r.wallSeconds)).toFixed(1)} s (staging, checkpoint and adapter uploads included)`,
+        );
+      }),
+    );
+  } finally {
+    await connection.close();
+    await native.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

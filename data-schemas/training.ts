@@ -1,0 +1,316 @@
+import { z } from 'zod';
+import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from './common';
+import { Labeler } from './d-lan';
+import { POLICY_PROMPT_VERSION } from './prompts';
+import { joinUri } from './uri';
+
+/**
+ * Training shards (`shardDataset`) and LoRA training (`trainLora`).
+ *
+ * Shards are WebDataset tar files: each sample is the files sharing one key, `<key>.json` (a
+ * `ShardSample`) and `<key>.jpg` or `<key>.png` (the sample's one image, the D_rob frame bytes as
+ * they were). The Python trainer indexes them with the stdlib `tarfile` (random access by member
+ * offset, so a resumed run skips exactly what it has seen); `webdataset` streams them as they are.
+ */
+
+export const SHARD_FORMAT = 'webdataset';
+export const SHARD_FORMAT_VERSION = 1;
+export const SHARD_MANIFEST_FILE = 'shards.json';
+/**
+ * The shard plan (which trajectory goes to which split and shard), written under the shard set's
+ * root before any shard: every writeShard loads it, and a later run with another source or other
+ * settings into the same root is refused instead of mixing two shard sets.
+ */
+export const SHARD_PLAN_FILE = 'shards-plan.json';
+
+export const Split = z.enum(['train', 'validation']);
+export type Split = z.infer<typeof Split>;
+
+export const ShardStage = z.enum(['subtasks', 'motion_plan', 'action']);
+export type ShardStage = z.infer<typeof ShardStage>;
+
+const TextPart = z.strictObject({ type: z.literal('text'), text: z.string().min(1) });
+const ImagePart = z.strictObject({ type: z.literal('image') });
+
+/** One training sample as stored in `<key>.json`: a two-turn chat, the image in the user turn. */
+export const ShardSample = z.strictObject({
+  /** WebDataset key: no dots (WebDataset splits key from extension at the first dot). */
+  key: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  trajectoryId: SafeId,
+  stage: ShardStage,
+  /** D_lan step index (0 for `subtasks`, which covers the whole trajectory). */
+  step: z.int().nonnegative(),
+  /** File extension of the sample's image inside the tar: `jpg` or `png`. */
+  image: z.enum(['jpg', 'png']),
+  messages: z.tuple([
+    z.strictObject({ role: z.literal('user'), content: z.tuple([ImagePart, TextPart]) }),
+    z.strictObject({ role: z.literal('assistant'), content: z.tuple([TextPart]) }),
+  ]),
+});
+export type ShardSample = z.infer<typeof ShardSample>;
+
+export const ShardEntry = z.strictObject({
+  /** Relative to the shard set's root, e.g. `train/shard-000003.tar`. */
+  path: RelativeRef,
+  split: Split,
+  index: z.int().nonnegative(),
+  sha256: Sha256Hex,
+  bytes: z.int().positive(),
+  samples: z.int().positive(),
+  trajectories: z.array(SafeId).min(1),
+});
+export type ShardEntry = z.infer<typeof ShardEntry>;
+
+/** A shard's path relative to the shard set's root: `<split>/shard-<index:06d>.tar`. */
+export function shardPath(split: Split, index: number): string {
+  return `${split}/shard-${String(index).padStart(6, '0')}.tar`;
+}
+
+/**
+ * The sidecar written right after a shard: its `ShardEntry`. A shard is complete when both exist;
+ * a shard without its sidecar (a crash between the two writes) is checked against a fresh build.
+ */
+export const shardSidecarPath = (split: Split, index: number): string => `${shardPath(split, index)}.json`;
+
+export const ShardManifest = z.strictObject({
+  format: z.literal(SHARD_FORMAT),
+  formatVersion: z.literal(SHARD_FORMAT_VERSION),
+  createdAt: IsoDateTime,
+  source: z.strictObject({
+    /** The D_lan dataset the samples come from. */
+    dataset: ObjectUri,
+    /** sha256 of that dataset's manifest.json: a relabel re-run that changes it makes a different shard set. */
+    datasetManifestSha256: Sha256Hex,
+    labeler: Labeler,
+    promptVersion: z.string().min(1),
+  }),
+  split: z.strictObject({
+    validationFraction: z.number().min(0).max(0.5),
+    /** Salt of the trajectory hash that assigns splits and shards. */
+    seed: z.int().nonnegative(),
+  }),
+  targetShardBytes: z.int().positive(),
+  counts: z.strictObject({
+    shards: z.int().nonnegative(),
+    samples: z.int().nonnegative(),
+    bytes: z.int().nonnegative(),
+    bySplit: z.record(Split, z.strictObject({ trajectories: z.int().nonnegative(), samples: z.int().nonnegative(), shards: z.int().nonnegative() })),
+    byStage: z.record(ShardStage, z.int().nonnegative()),
+  }),
+  shards: z.array(ShardEntry),
+});
+export type ShardManifest = z.infer<typeof ShardManifest>;
+
+// ---------------------------------------------------------------------------------------------
+// shardDataset
+
+export const ShardDatasetInput = z.strictObject({
+  /** A D_lan dataset (the output of relabelDataset). */
+  datasetUri: ObjectUri,
+  /**
+   * Where the shard set goes. Default `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<validation %, rounded>`,
+   * e.g. `.../shards/v1-s0-v5` (see `defaultShardOutput`). One root holds one shard set: a run with
+   * another source manifest or other split settings into an existing root fails; choose a new one.
+   */
+  outputUri: ObjectUri.optional(),
+  /** Fraction of trajectories held out for validation, assigned by a stable hash. @default 0.05 */
+  validationFraction: z.number().min(0).max(0.5).default(0.05),
+  /** Salt of the trajectory hash. @default 0 */
+  seed: z.int().nonnegative().default(0),
+  /** Shards are planned to hold about this many bytes. @default 256 MiB */
+  targetShardBytes: z.int().min(64 * 1024).default(256 * 1024 * 1024),
+  /** Shards written at once. @default 4 */
+  maxConcurrentShards: z.int().min(1).max(64).default(4),
+});
+export type ShardDatasetInput = z.infer<typeof ShardDatasetInput>;
+
+/** `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<round(validationFraction * 100)>`. */
+export function defaultShardOutput(datasetUri: string, seed: number, validationFraction: number): string {
+  return joinUri(datasetUri, 'shards', `${POLICY_PROMPT_VERSION}-s${seed}-v${Math.round(validationFraction * 100)}`);
+}
+
+/** The workflow id derives from the output root: starting the same shard set twice attaches to the run going. */
+export const shardDatasetWorkflowId = (outputUri: string): string => `shard-dataset:${outputUri}`;
+
+/** What the `progress` query of shardDataset answers. */
+export const ShardProgress = z.strictObject({
+  phase: z.enum(['planning', 'writing', 'finalizing', 'done']),
+  /** Shards planned (non-empty ones). */
+  total: z.int().nonnegative(),
+  /** Shards written or found complete, and verified. */
+  done: z.int().nonnegative(),
+  written: z.int().nonnegative(),
+  skipped: z.int().nonnegative(),
+  /** Bytes of the shards done. */
+  bytes: z.int().nonnegative(),
+});
+export type ShardProgress = z.infer<typeof ShardProgress>;
+
+export const ShardDatasetResult = z.strictObject({
+  manifestUri: ObjectUri,
+  outputUri: ObjectUri,
+  shards: z.int().nonnegative(),
+  samples: z.int().nonnegative(),
+  bytes: z.int().nonnegative(),
+  /** Shards this run wrote; the rest were already complete from an earlier run. */
+  written: z.int().nonnegative(),
+  skipped: z.int().nonnegative(),
+});
+export type ShardDatasetResult = z.infer<typeof ShardDatasetResult>;
+
+// ---------------------------------------------------------------------------------------------
+// trainLora
+
+export const ActionRepresentation = z.enum(['language', 'action-tokens']);
+export type ActionRepresentation = z.infer<typeof ActionRepresentation>;
+
+export const DistributedBackend = z.enum(['ddp', 'deepspeed-zero2', 'fsdp']);
+export type DistributedBackend = z.infer<typeof DistributedBackend>;
+
+/** Defaults are the paper's configuration (DOMAIN.md "Training (LoRA only)"). */
+export const TrainLoraInput = z.strictObject({
+  /** `shards.json` of a shard set written by shardDataset. */
+  shardsUri: ObjectUri,
+  /** A local directory on the GPU worker or a hub id its machine can reach. */
+  baseModel: z.string().min(1),
+  /** Where the run writes checkpoints, the adapter and its result. */
+  outputUri: ObjectUri,
+  lora: z
+    .strictObject({
+      /** @default 16 */
+      rank: z.int().min(1).max(1024).default(16),
+      /** @default 32 */
+      alpha: z.number().positive().default(32),
+      /** @default 0.05 */
+      dropout: z.number().min(0).max(0.9).default(0.05),
+      /** Module names (suffixes) in the language model; default: every linear layer of the language model, never the vision tower or projector. */
+      targetModules: z.array(z.string().regex(/^[A-Za-z0-9_.]+$/)).min(1).optional(),
+    })
+    .prefault({}),
+  /** AdamW learning rate with linear decay. @default 5e-5 */
+  learningRate: z.number().positive().max(1).default(5e-5),
+  /** @default 0 */
+  warmupSteps: z.int().nonnegative().default(0),
+  /** @default 0 */
+  weightDecay: z.number().min(0).default(0),
+  /** @default 1 */
+  epochs: z.number().positive().max(100).default(1),
+  /** Stop after this many optimizer steps (smoke runs); default: the epochs decide. */
+  maxSteps: z.int().positive().optional(),
+  /** @default 1 */
+  perDeviceBatchSize: z.int().min(1).max(1024).default(1),
+  /** @default 1 */
+  gradientAccumulationSteps: z.int().min(1).max(4096).default(1),
+  /** `bf16` on GPUs; `fp32` is what a CPU runs. @default 'bf16' */
+  precision: z.enum(['bf16', 'fp16', 'fp32']).default('bf16'),
+  /** Longest tokenized sample; longer ones are cut from the right. @default 2048 */
+  maxSequenceLength: z.int().min(16).max(131072).default(2048),
+  /** @default 0 */
+  seed: z.int().nonnegative().default(0),
+  /** @default 1 */
+  gpus: z.int().min(0).max(64).default(1),
+  /** Used when gpus > 1. @default 'deepspeed-zero2' */
+  distributed: DistributedBackend.default('deepspeed-zero2'),
+  /** Optimizer steps between checkpoints. @default 500 */
+  checkpointEvery: z.int().min(1).default(500),
+  /** `language` (VLM2VLA) or `action-tokens` (the VLM2VLA-AT ablation). @default 'language' */
+  actionRepresentation: ActionRepresentation.default('language'),
+  /** Seconds between progress signals to the workflow (heartbeats go out with every step). @default 30 */
+  progressEverySeconds: z.number().min(0.1).max(3600).default(30),
+  /** The task queue of the GPU workers. @default 'vla-gpu' */
+  gpuTaskQueue: z.string().min(1).default('vla-gpu'),
+  /** How the training activity is retried when a worker or machine is lost; each attempt resumes from the last checkpoint. */
+  retry: z
+    .strictObject({
+      /** A worker silent this long is presumed lost and the attempt retried elsewhere. @default 300 */
+      heartbeatTimeoutSeconds: z.number().min(1).max(86_400).default(300),
+      /** @default 5 */
+      maxAttempts: z.int().min(1).max(100).default(5),
+      /** Wait before the first retry (doubling, at most 10 minutes). @default 30 */
+      initialIntervalSeconds: z.number().min(0.1).max(3600).default(30),
+    })
+    .prefault({}),
+});
+export type TrainLoraInput = z.infer<typeof TrainLoraInput>;
+
+/** One JSON line of the trainer's stdout (python/vla_py/train). */
+export const TrainerEvent = z.discriminatedUnion('event', [
+  z.object({ event: z.literal('start'), totalSteps: z.int().nonnegative(), resumedFromStep: z.int().nonnegative(), trainableParameters: z.int().nonnegative(), totalParameters: z.int().nonnegative(), samples: z.int().nonnegative() }),
+  z.object({
+    event: z.literal('step'),
+    step: z.int().nonnegative(),
+    totalSteps: z.int().nonnegative(),
+    epoch: z.number(),
+    loss: z.number(),
+    lr: z.number(),
+    tokensPerSecond: z.number(),
+    etaSeconds: z.number(),
+  }),
+  z.object({ event: z.literal('checkpoint'), step: z.int().nonnegative(), dir: z.string().min(1) }),
+  z.object({ event: z.literal('eval'), step: z.int().nonnegative(), loss: z.number() }),
+  z.object({ event: z.literal('done'), step: z.int().nonnegative(), adapterDir: z.string().min(1), metrics: z.record(z.string(), z.number()) }),
+  z.object({
+    event: z.literal('error'),
+    /** base_model_not_found | out_of_memory | corrupt_shard | bad_config | interrupted | crash */
+    code: z.string().min(1),
+    message: z.string(),
+    shard: z.string().optional(),
+  }),
+]);
+export type TrainerEvent = z.infer<typeof TrainerEvent>;
+
+export const TrainingProgress = z.strictObject({
+  phase: z.enum(['starting', 'staging', 'training', 'uploading', 'done']),
+  attempt: z.int().positive(),
+  step: z.int().nonnegative(),
+  totalSteps: z.int().nonnegative(),
+  loss: z.number().optional(),
+  lr: z.number().optional(),
+  tokensPerSecond: z.number().optional(),
+  etaSeconds: z.number().optional(),
+  lastCheckpointStep: z.int().nonnegative().optional(),
+  resumedFromStep: z.int().nonnegative().optional(),
+});
+export type TrainingProgress = z.infer<typeof TrainingProgress>;
+
+export const TrainLoraResult = z.strictObject({
+  runUri: ObjectUri,
+  /** Directory of the adapter: `PeftModel.from_pretrained(base, <dir>)`, or a vLLM `--lora-modules` path. */
+  adapterUri: ObjectUri,
+  resultUri: ObjectUri,
+  steps: z.int().nonnegative(),
+  finalLoss: z.number().optional(),
+  metrics: z.record(z.string(), z.number()),
+  gitRevision: z.string(),
+  actionRepresentation: ActionRepresentation,
+  /** Attempts the run took (1 unless a trainer or worker was lost). */
+  attempts: z.int().positive(),
+  /** The checkpoint step the last attempt resumed from (0: from scratch). */
+  resumedFromStep: z.int().nonnegative(),
+});
+export type TrainLoraResult = z.infer<typeof TrainLoraResult>;
+
+/** Signal the training activity sends its workflow with live progress; the workflow's `progress` query returns it. */
+export const TRAINING_PROGRESS_SIGNAL = 'trainingProgress';
+
+/** Failure types of `trainLora`; the ones in NON_RETRYABLE_TRAINING_FAILURES fail the workflow at once. */
+export const TrainingFailure = {
+  baseModelNotFound: 'BaseModelNotFound',
+  outOfMemory: 'OutOfGpuMemory',
+  corruptShard: 'CorruptShard',
+  badConfig: 'BadTrainerConfig',
+  runConfigMismatch: 'RunConfigMismatch',
+  shardsNotFound: 'ShardsNotFound',
+  trainerCrashed: 'TrainerCrashed',
+  trainerKilled: 'TrainerKilled',
+} as const;
+
+export const NON_RETRYABLE_TRAINING_FAILURES: readonly string[] = [
+  TrainingFailure.baseModelNotFound,
+  TrainingFailure.outOfMemory,
+  TrainingFailure.corruptShard,
+  TrainingFailure.badConfig,
+  TrainingFailure.runConfigMismatch,
+  TrainingFailure.shardsNotFound,
+];
+

@@ -1,0 +1,258 @@
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { execFile } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createObjectStore, getJson } from '../../activities/store';
+import type { ObjectStore } from '../../activities/store/types';
+import { ShardManifest, TrainingFailure, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
+import { fileUri, joinUri } from '../../data-schemas/uri';
+import { loadConfig } from '../../infra/config';
+import { isAlive } from '../../infra/processes';
+import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
+import { buildTinyModel } from '../../cli/commands/train';
+import { createCpuWorker } from '../../workers/cpu';
+import { createGpuWorker } from '../../workers/gpu';
+import { trainingProgressQuery, type relabelDataset, type shardDataset, type trainLora } from '../../workflows';
+import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
+import { importBridgeSample } from '../helpers/datasets';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+
+const exec = promisify(execFile);
+
+/** Loads the base model and the stored adapter with peft; reports whether the adapter changes the logits. */
+const LOAD_ADAPTER = `
+import json, sys, torch
+from transformers import AutoModelForImageTextToText
+from peft import PeftModel
+base = AutoModelForImageTextToText.from_pretrained(sys.argv[1]).eval()
+ids = torch.tensor([[2, 10, 11, 12, 13, 14]])
+with torch.no_grad():
+    before = base(input_ids=ids).logits
+model = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(sys.argv[1]), sys.argv[2]).eval()
+with torch.no_grad():
+    after = model(input_ids=ids).logits
+lora = [n for n, _ in model.named_modules() if n.endswith("lora_A")]
+print(json.dumps({"changed": not torch.equal(before, after), "loraModules": len(lora), "vision": sum("vision" in n for n in lora)}))
+`;
+
+describe('trainLora: the real Python trainer on a tiny VLM, through the workflow and a GPU worker', () => {
+  const s3 = inject('s3');
+  const store: ObjectStore = createObjectStore({
+    s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },
+  });
+  const root = `s3://${s3.bucket}/train-${randomUUID().slice(0, 8)}`;
+  let env: TemporalTestEnv;
+  let dir: string;
+  let python: PythonEnv;
+  let baseModel: string;
+  let shardsUri: string;
+  let workDir: string;
+
+  async function withWorkers<T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>, gpuWorkDir = workDir): Promise<T> {
+    const queues = { cpu: uniqueTaskQueue('train-cpu'), gpu: uniqueTaskQueue('train-gpu') };
+    const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queues.cpu, workflowBundle: await workflowBundle(), deps: { store } });
+    const gpu = await createGpuWorker({
+      connection: env.nativeConnection,
+      clientConnection: env.client.connection,
+      namespace: env.namespace,
+      taskQueue: queues.gpu,
+      deps: { store, workDir: gpuWorkDir, pythonEnv: () => Promise.resolve(python), gitRevision: 'test-revision', killGraceMs: 5_000 },
+    });
+    return cpu.runUntil(gpu.runUntil(fn(queues)));
+  }
+
+  /** The paper's configuration, shrunk to a few fast CPU steps. */
+  const trainInput = (gpuTaskQueue: string, name: string, extra: Record<string, unknown> = {}) => ({
+    shardsUri,
+    baseModel,
+    outputUri: joinUri(root, 'runs', name),
+    maxSteps: 6,
+    checkpointEvery: 3,
+    learningRate: 1e-3,
+    precision: 'fp32',
+    maxSequenceLength: 256,
+    progressEverySeconds: 0.2,
+    gpuTaskQueue,
+    retry: { initialIntervalSeconds: 0.5, heartbeatTimeoutSeconds: 60 },
+    ...extra,
+  });
+
+  const start = (cpu: string, input: unknown): Promise<WorkflowHandle<typeof trainLora>> =>
+    env.client.workflow.start<typeof trainLora>('trainLora', { taskQueue: cpu, workflowId: `train-${randomUUID()}`, args: [input] });
+
+  async function waitForProgress(handle: WorkflowHandle<typeof trainLora>, done: (p: TrainingProgress) => boolean): Promise<TrainingProgress> {
+    for (;;) {
+      const progress = await handle.query(trainingProgressQuery);
+      if (done(progress)) return progress;
+      await sleep(100);
+    }
+  }
+
+  const trainerPidFile = (outputUri: string): string => join(workDir, 'runs', createHash('sha256').update(outputUri).digest('hex').slice(0, 16), 'trainer.pid');
+
+  async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
+    const err = await promise.then(
+      (value) => new Error(`expected a failure, got ${JSON.stringify(value)}`),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause;
+    const app = cause instanceof ActivityFailure ? cause.cause : cause;
+    expect(app).toBeInstanceOf(ApplicationFailure);
+    return app as ApplicationFailure;
+  }
+
+  beforeAll(async () => {
+    env = await connectTestTemporal();
+    dir = mkdtempSync(join(tmpdir(), 'vla-train-'));
+    workDir = join(dir, 'gpu-work');
+    python = await ensurePythonEnv(loadConfig().cacheDir);
+    baseModel = await buildTinyModel(join(dir, 'tiny-vlm'), loadConfig().cacheDir);
+    const bridge = fileUri(join(dir, 'bridge'));
+    await importBridgeSample(store, bridge);
+    await withWorkers(async ({ cpu }) => {
+      const labels = await env.client.workflow.execute<typeof relabelDataset>('relabelDataset', { taskQueue: cpu, workflowId: `relabel-${randomUUID()}`, args: [{ datasetUri: bridge }] });
+      const shards = await env.client.workflow.execute<typeof shardDataset>('shardDataset', {
+        taskQueue: cpu,
+        workflowId: `shard-${randomUUID()}`,
+        args: [{ datasetUri: labels.outputUri, outputUri: joinUri(root, 'shards'), targetShardBytes: 64 * 1024, validationFraction: 0.2 }],
+      });
+      shardsUri = shards.manifestUri;
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    await env?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('trains, reports live progress, checkpoints to the store, and the adapter loads back with peft and changes the outputs', async () => {
+    await withWorkers(async ({ cpu, gpu }) => {
+      const input = trainInput(gpu, 'a');
+      const handle = await start(cpu, input);
+      const live = await waitForProgress(handle, (p) => p.phase === 'training' && p.step > 0);
+      expect(live.totalSteps).toBe(6);
+      expect(live.loss).toBeGreaterThan(0);
+      const result: TrainLoraResult = await handle.result();
+      expect(result).toMatchObject({ steps: 6, attempts: 1, resumedFromStep: 0, actionRepresentation: 'language', gitRevision: 'test-revision' });
+      expect(result.metrics.train_loss).toBeGreaterThan(0);
+
+      const stored: string[] = [];
+      for await (const o of store.list(`${input.outputUri}/`)) stored.push(o.uri.slice(input.outputUri.length + 1));
+      expect(stored).toEqual(expect.arrayContaining(['config.json', 'metrics.json', 'result.json', 'adapter/adapter_config.json', 'adapter/adapter_model.safetensors', 'adapter/README.md']));
+      expect(stored).toEqual(expect.arrayContaining(['checkpoints/checkpoint-00000003.json', 'checkpoints/checkpoint-00000006.json']));
+      expect(await getJson(store, result.resultUri, TrainLoraResult)).toEqual(result);
+
+      // The adapter, fetched from S3 as a user would, loads with PeftModel.from_pretrained.
+      const local = join(dir, 'adapter-a');
+      for (const name of stored.filter((p) => p.startsWith('adapter/'))) {
+        const target = join(local, name.slice('adapter/'.length));
+        mkdirSync(dirname(target), { recursive: true });
+        writeFileSync(target, await store.get(joinUri(input.outputUri, name)));
+      }
+      expect(readFileSync(join(local, 'README.md'), 'utf8')).toMatch(/LoRA/);
+      const { stdout } = await exec(python.python, ['-c', LOAD_ADAPTER, baseModel, local], { env: { ...python.env, HF_HUB_OFFLINE: '1' } });
+      const check = JSON.parse(stdout.trim().split('\n').at(-1)!) as { changed: boolean; loraModules: number; vision: number };
+      expect(check.changed).toBe(true);
+      expect(check.loraModules).toBeGreaterThan(0);
+      expect(check.vision).toBe(0);
+
+      // Same output, same config: the finished run is returned as it is.
+      const again = await (await start(cpu, input)).result();
+      expect(again).toEqual(result);
+    });
+  });
+
+  it('a SIGKILLed trainer is retried and resumes from its last checkpoint, ending at the same step count', async () => {
+    await withWorkers(async ({ cpu, gpu }) => {
+      const input = trainInput(gpu, 'b', { maxSteps: 8, checkpointEvery: 2 });
+      const handle = await start(cpu, input);
+      await waitForProgress(handle, (p) => (p.lastCheckpointStep ?? 0) >= 2);
+      const pid = Number(readFileSync(trainerPidFile(input.outputUri), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+      const result = await handle.result();
+      expect(result.steps).toBe(8);
+      expect(result.attempts).toBe(2);
+      expect(result.resumedFromStep).toBeGreaterThanOrEqual(2);
+    });
+  });
+
+  it('cancelling the workflow stops the trainer process tree and leaves the last checkpoint usable', async () => {
+    await withWorkers(async ({ cpu, gpu }) => {
+      const input = trainInput(gpu, 'c', { maxSteps: 100_000, checkpointEvery: 2 });
+      const handle = await start(cpu, input);
+      const progress = await waitForProgress(handle, (p) => (p.lastCheckpointStep ?? 0) >= 2);
+      const pid = Number(readFileSync(trainerPidFile(input.outputUri), 'utf8'));
+      expect(isAlive(pid)).toBe(true);
+      await handle.cancel();
+      const err = await handle.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      // WAIT_CANCELLATION_COMPLETED: by the time the workflow is cancelled, the whole group is gone.
+      expect(isAlive(pid)).toBe(false);
+      expect(() => process.kill(-pid, 0)).toThrow(/ESRCH/);
+
+      const marker = await store.get(joinUri(input.outputUri, 'checkpoints', `checkpoint-${String(progress.lastCheckpointStep).padStart(8, '0')}.json`));
+      const files = (JSON.parse(marker.toString('utf8')) as { files: { path: string; bytes: number }[] }).files;
+      expect(files.map((f) => f.path)).toEqual(expect.arrayContaining(['adapter_model.safetensors']));
+      for (const f of files) expect((await store.head(joinUri(input.outputUri, 'checkpoints', `checkpoint-${String(progress.lastCheckpointStep).padStart(8, '0')}`, f.path)))?.bytes).toBe(f.bytes);
+    });
+  });
+
+  it('trains the VLM2VLA-AT ablation and stores its digit-to-token mapping with the adapter', async () => {
+    await withWorkers(async ({ cpu, gpu }) => {
+      const input = trainInput(gpu, 'd', { maxSteps: 2, checkpointEvery: 2, actionRepresentation: 'action-tokens' });
+      const result = await (await start(cpu, input)).result();
+      expect(result.actionRepresentation).toBe('action-tokens');
+      const mapping = JSON.parse((await store.get(joinUri(result.adapterUri, 'action_tokens.json'))).toString('utf8')) as { digits: Record<string, { id: number; token: string }> };
+      const ids = Object.keys(mapping.digits)
+        .sort()
+        .map((d) => mapping.digits[d]!.id);
+      expect(Object.keys(mapping.digits).sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+      expect(new Set(ids).size).toBe(10);
+    });
+  });
+
+  it('names a corrupt shard: a machine without a cached copy verifies what it downloads', async () => {
+    await withWorkers(async ({ cpu, gpu }) => {
+      // A copy of the shard set whose first shard lost a byte: the manifest's sha256 no longer matches.
+      const manifest = await getJson(store, shardsUri, ShardManifest);
+      const copy = joinUri(root, 'shards-corrupt');
+      const shardRoot = shardsUri.slice(0, shardsUri.lastIndexOf('/'));
+      for (const shard of manifest.shards) {
+        const bytes = await store.get(joinUri(shardRoot, shard.path));
+        await store.put(joinUri(copy, shard.path), shard === manifest.shards[0] ? bytes.subarray(0, bytes.length - 1) : bytes);
+      }
+      await store.put(joinUri(copy, 'shards.json'), JSON.stringify(manifest));
+      const corrupt = await failureOf((await start(cpu, trainInput(gpu, 'f', { shardsUri: joinUri(copy, 'shards.json') }))).result());
+      expect(corrupt.type).toBe(TrainingFailure.corruptShard);
+      expect(corrupt.message).toContain(manifest.shards[0]!.path);
+
+    }, join(dir, 'gpu-work-fresh'));
+  });
+
+  it('names a missing base model, a missing shard set and invalid input, without retrying', async () => {
+    await withWorkers(async ({ cpu, gpu }) => {
+      const missing = await failureOf((await start(cpu, trainInput(gpu, 'e', { baseModel: join(dir, 'no-such-model') }))).result());
+      expect(missing.type).toBe(TrainingFailure.baseModelNotFound);
+      expect(missing.message).toContain('no-such-model');
+
+      const noShards = await failureOf((await start(cpu, trainInput(gpu, 'g', { shardsUri: joinUri(root, 'nothing', 'shards.json') }))).result());
+      expect(noShards.type).toBe(TrainingFailure.shardsNotFound);
+
+      const invalid = await failureOf((await start(cpu, { ...trainInput(gpu, 'h'), lora: { rank: 0 }, actionRepresentation: 'digits' })).result());
+      expect(invalid.type).toBe(INVALID_WORKFLOW_INPUT);
+      expect(invalid.message).toMatch(/lora\.rank/);
+      expect(invalid.message).toMatch(/actionRepresentation/);
+    });
+  });
+});
