@@ -21,7 +21,8 @@ const HISTORIES = join(REPO_ROOT, 'test', 'fixtures', 'histories');
 /**
  * Recorded histories of both relabel workflows replayed against the current workflow code: a
  * change that would break running workflows (non-determinism) fails here. Re-record after an
- * intended, versioned change with `VLA_RECORD_HISTORIES=1 npx vitest run test/integration/replay.test.ts`.
+ * intended, versioned change with `VLA_RECORD_HISTORIES=1 npx vitest run test/integration/replay.test.ts`
+ * (relabel) and `... test/integration/train-lora.test.ts -t trains` (shardDataset, trainLora).
  */
 describe('replay of recorded workflow histories', () => {
   const recording = process.env.VLA_RECORD_HISTORIES === '1';
@@ -76,9 +77,11 @@ describe('replay of recorded workflow histories', () => {
   // Listed when the file is collected: in recording mode, before the recording runs.
   const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json'));
 
-  it.skipIf(recording)('has histories of both relabel workflows', () => {
+  it.skipIf(recording)('has histories of the relabel, shard and training workflows', () => {
     expect(files.some((f) => f.startsWith('relabelDataset'))).toBe(true);
     expect(files.some((f) => f.startsWith('relabelTrajectory'))).toBe(true);
+    expect(files.some((f) => f.startsWith('shardDataset'))).toBe(true);
+    expect(files.some((f) => f.startsWith('trainLora'))).toBe(true);
   });
 
   it.each(files)('%s replays without non-determinism', async (file) => {

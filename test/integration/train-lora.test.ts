@@ -12,7 +12,8 @@ import { createObjectStore, getJson } from '../../activities/store';
 import type { ObjectStore } from '../../activities/store/types';
 import { ShardManifest, TrainingFailure, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
 import { fileUri, joinUri } from '../../data-schemas/uri';
-import { loadConfig } from '../../infra/config';
+import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { isAlive } from '../../infra/processes';
 import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { buildTinyModel } from '../../cli/commands/train';
@@ -94,6 +95,13 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
     }
   }
 
+  /** With VLA_RECORD_HISTORIES=1, keeps the history for test/integration/replay.test.ts. */
+  async function recordHistory(name: string, workflowId: string): Promise<void> {
+    if (process.env.VLA_RECORD_HISTORIES !== '1') return;
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    writeFileSync(join(REPO_ROOT, 'test', 'fixtures', 'histories', `${name}.json`), `${historyToJSON(history)}\n`);
+  }
+
   const trainerPidFile = (outputUri: string): string => join(workDir, 'runs', createHash('sha256').update(outputUri).digest('hex').slice(0, 16), 'trainer.pid');
 
   async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
@@ -118,12 +126,14 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
     await importBridgeSample(store, bridge);
     await withWorkers(async ({ cpu }) => {
       const labels = await env.client.workflow.execute<typeof relabelDataset>('relabelDataset', { taskQueue: cpu, workflowId: `relabel-${randomUUID()}`, args: [{ datasetUri: bridge }] });
+      const shardWorkflowId = `shard-${randomUUID()}`;
       const shards = await env.client.workflow.execute<typeof shardDataset>('shardDataset', {
         taskQueue: cpu,
-        workflowId: `shard-${randomUUID()}`,
+        workflowId: shardWorkflowId,
         args: [{ datasetUri: labels.outputUri, outputUri: joinUri(root, 'shards'), targetShardBytes: 64 * 1024, validationFraction: 0.2 }],
       });
       shardsUri = shards.manifestUri;
+      await recordHistory('shardDataset', shardWorkflowId);
     });
   }, 300_000);
 
@@ -162,6 +172,8 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       expect(check.changed).toBe(true);
       expect(check.loraModules).toBeGreaterThan(0);
       expect(check.vision).toBe(0);
+
+      await recordHistory('trainLora', handle.workflowId);
 
       // Same output, same config: the finished run is returned as it is.
       const again = await (await start(cpu, input)).result();
