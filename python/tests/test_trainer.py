@@ -221,3 +221,20 @@ def test_corrupt_shard_and_missing_base_model(tiny_model_dir, shards, tmp_path):
     cfg = base_config(tiny_model_dir, shards, tmp_path / "b", precision="fp64")
     rc, events, err = run_trainer(cfg, tmp_path, "bad.json")
     assert rc == 2 and events[-1]["code"] == "bad_config" and "precision" in events[-1]["message"]
+
+
+def test_out_of_memory_is_named_with_advice(tmp_path, monkeypatch, capsys):
+    """A CUDA OOM anywhere in the run becomes an `out_of_memory` event with advice and exit 2 (no GPU here: raised in place of the run)."""
+    from vla_py.train import trainer
+
+    def oom(_cfg):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer, "run", oom)
+    monkeypatch.setattr(trainer, "load_config", lambda _path: object())
+    monkeypatch.setattr(trainer, "redirect_stdout_to_stderr", lambda: None)
+    rc = trainer.main(["--config", str(tmp_path / "unused.json")])
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert rc == 2
+    assert events[-1]["event"] == "error" and events[-1]["code"] == "out_of_memory"
+    assert "perDeviceBatchSize" in events[-1]["message"] and "gradientAccumulationSteps" in events[-1]["message"]

@@ -55,7 +55,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
   let shardsUri: string;
   let workDir: string;
 
-  async function withWorkers<T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>, gpuWorkDir = workDir): Promise<T> {
+  async function withWorkers<T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>, gpuWorkDir = workDir, trainerPython?: PythonEnv): Promise<T> {
     const queues = { cpu: uniqueTaskQueue('train-cpu'), gpu: uniqueTaskQueue('train-gpu') };
     const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queues.cpu, workflowBundle: await workflowBundle(), deps: { store } });
     const gpu = await createGpuWorker({
@@ -63,7 +63,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       clientConnection: env.client.connection,
       namespace: env.namespace,
       taskQueue: queues.gpu,
-      deps: { store, workDir: gpuWorkDir, pythonEnv: () => Promise.resolve(python), gitRevision: 'test-revision', killGraceMs: 5_000 },
+      deps: { store, workDir: gpuWorkDir, pythonEnv: () => Promise.resolve(trainerPython ?? python), gitRevision: 'test-revision', killGraceMs: 5_000 },
     });
     return cpu.runUntil(gpu.runUntil(fn(queues)));
   }
@@ -250,6 +250,25 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       expect(corrupt.message).toContain(manifest.shards[0]!.path);
 
     }, join(dir, 'gpu-work-fresh'));
+  });
+
+  it('a trainer that crashes is retried, and the failure carries its last stderr lines', async () => {
+    // A real child process standing in for a trainer with a bug: it writes a traceback and exits 1.
+    const crashing = join(dir, 'crashing-python.sh');
+    writeFileSync(crashing, '#!/bin/sh\necho "Traceback (most recent call last):" >&2\necho "ZeroDivisionError: division by zero in collate" >&2\nexit 1\n', { mode: 0o755 });
+    await withWorkers(
+      async ({ cpu, gpu }) => {
+        const handle = await start(cpu, trainInput(gpu, 'crash', { retry: { maxAttempts: 2, initialIntervalSeconds: 0.1 } }));
+        const crash = await failureOf(handle.result());
+        expect(crash.type).toBe(TrainingFailure.trainerCrashed);
+        const started = (await handle.fetchHistory()).events?.find((e) => e.activityTaskStartedEventAttributes)?.activityTaskStartedEventAttributes;
+        expect(started?.attempt).toBe(2);
+        expect(crash.message).toContain('exited with code 1');
+        expect(crash.message).toContain('ZeroDivisionError: division by zero in collate');
+      },
+      workDir,
+      { ...python, python: crashing },
+    );
   });
 
   it('names a missing base model, a missing shard set and invalid input, without retrying', async () => {
