@@ -1,7 +1,4 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
 import {
@@ -11,11 +8,9 @@ import {
   type RelabelDatasetResult,
   type RelabelProgress,
 } from '../../data-schemas/relabel';
-import { TaskQueue } from '../../data-schemas/workflows';
-import { loadConfig } from '../../infra/config';
-import { uiUrl } from '../../infra/dev-stack';
-import { relabelProgressQuery, type relabelDataset } from '../../workflows';
+import { relabelProgressQuery } from '../../workflows';
 import { nonNegativeInt, positiveInt, positiveNumber } from '../options';
+import { startAndFollow } from '../follow';
 import { registerRelabelShow } from './relabel-show';
 
 
@@ -55,59 +50,23 @@ export async function runRelabel(dataset: string, opts: RelabelCommandOptions, s
   });
   if (!parsed.success) throw new Error(`invalid relabel options: ${formatZodIssues(parsed.error).join('; ')}`);
   const input = parsed.data;
-  const config = loadConfig();
-  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
-    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
+  return startAndFollow<RelabelDatasetResult, RelabelProgress>({
+    workflowType: 'relabelDataset',
+    workflowId: relabelWorkflowId(input),
+    input,
+    wait: opts.wait,
+    progressQuery: relabelProgressQuery,
+    barFormat: '  {bar} {value}/{total} | done {done} skipped {skipped} quarantined {quarantined} failed {failed} | ${cost}',
+    bar: ({ counts: c, usage }) =>
+      c.total > 0
+        ? {
+            value: c.done + c.skipped + c.quarantined + c.failed,
+            total: c.total,
+            payload: { done: c.done, skipped: c.skipped, quarantined: c.quarantined, failed: c.failed, cost: usage.costUsd.toFixed(4) },
+          }
+        : undefined,
+    say,
   });
-  try {
-    const client = new Client({ connection, namespace: config.namespace });
-    const workflowId = relabelWorkflowId(input);
-    const handle = await client.workflow.start<typeof relabelDataset>('relabelDataset', {
-      taskQueue: TaskQueue.cpu,
-      workflowId,
-      args: [input],
-      // A second `vla relabel` of the same dataset and labeler follows the run already going.
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
-    say(`relabelDataset ${workflowId}`);
-    say(`  watch it in the Web UI: ${uiUrl(config)}?query=${encodeURIComponent(`WorkflowId="${workflowId}"`)}`);
-    if (!opts.wait) return undefined;
-
-    const bar = new SingleBar({
-      format: '  {bar} {value}/{total} | done {done} skipped {skipped} quarantined {quarantined} failed {failed} | ${cost}',
-      hideCursor: true,
-      clearOnComplete: false,
-    });
-    let started = false;
-    const result = handle.result();
-    let finished = false;
-    void result.then(
-      () => (finished = true),
-      () => (finished = true),
-    );
-    while (!finished) {
-      const progress: RelabelProgress | undefined = await handle.query(relabelProgressQuery).catch(() => undefined);
-      if (progress && progress.counts.total > 0) {
-        const c = progress.counts;
-        const settled = c.done + c.skipped + c.quarantined + c.failed;
-        const payload = { done: c.done, skipped: c.skipped, quarantined: c.quarantined, failed: c.failed, cost: progress.usage.costUsd.toFixed(4) };
-        if (!started) {
-          bar.start(c.total, settled, payload);
-          started = true;
-        } else bar.update(settled, payload);
-      }
-      await Promise.race([result.catch(() => undefined), sleep(1_000)]);
-    }
-    if (started) bar.stop();
-    try {
-      return await result;
-    } catch (err) {
-      if (err instanceof WorkflowFailedError && err.cause) throw new Error(err.cause.message);
-      throw err;
-    }
-  } finally {
-    await connection.close();
-  }
 }
 
 export function printRelabelResult(result: RelabelDatasetResult, say: (line: string) => void): void {

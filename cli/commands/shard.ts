@@ -1,15 +1,10 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
 import { ShardDatasetInput, defaultShardOutput, shardDatasetWorkflowId, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
-import { TaskQueue } from '../../data-schemas/workflows';
-import { loadConfig } from '../../infra/config';
-import { uiUrl } from '../../infra/dev-stack';
-import { shardProgressQuery, type shardDataset } from '../../workflows';
+import { shardProgressQuery } from '../../workflows';
 import { nonNegativeInt, positiveInt, positiveNumber } from '../options';
+import { startAndFollow } from '../follow';
 
 export interface ShardCommandOptions {
   out?: string;
@@ -40,53 +35,16 @@ export async function runShard(dataset: string, opts: ShardCommandOptions, say: 
   });
   if (!parsed.success) throw new Error(`invalid shard options: ${formatZodIssues(parsed.error).join('; ')}`);
   const input = parsed.data;
-  const config = loadConfig();
-  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
-    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
+  return startAndFollow<ShardDatasetResult, ShardProgress>({
+    workflowType: 'shardDataset',
+    workflowId: shardDatasetWorkflowId(input.outputUri!),
+    input,
+    wait: opts.wait,
+    progressQuery: shardProgressQuery,
+    barFormat: '  {bar} {value}/{total} shards | {phase} | written {written} skipped {skipped} | {mib} MiB',
+    bar: (p) => (p.total > 0 ? { value: p.done, total: p.total, payload: { phase: p.phase, written: p.written, skipped: p.skipped, mib: (p.bytes / 2 ** 20).toFixed(1) } } : undefined),
+    say,
   });
-  try {
-    const client = new Client({ connection, namespace: config.namespace });
-    const workflowId = shardDatasetWorkflowId(input.outputUri!);
-    const handle = await client.workflow.start<typeof shardDataset>('shardDataset', {
-      taskQueue: TaskQueue.cpu,
-      workflowId,
-      args: [input],
-      // A second `vla shard` into the same output root follows the run already going.
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
-    say(`shardDataset ${workflowId}`);
-    say(`  watch it in the Web UI: ${uiUrl(config)}?query=${encodeURIComponent(`WorkflowId="${workflowId}"`)}`);
-    if (!opts.wait) return undefined;
-
-    const bar = new SingleBar({ format: '  {bar} {value}/{total} shards | {phase} | written {written} skipped {skipped} | {mib} MiB', hideCursor: true, clearOnComplete: false });
-    let started = false;
-    const result = handle.result();
-    let finished = false;
-    void result.then(
-      () => (finished = true),
-      () => (finished = true),
-    );
-    while (!finished) {
-      const progress: ShardProgress | undefined = await handle.query(shardProgressQuery).catch(() => undefined);
-      if (progress && progress.total > 0) {
-        const payload = { phase: progress.phase, written: progress.written, skipped: progress.skipped, mib: (progress.bytes / 2 ** 20).toFixed(1) };
-        if (!started) {
-          bar.start(progress.total, progress.done, payload);
-          started = true;
-        } else bar.update(progress.done, payload);
-      }
-      await Promise.race([result.catch(() => undefined), sleep(1_000)]);
-    }
-    if (started) bar.stop();
-    try {
-      return await result;
-    } catch (err) {
-      if (err instanceof WorkflowFailedError && err.cause) throw new Error(err.cause.cause instanceof Error ? err.cause.cause.message : err.cause.message);
-      throw err;
-    }
-  } finally {
-    await connection.close();
-  }
 }
 
 export function printShardResult(result: ShardDatasetResult, say: (line: string) => void): void {

@@ -1,19 +1,15 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { execFile } from 'node:child_process';
 import { isAbsolute, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
 import { TrainLoraInput, type TrainingProgress, type TrainLoraResult } from '../../data-schemas/training';
-import { TaskQueue } from '../../data-schemas/workflows';
 import { loadConfig } from '../../infra/config';
-import { uiUrl } from '../../infra/dev-stack';
 import { ensurePythonEnv } from '../../infra/python';
-import { trainingProgressQuery, type trainLora } from '../../workflows';
+import { trainingProgressQuery } from '../../workflows';
 import { positiveInt, positiveNumber } from '../options';
+import { startAndFollow } from '../follow';
 
 /** The run's id derives from its output: starting the same run twice attaches to the one going. */
 export const trainWorkflowId = (input: TrainLoraInput): string => `train-lora:${input.outputUri}`;
@@ -57,52 +53,19 @@ export async function runTrain(shards: string, opts: TrainCommandOptions, say: (
   });
   if (!parsed.success) throw new Error(`invalid training options: ${formatZodIssues(parsed.error).join('; ')}`);
   const input = parsed.data;
-  const config = loadConfig();
-  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
-    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
+  return startAndFollow<TrainLoraResult, TrainingProgress>({
+    workflowType: 'trainLora',
+    workflowId: trainWorkflowId(input),
+    input,
+    wait: opts.wait,
+    progressQuery: trainingProgressQuery,
+    barFormat: '  {bar} step {value}/{total} | loss {loss} | {tps} tok/s | {phase}',
+    bar: (p) =>
+      p.totalSteps > 0
+        ? { value: p.step, total: p.totalSteps, payload: { loss: p.loss?.toFixed(4) ?? '-', tps: p.tokensPerSecond?.toFixed(0) ?? '-', phase: p.phase } }
+        : undefined,
+    say,
   });
-  try {
-    const client = new Client({ connection, namespace: config.namespace });
-    const workflowId = trainWorkflowId(input);
-    const handle = await client.workflow.start<typeof trainLora>('trainLora', {
-      taskQueue: TaskQueue.cpu,
-      workflowId,
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
-    say(`trainLora ${workflowId}`);
-    say(`  watch it in the Web UI: ${uiUrl(config)}?query=${encodeURIComponent(`WorkflowId="${workflowId}"`)}`);
-    if (!opts.wait) return undefined;
-
-    const bar = new SingleBar({ format: '  {bar} step {value}/{total} | loss {loss} | {tps} tok/s | {phase}', hideCursor: true, clearOnComplete: false });
-    let started = false;
-    const result = handle.result();
-    let finished = false;
-    void result.then(
-      () => (finished = true),
-      () => (finished = true),
-    );
-    while (!finished) {
-      const progress: TrainingProgress | undefined = await handle.query(trainingProgressQuery).catch(() => undefined);
-      if (progress && progress.totalSteps > 0) {
-        const payload = { loss: progress.loss?.toFixed(4) ?? '-', tps: progress.tokensPerSecond?.toFixed(0) ?? '-', phase: progress.phase };
-        if (!started) {
-          bar.start(progress.totalSteps, progress.step, payload);
-          started = true;
-        } else bar.update(progress.step, payload);
-      }
-      await Promise.race([result.catch(() => undefined), sleep(1_000)]);
-    }
-    if (started) bar.stop();
-    try {
-      return await result;
-    } catch (err) {
-      if (err instanceof WorkflowFailedError && err.cause) throw new Error(err.cause.cause instanceof Error ? err.cause.cause.message : err.cause.message);
-      throw err;
-    }
-  } finally {
-    await connection.close();
-  }
 }
 
 export function printTrainResult(result: TrainLoraResult, say: (line: string) => void): void {

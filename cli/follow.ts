@@ -1,0 +1,86 @@
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import type { QueryDefinition } from '@temporalio/common';
+import { SingleBar } from 'cli-progress';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TaskQueue } from '../data-schemas/workflows';
+import { loadConfig } from '../infra/config';
+import { uiUrl } from '../infra/dev-stack';
+
+/** Where a workflow's progress bar stands: `undefined` while there is nothing to show yet. */
+export interface BarState {
+  value: number;
+  total: number;
+  payload: Record<string, string | number>;
+}
+
+export interface FollowOptions<R, P> {
+  workflowType: string;
+  workflowId: string;
+  input: unknown;
+  /** Return without waiting; the run goes on and shows in the Web UI. */
+  wait: boolean;
+  progressQuery: QueryDefinition<P>;
+  /** cli-progress format; `{bar}`, `{value}`, `{total}` and the payload's keys. */
+  barFormat: string;
+  bar: (progress: P) => BarState | undefined;
+  say: (line: string) => void;
+  /** Only for the result's type. */
+  result?: R;
+}
+
+/**
+ * Starts a workflow on the local stack (or attaches to the run already going under the same id:
+ * ids derive from the output, so a second command follows the first) and shows its progress query
+ * as a bar until it ends. A failed run throws its root cause's message, which names the problem.
+ */
+export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promise<R | undefined> {
+  const config = loadConfig();
+  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
+    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
+  });
+  try {
+    const client = new Client({ connection, namespace: config.namespace });
+    const handle = await client.workflow.start(options.workflowType, {
+      taskQueue: TaskQueue.cpu,
+      workflowId: options.workflowId,
+      args: [options.input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    options.say(`${options.workflowType} ${options.workflowId}`);
+    options.say(`  watch it in the Web UI: ${uiUrl(config)}?query=${encodeURIComponent(`WorkflowId="${options.workflowId}"`)}`);
+    if (!options.wait) return undefined;
+
+    const bar = new SingleBar({ format: options.barFormat, hideCursor: true, clearOnComplete: false });
+    let started = false;
+    const result = handle.result() as Promise<R>;
+    let finished = false;
+    void result.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    while (!finished) {
+      const progress = await handle.query(options.progressQuery).catch(() => undefined);
+      const state = progress === undefined ? undefined : options.bar(progress);
+      if (state) {
+        if (!started) {
+          bar.start(state.total, state.value, state.payload);
+          started = true;
+        } else {
+          bar.setTotal(state.total);
+          bar.update(state.value, state.payload);
+        }
+      }
+      await Promise.race([result.catch(() => undefined), sleep(1_000)]);
+    }
+    if (started) bar.stop();
+    try {
+      return await result;
+    } catch (err) {
+      // WorkflowFailedError -> ActivityFailure/ChildWorkflowFailure -> ApplicationFailure: the deepest message says what is wrong.
+      if (err instanceof WorkflowFailedError && err.cause) throw new Error(err.cause.cause instanceof Error ? err.cause.cause.message : err.cause.message);
+      throw err;
+    }
+  } finally {
+    await connection.close();
+  }
+}
