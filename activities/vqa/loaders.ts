@@ -1,0 +1,292 @@
+/**
+ * Benchmark loaders: read a benchmark in the layout a user supplies (a directory or object prefix;
+ * nothing is downloaded) and map it to `VqaItem`s. Two layouts, detected by what the root holds:
+ *
+ * 1. **VLMEvalKit TSV** (the common public release of all twelve benchmarks as one file each, images
+ *    base64-encoded inline): `<root>/<NAME>.tsv`, e.g. `MMBench_DEV_EN.tsv`, `MME.tsv`,
+ *    `TextVQA_VAL.tsv` (see TSV_FILES). Columns: `index`, `question`, `hint`, `A`..`J`, `answer`,
+ *    `category`, `l2-category`, `image` (base64, a JSON list of base64 for several images, or the
+ *    `index` of the row holding the image, as MMBench's rotated copies do), `image_path` (MME).
+ * 2. **JSON lines** (the project's own, and the bundled samples'): `<root>/items.jsonl`, one item a
+ *    line: `id`, `question`, `options` ({"A": ...} or a list), `answer` (or `answers`), `image` (or
+ *    `images`, paths relative to the root), optional `hint`, `category`, `lang` (`en`/`cn`, selects
+ *    MMBench's language), `source` (`ai2d`/`mmmu`/`mmmu-pro`, selects the benchmark in a mixed
+ *    file), and any scorer field (`subtask`, `imageId`, `index`, `questionType`).
+ *
+ * Items are then **materialised** into the sweep's store prefix (`items.jsonl` + `images/`), so
+ * every later activity reads one layout, whatever the source was.
+ */
+import { parse as parseCsv } from 'csv-parse/sync';
+import { z } from 'zod';
+import { RelativeRef } from '../../data-schemas/common';
+import { joinUri } from '../../data-schemas/uri';
+import { BenchmarkId, VqaItem, type ChoiceOption } from '../../data-schemas/vqa';
+import { ObjectNotFoundError, sha256Hex } from '../store';
+import type { ObjectStore } from '../store/types';
+
+/** Thrown when a benchmark's data is missing or not in a layout the loader knows; names the file. */
+export class BenchmarkLayoutError extends Error {
+  override name = 'BenchmarkLayoutError';
+}
+
+/** The VLMEvalKit file names, in order of preference, per benchmark. */
+export const TSV_FILES: Record<BenchmarkId, string[]> = {
+  mmmu: ['MMMU_DEV_VAL.tsv', 'MMMU_TEST.tsv'],
+  mmstar: ['MMStar.tsv'],
+  mme: ['MME.tsv'],
+  ocrbench: ['OCRBench.tsv'],
+  'mmbench-en': ['MMBench_DEV_EN.tsv', 'MMBench_DEV_EN_V11.tsv', 'MMBench_TEST_EN.tsv'],
+  'mmbench-cn': ['MMBench_DEV_CN.tsv', 'MMBench_DEV_CN_V11.tsv', 'MMBench_TEST_CN.tsv'],
+  textvqa: ['TextVQA_VAL.tsv'],
+  docvqa: ['DocVQA_VAL.tsv', 'DocVQA_TEST.tsv'],
+  infovqa: ['InfoVQA_VAL.tsv', 'InfoVQA_TEST.tsv'],
+  ai2d: ['AI2D_TEST.tsv'],
+  chartqa: ['ChartQA_TEST.tsv'],
+  realworldqa: ['RealWorldQA.tsv'],
+};
+
+export const ITEMS_FILE = 'items.jsonl';
+const LETTERS = 'ABCDEFGHIJ'.split('');
+/** VLMEvalKit stores MMBench's circular rotations as index + k * 1e6. */
+const CIRCULAR_STRIDE = 1_000_000;
+
+/** An item plus its images' bytes, before materialisation. */
+export interface LoadedItem {
+  item: Omit<VqaItem, 'images'>;
+  images: { data: Uint8Array; ext: string }[];
+}
+
+const JsonlRow = z.looseObject({
+  id: z.union([z.string(), z.number()]).transform(String),
+  question: z.string().min(1),
+  hint: z.string().nullish(),
+  options: z.union([z.record(z.string(), z.string()), z.array(z.string())]).nullish(),
+  answer: z.union([z.string(), z.number()]).transform(String).optional(),
+  answers: z.array(z.union([z.string(), z.number()]).transform(String)).optional(),
+  image: RelativeRef.optional(),
+  images: z.array(RelativeRef).optional(),
+  category: z.string().nullish(),
+  lang: z.string().optional(),
+  source: z.string().optional(),
+});
+
+/** Keys of the row that are scorer metadata and pass through to `meta`. */
+const META_KEYS = ['category', 'l2category', 'subtask', 'imageId', 'index', 'questionType', 'lang', 'source'] as const;
+
+function extOf(path: string): string {
+  const m = /\.([A-Za-z0-9]+)$/.exec(path);
+  return (m?.[1] ?? 'bin').toLowerCase();
+}
+
+/** The image type from its first bytes (TSV images carry no name). */
+export function sniffImageExt(data: Uint8Array): string {
+  if (data[0] === 0xff && data[1] === 0xd8) return 'jpg';
+  if (data[0] === 0x89 && data[1] === 0x50 && data[2] === 0x4e && data[3] === 0x47) return 'png';
+  if (data[0] === 0x47 && data[1] === 0x49 && data[2] === 0x46) return 'gif';
+  if (data[0] === 0x52 && data[1] === 0x49 && data[2] === 0x46 && data[3] === 0x46) return 'webp';
+  if (data[0] === 0x42 && data[1] === 0x4d) return 'bmp';
+  return 'bin';
+}
+
+export function mimeTypeOf(ext: string): string {
+  return ({ jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', webp: 'image/webp', bmp: 'image/bmp' } as Record<string, string>)[ext] ?? 'application/octet-stream';
+}
+
+/** The item id as a key segment (letters, digits, . _ -). */
+const safeId = (raw: string): string => raw.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]/, 'i');
+
+function rowSelected(benchmark: BenchmarkId, row: z.infer<typeof JsonlRow>): boolean {
+  if (benchmark === 'mmbench-en' && row.lang !== undefined) return row.lang === 'en';
+  if (benchmark === 'mmbench-cn' && row.lang !== undefined) return row.lang === 'cn';
+  if (row.source === undefined) return true;
+  if (benchmark === 'ai2d') return row.source === 'ai2d';
+  if (benchmark === 'mmmu') return row.source === 'mmmu' || row.source === 'mmmu-pro';
+  return row.source === benchmark;
+}
+
+function optionsOf(raw: Record<string, string> | string[] | null | undefined): ChoiceOption[] | undefined {
+  if (!raw) return undefined;
+  if (Array.isArray(raw)) return raw.map((text, i) => ({ label: LETTERS[i]!, text }));
+  return Object.entries(raw)
+    .filter(([label, text]) => /^[A-J]$/.test(label) && text !== null && text !== '')
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([label, text]) => ({ label, text }));
+}
+
+async function loadJsonl(store: ObjectStore, benchmark: BenchmarkId, root: string, text: string): Promise<LoadedItem[]> {
+  const items: LoadedItem[] = [];
+  const lines = text.split('\n');
+  for (const [n, line] of lines.entries()) {
+    if (!line.trim()) continue;
+    let parsed: z.infer<typeof JsonlRow>;
+    try {
+      const result = JsonlRow.safeParse(JSON.parse(line));
+      if (!result.success) throw new Error(result.error.issues.map((i) => `${i.path.join('.') || '(row)'}: ${i.message}`).join('; '));
+      parsed = result.data;
+    } catch (err) {
+      throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!rowSelected(benchmark, parsed)) continue;
+    const answers = parsed.answers ?? (parsed.answer !== undefined ? [parsed.answer] : undefined);
+    const imagePaths = parsed.images ?? (parsed.image !== undefined ? [parsed.image] : []);
+    if (!answers?.length) throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: no answer or answers`);
+    if (imagePaths.length === 0) throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: no image or images`);
+    const images = await Promise.all(
+      imagePaths.map(async (p) => {
+        try {
+          return { data: await store.get(joinUri(root, p)), ext: extOf(p) };
+        } catch (err) {
+          if (err instanceof ObjectNotFoundError) throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: image ${p} is missing`);
+          throw err;
+        }
+      }),
+    );
+    const options = optionsOf(parsed.options);
+    const meta: Record<string, string | number> = {};
+    for (const key of META_KEYS) {
+      const v = (parsed as Record<string, unknown>)[key];
+      if (typeof v === 'string' || typeof v === 'number') meta[key] = v;
+    }
+    if (options && meta.questionType === undefined && benchmark === 'mmmu') meta.questionType = 'multiple-choice';
+    if (meta.index === undefined && benchmark.startsWith('mmbench')) meta.index = parsed.id;
+    items.push({
+      item: {
+        id: safeId(parsed.id),
+        benchmark,
+        question: parsed.question,
+        ...(parsed.hint ? { hint: parsed.hint } : {}),
+        ...(options ? { options } : {}),
+        answers,
+        meta,
+      },
+      images,
+    });
+  }
+  return items;
+}
+
+/** `['a', "b"]` as VLMEvalKit writes answer lists (Python literals); a plain string otherwise. */
+export function parseAnswerList(raw: string): string[] {
+  const s = raw.trim();
+  if (!s.startsWith('[') || !s.endsWith(']')) return [raw];
+  const out: string[] = [];
+  const re = /'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g;
+  for (let m = re.exec(s); m; m = re.exec(s)) out.push((m[1] ?? m[2] ?? '').replace(/\\(.)/g, '$1'));
+  return out.length ? out : [raw];
+}
+
+function decodeImages(cell: string, byIndex: Map<string, string>, where: string): { data: Uint8Array; ext: string }[] {
+  let value = cell.trim();
+  // MMBench's rotated copies point at the row that holds the image.
+  if (value.length < 64 && byIndex.has(value)) value = byIndex.get(value)!.trim();
+  const encoded = value.startsWith('[') ? (JSON.parse(value.replace(/'/g, '"')) as string[]) : [value];
+  return encoded.map((b64) => {
+    const data = Buffer.from(b64, 'base64');
+    if (data.length < 8) throw new BenchmarkLayoutError(`${where}: the image column does not hold a base64 image`);
+    return { data, ext: sniffImageExt(data) };
+  });
+}
+
+function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedItem[] {
+  let rows: Record<string, string>[];
+  try {
+    rows = parseCsv<Record<string, string>>(text, { delimiter: '\t', columns: true, relax_quotes: true, relax_column_count: true, skip_empty_lines: true });
+  } catch (err) {
+    throw new BenchmarkLayoutError(`${fileUri}: not a readable TSV (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const required = ['index', 'question', 'answer', 'image'];
+  const header = rows[0] ? Object.keys(rows[0]) : [];
+  const missing = required.filter((c) => !header.includes(c));
+  if (missing.length) throw new BenchmarkLayoutError(`${fileUri}: missing column(s) ${missing.join(', ')} (expected the VLMEvalKit TSV layout)`);
+  const byIndex = new Map(rows.filter((r) => (r.image ?? '').length >= 64).map((r) => [String(r.index), r.image!]));
+  return rows.map((row, n) => {
+    const where = `${fileUri} row ${n + 1} (index ${row.index})`;
+    const options = LETTERS.filter((l) => row[l] !== undefined && row[l] !== '' && row[l] !== 'nan').map((label) => ({ label, text: row[label]! }));
+    const meta: Record<string, string | number> = {};
+    if (row.category) meta.category = row.category;
+    if (row['l2-category'] ?? row.l2_category) meta.l2category = (row['l2-category'] ?? row.l2_category)!;
+    const index = Number(row.index);
+    if (benchmark.startsWith('mmbench')) meta.index = Number.isFinite(index) ? index % CIRCULAR_STRIDE : row.index!;
+    if (benchmark === 'mme') {
+      meta.subtask = row.category ?? '';
+      // The second question about an image points at the first one's row.
+      const image = (row.image ?? '').trim();
+      meta.imageId = row.image_path ?? (image.length < 64 && byIndex.has(image) ? image : String(row.index));
+    }
+    if (benchmark === 'mmmu') meta.questionType = row.question_type === 'open' || options.length === 0 ? 'open' : 'multiple-choice';
+    const hint = row.hint && row.hint !== 'nan' ? row.hint : undefined;
+    return {
+      item: {
+        id: safeId(String(row.index)),
+        benchmark,
+        question: row.question!,
+        ...(hint ? { hint } : {}),
+        ...(options.length ? { options } : {}),
+        answers: parseAnswerList(row.answer ?? ''),
+        meta,
+      },
+      images: decodeImages(row.image ?? '', byIndex, where),
+    };
+  });
+}
+
+/** Reads a benchmark from `root` in whichever layout is there. */
+export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, root: string): Promise<LoadedItem[]> {
+  const jsonl = joinUri(root, ITEMS_FILE);
+  const head = await store.head(jsonl);
+  if (head) return loadJsonl(store, benchmark, root, (await store.get(jsonl)).toString('utf8'));
+  for (const name of TSV_FILES[benchmark]) {
+    const uri = joinUri(root, name);
+    if (await store.head(uri)) return loadTsv(benchmark, uri, (await store.get(uri)).toString('utf8'));
+  }
+  throw new BenchmarkLayoutError(
+    `${root} holds no ${benchmark} data: expected ${ITEMS_FILE} (JSON lines) or one of ${TSV_FILES[benchmark].join(', ')} (VLMEvalKit TSV); see docs/vqa.md`,
+  );
+}
+
+/**
+ * Groups that must stay whole when a sweep is limited to N items: MMBench's circular rotations of
+ * one question, MME's two questions about one image.
+ */
+export function groupKey(item: Pick<VqaItem, 'id' | 'benchmark' | 'meta'>): string {
+  if (item.benchmark.startsWith('mmbench') && item.meta.index !== undefined) return `q${item.meta.index}`;
+  if (item.benchmark === 'mme' && item.meta.imageId !== undefined) return `i${item.meta.imageId}`;
+  return item.id;
+}
+
+/** The first items covering at most `limit` whole groups. */
+export function limitItems<T extends { item: Pick<VqaItem, 'id' | 'benchmark' | 'meta'> }>(items: T[], limit: number | undefined): T[] {
+  if (limit === undefined) return items;
+  const groups = new Set<string>();
+  return items.filter(({ item }) => {
+    const key = groupKey(item);
+    if (!groups.has(key)) {
+      if (groups.size >= limit) return false;
+      groups.add(key);
+    }
+    return true;
+  });
+}
+
+/**
+ * Writes the items and their images under `outUri` (`images/<id>-<k>.<ext>`, `items.jsonl` last),
+ * and returns the items as stored. Deterministic: a re-run writes the same bytes.
+ */
+export async function materializeItems(store: ObjectStore, loaded: LoadedItem[], outUri: string): Promise<{ items: VqaItem[]; sha256: string }> {
+  const ids = new Set<string>();
+  const items: VqaItem[] = [];
+  for (const { item, images } of loaded) {
+    if (ids.has(item.id)) throw new BenchmarkLayoutError(`duplicate item id ${item.id} in ${item.benchmark}`);
+    ids.add(item.id);
+    const paths: string[] = [];
+    for (const [k, image] of images.entries()) {
+      const path = `images/${item.id}-${k}.${image.ext}`;
+      await store.put(joinUri(outUri, path), image.data);
+      paths.push(path);
+    }
+    items.push(VqaItem.parse({ ...item, images: paths }));
+  }
+  const body = items.map((i) => JSON.stringify(i)).join('\n') + '\n';
+  await store.put(joinUri(outUri, ITEMS_FILE), body);
+  return { items, sha256: sha256Hex(body) };
+}
