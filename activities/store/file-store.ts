@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, type Dirent } from 'node:fs';
+import { createWriteStream, readFile, type Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -31,6 +31,15 @@ function toStoreError(uri: string, err: unknown): StoreError {
 
 function toBuffer(body: Uint8Array | string): Buffer {
   return typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+}
+
+/**
+ * `fs.readFile` (the callback API) as a promise. `fs/promises.readFile` goes through a FileHandle
+ * and costs about twice the CPU for small files (Node 20: about 34 vs 70 us per 9 KB file), which
+ * shows when a shard writer reads thousands of frames.
+ */
+function readFileCallback(target: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => readFile(target, (err, data) => (err ? reject(err) : resolve(data))));
 }
 
 /** Encodes a raw name (or the tail of one) the way `fileUri` does, so listed URIs round-trip through `parseObjectUri`. */
@@ -117,7 +126,7 @@ export class FileStore implements ObjectStore {
   async get(uri: string): Promise<Buffer> {
     const target = this.pathOf(uri);
     try {
-      return await fs.readFile(target);
+      return await readFileCallback(target);
     } catch (err) {
       if (errnoCode(err) === 'EISDIR' || errnoCode(err) === 'ENOTDIR') throw new ObjectNotFoundError(uri, { cause: err });
       throw toStoreError(uri, err);

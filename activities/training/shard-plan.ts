@@ -21,8 +21,14 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  * differ only in "." vs "_" apart, and the fixed-format suffix keeps (id, stage, step) unique.
  */
 export function sampleKey(trajectoryId: string, stage: ShardStage, step: number): string {
-  const sanitized = trajectoryId.replace(/[^A-Za-z0-9_-]/g, '_');
-  return `${sanitized}__${sha256(trajectoryId).slice(0, 8)}__${stage}__${String(step).padStart(3, '0')}`;
+  return sampleKeyPrefix(trajectoryId) + sampleKeyTail(stage, step);
+}
+
+const sampleKeyTail = (stage: ShardStage, step: number): string => `${stage}__${String(step).padStart(3, '0')}`;
+
+/** What every sample key of a trajectory starts with: `<id with "." as "_">__<8 hex of sha256(id)>__`. */
+function sampleKeyPrefix(trajectoryId: string): string {
+  return `${trajectoryId.replace(/[^A-Za-z0-9_-]/g, '_')}__${sha256(trajectoryId).slice(0, 8)}__`;
 }
 
 /** sha256 of `${seed}:${trajectoryId}`: the only input to a trajectory's split and shard. */
@@ -72,12 +78,14 @@ export interface BuiltSample {
 export function buildSamples(record: DLanRecord, options: { validate?: boolean } = {}): BuiltSample[] {
   const validate = options.validate ?? true;
   const out: BuiltSample[] = [];
+  // One sha256 per trajectory, not per sample: sampleKey() with the prefix computed once.
+  const keyPrefix = sampleKeyPrefix(record.trajectoryId);
   const add = (stage: ShardStage, step: number, framePath: string, prompt: string, target: string): void => {
     const image = imageExtension(framePath);
     if (image === undefined) throw new Error(`trajectory ${record.trajectoryId}: key frame ${framePath} is neither .jpg nor .png`);
     // Built in the schema's key order and serialized as built: the bytes do not depend on `validate`.
     const sample: ShardSample = {
-      key: sampleKey(record.trajectoryId, stage, step),
+      key: keyPrefix + sampleKeyTail(stage, step),
       trajectoryId: record.trajectoryId,
       stage,
       step,

@@ -57,8 +57,14 @@ export const ShardFailure = {
 const PLAN_CONCURRENCY = 16;
 /** Trajectories whose record and frames are fetched ahead of the tar writer. */
 const PREFETCH_TRAJECTORIES = 32;
-/** Tar output is handed on in pieces of about this size: fewer, larger chunks through hash, stream and upload. */
+/**
+ * Tar output is handed on in pieces of exactly this size (the last shorter): few, large chunks
+ * through hash, stream and upload. Small against the upload's part size, since lib-storage copies
+ * each chunk once into a part and copies again the piece that runs over a part boundary.
+ */
 const CHUNK_BYTES = 1024 * 1024;
+/** tar-stream's own buffer: room for a trajectory's files, so adding them never waits on a drain. */
+const PACK_BUFFER_BYTES = 4 * 1024 * 1024;
 const HEARTBEAT_EVERY_MS = 1_000;
 const EPOCH = new Date(0);
 
@@ -253,17 +259,26 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     };
   }
 
-  let planCache: { uri: string; etag: string; plan: ShardPlanFile; shards: ReturnType<typeof plannedShards> } | undefined;
-  /** The plan a writeShard or verifyShards works from, cached per worker by ETag. */
-  async function loadPlan(outputUri: string): Promise<{ plan: ShardPlanFile; shards: ReturnType<typeof plannedShards> }> {
+  type LoadedPlan = { plan: ShardPlanFile; shards: ReturnType<typeof plannedShards> };
+  let planCache: { uri: string; etag: string; loaded: Promise<LoadedPlan> } | undefined;
+  /**
+   * The plan a writeShard or verifyShards works from, cached per worker by ETag. The cache holds
+   * the read in flight, so the shards a worker starts together read and parse the plan once.
+   */
+  async function loadPlan(outputUri: string): Promise<LoadedPlan> {
     const uri = joinUri(outputUri, SHARD_PLAN_FILE);
     const head = await store.head(uri);
     if (!head) throw ApplicationFailure.nonRetryable(`${uri} is missing: run planShards (the shardDataset workflow) first`, 'SHARD_PLAN_MISSING');
-    if (head.etag !== undefined && planCache?.uri === uri && planCache.etag === head.etag) return planCache;
-    const plan = await getJson(store, uri, ShardPlanFile);
-    const entry = { uri, etag: head.etag ?? '', plan, shards: plannedShards(plan.trajectories) };
-    if (head.etag !== undefined) planCache = entry;
-    return entry;
+    if (head.etag !== undefined && planCache?.uri === uri && planCache.etag === head.etag) return planCache.loaded;
+    const loaded = getJson(store, uri, ShardPlanFile).then((plan) => ({ plan, shards: plannedShards(plan.trajectories) }));
+    if (head.etag !== undefined) {
+      const entry = { uri, etag: head.etag, loaded };
+      planCache = entry;
+      loaded.catch(() => {
+        if (planCache === entry) planCache = undefined;
+      });
+    }
+    return loaded;
   }
 
   function findShard(shards: ReturnType<typeof plannedShards>, ref: ShardRef, outputUri: string) {
@@ -275,9 +290,15 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
   // ---------------------------------------------------------------------------------------------
   // Tar bytes
 
-  /** The files of one shard in tar order: per trajectory (id order) its samples, `<key>.json` then the image. */
-  async function* shardFiles(datasetUri: string, trajectories: readonly PlannedTrajectory[]): AsyncGenerator<{ name: string; data: Buffer }> {
-    const loaded = orderedMap(trajectories, PREFETCH_TRAJECTORIES, async (t) => {
+  /** One trajectory's files in tar order: per sample `<key>.json` then the image. */
+  interface LoadedTrajectory {
+    samples: BuiltSample[];
+    frames: Map<string, Buffer>;
+  }
+
+  /** The trajectories of one shard, records and frames read ahead of the tar writer, in plan order. */
+  function loadTrajectories(datasetUri: string, trajectories: readonly PlannedTrajectory[]): AsyncGenerator<LoadedTrajectory> {
+    return orderedMap(trajectories, PREFETCH_TRAJECTORIES, async (t) => {
       const record = await readRecord(datasetUri, t.record, t.recordSha256, true);
       const samples = samplesOf(record, joinUri(datasetUri, t.record), false);
       const source = record.provenance.sourceDataset;
@@ -285,70 +306,99 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       const frames = new Map(await Promise.all(paths.map(async (p) => [p, await store.get(joinUri(source, p))] as const)));
       return { samples, frames };
     });
-    for await (const { samples, frames } of loaded) {
-      for (const s of samples) {
-        yield { name: `${s.sample.key}.json`, data: s.json };
-        yield { name: `${s.sample.key}.${s.sample.image}`, data: frames.get(s.framePath)! };
-      }
-    }
   }
 
   interface TarBuild {
-    /** The tar's bytes; fails with the producer's own error (a missing frame, a bad record). */
-    chunks: AsyncGenerator<Buffer>;
+    /** The tar's bytes in chunks of CHUNK_BYTES (the last shorter); fails with the producer's own error (a missing frame, a bad record). */
+    body: Readable;
+    /** Valid once `body` has ended. */
     digest(): { sha256: string; bytes: number };
   }
 
   /**
-   * A shard's tar as a stream of chunks, deterministic byte for byte: fixed mtime (epoch),
-   * uid/gid 0, mode 0644, no user names, files in plan order.
+   * A shard's tar as a byte stream, deterministic byte for byte: fixed mtime (epoch), uid/gid 0,
+   * mode 0644, no user names, files in plan order. tar-stream's output (a header, the data, the
+   * padding: three small pieces per file) is copied into CHUNK_BYTES buffers as it is pushed, each
+   * buffer hashed once and handed on whole; a trajectory's files go into the pack at once, and the
+   * pack's buffer holds a trajectory or so, so no file waits on the one before it.
    */
   function buildTar(datasetUri: string, trajectories: readonly PlannedTrajectory[], onBytes: (bytes: number) => void): TarBuild {
-    const pack = tar.pack();
+    const pack = tar.pack({ highWaterMark: PACK_BUFFER_BYTES });
+    const hash: Hash = createHash('sha256');
+    let bytes = 0;
+    let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    let used = 0;
     let failure: { err: unknown } | undefined;
+
+    const body = new Readable({
+      highWaterMark: CHUNK_BYTES,
+      read() {
+        pack.resume();
+      },
+      destroy(err, cb) {
+        if (!pack.destroyed) pack.destroy();
+        cb(err);
+      },
+    });
+    const fail = (err: unknown): void => {
+      failure ??= { err };
+      if (!pack.destroyed) pack.destroy(err instanceof Error ? err : new Error(String(err)));
+      body.destroy(failure.err instanceof Error ? failure.err : new Error(String(failure.err)));
+    };
+    const emit = (out: Buffer): void => {
+      hash.update(out);
+      bytes += out.length;
+      onBytes(bytes);
+      if (!body.push(out)) pack.pause();
+    };
+    pack.on('data', (piece: unknown) => {
+      const data = piece as Buffer;
+      let offset = 0;
+      while (offset < data.length) {
+        const n = Math.min(data.length - offset, CHUNK_BYTES - used);
+        data.copy(chunk, used, offset, offset + n);
+        used += n;
+        offset += n;
+        if (used === CHUNK_BYTES) {
+          const full = chunk;
+          chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+          used = 0;
+          emit(full);
+        }
+      }
+    });
+    pack.on('end', () => {
+      if (used > 0) emit(chunk.subarray(0, used));
+      body.push(null);
+    });
+    pack.on('error', (err: Error) => fail(err));
+
     const produce = async (): Promise<void> => {
       try {
-        for await (const f of shardFiles(datasetUri, trajectories)) {
-          await new Promise<void>((resolve, reject) => {
-            pack.entry({ name: f.name, size: f.data.length, mode: 0o644, uid: 0, gid: 0, mtime: EPOCH, type: 'file' }, f.data, (err) => (err ? reject(err) : resolve()));
-          });
+        for await (const { samples, frames } of loadTrajectories(datasetUri, trajectories)) {
+          if (body.destroyed) return;
+          // All of a trajectory's files at once: tar-stream writes entries in the order they were
+          // added, so the last one written means all are (a failure fails every later entry).
+          let last: Promise<void> = Promise.resolve();
+          const add = (name: string, data: Buffer): void => {
+            last = new Promise<void>((resolve, reject) => {
+              pack.entry({ name, size: data.length, mode: 0o644, uid: 0, gid: 0, mtime: EPOCH, type: 'file' }, data, (err) => (err ? reject(err) : resolve()));
+            });
+            last.catch(() => undefined);
+          };
+          for (const s of samples) {
+            add(`${s.sample.key}.json`, s.json);
+            add(`${s.sample.key}.${s.sample.image}`, frames.get(s.framePath)!);
+          }
+          await last;
         }
         pack.finalize();
       } catch (err) {
-        failure ??= { err };
-        pack.destroy(err instanceof Error ? err : new Error(String(err)));
+        fail(err);
       }
     };
-    const hash: Hash = createHash('sha256');
-    let bytes = 0;
-    async function* chunks(): AsyncGenerator<Buffer> {
-      void produce();
-      try {
-        let pending: Buffer[] = [];
-        let pendingBytes = 0;
-        const flush = (): Buffer => {
-          const out = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-          pending = [];
-          pendingBytes = 0;
-          hash.update(out);
-          bytes += out.length;
-          onBytes(bytes);
-          return out;
-        };
-        for await (const chunk of pack as AsyncIterable<Buffer>) {
-          pending.push(chunk);
-          pendingBytes += chunk.length;
-          if (pendingBytes >= CHUNK_BYTES) yield flush();
-        }
-        if (pendingBytes > 0) yield flush();
-      } catch (err) {
-        throw failure ? failure.err : err;
-      } finally {
-        if (!pack.destroyed) pack.destroy();
-      }
-      if (failure) throw failure.err;
-    }
-    return { chunks: chunks(), digest: () => ({ sha256: hash.digest('hex'), bytes }) };
+    void produce();
+    return { body, digest: () => ({ sha256: hash.digest('hex'), bytes }) };
   }
 
   function throttledHeartbeat(h: ActivityHooks, details: (bytes: number) => unknown): (bytes: number) => void {
@@ -364,7 +414,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
   /** Builds a shard's tar into a hasher only, uploading nothing. */
   async function hashShard(datasetUri: string, trajectories: readonly PlannedTrajectory[], h: ActivityHooks): Promise<{ sha256: string; bytes: number }> {
     const build = buildTar(datasetUri, trajectories, throttledHeartbeat(h, (bytes) => ({ phase: 'hashing', bytes })));
-    for await (const _ of build.chunks) {
+    for await (const _ of build.body) {
       if (h.signal?.aborted) throw new Error('cancelled');
     }
     return build.digest();
@@ -604,7 +654,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       let uploaded = 0;
       const beat = throttledHeartbeat(h, (generated) => ({ phase: 'uploading', path, generated, uploaded }));
       const build = buildTar(plan.datasetUri, shard.trajectories, beat);
-      const body = Readable.from(build.chunks, { objectMode: false });
+      const body = build.body;
       const abort = (): void => void body.destroy(new Error('cancelled'));
       h.signal?.addEventListener('abort', abort);
       try {
