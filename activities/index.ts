@@ -3,28 +3,41 @@ import { createSmokeActivities } from './smoke';
 import { createShardActivities } from './training/shard';
 import type { ObjectStore } from './store/types';
 import { createTrainingActivities, type TrainingDeps } from './training/train';
+import { createVqaRuntime } from './vqa/activities';
+import { createNightlyActivities } from './vqa/nightly';
+import type { PythonEnv } from '../infra/python';
 
 /** Everything activities need from the outside, injected once per worker. */
 export interface ActivityDeps {
   store: ObjectStore;
   /** Only the Gemini worker gets these, from its own environment. */
   gemini?: { apiKey?: string; baseUrl?: string };
+  /** For OpenAI-compatible servers that want a key (vLLM's --api-key), from the CPU worker's environment. */
+  openaiApiKey?: string;
 }
 
-/** All activities of the CPU worker. */
+/** All activities of the CPU worker (VQA: everything but Gemini and local inference, which have their own queues). */
 export function createCpuActivities(deps: ActivityDeps) {
   const { labelGemini: _onGeminiQueue, ...relabel } = createRelabelActivities({ store: deps.store });
+  const vqa = createVqaRuntime({ store: deps.store, ...(deps.openaiApiKey !== undefined && { openaiApiKey: deps.openaiApiKey }) });
   return {
     ...createSmokeActivities(deps),
     ...relabel,
     ...createShardActivities({ store: deps.store }),
+    ...vqa.activities,
+    ...createNightlyActivities({ store: deps.store }),
   };
 }
 
 /** The activities of the Gemini worker: model calls only, under the queue's rate limit. */
 export function createGeminiActivities(deps: ActivityDeps) {
   const { labelGemini } = createRelabelActivities(deps);
-  return { labelGemini };
+  const { activities: vqa } = createVqaRuntime({
+    store: deps.store,
+    ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }),
+    ...(deps.gemini?.baseUrl !== undefined && { geminiBaseUrl: deps.gemini.baseUrl }),
+  });
+  return { labelGemini, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems };
 }
 
 export type CpuActivities = ReturnType<typeof createCpuActivities>;
@@ -32,7 +45,9 @@ export type CpuActivities = ReturnType<typeof createCpuActivities>;
 /** What the GPU worker's activities need: the store, scratch space, the Python environment. */
 export type GpuActivityDeps = TrainingDeps;
 
-/** The activities of a GPU worker: the trainer, one run at a time. */
+/** The activities of a GPU worker: the trainer and local inference (transformers + peft), one at a time. */
 export function createGpuActivities(deps: GpuActivityDeps) {
-  return createTrainingActivities(deps);
+  const python: () => Promise<PythonEnv> = deps.pythonEnv;
+  const { activities: vqa } = createVqaRuntime({ store: deps.store, python, adapterCacheDir: `${deps.workDir}/adapters` });
+  return { ...createTrainingActivities(deps), checkBackend: vqa.checkBackend, predictItems: vqa.predictItems };
 }

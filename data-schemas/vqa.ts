@@ -115,7 +115,7 @@ export type VqaPrediction = z.infer<typeof VqaPrediction>;
 /** A benchmark's score on the scale of the paper's Table 1, plus its breakdown. */
 export const BenchmarkScore = z.strictObject({
   benchmark: BenchmarkId,
-  /** The headline figure: accuracy in % for most; MME perception (max 2000); OCRBench out of 1000. */
+  /** The headline figure: accuracy in % for most; MME perception (max 2000); OCRBench hits / 10 (Table 1's 75.0 is 750 of 1000). */
   value: Finite,
   /** Name of the headline metric, e.g. `accuracy`, `circular accuracy`, `ANLS`, `perception`. */
   metric: z.string(),
@@ -131,3 +131,138 @@ export const BenchmarkSource = z.strictObject({
   uri: ObjectUri,
 });
 export type BenchmarkSource = z.infer<typeof BenchmarkSource>;
+
+/** The paper's Table 1 (DOMAIN.md), for the report: Gemma-3-12B-IT base and VLM2VLA (LoRA). */
+export const PAPER_TABLE_1: Record<'base' | 'vlm2vla', Record<BenchmarkId, number>> = {
+  base: { mmmu: 46.0, mmstar: 46.3, mme: 1182.3, ocrbench: 75.0, 'mmbench-en': 76.9, 'mmbench-cn': 74.7, textvqa: 68.9, docvqa: 80.6, infovqa: 50.4, ai2d: 78.5, chartqa: 55.1, realworldqa: 50.6 },
+  vlm2vla: { mmmu: 42.7, mmstar: 48.0, mme: 1391.7, ocrbench: 63.9, 'mmbench-en': 68.5, 'mmbench-cn': 67.6, textvqa: 64.9, docvqa: 78.4, infovqa: 46.2, ai2d: 74.0, chartqa: 58.3, realworldqa: 43.3 },
+};
+
+/** The paper's claim: a fine-tuned model keeps over 85% of its base's scores. */
+export const RETENTION_THRESHOLD = 0.85;
+
+export const VqaSweepInput = z
+  .strictObject({
+    models: z.array(ModelSpec).min(1),
+    /** Each benchmark and where its data lies (docs/vqa.md gives the layouts). */
+    benchmarks: z.array(BenchmarkSource).min(1),
+    /** Where items, predictions, scores and the report go. */
+    outputUri: ObjectUri,
+    /** Smoke runs: at most this many questions per benchmark (MMBench rotations and MME image pairs stay whole). */
+    limit: z.int().positive().optional(),
+    /** Requests in flight per model. @default 4 */
+    concurrency: z.int().min(1).max(256).default(4),
+    /** Items per prediction activity (each heartbeats per item). @default 16 */
+    batchSize: z.int().min(1).max(1000).default(16),
+    /** (model, benchmark) children running at once. @default 4 */
+    maxConcurrentEvaluations: z.int().min(1).max(64).default(4),
+    /** Task queue per backend: local inference needs the GPU workers (Python env), Gemini its rate-limited queue. */
+    taskQueues: z
+      .strictObject({
+        openai: z.string().min(1).default('vla-cpu'),
+        gemini: z.string().min(1).default('vla-gemini'),
+        local: z.string().min(1).default('vla-gpu'),
+      })
+      .prefault({}),
+  })
+  .superRefine((input, ctx) => {
+    const names = input.models.map((m) => m.name);
+    names.forEach((name, i) => {
+      if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['models', i, 'name'], message: `duplicate model name ${name}` });
+    });
+    input.models.forEach((m, i) => {
+      if (m.baseOf !== undefined && !names.includes(m.baseOf)) {
+        ctx.addIssue({ code: 'custom', path: ['models', i, 'baseOf'], message: `no model named ${m.baseOf} in this sweep (baseOf names the base model's "name")` });
+      }
+    });
+    const benchmarks = input.benchmarks.map((b) => b.benchmark);
+    benchmarks.forEach((b, i) => {
+      if (benchmarks.indexOf(b) !== i) ctx.addIssue({ code: 'custom', path: ['benchmarks', i, 'benchmark'], message: `benchmark ${b} listed twice` });
+    });
+  });
+export type VqaSweepInput = z.infer<typeof VqaSweepInput>;
+
+export const VqaEvaluateInput = z.strictObject({
+  outputUri: ObjectUri,
+  model: ModelSpec,
+  benchmark: BenchmarkId,
+  concurrency: z.int().min(1).max(256),
+  batchSize: z.int().min(1).max(1000),
+  taskQueue: z.string().min(1),
+});
+export type VqaEvaluateInput = z.infer<typeof VqaEvaluateInput>;
+
+export const Retention = z.strictObject({
+  model: z.string(),
+  base: z.string(),
+  /** fine-tuned / base per benchmark (1 = kept everything). */
+  perBenchmark: z.record(z.string(), Finite),
+  /** Mean of the per-benchmark ratios. */
+  overall: Finite,
+  /** Benchmarks under RETENTION_THRESHOLD. */
+  below: z.array(BenchmarkId),
+});
+export type Retention = z.infer<typeof Retention>;
+
+export const VqaSweepResult = z.strictObject({
+  outputUri: ObjectUri,
+  /** scores[model][benchmark] */
+  scores: z.record(z.string(), z.record(z.string(), BenchmarkScore)),
+  retention: z.array(Retention),
+  reportUri: ObjectUri,
+  chartUri: ObjectUri,
+  predictions: z.strictObject({ made: z.int().nonnegative(), reused: z.int().nonnegative() }),
+});
+export type VqaSweepResult = z.infer<typeof VqaSweepResult>;
+
+/** The nightly evaluation (a Temporal Schedule starts it): the newest trained adapter against its base. */
+export const NightlyEvaluationInput = z.strictObject({
+  /** Where training runs live: every `<runsUri>/<run>/result.json` is a finished trainLora run. */
+  runsUri: ObjectUri,
+  /** Each night's sweep goes to `<outputUri>/<date>-<run>`; `<outputUri>/last.json` remembers what was evaluated. */
+  outputUri: ObjectUri,
+  benchmarks: z.array(BenchmarkSource).min(1),
+  limit: z.int().positive().optional(),
+  concurrency: z.int().min(1).max(256).default(4),
+  /** Task queue of the local inference (the GPU workers). @default 'vla-gpu' */
+  localTaskQueue: z.string().min(1).default('vla-gpu'),
+});
+export type NightlyEvaluationInput = z.infer<typeof NightlyEvaluationInput>;
+
+export const NightlyEvaluationResult = z.strictObject({
+  status: z.enum(['evaluated', 'no-new-checkpoint', 'no-runs']),
+  run: z.string().optional(),
+  adapterUri: ObjectUri.optional(),
+  reportUri: ObjectUri.optional(),
+  overallRetention: Finite.optional(),
+});
+export type NightlyEvaluationResult = z.infer<typeof NightlyEvaluationResult>;
+
+// ---------------------------------------------------------------------------------------------
+// Inference backend failures (activities/vqa/backends/errors.ts throws them)
+
+export const BackendErrorCode = ['unreachable', 'auth', 'not_found', 'bad_request', 'rate_limited', 'server', 'adapter_mismatch', 'malformed'] as const;
+export type BackendErrorCode = (typeof BackendErrorCode)[number];
+
+/** The ApplicationFailure `type` of each code (what a retry policy's nonRetryableErrorTypes would name). */
+export const BACKEND_FAILURE_TYPES: Readonly<Record<BackendErrorCode, string>> = {
+  unreachable: 'VqaBackendUnreachable',
+  auth: 'VqaBackendAuth',
+  not_found: 'VqaBackendNotFound',
+  bad_request: 'VqaBackendBadRequest',
+  rate_limited: 'VqaBackendRateLimited',
+  server: 'VqaBackendServer',
+  adapter_mismatch: 'VqaBackendAdapterMismatch',
+  malformed: 'VqaBackendMalformed',
+};
+
+/**
+ * Whether Temporal should retry: transport failures, rate limits, server errors and answers that could
+ * not be read may heal; wrong credentials, an unknown model, a rejected request and an adapter made for
+ * another base model cannot.
+ */
+export const RETRYABLE_BACKEND_ERRORS: ReadonlySet<BackendErrorCode> = new Set<BackendErrorCode>(['unreachable', 'rate_limited', 'server', 'malformed']);
+
+/** Codes after which a whole evaluation should stop rather than fail every item one by one. */
+export const FATAL_BACKEND_ERRORS: ReadonlySet<BackendErrorCode> = new Set<BackendErrorCode>(['auth', 'not_found', 'bad_request', 'adapter_mismatch']);
+

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets the project up on a fresh machine: npm packages, the Temporal CLI, the Python environment
-# (and the S3 test server with --for-tests). Every step is cached and skipped when current.
+# (and the S3 test server with --for-tests), Debian's chromium for the reports. Every step is cached and skipped when current.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

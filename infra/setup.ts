@@ -1,3 +1,4 @@
+import { ensureChromium } from './chromium';
 import { loadConfig } from './config';
 import { ensurePythonEnv } from './python';
 import { ensureVersitygw } from './s3-server';
@@ -8,14 +9,16 @@ async function main(): Promise<void> {
   const forTests = process.argv.includes('--for-tests');
   const { cacheDir } = loadConfig();
   const log = (line: string): void => console.log(`setup: ${line}`);
-  const [temporal, python, s3] = await Promise.all([
+  const [temporal, python, s3, chromium] = await Promise.all([
     ensureTemporalCli(cacheDir, log),
     ensurePythonEnv(cacheDir, log),
     forTests ? ensureVersitygw({ cacheDir, log }) : Promise.resolve(undefined),
+    ensureChromium(log),
   ]);
   log(`temporal CLI: ${temporal}`);
   log(`python env:   ${python.venvDir}`);
   if (s3) log(`S3 server:    ${s3}`);
+  log(`chromium:     ${chromium}`);
 }
 
 main().catch((err: unknown) => {

@@ -9,9 +9,9 @@
  *    `index` of the row holding the image, as MMBench's rotated copies do), `image_path` (MME).
  * 2. **JSON lines** (the project's own, and the bundled samples'): `<root>/items.jsonl`, one item a
  *    line: `id`, `question`, `options` ({"A": ...} or a list), `answer` (or `answers`), `image` (or
- *    `images`, paths relative to the root), optional `hint`, `category`, `lang` (`en`/`cn`, selects
- *    MMBench's language), `source` (`ai2d`/`mmmu`/`mmmu-pro`, selects the benchmark in a mixed
- *    file), and any scorer field (`subtask`, `imageId`, `index`, `questionType`).
+ *    `images`, paths relative to the root), optional `hint`, `category`, `benchmark` (or `source`:
+ *    `ai2d`/`mmmu`/`mmmu-pro`, or MMBench's `lang`: `en`/`cn`; selects the rows of one benchmark in
+ *    a mixed file; rows that say none belong to any), and any scorer field (`subtask`, `imageId`, `index`, `questionType`).
  *
  * Items are then **materialised** into the sweep's store prefix (`items.jsonl` + `images/`), so
  * every later activity reads one layout, whatever the source was.
@@ -68,6 +68,7 @@ const JsonlRow = z.looseObject({
   category: z.string().nullish(),
   lang: z.string().optional(),
   source: z.string().optional(),
+  benchmark: z.string().optional(),
 });
 
 /** Keys of the row that are scorer metadata and pass through to `meta`. */
@@ -95,13 +96,19 @@ export function mimeTypeOf(ext: string): string {
 /** The item id as a key segment (letters, digits, . _ -). */
 const safeId = (raw: string): string => raw.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]/, 'i');
 
-function rowSelected(benchmark: BenchmarkId, row: z.infer<typeof JsonlRow>): boolean {
-  if (benchmark === 'mmbench-en' && row.lang !== undefined) return row.lang === 'en';
-  if (benchmark === 'mmbench-cn' && row.lang !== undefined) return row.lang === 'cn';
-  if (row.source === undefined) return true;
-  if (benchmark === 'ai2d') return row.source === 'ai2d';
-  if (benchmark === 'mmmu') return row.source === 'mmmu' || row.source === 'mmmu-pro';
-  return row.source === benchmark;
+/**
+ * The benchmark a row belongs to: its `benchmark` field, else what `source` or MMBench's `lang`
+ * says; undefined when the row does not say (a folder that holds one benchmark only).
+ */
+function rowBenchmark(row: z.infer<typeof JsonlRow>): BenchmarkId | undefined {
+  const declared = BenchmarkId.safeParse(row.benchmark);
+  if (declared.success) return declared.data;
+  if (row.source === 'mmmu' || row.source === 'mmmu-pro') return 'mmmu';
+  const source = BenchmarkId.safeParse(row.source);
+  if (source.success) return source.data;
+  if (row.lang === 'en') return 'mmbench-en';
+  if (row.lang === 'cn') return 'mmbench-cn';
+  return undefined;
 }
 
 function optionsOf(raw: Record<string, string> | string[] | null | undefined): ChoiceOption[] | undefined {
@@ -126,7 +133,8 @@ async function loadJsonl(store: ObjectStore, benchmark: BenchmarkId, root: strin
     } catch (err) {
       throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (!rowSelected(benchmark, parsed)) continue;
+    const declared = rowBenchmark(parsed);
+    if (declared !== undefined && declared !== benchmark) continue;
     const answers = parsed.answers ?? (parsed.answer !== undefined ? [parsed.answer] : undefined);
     const imagePaths = parsed.images ?? (parsed.image !== undefined ? [parsed.image] : []);
     if (!answers?.length) throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: no answer or answers`);

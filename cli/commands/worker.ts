@@ -31,8 +31,11 @@ export function registerWorker(program: Command): void {
         const baseUrl = process.env.GOOGLE_GEMINI_BASE_URL;
         const worker: Worker = await (async () => {
           switch (kind) {
-            case 'cpu':
-              return createCpuWorker({ ...common, deps: { store } });
+            case 'cpu': {
+              // Only for OpenAI-compatible servers started with an API key (vLLM --api-key).
+              const openaiApiKey = process.env.OPENAI_API_KEY;
+              return createCpuWorker({ ...common, deps: { store, ...(openaiApiKey !== undefined && { openaiApiKey }) } });
+            }
             case 'gemini':
               return createGeminiWorker({
                 ...common,

@@ -1,0 +1,105 @@
+import { GoogleGenAI, type GenerateContentResponse, type Part } from '@google/genai';
+import type { ApplicationFailure } from '@temporalio/common';
+import type { VqaRequest } from '../../../data-schemas/vqa';
+import { AUTH_ADVICE, classifyGeminiError, GeminiFailure } from '../../relabel/gemini/errors';
+import { BackendError, type BackendErrorCode } from './errors';
+import type { GenerateResult, InferenceBackend } from './types';
+
+export interface GeminiBackendOptions {
+  apiKey: string;
+  model: string;
+  /** Endpoint root without the API version. @default the SDK's (generativelanguage.googleapis.com) */
+  baseUrl?: string;
+  /** Per request. @default 90_000 */
+  timeoutMs?: number;
+}
+
+const CODE_OF_GEMINI_FAILURE: Readonly<Record<string, BackendErrorCode>> = {
+  [GeminiFailure.Auth]: 'auth',
+  [GeminiFailure.UnknownModel]: 'not_found',
+  [GeminiFailure.BadRequest]: 'bad_request',
+  [GeminiFailure.RateLimited]: 'rate_limited',
+  [GeminiFailure.Unavailable]: 'server',
+  [GeminiFailure.Network]: 'unreachable',
+};
+
+/** The relabel labeler's classification (activities/relabel/gemini/errors.ts), recast as a BackendError. */
+export function toBackendError(failure: ApplicationFailure): BackendError {
+  if (failure instanceof BackendError) return failure;
+  const code = CODE_OF_GEMINI_FAILURE[failure.type ?? ''] ?? 'server';
+  const delay: unknown = failure.nextRetryDelay;
+  const retryAfterMs = typeof delay === 'number' ? delay : undefined;
+  return new BackendError(code, failure.message, retryAfterMs !== undefined ? { retryAfterMs } : {});
+}
+
+/** Gemini's generateContent with the images inline; the SDK does not retry (no retryOptions). */
+export function createGeminiBackend(options: GeminiBackendOptions): InferenceBackend {
+  if (!options.apiKey) throw new BackendError('auth', `Gemini backend for model ${JSON.stringify(options.model)}: no API key; ${AUTH_ADVICE}`);
+  const ai = new GoogleGenAI({
+    apiKey: options.apiKey,
+    vertexai: false,
+    httpOptions: { ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }), timeout: options.timeoutMs ?? 90_000 },
+  });
+  const context = { model: options.model, secrets: [options.apiKey] };
+  const where = options.baseUrl ?? 'the Gemini API';
+
+  return {
+    async generate(request: VqaRequest, signal?: AbortSignal): Promise<GenerateResult> {
+      const parts: Part[] = [
+        ...request.images.map((image): Part => ({ inlineData: { mimeType: image.mimeType, data: Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength).toString('base64') } })),
+        { text: request.prompt },
+      ];
+      const g = request.generation;
+      let response: GenerateContentResponse;
+      try {
+        response = await ai.models.generateContent({
+          model: options.model,
+          contents: [{ role: 'user', parts }],
+          config: {
+            maxOutputTokens: g.maxNewTokens,
+            temperature: g.temperature,
+            ...(g.topP !== undefined && { topP: g.topP }),
+            automaticContinuation: false,
+            ...(signal !== undefined && { abortSignal: signal }),
+          },
+        });
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason ?? err;
+        throw toBackendError(classifyGeminiError(err, context));
+      }
+      const block = response.promptFeedback?.blockReason;
+      const candidate = response.candidates?.[0];
+      // A withheld answer is an answer for VQA scoring (empty, so it scores as wrong), not a failure.
+      if (block || !candidate) {
+        if (block) return { text: '', ...usageOf(response) };
+        throw new BackendError('malformed', `Gemini (${where}, model ${JSON.stringify(options.model)}) returned no answer candidate`);
+      }
+      const text = (candidate.content?.parts ?? [])
+        .filter((p) => !p.thought && typeof p.text === 'string')
+        .map((p) => p.text)
+        .join('');
+      return { text, ...usageOf(response) };
+    },
+
+    async check(): Promise<void> {
+      try {
+        await ai.models.get({ model: options.model });
+      } catch (err) {
+        const failure = toBackendError(classifyGeminiError(err, context));
+        throw failure.code === 'not_found'
+          ? new BackendError('not_found', `model ${JSON.stringify(options.model)} is not served at ${where}: ${failure.message}`)
+          : failure;
+      }
+    },
+
+    close(): Promise<void> {
+      return Promise.resolve();
+    },
+  };
+}
+
+function usageOf(response: GenerateContentResponse): Pick<GenerateResult, 'usage'> {
+  const meta = response.usageMetadata;
+  if (!meta) return {};
+  return { usage: { inputTokens: meta.promptTokenCount ?? 0, outputTokens: (meta.candidatesTokenCount ?? 0) + (meta.thoughtsTokenCount ?? 0) } };
+}

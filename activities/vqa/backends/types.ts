@@ -1,0 +1,47 @@
+import type { ModelSpec, VqaRequest } from '../../../data-schemas/vqa';
+import type { PythonEnv } from '../../../infra/python';
+import { BackendError } from './errors';
+import { createGeminiBackend } from './gemini';
+import { createLocalBackend } from './local';
+import { createOpenAIBackend } from './openai';
+
+/**
+ * VQA inference backends: one interface, implemented for OpenAI-compatible servers (vLLM), Gemini and
+ * a local transformers + peft child process. Workflows import the failure types from ./errors (pure);
+ * this file pulls in the clients.
+ */
+
+export * from './errors';
+
+export interface GenerateResult {
+  text: string;
+  usage?: { inputTokens: number; outputTokens: number };
+}
+
+export interface InferenceBackend {
+  /** One answer. Throws BackendError (an ApplicationFailure typed by its code; see ./errors). */
+  generate(request: VqaRequest, signal?: AbortSignal): Promise<GenerateResult>;
+  /** Checks the backend is reachable and serves the model; fails early with a message naming the model and URL. */
+  check(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Secrets and machinery a worker supplies; never part of a ModelSpec. */
+export interface BackendEnv {
+  geminiApiKey?: string;
+  geminiBaseUrl?: string;
+  openaiApiKey?: string;
+  python?: () => Promise<PythonEnv>;
+}
+
+export function createBackend(spec: ModelSpec, env: BackendEnv): InferenceBackend {
+  switch (spec.backend) {
+    case 'openai':
+      return createOpenAIBackend({ baseUrl: spec.baseUrl, model: spec.model, ...(env.openaiApiKey !== undefined && { apiKey: env.openaiApiKey }) });
+    case 'gemini':
+      return createGeminiBackend({ apiKey: env.geminiApiKey ?? '', model: spec.model, ...(env.geminiBaseUrl !== undefined && { baseUrl: env.geminiBaseUrl }) });
+    case 'local':
+      if (!env.python) throw new BackendError('bad_request', `model ${spec.name}: the local backend needs the project's Python environment (a GPU worker's pythonEnv)`);
+      return createLocalBackend({ baseModel: spec.baseModel, ...(spec.adapter !== undefined && { adapter: spec.adapter }), python: env.python });
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The retention report: scores per model and benchmark, each fine-tuned model's retention against
+ * its base (flagging < 85%), the paper's Table 1 beside ours, and a bar chart (inline SVG, so the
+ * page is one self-contained file; the PNG is Chromium's rendering of the same SVG).
+ */
+import { escapeMarkup } from '../relabel/spot-check';
+import { PAPER_TABLE_1, RETENTION_THRESHOLD, type BenchmarkId, type BenchmarkScore, type ModelSpec, type Retention } from '../../data-schemas/vqa';
+
+export type ScoreTable = Record<string, Partial<Record<BenchmarkId, BenchmarkScore>>>;
+
+/** Each model with a `baseOf`: fine-tuned / base per benchmark, their mean, and those below the threshold. */
+export function computeRetention(models: readonly ModelSpec[], scores: ScoreTable, benchmarks: readonly BenchmarkId[]): Retention[] {
+  const out: Retention[] = [];
+  for (const model of models) {
+    if (model.baseOf === undefined) continue;
+    const perBenchmark: Record<string, number> = {};
+    const below: BenchmarkId[] = [];
+    for (const b of benchmarks) {
+      const ft = scores[model.name]?.[b]?.value;
+      const base = scores[model.baseOf]?.[b]?.value;
+      if (ft === undefined || base === undefined) continue;
+      // A base that scores 0 leaves nothing to retain: count it as kept.
+      const ratio = base === 0 ? 1 : ft / base;
+      perBenchmark[b] = ratio;
+      if (ratio < RETENTION_THRESHOLD) below.push(b);
+    }
+    const ratios = Object.values(perBenchmark);
+    out.push({ model: model.name, base: model.baseOf, perBenchmark, overall: ratios.length ? ratios.reduce((a, r) => a + r, 0) / ratios.length : 0, below });
+  }
+  return out;
+}
+
+/** The most a benchmark's headline figure can be (for the chart's common 0-100% axis). */
+export function benchmarkMax(benchmark: BenchmarkId): number {
+  return benchmark === 'mme' ? 2000 : 100;
+}
+
+const BENCHMARK_TITLES: Record<BenchmarkId, string> = {
+  mmmu: 'MMMU',
+  mmstar: 'MMStar',
+  mme: 'MME',
+  ocrbench: 'OCRBench',
+  'mmbench-en': 'MMB-en',
+  'mmbench-cn': 'MMB-cn',
+  textvqa: 'TextVQA',
+  docvqa: 'DocVQA',
+  infovqa: 'InfoVQA',
+  ai2d: 'AI2D',
+  chartqa: 'ChartQA',
+  realworldqa: 'RealWorldQA',
+};
+
+const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7'];
+
+const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(1));
+
+/** Grouped bars: per benchmark one bar per model, height = score / the benchmark's maximum. */
+export function renderChartSvg(models: readonly string[], benchmarks: readonly BenchmarkId[], scores: ScoreTable): string {
+  const barWidth = 18;
+  const gap = 22;
+  const groupWidth = models.length * barWidth + gap;
+  const height = 240;
+  const top = 30;
+  const left = 44;
+  const width = left + benchmarks.length * groupWidth + 20;
+  const y = (fraction: number): number => top + height * (1 - Math.max(0, Math.min(1, fraction)));
+  const parts: string[] = [];
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    parts.push(`<line x1="${left}" x2="${width - 10}" y1="${y(tick)}" y2="${y(tick)}" stroke="#ddd"/><text x="${left - 6}" y="${y(tick) + 4}" font-size="10" text-anchor="end">${tick * 100}%</text>`);
+  }
+  benchmarks.forEach((b, i) => {
+    const x0 = left + i * groupWidth + gap / 2;
+    models.forEach((m, k) => {
+      const score = scores[m]?.[b]?.value;
+      if (score === undefined) return;
+      const fraction = score / benchmarkMax(b);
+      parts.push(
+        `<rect class="bar" data-model="${escapeMarkup(m)}" data-benchmark="${b}" x="${x0 + k * barWidth}" y="${y(fraction)}" width="${barWidth - 2}" height="${y(0) - y(fraction)}" fill="${COLORS[k % COLORS.length]}"><title>${escapeMarkup(m)} ${BENCHMARK_TITLES[b]}: ${fmt(score)}</title></rect>`,
+      );
+    });
+    parts.push(`<text x="${x0 + (models.length * barWidth) / 2}" y="${top + height + 16}" font-size="11" text-anchor="middle">${BENCHMARK_TITLES[b]}</text>`);
+  });
+  const legend = models
+    .map((m, k) => `<rect x="${left + k * 150}" y="6" width="12" height="12" fill="${COLORS[k % COLORS.length]}"/><text x="${left + k * 150 + 16}" y="16" font-size="12">${escapeMarkup(m)}</text>`)
+    .join('');
+  return `<svg id="chart" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 28}" font-family="sans-serif">${legend}${parts.join('')}</svg>`;
+}
+
+export interface ReportInput {
+  title: string;
+  models: readonly ModelSpec[];
+  benchmarks: readonly BenchmarkId[];
+  scores: ScoreTable;
+  retention: readonly Retention[];
+  generatedAt: string;
+  /** Items per benchmark (a smoke run's limit shows here). */
+  items: Partial<Record<BenchmarkId, number>>;
+}
+
+export function renderReportHtml(r: ReportInput): string {
+  const head = `<tr><th>model</th>${r.benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}</tr>`;
+  const modelRows = r.models
+    .map(
+      (m) =>
+        `<tr data-model="${escapeMarkup(m.name)}"><td>${escapeMarkup(m.name)}</td>${r.benchmarks
+          .map((b) => `<td class="score" data-benchmark="${b}">${fmt(r.scores[m.name]?.[b]?.value)}</td>`)
+          .join('')}</tr>`,
+    )
+    .join('');
+  const paperRows = (['base', 'vlm2vla'] as const)
+    .map(
+      (k) =>
+        `<tr class="paper"><td>paper: ${k === 'base' ? 'Gemma-3-12B-IT' : 'VLM2VLA (LoRA)'}</td>${r.benchmarks.map((b) => `<td>${fmt(PAPER_TABLE_1[k][b])}</td>`).join('')}</tr>`,
+    )
+    .join('');
+  const paperRetention = r.benchmarks.map((b) => PAPER_TABLE_1.vlm2vla[b] / PAPER_TABLE_1.base[b]);
+  const retentionRows = r.retention
+    .map(
+      (ret) =>
+        `<tr data-retention="${escapeMarkup(ret.model)}"><td>${escapeMarkup(ret.model)} / ${escapeMarkup(ret.base)}</td>${r.benchmarks
+          .map((b) => {
+            const v = ret.perBenchmark[b];
+            return v === undefined ? '<td>–</td>' : `<td class="${v < RETENTION_THRESHOLD ? 'below' : 'kept'}">${(v * 100).toFixed(1)}%</td>`;
+          })
+          .join('')}<td class="${ret.overall < RETENTION_THRESHOLD ? 'below' : 'kept'} overall">${(ret.overall * 100).toFixed(1)}%</td></tr>`,
+    )
+    .join('');
+  const paperOverall = paperRetention.reduce((a, v) => a + v, 0) / Math.max(1, paperRetention.length);
+  const items = r.benchmarks.map((b) => `${BENCHMARK_TITLES[b]} ${r.items[b] ?? '?'}`).join(', ');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeMarkup(r.title)}</title>
+<style>
+body { font-family: sans-serif; margin: 24px; color: #222; }
+table { border-collapse: collapse; margin: 12px 0 24px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.paper td { color: #777; font-style: italic; }
+td.below { background: #fbe3e4; color: #a00; font-weight: bold; }
+td.kept { background: #e6f4ea; }
+</style></head>
+<body>
+<h1>${escapeMarkup(r.title)}</h1>
+<p>Generated ${escapeMarkup(r.generatedAt)}. Items per benchmark: ${escapeMarkup(items)}. Scores on the paper's scale: accuracy in %, MME perception (max 2000), OCRBench hits / 10.</p>
+<h2>Scores</h2>
+<table id="scores"><thead>${head}</thead><tbody>${modelRows}${paperRows}</tbody></table>
+<h2>Retention (fine-tuned / base; flagged below ${RETENTION_THRESHOLD * 100}%)</h2>
+<table id="retention"><thead><tr><th>model / base</th>${r.benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}<th>overall</th></tr></thead>
+<tbody>${retentionRows}<tr class="paper"><td>paper: VLM2VLA / Gemma-3-12B-IT</td>${paperRetention.map((v) => `<td>${(v * 100).toFixed(1)}%</td>`).join('')}<td>${(paperOverall * 100).toFixed(1)}%</td></tr></tbody></table>
+<h2>Chart</h2>
+${renderChartSvg(
+  r.models.map((m) => m.name),
+  r.benchmarks,
+  r.scores,
+)}
+</body></html>
+`;
+}

@@ -1,0 +1,188 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileStore, getJson } from '../../activities/store';
+import { launchChromium } from '../../activities/vqa/browser';
+import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
+import { BENCHMARKS } from '../../activities/vqa/scoring';
+import { buildTinyModel } from '../../cli/commands/train';
+import { fileUri, joinUri } from '../../data-schemas/uri';
+import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type VqaSweepInput } from '../../data-schemas/vqa';
+import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
+import { createCpuWorker } from '../../workers/cpu';
+import { createGpuWorker } from '../../workers/gpu';
+import type { vqaSweep } from '../../workflows';
+import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
+import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+
+const exec = promisify(execFile);
+const SAMPLES = join(REPO_ROOT, 'data', 'samples', 'vqa-samples');
+
+/** A LoRA adapter with non-zero weights for the tiny model (what a short trainLora run would give). */
+const MAKE_ADAPTER = `
+import sys, torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForImageTextToText
+torch.manual_seed(1)
+lora = LoraConfig(r=4, lora_alpha=16, target_modules=r".*language_model.*\\.(q_proj|v_proj)", init_lora_weights=False)
+get_peft_model(AutoModelForImageTextToText.from_pretrained(sys.argv[1]), lora).save_pretrained(sys.argv[2])
+`;
+
+describe('vqaSweep: models x benchmarks through real workers, predictions stored per item, report checked in Chromium', () => {
+  const store = new FileStore();
+  let env: TemporalTestEnv;
+  let dir: string;
+  let python: PythonEnv;
+  let baseModel: string;
+  let adapter: string;
+  let server: OpenAIServer;
+  /** prompt text -> the right answer, so the served "oracle" model is always right. */
+  const oracle = new Map<string, string>();
+
+  const sources = (): VqaSweepInput['benchmarks'] => [
+    { benchmark: 'mmbench-en', uri: fileUri(join(SAMPLES, 'mmbench')) },
+    { benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) },
+  ];
+
+  beforeAll(async () => {
+    env = await connectTestTemporal();
+    dir = mkdtempSync(join(tmpdir(), 'vla-vqa-sweep-'));
+    python = await ensurePythonEnv(loadConfig().cacheDir);
+    baseModel = await buildTinyModel(join(dir, 'tiny-vlm'), loadConfig().cacheDir);
+    adapter = join(dir, 'adapter');
+    await exec(python.python, ['-c', MAKE_ADAPTER, baseModel, adapter], { env: { ...python.env, HF_HUB_OFFLINE: '1' } });
+    for (const source of sources()) {
+      for (const { item } of await loadBenchmark(store, source.benchmark, source.uri)) {
+        oracle.set(BENCHMARKS[source.benchmark].prompt({ ...item, images: ['x.png'] }), item.answers[0]!);
+      }
+    }
+    server = await createOpenAIServer({ models: ['oracle-vlm'], answer: (req) => oracle.get(req.promptText) ?? 'Z' });
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await env?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function withWorkers<T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>): Promise<T> {
+    const queues = { cpu: uniqueTaskQueue('vqa-cpu'), gpu: uniqueTaskQueue('vqa-gpu') };
+    const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queues.cpu, workflowBundle: await workflowBundle(), deps: { store } });
+    const gpu = await createGpuWorker({
+      connection: env.nativeConnection,
+      clientConnection: env.client.connection,
+      namespace: env.namespace,
+      taskQueue: queues.gpu,
+      deps: { store, workDir: join(dir, 'gpu-work'), pythonEnv: () => Promise.resolve(python), gitRevision: 'test' },
+    });
+    return cpu.runUntil(gpu.runUntil(fn(queues)));
+  }
+
+  const sweepInput = (queues: { cpu: string; gpu: string }, outputUri: string): VqaSweepInput => ({
+    models: [
+      { name: 'tiny-base', backend: 'local', baseModel },
+      { name: 'tiny-lora', backend: 'local', baseModel, adapter, baseOf: 'tiny-base' },
+      { name: 'oracle', backend: 'openai', baseUrl: server.baseUrl, model: 'oracle-vlm' },
+    ],
+    benchmarks: sources(),
+    outputUri,
+    limit: 4,
+    concurrency: 4,
+    batchSize: 3,
+    maxConcurrentEvaluations: 6,
+    taskQueues: { openai: queues.cpu, gemini: queues.cpu, local: queues.gpu },
+  });
+
+  async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
+    const err = await promise.then(
+      (value) => new Error(`expected a failure, got ${JSON.stringify(value)}`),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    let cause: unknown = (err as WorkflowFailedError).cause;
+    while (cause instanceof ActivityFailure || cause instanceof ChildWorkflowFailure) cause = cause.cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    return cause as ApplicationFailure;
+  }
+
+  it('scores every (model, benchmark), computes retention, writes a report a browser shows, and a re-run redoes no item', async () => {
+    await withWorkers(async (queues) => {
+      const outputUri = fileUri(join(dir, 'sweep-a'));
+      const input = sweepInput(queues, outputUri);
+      const result = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
+      expect(VqaSweepResult.parse(result)).toEqual(result);
+      const benchmarks: BenchmarkId[] = ['mmbench-en', 'ai2d'];
+      for (const model of ['tiny-base', 'tiny-lora', 'oracle']) for (const b of benchmarks) expect(result.scores[model]?.[b]?.items).toBe(4);
+      // The served oracle answers every item right; scoring is the benchmarks' own rules.
+      expect(result.scores.oracle?.['mmbench-en']?.value).toBe(100);
+      expect(result.scores.oracle?.ai2d?.value).toBe(100);
+      expect(result.retention).toHaveLength(1);
+      expect(result.retention[0]).toMatchObject({ model: 'tiny-lora', base: 'tiny-base' });
+      expect(result.predictions.made).toBe(3 * 2 * 4);
+      expect(server.requests.filter((r) => r.path.endsWith('/chat/completions'))).toHaveLength(8);
+
+      // Every prediction is stored per item, with the prompt the benchmark defines.
+      const items = (await store.get(joinUri(outputUri, 'items', 'mmbench-en', ITEMS_FILE))).toString('utf8').trim().split('\n').map((l) => VqaItem.parse(JSON.parse(l)));
+      expect(items).toHaveLength(4);
+      const stored = await getJson(store, joinUri(outputUri, 'predictions', 'tiny-lora', 'mmbench-en', `${items[0]!.id}.json`), VqaPrediction);
+      expect(stored.prompt).toBe(BENCHMARKS['mmbench-en'].prompt(items[0]!));
+
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        await page.goto(result.reportUri);
+        expect(await page.locator('#scores tr[data-model="oracle"] td[data-benchmark="ai2d"]').innerText()).toBe('100.0');
+        expect(await page.locator('#retention tr[data-retention="tiny-lora"]').count()).toBe(1);
+        expect(await page.locator('#chart rect.bar').count()).toBe(6);
+      } finally {
+        await browser.close();
+      }
+      expect((await store.head(result.chartUri))?.bytes).toBeGreaterThan(1000);
+
+      // Half the oracle's predictions lost (a crashed worker's unfinished items): only they are redone.
+      const chats = (): number => server.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
+      const before = chats();
+      for (const item of items.slice(0, 2)) await store.delete(joinUri(outputUri, 'predictions', 'oracle', 'mmbench-en', `${item.id}.json`));
+      const again = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
+      expect(again.predictions).toEqual({ made: 2, reused: 3 * 2 * 4 - 2 });
+      expect(chats() - before).toBe(2);
+      expect(again.scores).toEqual(result.scores);
+    });
+  });
+
+  it('refuses bad input early, naming it: unknown benchmark, unknown base, wrong layout, unreachable server, a model the server does not serve', async () => {
+    await withWorkers(async (queues) => {
+      const start = (input: unknown) => env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
+      const base = sweepInput(queues, fileUri(join(dir, 'sweep-bad')));
+
+      const unknown = await failureOf(start({ ...base, benchmarks: [{ benchmark: 'mmlu', uri: fileUri(SAMPLES) }] }));
+      expect(unknown.type).toBe(INVALID_WORKFLOW_INPUT);
+      expect(unknown.message).toMatch(/benchmarks\.0\.benchmark: Invalid option/);
+      const orphan = await failureOf(start({ ...base, models: [{ ...base.models[1]!, baseOf: 'nobody' }] }));
+      expect(orphan.type).toBe(INVALID_WORKFLOW_INPUT);
+      expect(orphan.message).toMatch(/models\.0\.baseOf: no model named nobody/);
+
+      const layout = await failureOf(start({ ...base, outputUri: fileUri(join(dir, 'sweep-layout')), benchmarks: [{ benchmark: 'docvqa', uri: fileUri(join(SAMPLES, 'mmbench')) }] }));
+      expect(layout.type).toBe('BenchmarkLayout');
+      expect(layout.message).toMatch(/mmbench holds no docvqa items/);
+
+      const unreachable = await failureOf(
+        start({ ...base, outputUri: fileUri(join(dir, 'sweep-down')), models: [{ name: 'down', backend: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'x' }] }),
+      );
+      expect(unreachable.type).toBe('BackendCheckFailed');
+      expect(unreachable.message).toMatch(/model down: .*127\.0\.0\.1:9/);
+
+      const notServed = await failureOf(start({ ...base, outputUri: fileUri(join(dir, 'sweep-ns')), models: [{ name: 'nope', backend: 'openai', baseUrl: server.baseUrl, model: 'not-served' }] }));
+      expect(notServed.message).toMatch(/not-served.*is not served/);
+    });
+  });
+});
+

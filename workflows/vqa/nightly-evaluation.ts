@@ -1,0 +1,66 @@
+import { executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { NightlyActivities } from '../../activities/vqa/nightly';
+import { joinUri } from '../../data-schemas/uri';
+import { NightlyEvaluationInput, type NightlyEvaluationResult } from '../../data-schemas/vqa';
+import { parseWorkflowInput } from '../input';
+import { VlaStage } from '../search-attributes';
+import { vqaSweep } from './vqa-sweep';
+
+const store = proxyActivities<NightlyActivities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { maximumAttempts: 5 },
+});
+
+/** A run name as a model name and key segment. */
+const modelName = (run: string): string => run.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]/, 'r').slice(0, 64);
+
+/**
+ * What the nightly Schedule starts: the newest finished training run's adapter and its base, swept
+ * on a benchmark subset. A night with no new checkpoint since the last evaluated one records that
+ * and ends at once.
+ */
+export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluationResult> {
+  const input = parseWorkflowInput('nightlyEvaluation', NightlyEvaluationInput, raw);
+  upsertSearchAttributes([{ key: VlaStage, value: 'nightly' }]);
+  const night = workflowInfo().startTime.toISOString().slice(0, 10);
+
+  const newest = await store.findNewestRun({ runsUri: input.runsUri });
+  if (!newest) {
+    await store.recordNight({ outputUri: input.outputUri, night, status: 'no-runs' });
+    return { status: 'no-runs' };
+  }
+  const last = await store.readNightlyState({ outputUri: input.outputUri });
+  if (last && last.resultUri === newest.resultUri && last.resultEtag === newest.resultEtag) {
+    await store.recordNight({ outputUri: input.outputUri, night, status: 'no-new-checkpoint', run: newest.run });
+    return { status: 'no-new-checkpoint', run: newest.run, adapterUri: newest.adapterUri, reportUri: last.reportUri };
+  }
+
+  const name = modelName(newest.run);
+  const outputUri = joinUri(input.outputUri, 'runs', name);
+  const sweep = await executeChild(vqaSweep, {
+    // One sweep per run: a retried night, or the next one after a failure, reuses its predictions.
+    workflowId: `nightly-sweep:${outputUri}`,
+    args: [
+      {
+        models: [
+          { name: 'base', backend: 'local', baseModel: newest.baseModel },
+          { name, backend: 'local', baseModel: newest.baseModel, adapter: newest.adapterUri, baseOf: 'base' },
+        ],
+        benchmarks: input.benchmarks,
+        outputUri,
+        ...(input.limit !== undefined && { limit: input.limit }),
+        concurrency: input.concurrency,
+        taskQueues: { local: input.localTaskQueue },
+      },
+    ],
+  });
+  await store.recordNight({
+    outputUri: input.outputUri,
+    night,
+    status: 'evaluated',
+    run: newest.run,
+    state: { resultUri: newest.resultUri, resultEtag: newest.resultEtag, reportUri: sweep.reportUri, evaluatedAt: new Date().toISOString() },
+  });
+  const retention = sweep.retention.find((r) => r.model === name);
+  return { status: 'evaluated', run: newest.run, adapterUri: newest.adapterUri, reportUri: sweep.reportUri, ...(retention && { overallRetention: retention.overall }) };
+}

@@ -1,0 +1,58 @@
+import { defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { VqaActivities } from '../../activities/vqa/activities';
+import { BACKEND_FAILURE_TYPES, FATAL_BACKEND_ERRORS, VqaEvaluateInput, type BenchmarkScore } from '../../data-schemas/vqa';
+import { parseWorkflowInput } from '../input';
+
+export interface VqaEvaluateProgress {
+  total: number;
+  pending: number;
+  made: number;
+  reused: number;
+}
+export const vqaEvaluateProgressQuery = defineQuery<VqaEvaluateProgress>('progress');
+
+const store = proxyActivities<VqaActivities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BenchmarkLayout'] },
+});
+
+/**
+ * One (model, benchmark): predicts every item that lacks a stored prediction, in batches on the
+ * backend's task queue, then scores from the stored predictions. A re-run or a crashed worker
+ * redoes no finished item.
+ */
+export interface VqaEvaluateResult {
+  score: BenchmarkScore;
+  /** Predictions this run made, and those it found already stored. */
+  made: number;
+  reused: number;
+}
+
+export async function vqaEvaluate(raw: unknown): Promise<VqaEvaluateResult> {
+  const input = parseWorkflowInput('vqaEvaluate', VqaEvaluateInput, raw);
+  const progress: VqaEvaluateProgress = { total: 0, pending: 0, made: 0, reused: 0 };
+  setHandler(vqaEvaluateProgressQuery, () => progress);
+  const inference = proxyActivities<VqaActivities>({
+    taskQueue: input.taskQueue,
+    // A batch of model calls; heartbeats per item so a lost worker is noticed within a minute.
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['BenchmarkLayout', ...[...FATAL_BACKEND_ERRORS].map((code) => BACKEND_FAILURE_TYPES[code])] },
+  });
+
+  const { pending, total } = await store.pendingItems({ outputUri: input.outputUri, model: input.model.name, benchmark: input.benchmark });
+  progress.total = total;
+  progress.pending = pending.length;
+  progress.reused = total - pending.length;
+  const batches: string[][] = [];
+  for (let i = 0; i < pending.length; i += input.batchSize) batches.push(pending.slice(i, i + input.batchSize));
+  // Batches run one after another per child: the backend's concurrency is within a batch.
+  for (const itemIds of batches) {
+    const done = await inference.predictItems({ outputUri: input.outputUri, model: input.model, benchmark: input.benchmark, itemIds, concurrency: input.concurrency });
+    progress.made += done.made;
+    progress.reused += done.reused;
+    progress.pending -= itemIds.length;
+  }
+  const score = await store.scoreBenchmark({ outputUri: input.outputUri, model: input.model.name, benchmark: input.benchmark });
+  return { score, made: progress.made, reused: progress.reused };
+}

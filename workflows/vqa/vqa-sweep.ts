@@ -1,0 +1,69 @@
+import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { VqaActivities } from '../../activities/vqa/activities';
+import { BACKEND_FAILURE_TYPES, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
+import { parseWorkflowInput } from '../input';
+import { VlaModel, VlaStage } from '../search-attributes';
+import { vqaEvaluate } from './vqa-evaluate';
+
+const prepare = proxyActivities<VqaActivities>({
+  // Reads a benchmark release and writes its items once (minutes for the largest).
+  startToCloseTimeout: '1 hour',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BenchmarkLayout'] },
+});
+
+/** The child id derives from what decides its output, so a re-run finds (or re-attaches to) its work. */
+export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => `vqa-evaluate:${outputUri}:${model}:${benchmark}`;
+
+/**
+ * Models x benchmarks: materialise each benchmark once, check every backend early, one child
+ * `vqaEvaluate` per (model, benchmark) with bounded concurrency, then the report (scores, retention
+ * against each model's base, the paper's Table 1, a chart).
+ */
+export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
+  const input = parseWorkflowInput('vqaSweep', VqaSweepInput, raw);
+  upsertSearchAttributes([
+    { key: VlaStage, value: 'vqa' },
+    { key: VlaModel, value: input.models.map((m) => m.name).join(',').slice(0, 200) },
+  ]);
+  const queueOf = (m: ModelSpec): string => input.taskQueues[m.backend];
+
+  const benchmarks = input.benchmarks.map((b) => b.benchmark);
+  await Promise.all(input.benchmarks.map((source) => prepare.prepareBenchmark({ source, outputUri: input.outputUri, ...(input.limit !== undefined && { limit: input.limit }) })));
+  await Promise.all(
+    input.models.map((model) =>
+      proxyActivities<VqaActivities>({
+        taskQueue: queueOf(model),
+        // Starting a local model takes a while; an unreachable server answers at once.
+        startToCloseTimeout: '15 minutes',
+        retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['BackendCheckFailed', BACKEND_FAILURE_TYPES.adapter_mismatch] },
+      }).checkBackend(model),
+    ),
+  );
+
+  const pairs = input.models.flatMap((model) => benchmarks.map((benchmark) => ({ model, benchmark })));
+  let made = 0;
+  let reused = 0;
+  const running = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  for (const { model, benchmark } of pairs) {
+    if (failure) break;
+    const p: Promise<void> = executeChild(vqaEvaluate, {
+      workflowId: vqaEvaluateId(input.outputUri, model.name, benchmark),
+      taskQueue: workflowInfo().taskQueue,
+      args: [{ outputUri: input.outputUri, model, benchmark, concurrency: input.concurrency, batchSize: input.batchSize, taskQueue: queueOf(model) }],
+    })
+      .then((done) => {
+        made += done.made;
+        reused += done.reused;
+      })
+      .catch((err: unknown) => {
+        failure ??= { err };
+      })
+      .finally(() => running.delete(p));
+    running.add(p);
+    while (running.size >= input.maxConcurrentEvaluations) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failure) throw failure.err instanceof Error ? failure.err : ApplicationFailure.create({ message: String(failure.err) });
+  return prepare.writeReport({ outputUri: input.outputUri, title: 'VQA retention', models: input.models, benchmarks, made, reused });
+}
