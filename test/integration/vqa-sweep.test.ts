@@ -1,4 +1,4 @@
-import { WorkflowFailedError } from '@temporalio/client';
+import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -13,12 +13,14 @@ import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
 import { buildTinyModel } from '../../cli/commands/train';
 import { fileUri, joinUri } from '../../data-schemas/uri';
-import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type VqaSweepInput } from '../../data-schemas/vqa';
+import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type NightlyEvaluationInput, type VqaSweepInput } from '../../data-schemas/vqa';
+import type { TrainLoraResult } from '../../data-schemas/training';
+import { ensureNightlySchedule } from '../../infra/schedules';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGpuWorker } from '../../workers/gpu';
-import type { vqaSweep } from '../../workflows';
+import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
@@ -186,3 +188,104 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
   });
 });
 
+
+describe('the nightly evaluation and its Schedule', () => {
+  const store = new FileStore();
+  let env: TemporalTestEnv;
+  let dir: string;
+  let python: PythonEnv;
+
+  beforeAll(async () => {
+    env = await connectTestTemporal();
+    dir = mkdtempSync(join(tmpdir(), 'vla-nightly-'));
+    python = await ensurePythonEnv(loadConfig().cacheDir);
+  });
+  afterAll(async () => {
+    await env?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('evaluates the newest finished run against its base, and a night without a new checkpoint ends at once', async () => {
+    const baseModel = await buildTinyModel(join(dir, 'tiny-vlm'), loadConfig().cacheDir);
+    const runsUri = fileUri(join(dir, 'runs'));
+    // A finished trainLora run as the training pipeline leaves it: config.json, adapter/, result.json.
+    const runUri = joinUri(runsUri, 'tiny-r1');
+    await exec(python.python, ['-c', MAKE_ADAPTER, baseModel, join(dir, 'runs', 'tiny-r1', 'adapter')], { env: { ...python.env, HF_HUB_OFFLINE: '1' } });
+    await store.put(joinUri(runUri, 'config.json'), JSON.stringify({ input: { shardsUri: fileUri('/x/shards.json'), baseModel, outputUri: runUri }, gitRevision: 't', shardsManifestSha256: 'a'.repeat(64), createdAt: '2026-11-22T00:00:00Z' }));
+    const result: TrainLoraResult = { runUri, adapterUri: joinUri(runUri, 'adapter'), resultUri: joinUri(runUri, 'result.json'), steps: 2, metrics: {}, gitRevision: 't', actionRepresentation: 'language', attempts: 1, resumedFromStep: 0 };
+    await store.put(result.resultUri, JSON.stringify(result));
+
+    const queues = { cpu: uniqueTaskQueue('nightly-cpu'), gpu: uniqueTaskQueue('nightly-gpu') };
+    const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queues.cpu, workflowBundle: await workflowBundle(), deps: { store } });
+    const gpu = await createGpuWorker({
+      connection: env.nativeConnection,
+      clientConnection: env.client.connection,
+      namespace: env.namespace,
+      taskQueue: queues.gpu,
+      deps: { store, workDir: join(dir, 'gpu-work'), pythonEnv: () => Promise.resolve(python), gitRevision: 'test' },
+    });
+    const input: NightlyEvaluationInput = {
+      runsUri,
+      outputUri: fileUri(join(dir, 'nightly')),
+      benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
+      limit: 2,
+      concurrency: 2,
+      localTaskQueue: queues.gpu,
+    };
+    await cpu.runUntil(
+      gpu.runUntil(async () => {
+        const night = (id: string) => env.client.workflow.execute<typeof nightlyEvaluation>('nightlyEvaluation', { taskQueue: queues.cpu, workflowId: id, args: [input] });
+        const first = await night(`nightly-${randomUUID()}`);
+        expect(first).toMatchObject({ status: 'evaluated', run: 'tiny-r1', adapterUri: result.adapterUri });
+        expect(first.overallRetention).toBeGreaterThan(0);
+        expect((await store.head(first.reportUri!))?.bytes).toBeGreaterThan(0);
+
+        const secondId = `nightly-${randomUUID()}`;
+        const second = await night(secondId);
+        expect(second).toMatchObject({ status: 'no-new-checkpoint', run: 'tiny-r1', reportUri: first.reportUri });
+        const history = await env.client.workflow.getHandle(secondId).fetchHistory();
+        expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+      }),
+    );
+  });
+
+  it('the Schedule is created once and updated after, keeps a pause made in the UI, skips overlaps, and a trigger starts a night', async () => {
+    const scheduleId = `nightly-${randomUUID().slice(0, 8)}`;
+    const queue = uniqueTaskQueue('nightly-schedule');
+    const input: NightlyEvaluationInput = {
+      runsUri: fileUri(join(dir, 'no-runs-yet')),
+      outputUri: fileUri(join(dir, 'nightly-empty')),
+      benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
+      concurrency: 4,
+      localTaskQueue: 'vla-gpu',
+    };
+    expect(await ensureNightlySchedule(env.client, { scheduleId, input, taskQueue: queue })).toEqual({ scheduleId, created: true });
+    const handle = env.client.schedule.getHandle(scheduleId);
+    try {
+      await handle.pause('paused from the UI');
+      expect(await ensureNightlySchedule(env.client, { scheduleId, input, taskQueue: queue, cron: '30 3 * * *', catchupWindow: '12 hours' })).toEqual({ scheduleId, created: false });
+      const described = await handle.describe();
+      expect(described.state.paused).toBe(true);
+      expect(described.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }], minute: [{ start: 30, end: 30, step: 1 }] });
+      expect(described.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
+      expect(described.policies.catchupWindow).toBe(12 * 3600 * 1000);
+
+      const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queue, workflowBundle: await workflowBundle(), deps: { store } });
+      await worker.runUntil(async () => {
+        await handle.trigger();
+        for (;;) {
+          const recent = (await handle.describe()).info.recentActions;
+          const started = recent[0]?.action.workflow;
+          if (started) {
+            const outcome = await env.client.workflow.getHandle(started.workflowId, started.firstExecutionRunId).result();
+            expect(outcome).toEqual({ status: 'no-runs' });
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      });
+    } finally {
+      await handle.delete();
+    }
+  });
+});
