@@ -19,10 +19,13 @@ export interface FollowOptions<R, P> {
   input: unknown;
   /** Return without waiting; the run goes on and shows in the Web UI. */
   wait: boolean;
-  progressQuery: QueryDefinition<P>;
-  /** cli-progress format; `{bar}`, `{value}`, `{total}` and the payload's keys. */
-  barFormat: string;
-  bar: (progress: P) => BarState | undefined;
+  /** A query whose answer becomes a progress bar; without it the command just waits. */
+  progress?: {
+    query: QueryDefinition<P>;
+    /** cli-progress format; `{bar}`, `{value}`, `{total}` and the payload's keys. */
+    format: string;
+    bar: (progress: P) => BarState | undefined;
+  };
   say: (line: string) => void;
   /** Only for the result's type. */
   result?: R;
@@ -34,12 +37,7 @@ export interface FollowOptions<R, P> {
  * as a bar until it ends. A failed run throws its root cause's message, which names the problem.
  */
 export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promise<R | undefined> {
-  const config = loadConfig();
-  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
-    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
-  });
-  try {
-    const client = new Client({ connection, namespace: config.namespace });
+  return withTemporalClient(async (client, config) => {
     const handle = await client.workflow.start(options.workflowType, {
       taskQueue: TaskQueue.cpu,
       workflowId: options.workflowId,
@@ -50,7 +48,7 @@ export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promis
     options.say(`  watch it in the Web UI: ${uiUrl(config)}?query=${encodeURIComponent(`WorkflowId="${options.workflowId}"`)}`);
     if (!options.wait) return undefined;
 
-    const bar = new SingleBar({ format: options.barFormat, hideCursor: true, clearOnComplete: false });
+    const bar = new SingleBar({ format: options.progress?.format ?? '', hideCursor: true, clearOnComplete: false });
     let started = false;
     const result = handle.result() as Promise<R>;
     let finished = false;
@@ -59,8 +57,9 @@ export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promis
       () => (finished = true),
     );
     while (!finished) {
-      const progress = await handle.query(options.progressQuery).catch(() => undefined);
-      const state = progress === undefined ? undefined : options.bar(progress);
+      const follow = options.progress;
+      const progress = follow ? await handle.query(follow.query).catch(() => undefined) : undefined;
+      const state = follow && progress !== undefined ? follow.bar(progress) : undefined;
       if (state) {
         if (!started) {
           bar.start(state.total, state.value, state.payload);
@@ -80,6 +79,17 @@ export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promis
       if (err instanceof WorkflowFailedError && err.cause) throw new Error(err.cause.cause instanceof Error ? err.cause.cause.message : err.cause.message);
       throw err;
     }
+  });
+}
+
+/** A client of the configured Temporal server, closed afterwards; a clear message when it is down. */
+export async function withTemporalClient<T>(fn: (client: Client, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
+    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
+  });
+  try {
+    return await fn(new Client({ connection, namespace: config.namespace }), config);
   } finally {
     await connection.close();
   }

@@ -7,6 +7,7 @@ import { registerDev } from './commands/dev';
 import { registerRelabel } from './commands/relabel';
 import { registerShard } from './commands/shard';
 import { registerTrain } from './commands/train';
+import { registerVqa } from './commands/vqa';
 import { registerWorker } from './commands/worker';
 
 const program = new Command('vla')
@@ -20,6 +21,7 @@ registerWorker(program);
 registerRelabel(program);
 registerShard(program);
 registerTrain(program);
+registerVqa(program);
 const data = program.command('data').description('D_rob datasets: import, simulate, validate');
 registerDataImport(data);
 registerDataSimulate(data);

@@ -8,3 +8,5 @@ export * from './uri';
 export * from './issues';
 export * from './relabel';
 export * from './training';
+export * from './vqa';
+export * from './prompts';

@@ -5,6 +5,7 @@ import { DatasetManifest } from './manifest';
 import { QuarantineRecord, RelabelDatasetInput, RelabelDatasetResult, RelabelReport, RelabelTrajectoryInput, RelabelTrajectoryResult } from './relabel';
 import { ShardDatasetInput, ShardDatasetResult, ShardManifest, ShardSample, TrainLoraInput, TrainLoraResult } from './training';
 import { StoreSmokeInput, StoreSmokeResult } from './workflows';
+import { NightlyEvaluationInput, VqaItem, VqaPrediction, VqaSweepInput, VqaSweepResult } from './vqa';
 
 /** The schemas published as JSON Schema under docs/schemas/ (for the docs and other languages). */
 export const PUBLISHED_SCHEMAS = {
@@ -25,6 +26,11 @@ export const PUBLISHED_SCHEMAS = {
   'shard-dataset-result': ShardDatasetResult,
   'train-lora-input': TrainLoraInput,
   'train-lora-result': TrainLoraResult,
+  'vqa-item': VqaItem,
+  'vqa-prediction': VqaPrediction,
+  'vqa-sweep-input': VqaSweepInput,
+  'vqa-sweep-result': VqaSweepResult,
+  'nightly-evaluation-input': NightlyEvaluationInput,
 } as const;
 
 export function jsonSchemaOf(name: keyof typeof PUBLISHED_SCHEMAS): string {

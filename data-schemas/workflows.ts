@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ObjectUri, Sha256Hex } from './common';
 import { RelabelDatasetInput, RelabelTrajectoryInput } from './relabel';
 import { ShardDatasetInput, TrainLoraInput } from './training';
+import { NightlyEvaluationInput, VqaEvaluateInput, VqaSweepInput } from './vqa';
 
 /**
  * Inputs and results of every workflow. Workflows parse their input with these first: the Web UI
@@ -43,4 +44,7 @@ export const WORKFLOW_INPUTS = {
   relabelTrajectory: RelabelTrajectoryInput,
   shardDataset: ShardDatasetInput,
   trainLora: TrainLoraInput,
+  vqaSweep: VqaSweepInput,
+  vqaEvaluate: VqaEvaluateInput,
+  nightlyEvaluation: NightlyEvaluationInput,
 } as const;

@@ -13,12 +13,14 @@ import { DEFAULT_GEMINI_MODEL, RELABEL_RECORDS_DIR } from '../../data-schemas/re
 import { printRelabelResult, runRelabel, type RelabelCommandOptions } from './relabel';
 import { printShardResult, runShard } from './shard';
 import { buildTinyModel, printTrainResult, runTrain } from './train';
+import { printVqaResult, runVqaSweep } from './vqa';
+import { fileUri } from '../../data-schemas/uri';
 import type { ObjectStore } from '../../activities/store/types';
 import { TaskQueue } from '../../data-schemas/workflows';
 import type { storeSmoke } from '../../workflows';
 import { joinUri } from '../../data-schemas/uri';
 import { MANIFEST_FILE } from '../../data-schemas/manifest';
-import { BRIDGE_SAMPLE, loadConfig } from '../../infra/config';
+import { BRIDGE_SAMPLE, loadConfig, REPO_ROOT } from '../../infra/config';
 import { devUp, uiUrl } from '../../infra/dev-stack';
 
 const say = (line: string): void => console.log(line);
@@ -49,7 +51,7 @@ async function validateOrThrow(store: ObjectStore, uri: string): Promise<string>
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan, shard the Bridge D_lan and LoRA-train the tiny VLM on it')
+    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan, shard the Bridge D_lan, LoRA-train the tiny VLM on it, and sweep the bundled VQA items with it and its base')
     .action(async () => {
       const config = loadConfig();
       const store = createObjectStore();
@@ -152,6 +154,34 @@ export function registerDemo(program: Command): void {
       if (!trained) throw new Error('trainLora did not return a result');
       printTrainResult(trained, say);
 
+      // VQA retention of the tiny adapter against its base, on the bundled real benchmark items.
+      say('');
+      say('sweeping the bundled VQA items (MMBench en/cn, AI2D, MMMU-Pro) with the tiny base and its adapter (local backend)...');
+      const samples = (dir: string): string => fileUri(join(REPO_ROOT, 'data', 'samples', 'vqa-samples', dir));
+      const sweep = await runVqaSweep(
+        {
+          models: [
+            { name: 'tiny-base', backend: 'local', baseModel: tinyModel },
+            { name: 'tiny-lora', backend: 'local', baseModel: tinyModel, adapter: trained.adapterUri, baseOf: 'tiny-base' },
+          ],
+          benchmarks: [
+            { benchmark: 'mmbench-en', uri: samples('mmbench') },
+            { benchmark: 'mmbench-cn', uri: samples('mmbench') },
+            { benchmark: 'ai2d', uri: samples('mmmu-pro-ai2d') },
+            { benchmark: 'mmmu', uri: samples('mmmu-pro-ai2d') },
+          ],
+          outputUri: joinUri(config.storeUri, 'vqa', 'tiny-vlm-samples'),
+          limit: 5,
+          concurrency: 4,
+          batchSize: 16,
+          maxConcurrentEvaluations: 4,
+          taskQueues: { openai: 'vla-cpu', gemini: 'vla-gemini', local: 'vla-gpu' },
+        },
+        say,
+      );
+      if (!sweep) throw new Error('vqaSweep did not return a result');
+      printVqaResult(sweep, say);
+
       say('');
       say(`Temporal Web UI: ${uiUrl(config)}`);
       say(`datasets:        ${bridgeUri}`);
@@ -159,6 +189,7 @@ export function registerDemo(program: Command): void {
       say(`D_lan:           ${relabelled.join('\n                 ')}`);
       say(`shards:          ${shards.manifestUri}`);
       say(`LoRA adapter:    ${trained.adapterUri}`);
+      say(`VQA report:      ${sweep.reportUri}`);
       say('stop the stack:  npm run vla -- dev down');
     });
 }

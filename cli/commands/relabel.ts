@@ -55,16 +55,18 @@ export async function runRelabel(dataset: string, opts: RelabelCommandOptions, s
     workflowId: relabelWorkflowId(input),
     input,
     wait: opts.wait,
-    progressQuery: relabelProgressQuery,
-    barFormat: '  {bar} {value}/{total} | done {done} skipped {skipped} quarantined {quarantined} failed {failed} | ${cost}',
-    bar: ({ counts: c, usage }) =>
-      c.total > 0
-        ? {
-            value: c.done + c.skipped + c.quarantined + c.failed,
-            total: c.total,
-            payload: { done: c.done, skipped: c.skipped, quarantined: c.quarantined, failed: c.failed, cost: usage.costUsd.toFixed(4) },
-          }
-        : undefined,
+    progress: {
+      query: relabelProgressQuery,
+      format: '  {bar} {value}/{total} | done {done} skipped {skipped} quarantined {quarantined} failed {failed} | ${cost}',
+      bar: ({ counts: c, usage }) =>
+        c.total > 0
+          ? {
+              value: c.done + c.skipped + c.quarantined + c.failed,
+              total: c.total,
+              payload: { done: c.done, skipped: c.skipped, quarantined: c.quarantined, failed: c.failed, cost: usage.costUsd.toFixed(4) },
+            }
+          : undefined,
+    },
     say,
   });
 }

@@ -40,9 +40,11 @@ export async function runShard(dataset: string, opts: ShardCommandOptions, say: 
     workflowId: shardDatasetWorkflowId(input.outputUri!),
     input,
     wait: opts.wait,
-    progressQuery: shardProgressQuery,
-    barFormat: '  {bar} {value}/{total} shards | {phase} | written {written} skipped {skipped} | {mib} MiB',
-    bar: (p) => (p.total > 0 ? { value: p.done, total: p.total, payload: { phase: p.phase, written: p.written, skipped: p.skipped, mib: (p.bytes / 2 ** 20).toFixed(1) } } : undefined),
+    progress: {
+      query: shardProgressQuery,
+      format: '  {bar} {value}/{total} shards | {phase} | written {written} skipped {skipped} | {mib} MiB',
+      bar: (p) => (p.total > 0 ? { value: p.done, total: p.total, payload: { phase: p.phase, written: p.written, skipped: p.skipped, mib: (p.bytes / 2 ** 20).toFixed(1) } } : undefined),
+    },
     say,
   });
 }

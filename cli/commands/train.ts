@@ -58,12 +58,14 @@ export async function runTrain(shards: string, opts: TrainCommandOptions, say: (
     workflowId: trainWorkflowId(input),
     input,
     wait: opts.wait,
-    progressQuery: trainingProgressQuery,
-    barFormat: '  {bar} step {value}/{total} | loss {loss} | {tps} tok/s | {phase}',
-    bar: (p) =>
-      p.totalSteps > 0
-        ? { value: p.step, total: p.totalSteps, payload: { loss: p.loss?.toFixed(4) ?? '-', tps: p.tokensPerSecond?.toFixed(0) ?? '-', phase: p.phase } }
-        : undefined,
+    progress: {
+      query: trainingProgressQuery,
+      format: '  {bar} step {value}/{total} | loss {loss} | {tps} tok/s | {phase}',
+      bar: (p) =>
+        p.totalSteps > 0
+          ? { value: p.step, total: p.totalSteps, payload: { loss: p.loss?.toFixed(4) ?? '-', tps: p.tokensPerSecond?.toFixed(0) ?? '-', phase: p.phase } }
+          : undefined,
+    },
     say,
   });
 }

@@ -1,0 +1,103 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { toObjectUri } from '../../activities/store';
+import { formatZodIssues } from '../../data-schemas/issues';
+import { BenchmarkId, NightlyEvaluationInput, VqaSweepInput, type BenchmarkSource, type VqaSweepResult } from '../../data-schemas/vqa';
+import { ensureNightlySchedule, NIGHTLY_SCHEDULE_ID } from '../../infra/schedules';
+import { startAndFollow, withTemporalClient } from '../follow';
+import { positiveInt } from '../options';
+
+/** `<benchmark>=<dir-or-uri>`, repeatable. */
+function benchmarkSource(value: string, previous: BenchmarkSource[] = []): BenchmarkSource[] {
+  const eq = value.indexOf('=');
+  const parsed = BenchmarkId.safeParse(value.slice(0, eq));
+  if (eq < 1 || !parsed.success) throw new InvalidArgumentError(`expected <benchmark>=<dir-or-uri> with a benchmark of ${BenchmarkId.options.join(', ')}`);
+  return [...previous, { benchmark: parsed.data, uri: toObjectUri(value.slice(eq + 1)) }];
+}
+
+export const vqaSweepWorkflowId = (outputUri: string): string => `vqa-sweep:${outputUri}`;
+
+/** Starts (or attaches to) a vqaSweep and waits for its report. */
+export async function runVqaSweep(input: VqaSweepInput, say: (line: string) => void, wait = true): Promise<VqaSweepResult | undefined> {
+  const parsed = VqaSweepInput.safeParse(input);
+  if (!parsed.success) throw new Error(`invalid sweep: ${formatZodIssues(parsed.error).join('; ')}`);
+  return startAndFollow<VqaSweepResult, unknown>({
+    workflowType: 'vqaSweep',
+    workflowId: vqaSweepWorkflowId(parsed.data.outputUri),
+    input: parsed.data,
+    wait,
+    say,
+  });
+}
+
+export function printVqaResult(result: VqaSweepResult, say: (line: string) => void): void {
+  for (const [model, scores] of Object.entries(result.scores)) {
+    say(`  ${model}: ${Object.values(scores)
+      .map((s) => `${s.benchmark} ${s.value.toFixed(1)} (${s.items} items)`)
+      .join(', ')}`);
+  }
+  for (const r of result.retention) {
+    say(`  retention ${r.model} / ${r.base}: ${(r.overall * 100).toFixed(1)}% overall${r.below.length ? `, below 85% on ${r.below.join(', ')}` : ''}`);
+  }
+  say(`  predictions: ${result.predictions.made} made, ${result.predictions.reused} already stored`);
+  say(`  report: ${result.reportUri}`);
+  say(`  chart:  ${result.chartUri}`);
+}
+
+export function registerVqa(program: Command): void {
+  program
+    .command('vqa')
+    .description('start vqaSweep from a JSON input file (the same JSON the Web UI takes) and print the scores and the report')
+    .argument('<input.json>', 'a VqaSweepInput (README: "vqaSweep")')
+    .option('--no-wait', 'start it and return; watch it in the Web UI')
+    .action(async (file: string, opts: { wait: boolean }) => {
+      const say = (line: string): void => console.log(line);
+      const result = await runVqaSweep(JSON.parse(readFileSync(file, 'utf8')) as VqaSweepInput, say, opts.wait);
+      if (result) printVqaResult(result, say);
+    });
+
+  const schedule = program.command('schedule').description('the nightly VQA evaluation Schedule');
+  schedule
+    .command('nightly')
+    .description('create the nightly Schedule, or update it if it exists (a pause made in the UI is kept)')
+    .requiredOption('--runs <uri-or-path>', 'where training runs live (each <run>/result.json)')
+    .requiredOption('--out <uri-or-path>', 'where nightly sweeps and last.json go')
+    .requiredOption('--benchmark <name=dir-or-uri>', 'a benchmark and its data; repeat for more', benchmarkSource)
+    .option('--limit <n>', 'questions per benchmark', positiveInt)
+    .option('--cron <expr>', 'when, in --time-zone', '0 2 * * *')
+    .option('--time-zone <tz>', 'IANA time zone', 'UTC')
+    .option('--catchup <duration>', 'nights missed while the server was down still run within this window', '1 day')
+    .option('--id <scheduleId>', 'schedule id', NIGHTLY_SCHEDULE_ID)
+    .action(async (opts: { runs: string; out: string; benchmark: BenchmarkSource[]; limit?: number; cron: string; timeZone: string; catchup: string; id: string }) => {
+      const input = NightlyEvaluationInput.safeParse({
+        runsUri: toObjectUri(opts.runs),
+        outputUri: toObjectUri(opts.out),
+        benchmarks: opts.benchmark,
+        ...(opts.limit !== undefined && { limit: opts.limit }),
+      });
+      if (!input.success) throw new Error(`invalid nightly settings: ${formatZodIssues(input.error).join('; ')}`);
+      await withTemporalClient(async (client) => {
+        const { created } = await ensureNightlySchedule(client, { scheduleId: opts.id, input: input.data, cron: opts.cron, timeZone: opts.timeZone, catchupWindow: opts.catchup });
+        console.log(`schedule ${opts.id} ${created ? 'created' : 'updated'}: "${opts.cron}" ${opts.timeZone}, overlap skip, catch-up ${opts.catchup}`);
+      });
+    });
+  for (const [name, description] of [
+    ['trigger', 'start tonight\'s evaluation now'],
+    ['pause', 'pause the schedule (as the Web UI does)'],
+    ['unpause', 'resume the schedule'],
+  ] as const) {
+    schedule
+      .command(name)
+      .description(description)
+      .option('--id <scheduleId>', 'schedule id', NIGHTLY_SCHEDULE_ID)
+      .action(async (opts: { id: string }) => {
+        await withTemporalClient(async (client) => {
+          const handle = client.schedule.getHandle(opts.id);
+          if (name === 'trigger') await handle.trigger();
+          else if (name === 'pause') await handle.pause('paused with vla schedule pause');
+          else await handle.unpause('unpaused with vla schedule unpause');
+          console.log(`schedule ${opts.id}: ${name} done`);
+        });
+      });
+  }
+}
