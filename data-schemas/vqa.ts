@@ -150,12 +150,15 @@ export const VqaSweepInput = z
     outputUri: ObjectUri,
     /** Smoke runs: at most this many questions per benchmark (MMBench rotations and MME image pairs stay whole). */
     limit: z.int().positive().optional(),
-    /** Requests in flight per model. @default 4 */
-    concurrency: z.int().min(1).max(256).default(4),
-    /** Items per prediction activity (each heartbeats per item). @default 16 */
-    batchSize: z.int().min(1).max(1000).default(16),
-    /** (model, benchmark) children running at once. @default 4 */
-    maxConcurrentEvaluations: z.int().min(1).max(64).default(4),
+    /** Requests in flight per (model, benchmark) child; a server sees this times the children of its model running at once. @default 8 */
+    concurrency: z.int().min(1).max(256).default(8),
+    /**
+     * Items per prediction activity (each heartbeats per item). The request pool drains at each
+     * batch's end, so batches much larger than `concurrency` keep it full. @default 32 x concurrency
+     */
+    batchSize: z.int().min(1).max(10_000).optional(),
+    /** (model, benchmark) children running at once. @default 2 */
+    maxConcurrentEvaluations: z.int().min(1).max(64).default(2),
     /** Task queue per backend: local inference needs the GPU workers (Python env), Gemini its rate-limited queue. */
     taskQueues: z
       .strictObject({
@@ -187,7 +190,7 @@ export const VqaEvaluateInput = z.strictObject({
   model: ModelSpec,
   benchmark: BenchmarkId,
   concurrency: z.int().min(1).max(256),
-  batchSize: z.int().min(1).max(1000),
+  batchSize: z.int().min(1).max(10_000),
   taskQueue: z.string().min(1),
 });
 export type VqaEvaluateInput = z.infer<typeof VqaEvaluateInput>;

@@ -17,12 +17,11 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { isAlive } from '../../infra/processes';
 import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { buildTinyModel } from '../../cli/commands/train';
-import { createCpuWorker } from '../../workers/cpu';
-import { createGpuWorker } from '../../workers/gpu';
 import { trainingProgressQuery, type relabelDataset, type shardDataset, type trainLora } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { importBridgeSample } from '../helpers/datasets';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
+import { withCpuAndGpuWorkers } from '../helpers/workers';
 
 const exec = promisify(execFile);
 
@@ -55,18 +54,8 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
   let shardsUri: string;
   let workDir: string;
 
-  async function withWorkers<T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>, gpuWorkDir = workDir, trainerPython?: PythonEnv): Promise<T> {
-    const queues = { cpu: uniqueTaskQueue('train-cpu'), gpu: uniqueTaskQueue('train-gpu') };
-    const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queues.cpu, workflowBundle: await workflowBundle(), deps: { store } });
-    const gpu = await createGpuWorker({
-      connection: env.nativeConnection,
-      clientConnection: env.client.connection,
-      namespace: env.namespace,
-      taskQueue: queues.gpu,
-      deps: { store, workDir: gpuWorkDir, pythonEnv: () => Promise.resolve(trainerPython ?? python), gitRevision: 'test-revision', killGraceMs: 5_000 },
-    });
-    return cpu.runUntil(gpu.runUntil(fn(queues)));
-  }
+  const withWorkers = <T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>, gpuWorkDir = workDir, trainerPython?: PythonEnv): Promise<T> =>
+    withCpuAndGpuWorkers(env, { store, workDir: gpuWorkDir, python: trainerPython ?? python, killGraceMs: 5_000 }, fn);
 
   /** The paper's configuration, shrunk to a few fast CPU steps. */
   const trainInput = (gpuTaskQueue: string, name: string, extra: Record<string, unknown> = {}) => ({

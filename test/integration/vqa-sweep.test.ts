@@ -19,11 +19,11 @@ import { ensureNightlySchedule } from '../../infra/schedules';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
-import { createGpuWorker } from '../../workers/gpu';
 import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { withCpuAndGpuWorkers } from '../helpers/workers';
 
 const exec = promisify(execFile);
 const SAMPLES = join(REPO_ROOT, 'data', 'samples', 'vqa-samples');
@@ -75,18 +75,8 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function withWorkers<T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>): Promise<T> {
-    const queues = { cpu: uniqueTaskQueue('vqa-cpu'), gpu: uniqueTaskQueue('vqa-gpu') };
-    const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queues.cpu, workflowBundle: await workflowBundle(), deps: { store } });
-    const gpu = await createGpuWorker({
-      connection: env.nativeConnection,
-      clientConnection: env.client.connection,
-      namespace: env.namespace,
-      taskQueue: queues.gpu,
-      deps: { store, workDir: join(dir, 'gpu-work'), pythonEnv: () => Promise.resolve(python), gitRevision: 'test' },
-    });
-    return cpu.runUntil(gpu.runUntil(fn(queues)));
-  }
+  const withWorkers = <T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>): Promise<T> =>
+    withCpuAndGpuWorkers(env, { store, workDir: join(dir, 'gpu-work'), python }, fn);
 
   const sweepInput = (queues: { cpu: string; gpu: string }, outputUri: string): VqaSweepInput => ({
     models: [
@@ -215,38 +205,27 @@ describe('the nightly evaluation and its Schedule', () => {
     const result: TrainLoraResult = { runUri, adapterUri: joinUri(runUri, 'adapter'), resultUri: joinUri(runUri, 'result.json'), steps: 2, metrics: {}, gitRevision: 't', actionRepresentation: 'language', attempts: 1, resumedFromStep: 0 };
     await store.put(result.resultUri, JSON.stringify(result));
 
-    const queues = { cpu: uniqueTaskQueue('nightly-cpu'), gpu: uniqueTaskQueue('nightly-gpu') };
-    const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: queues.cpu, workflowBundle: await workflowBundle(), deps: { store } });
-    const gpu = await createGpuWorker({
-      connection: env.nativeConnection,
-      clientConnection: env.client.connection,
-      namespace: env.namespace,
-      taskQueue: queues.gpu,
-      deps: { store, workDir: join(dir, 'gpu-work'), pythonEnv: () => Promise.resolve(python), gitRevision: 'test' },
-    });
-    const input: NightlyEvaluationInput = {
-      runsUri,
-      outputUri: fileUri(join(dir, 'nightly')),
-      benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
-      limit: 2,
-      concurrency: 2,
-      localTaskQueue: queues.gpu,
-    };
-    await cpu.runUntil(
-      gpu.runUntil(async () => {
-        const night = (id: string) => env.client.workflow.execute<typeof nightlyEvaluation>('nightlyEvaluation', { taskQueue: queues.cpu, workflowId: id, args: [input] });
-        const first = await night(`nightly-${randomUUID()}`);
-        expect(first).toMatchObject({ status: 'evaluated', run: 'tiny-r1', adapterUri: result.adapterUri });
-        expect(first.overallRetention).toBeGreaterThan(0);
-        expect((await store.head(first.reportUri!))?.bytes).toBeGreaterThan(0);
+    await withCpuAndGpuWorkers(env, { store, workDir: join(dir, 'gpu-work'), python }, async (queues) => {
+      const input: NightlyEvaluationInput = {
+        runsUri,
+        outputUri: fileUri(join(dir, 'nightly')),
+        benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
+        limit: 2,
+        concurrency: 2,
+        localTaskQueue: queues.gpu,
+      };
+      const night = (id: string) => env.client.workflow.execute<typeof nightlyEvaluation>('nightlyEvaluation', { taskQueue: queues.cpu, workflowId: id, args: [input] });
+      const first = await night(`nightly-${randomUUID()}`);
+      expect(first).toMatchObject({ status: 'evaluated', run: 'tiny-r1', adapterUri: result.adapterUri });
+      expect(first.overallRetention).toBeGreaterThan(0);
+      expect((await store.head(first.reportUri!))?.bytes).toBeGreaterThan(0);
 
-        const secondId = `nightly-${randomUUID()}`;
-        const second = await night(secondId);
-        expect(second).toMatchObject({ status: 'no-new-checkpoint', run: 'tiny-r1', reportUri: first.reportUri });
-        const history = await env.client.workflow.getHandle(secondId).fetchHistory();
-        expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
-      }),
-    );
+      const secondId = `nightly-${randomUUID()}`;
+      const second = await night(secondId);
+      expect(second).toMatchObject({ status: 'no-new-checkpoint', run: 'tiny-r1', reportUri: first.reportUri });
+      const history = await env.client.workflow.getHandle(secondId).fetchHistory();
+      expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+    });
   });
 
   it('the Schedule is created once and updated after, keeps a pause made in the UI, skips overlaps, and a trigger starts a night', async () => {

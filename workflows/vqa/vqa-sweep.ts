@@ -50,7 +50,7 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
     const p: Promise<void> = executeChild(vqaEvaluate, {
       workflowId: vqaEvaluateId(input.outputUri, model.name, benchmark),
       taskQueue: workflowInfo().taskQueue,
-      args: [{ outputUri: input.outputUri, model, benchmark, concurrency: input.concurrency, batchSize: input.batchSize, taskQueue: queueOf(model) }],
+      args: [{ outputUri: input.outputUri, model, benchmark, concurrency: input.concurrency, batchSize: input.batchSize ?? 32 * input.concurrency, taskQueue: queueOf(model) }],
     })
       .then((done) => {
         made += done.made;

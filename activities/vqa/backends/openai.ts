@@ -88,6 +88,12 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): InferenceBac
       ];
       const g = request.generation;
       let response: OpenAI.Chat.Completions.ChatCompletion;
+      // A signal of its own per request: the client adds an abort listener to the signal it is given
+      // and never removes it, so passing the activity's long-lived signal would pile them up.
+      const own = new AbortController();
+      const forward = (): void => own.abort(signal?.reason);
+      if (signal?.aborted) forward();
+      else signal?.addEventListener('abort', forward, { once: true });
       try {
         response = await client.chat.completions.create(
           {
@@ -97,11 +103,13 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): InferenceBac
             temperature: g.temperature,
             ...(g.topP !== undefined && { top_p: g.topP }),
           },
-          signal ? { signal } : undefined,
+          { signal: own.signal },
         );
       } catch (err) {
         if (signal?.aborted || err instanceof APIUserAbortError) throw signal?.reason ?? err;
         throw classifyOpenAIError(err, context);
+      } finally {
+        signal?.removeEventListener('abort', forward);
       }
       const choice = (response as Partial<typeof response>).choices?.[0];
       const text = choice?.message?.content;

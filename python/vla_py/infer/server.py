@@ -13,6 +13,7 @@ import threading
 import time
 from typing import IO, Any, Callable
 
+from ..parent_watch import watch_parent
 from .protocol import EOF_MARK, Gatherer, ProtocolError, Request, error_answer, parse_request
 
 
@@ -105,23 +106,12 @@ def _classify(e: BaseException) -> tuple[str, str]:
 
 def _watch_parent(write_log: Callable[[str], None]) -> None:
     """Exits once the process that started us (VLA_PARENT_PID) is gone: we run in our own process group."""
-    raw = os.environ.get("VLA_PARENT_PID")
-    if not raw or not raw.isdigit():
-        return
-    parent = int(raw)
 
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                write_log(f"the parent process {parent} is gone: exiting")
-                os._exit(0)
-            except PermissionError:
-                pass
+    def gone(parent: int) -> None:
+        write_log(f"the parent process {parent} is gone: exiting")
+        os._exit(0)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    watch_parent(gone)
 
 
 def main(argv: list[str] | None = None) -> int:

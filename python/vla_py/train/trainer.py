@@ -15,13 +15,13 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ..parent_watch import watch_parent
 from .config import TrainConfig, load_config
 from .events import (
     EXIT_ERROR,
@@ -55,24 +55,12 @@ def _watch_parent() -> None:
     The trainer runs in its own process group, so a SIGKILLed worker would otherwise leave it
     training alone while the retried attempt starts another on the same files.
     """
-    raw = os.environ.get("VLA_PARENT_PID")
-    if not raw or not raw.isdigit():
-        return
-    parent = int(raw)
 
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                log(f"the worker process {parent} is gone: stopping")
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            except PermissionError:
-                pass
+    def gone(parent: int) -> None:
+        log(f"the worker process {parent} is gone: stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    watch_parent(gone)
 
 
 def log(msg: str) -> None:
