@@ -10,3 +10,4 @@ export * from './relabel';
 export * from './training';
 export * from './vqa';
 export * from './prompts';
+export * from './station';

@@ -4,6 +4,7 @@ import { DRobTrajectory } from './d-rob';
 import { DatasetManifest } from './manifest';
 import { QuarantineRecord, RelabelDatasetInput, RelabelDatasetResult, RelabelReport, RelabelTrajectoryInput, RelabelTrajectoryResult } from './relabel';
 import { ShardDatasetInput, ShardDatasetResult, ShardManifest, ShardSample, TrainLoraInput, TrainLoraResult } from './training';
+import { StationConfig, WireActRequest, WireActResponse, WireObservation, WireResetRequest, WireStopRequest } from './station';
 import { StoreSmokeInput, StoreSmokeResult } from './workflows';
 import { NightlyEvaluationInput, VqaItem, VqaPrediction, VqaSweepInput, VqaSweepResult } from './vqa';
 
@@ -31,6 +32,12 @@ export const PUBLISHED_SCHEMAS = {
   'vqa-sweep-input': VqaSweepInput,
   'vqa-sweep-result': VqaSweepResult,
   'nightly-evaluation-input': NightlyEvaluationInput,
+  'station-config': StationConfig,
+  'station-wire-observation': WireObservation,
+  'station-wire-reset-request': WireResetRequest,
+  'station-wire-act-request': WireActRequest,
+  'station-wire-act-response': WireActResponse,
+  'station-wire-stop-request': WireStopRequest,
 } as const;
 
 export function jsonSchemaOf(name: keyof typeof PUBLISHED_SCHEMAS): string {

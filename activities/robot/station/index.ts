@@ -1,0 +1,22 @@
+/** Robot stations: the driver interface, its safety check and the two drivers. */
+import { StationConfig, type StationConfigInput } from '../../../data-schemas/station';
+import { SimStationDriver } from './sim';
+import type { StationDriver } from './types';
+import { WidowXHttpStation } from './widowx-http';
+
+export * from './errors';
+export * from './safety';
+export * from './sim';
+export * from './types';
+export * from './widowx-http';
+
+/** The driver a station config names. */
+export function createStationDriver(input: StationConfigInput): StationDriver {
+  const config = StationConfig.parse(input);
+  switch (config.kind) {
+    case 'sim':
+      return new SimStationDriver({ task: config.task, seed: config.seed, stepDelayMs: config.stepDelayMs, safety: config.safety });
+    case 'widowx-http':
+      return new WidowXHttpStation({ url: config.url, requestTimeoutMs: config.requestTimeoutMs, actionTimeoutMs: config.actionTimeoutMs, safety: config.safety });
+  }
+}

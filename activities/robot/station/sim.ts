@@ -1,0 +1,188 @@
+/**
+ * The simulator station (embedded default): the tabletop world of activities/robot/sim stepped with
+ * the same `step` the demonstrator uses, frames from `renderFrame` (image_0, JPEG).
+ *
+ * The simulator's arm moves at most MAX_STEP_M per axis and control step; a chunk action that is
+ * larger (but within the safety limits) is executed as several equal control steps along the same
+ * line, the gripper command taking effect on the last one, so the arm always ends exactly where the
+ * chunk says: nothing is ever clipped. The configured workspace box is narrowed to what the
+ * simulator can reach for the same reason.
+ */
+import type { ActionChunk } from '../../../data-schemas/d-lan';
+import { SafetyLimits, type SafetyLimitsInput } from '../../../data-schemas/station';
+import { renderFrame } from '../sim/render';
+import { episodeRng } from '../sim/rng';
+import { resolveTask, UnknownTaskError, type Task } from '../sim/tasks';
+import { MAX_STEP_M, state7, step, WORKSPACE, type World } from '../sim/world';
+import { StationError } from './errors';
+import { assertChunkSafe, intersectBounds } from './safety';
+import type { ExecuteResult, Observation, ResetTask, StationDriver } from './types';
+
+export interface SimStationOptions {
+  /** The default scene's task, in words the simulator understands. */
+  task: string;
+  /** The default scene seed. */
+  seed?: number;
+  /** Wall-clock pause after each action, milliseconds (200 is real time at 5 Hz). */
+  stepDelayMs?: number;
+  safety?: SafetyLimitsInput;
+  /** Called after each executed action (e.g. to heartbeat); the chunk waits for it. */
+  onAction?: (index: number, state: number[]) => void | Promise<void>;
+}
+
+/** The box the simulated arm can reach. */
+export const SIM_BOUNDS = {
+  min: [WORKSPACE.x[0], WORKSPACE.y[0], WORKSPACE.z[0]] as [number, number, number],
+  max: [WORKSPACE.x[1], WORKSPACE.y[1], WORKSPACE.z[1]] as [number, number, number],
+};
+
+/**
+ * The initial world of a simulated episode: the scene `simulateEpisode(task, seed, 0)` starts from,
+ * so a station reset with seed s shows the scene of the simulated dataset's episode 0 for seed s.
+ */
+export function simScene(task: Task, seed: number): World {
+  const rng = episodeRng(seed, task.slug, 0);
+  task.phrase(rng);
+  return task.sampleScene(rng);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The control steps one chunk action takes in the simulator, from `world`. */
+export function simSteps(world: World, action: readonly number[]): World[] {
+  const [dx = 0, dy = 0, dz = 0, g = world.ee.gripper] = action;
+  // The 1e-9 keeps an action of exactly MAX_STEP_M per axis at one step despite float noise.
+  const n = Math.max(1, Math.ceil(Math.max(Math.abs(dx), Math.abs(dy), Math.abs(dz)) / MAX_STEP_M - 1e-9));
+  const worlds: World[] = [];
+  let w = world;
+  for (let k = 1; k <= n; k++) {
+    // Hold the current opening until the last sub-step: the grasp happens where the action ends.
+    w = step(w, [dx / n, dy / n, dz / n, 0, 0, 0, k === n ? g : w.ee.gripper]);
+    worlds.push(w);
+  }
+  return worlds;
+}
+
+export class SimStationDriver implements StationDriver {
+  readonly kind = 'sim' as const;
+  /** The limits enforced: the configured ones, with the box narrowed to what the simulator reaches. */
+  readonly limits: SafetyLimits;
+  private world: World | undefined;
+  private task: Task | undefined;
+  private history: World[] = [];
+  private actions = 0;
+  private busy = false;
+  private stopRequested = false;
+  private closed = false;
+  private lastStop: string | undefined;
+
+  constructor(private readonly options: SimStationOptions) {
+    const limits = SafetyLimits.parse(options.safety ?? {});
+    this.limits = { ...limits, bounds: intersectBounds(limits.bounds, SIM_BOUNDS) };
+    if (options.seed !== undefined && (!Number.isInteger(options.seed) || options.seed < 0)) {
+      throw new RangeError(`seed must be a non-negative integer, got ${options.seed}`);
+    }
+  }
+
+  async reset(task: ResetTask): Promise<Observation> {
+    this.ensureOpen();
+    if (this.busy) throw new StationError('busy', 'cannot reset while a chunk is executing', { retryable: true });
+    const seed = task.seed ?? this.options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) throw new StationError('bad_request', `seed must be a non-negative integer, got ${seed}`);
+    let resolved: Task;
+    try {
+      resolved = resolveTask(task.scene ?? this.options.task);
+    } catch (err) {
+      if (err instanceof UnknownTaskError) throw new StationError('bad_request', err.message, { cause: err });
+      throw err;
+    }
+    this.task = resolved;
+    this.world = simScene(resolved, seed);
+    this.history = [this.world];
+    this.actions = 0;
+    this.stopRequested = false;
+    return this.observe();
+  }
+
+  async observe(): Promise<Observation> {
+    const world = this.current();
+    const bytes = await renderFrame(world, 'image_0');
+    return {
+      image: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      mimeType: 'image/jpeg',
+      state: [...state7(world)],
+      step: this.actions,
+      timestamp: new Date().toISOString(),
+    };
+  }
+
+  async execute(chunk: ActionChunk, signal?: AbortSignal): Promise<ExecuteResult> {
+    const start = this.current();
+    if (this.busy) throw new StationError('busy', 'another chunk is executing on this station', { retryable: true });
+    assertChunkSafe(chunk, state7(start), this.limits);
+    this.busy = true;
+    this.stopRequested = false;
+    let executed = 0;
+    try {
+      for (let i = 0; i < chunk.length; i++) {
+        if (signal?.aborted || this.stopRequested || this.closed) break;
+        const worlds = simSteps(this.current(), chunk[i] ?? []);
+        this.history.push(...worlds);
+        this.world = worlds[worlds.length - 1];
+        this.actions++;
+        executed++;
+        await this.options.onAction?.(i, [...state7(this.current())]);
+        if (this.options.stepDelayMs) await sleep(this.options.stepDelayMs);
+        else await tick();
+      }
+    } finally {
+      this.busy = false;
+    }
+    return { executed, observation: await this.observe(), stopped: executed < chunk.length };
+  }
+
+  safeStop(reason: string): Promise<void> {
+    // Halting is all a stop does: the gripper keeps its opening, a held object stays held.
+    this.stopRequested = true;
+    this.lastStop = reason;
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.stopRequested = true;
+    return Promise.resolve();
+  }
+
+  /** A snapshot of the true world (for the simulator oracle verifier). */
+  simWorld(): World {
+    return structuredClone(this.current());
+  }
+
+  /** The task whose scene the last reset laid out. */
+  simTask(): Task {
+    if (!this.task) throw new StationError('not_ready', 'the station has not been reset');
+    return this.task;
+  }
+
+  /** Every control step's world since the last reset, the initial one first (for `task.evaluate`). */
+  simHistory(): readonly World[] {
+    return structuredClone(this.history);
+  }
+
+  /** The reason of the last safeStop, if any. */
+  lastStopReason(): string | undefined {
+    return this.lastStop;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new StationError('closed', 'the station driver is closed');
+  }
+
+  private current(): World {
+    this.ensureOpen();
+    if (!this.world) throw new StationError('not_ready', 'the station has not been reset');
+    return this.world;
+  }
+}
