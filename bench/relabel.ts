@@ -40,6 +40,7 @@ import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
 import { createGeminiWorker } from '../workers/gemini';
 import type { relabelDataset } from '../workflows';
 import { forEachConcurrent } from '../activities/data/pool';
+import { idOf, tsMs } from './history';
 import { option, stringOption } from './options';
 
 
@@ -127,15 +128,6 @@ async function baselineOne(labeler: GeminiLabeler, datasetUri: string, outputUri
   await putJson(store, recordUri, record, { ifAbsent: true });
 }
 
-interface Timestamp {
-  seconds?: { toNumber(): number } | number | null;
-  nanos?: number | null;
-}
-const tsMs = (ts: Timestamp | null | undefined): number => {
-  const s = ts?.seconds;
-  return (s == null ? 0 : typeof s === 'number' ? s : s.toNumber()) * 1000 + (ts?.nanos ?? 0) / 1e6;
-};
-const idOf = (id: { toNumber(): number } | number | null | undefined): number => (id == null ? -1 : typeof id === 'number' ? id : id.toNumber());
 
 /** Where one workflow run's time goes, read from its history. */
 interface HistoryProfile {

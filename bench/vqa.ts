@@ -44,6 +44,7 @@ import { createOpenAIServer, type OpenAIServer } from '../test/fixtures/openai-s
 import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
 import type { vqaSweep } from '../workflows';
 import { vqaEvaluateId } from '../workflows/vqa/vqa-sweep';
+import { idOf, tsMs } from './history';
 import { option, stringOption } from './options';
 
 const positiveList = (name: string, fallback: string): number[] =>
@@ -118,15 +119,6 @@ function replicateSamples(dir: string, n: number): Record<BenchmarkId, string> {
   return { 'mmbench-en': join(dir, 'mmbench'), ai2d: join(dir, 'ai2d') } as Record<BenchmarkId, string>;
 }
 
-interface Timestamp {
-  seconds?: { toNumber(): number } | number | null;
-  nanos?: number | null;
-}
-const tsMs = (ts: Timestamp | null | undefined): number => {
-  const s = ts?.seconds;
-  return (s == null ? 0 : typeof s === 'number' ? s : s.toNumber()) * 1000 + (ts?.nanos ?? 0) / 1e6;
-};
-const idOf = (id: { toNumber(): number } | number | null | undefined): number => (id == null ? -1 : typeof id === 'number' ? id : id.toNumber());
 
 /** Activities of one workflow run, from its history: schedule, start and close times. */
 interface ActivitySpan {
