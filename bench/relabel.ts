@@ -41,6 +41,7 @@ import { createGeminiWorker } from '../workers/gemini';
 import type { relabelDataset } from '../workflows';
 import { forEachConcurrent } from '../activities/data/pool';
 import { idOf, tsMs } from './history';
+import { printTable } from './table';
 import { option, stringOption } from './options';
 
 
@@ -301,14 +302,6 @@ function rateBetween(reqs: readonly RecordedRequest[], from: number, to: number)
   return inWindow / ((to - from) / 1000);
 }
 
-function table(rows: string[][]): void {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]): string => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
-  console.log(line(rows[0]!));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const r of rows.slice(1)) console.log(line(r));
-}
-
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(join(tmpdir(), 'vla-bench-relabel-'));
@@ -428,7 +421,7 @@ async function main(): Promise<void> {
     // --- report -------------------------------------------------------------------------------
     console.log(`\n## throughput (N=${N}, C=${C}, latency ${cfg.latencyMs} ms)`);
     const baseS = sum(sides[0]!.runs.map((r) => r.seconds));
-    table([
+    printTable([
       ['side', 'runs', 'seconds (mean)', 'traj/s', 'calls/s', 'CPU s node + dev server (mean)', 'ratio pipeline/baseline'],
       ...sides.map((side) => {
         const secs = sum(side.runs.map((r) => r.seconds));
@@ -447,7 +440,7 @@ async function main(): Promise<void> {
     const profiled = sides.filter((s): s is Side & { profile: RunProfile } => s.profile !== undefined);
     console.log(`\nper-trajectory time in each variant's last run, ms (average over ${profiled[0]?.profile.sampled ?? 0} children, from their histories):`);
     const col = (f: (p: RunProfile) => string): string[] => profiled.map((s) => f(s.profile));
-    table([
+    printTable([
       ['part', ...profiled.map(label)],
       ['child slot cycle (children x wall / N)', ...col((p) => p.cycleMs.toFixed(0))],
       ['  child workflow wall', ...col((p) => p.childMs.toFixed(0))],
@@ -463,7 +456,7 @@ async function main(): Promise<void> {
     console.log(`machine: ${availableParallelism()} cores`);
 
     console.log(`\n## rate limit (R=${R}/s, M=${M}, concurrency ${cfg.rateConcurrency})`);
-    table([
+    printTable([
       ['measure', 'value'],
       ['wall', `${limited.seconds.toFixed(1)} s`],
       ['calls at the server', String(reqs.length)],

@@ -45,6 +45,7 @@ import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
 import type { vqaSweep } from '../workflows';
 import { vqaEvaluateId } from '../workflows/vqa/vqa-sweep';
 import { idOf, tsMs } from './history';
+import { printTable } from './table';
 import { option, stringOption } from './options';
 
 const positiveList = (name: string, fallback: string): number[] =>
@@ -271,14 +272,6 @@ async function runDirect(env: Env, items: VqaItem[], concurrency: number): Promi
   );
 }
 
-function table(rows: string[][]): void {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]): string => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
-  console.log(line(rows[0]!));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const r of rows.slice(1)) console.log(line(r));
-}
-
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(join(tmpdir(), 'vla-bench-vqa-'));
@@ -381,7 +374,7 @@ async function main(): Promise<void> {
     console.log(`\n## throughput (N=${N}, C=${C}, latency ${cfg.latencyMs} ms, ideal ${((C * 1000) / cfg.latencyMs).toFixed(1)} items/s)`);
     const direct = sides[0]!;
     const directS = sum(direct.runs.map((r) => r.seconds));
-    table([
+    printTable([
       ['side', 'runs', 'seconds (mean)', 'items/s', 'max in flight', 'CPU s node + dev server (mean)', 'ratio sweep/direct'],
       ...sides.map((side) => {
         const secs = sum(side.runs.map((r) => r.seconds));
@@ -400,7 +393,7 @@ async function main(): Promise<void> {
     const profiled = sides.filter((s): s is Side & { profile: SweepProfile } => s.profile !== undefined);
     console.log(`\nwhere each sweep variant's time goes (its last run, from the histories):`);
     const col = (f: (p: SweepProfile, s: Side) => string): string[] => profiled.map((s) => f(s.profile, s));
-    table([
+    printTable([
       ['part', ...profiled.map((s) => s.name)],
       ['predict window (first batch scheduled -> last done), s', ...col((p) => p.predictWindowS.toFixed(2))],
       ['  items/s in it (ratio to direct)', ...col((p) => `${(N / p.predictWindowS).toFixed(2)} (${((directS / direct.runs.length) / p.predictWindowS).toFixed(3)})`)],
@@ -415,7 +408,7 @@ async function main(): Promise<void> {
 
     console.log(`\n## resume (N=${N}, batch ${resumeBatch}, C=${C})`);
     const overhead = nothing.seconds;
-    table([
+    printTable([
       ['run', 'seconds', 'calls', 'made / reused'],
       ['fresh sweep', fresh.seconds.toFixed(2), String(fresh.calls), `${fresh.result.predictions.made} / ${fresh.result.predictions.reused}`],
       ['re-run, nothing missing', nothing.seconds.toFixed(2), String(nothing.calls), `${nothing.result.predictions.made} / ${nothing.result.predictions.reused}`],
