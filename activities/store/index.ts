@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { fileUri, InvalidUriError, parseObjectUri } from '../../data-schemas/uri';
-import { StoreError, StoreErrorCode } from './errors';
+import { ObjectNotFoundError, StoreError, StoreErrorCode } from './errors';
 import { FileStore } from './file-store';
 import { S3Store, type S3StoreOptions } from './s3-store';
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
@@ -123,6 +123,16 @@ export class InvalidObjectError extends StoreError {
  * @throws ObjectNotFoundError when it is missing
  * @throws InvalidObjectError naming the URI and each bad field when it does not parse
  */
+/** `getJson`, or undefined when nothing is stored at `uri` (a bad object still throws). */
+export async function getJsonIfExists<S extends z.ZodType>(store: ObjectStore, uri: string, schema: S): Promise<z.output<S> | undefined> {
+  try {
+    return await getJson(store, uri, schema);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return undefined;
+    throw err;
+  }
+}
+
 export async function getJson<S extends z.ZodType>(store: ObjectStore, uri: string, schema: S): Promise<z.output<S>> {
   const bytes = await store.get(uri);
   let raw: unknown;

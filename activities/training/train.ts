@@ -37,7 +37,7 @@ import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../../infra/python';
 import { isAlive, readPidFile, stopProcess } from '../../infra/processes';
 import { classifyActivityError } from '../failures';
-import { getJson, ObjectNotFoundError, putJson, sha256Hex } from '../store';
+import { getJson, getJsonIfExists, ObjectNotFoundError, putJson, sha256Hex, sha256HexOfStream } from '../store';
 import type { ObjectStore } from '../store/types';
 
 export interface TrainingDeps {
@@ -81,7 +81,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
     const resultUri = joinUri(input.outputUri, 'result.json');
-    const finished = await readResult(resultUri);
+    const finished = await getJsonIfExists(store, resultUri, TrainLoraResult);
     if (finished) return finished;
 
     let progress: TrainingProgress = { phase: 'starting', attempt, step: 0, totalSteps: 0 };
@@ -106,7 +106,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const { manifest, manifestSha256 } = await readShardManifest(input.shardsUri);
       await recordRunConfig(input, manifestSha256);
 
-      const runDir = join(deps.workDir, 'runs', createHash('sha256').update(input.outputUri).digest('hex').slice(0, 16));
+      const runDir = join(deps.workDir, 'runs', sha256Hex(input.outputUri).slice(0, 16));
       await stopOrphanedTrainer(runDir);
       const outputDir = join(runDir, 'output');
       rmSync(outputDir, { recursive: true, force: true });
@@ -186,20 +186,11 @@ export function createTrainingActivities(deps: TrainingDeps) {
       };
       const put = await putJson(store, resultUri, result, { ifAbsent: true });
       report({ ...progress, phase: 'done', step: outcome.done.step }, 'now');
-      return put.created ? result : ((await readResult(resultUri)) ?? result);
+      return put.created ? result : ((await getJsonIfExists(store, resultUri, TrainLoraResult)) ?? result);
     } catch (err) {
       throw classifyActivityError(err);
     } finally {
       clearInterval(keepAlive);
-    }
-  }
-
-  async function readResult(uri: string): Promise<TrainLoraResult | undefined> {
-    try {
-      return await getJson(store, uri, TrainLoraResult);
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return undefined;
-      throw err;
     }
   }
 
@@ -247,11 +238,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
       if (!existsSync(localPath)) {
         const uri = joinUri(root, entry.path);
         const partial = `${localPath}.partial-${process.pid}`;
-        const hash = createHash('sha256');
-        const body = await store.getStream(uri);
-        body.on('data', (chunk: Buffer) => hash.update(chunk));
-        await pipeline(body, createWriteStream(partial));
-        const sha256 = hash.digest('hex');
+        const sha256 = await downloadTo(uri, partial);
         if (sha256 !== entry.sha256) {
           rmSync(partial, { force: true });
           throw ApplicationFailure.nonRetryable(
@@ -265,6 +252,15 @@ export function createTrainingActivities(deps: TrainingDeps) {
       Context.current().heartbeat();
     }
     return staged;
+  }
+
+  /** Streams an object to a local file and returns the sha256 of what was written. */
+  async function downloadTo(uri: string, path: string): Promise<string> {
+    const hash = createHash('sha256');
+    const body = await store.getStream(uri);
+    body.on('data', (chunk: Buffer) => hash.update(chunk));
+    await pipeline(body, createWriteStream(path));
+    return hash.digest('hex');
   }
 
   async function downloadLastCheckpoint(outputUri: string, localCheckpoints: string): Promise<{ step: number; dir: string } | undefined> {
@@ -285,11 +281,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     for (const file of marker.files) {
       const target = join(dir, ...file.path.split('/'));
       mkdirSync(dirname(target), { recursive: true });
-      const body = await store.getStream(joinUri(outputUri, CHECKPOINT_DIR, markerName, file.path));
-      const hash = createHash('sha256');
-      body.on('data', (chunk: Buffer) => hash.update(chunk));
-      await pipeline(body, createWriteStream(target));
-      const sha256 = hash.digest('hex');
+      const sha256 = await downloadTo(joinUri(outputUri, CHECKPOINT_DIR, markerName, file.path), target);
       if (sha256 !== file.sha256) throw new Error(`checkpoint ${markerName}/${file.path}: sha256 ${sha256} differs from its marker's ${file.sha256}`);
     }
     return { step: marker.step, dir };
@@ -307,7 +299,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     const files: CheckpointMarker['files'] = [];
     for (const abs of walkFiles(localDir)) {
       const path = relative(localDir, abs).split(sep).join('/');
-      const { sha256 } = await hashFile(abs);
+      const { sha256 } = await sha256HexOfStream(createReadStream(abs));
       await store.putStream(joinUri(targetUri, path), createReadStream(abs));
       files.push({ path, sha256, bytes: statSync(abs).size });
       Context.current().heartbeat();
@@ -483,12 +475,6 @@ function* walkFiles(dir: string): Generator<string> {
     if (entry.isDirectory()) yield* walkFiles(abs);
     else if (entry.isFile()) yield abs;
   }
-}
-
-async function hashFile(path: string): Promise<{ sha256: string }> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) hash.update(chunk);
-  return { sha256: hash.digest('hex') };
 }
 
 /** The git revision of the running code, recorded with every training run ("unknown" outside a git checkout). */

@@ -27,7 +27,7 @@ import {
 import type { PythonEnv } from '../../infra/python';
 import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
-import { getJson, ObjectNotFoundError, putJson, sha256Hex } from '../store';
+import { getJson, getJsonIfExists, ObjectNotFoundError, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { BackendError, createBackend, type InferenceBackend } from './backends/types';
 import { screenshotElement } from './browser';
@@ -117,15 +117,6 @@ export function createVqaRuntime(deps: VqaDeps) {
       if (rel?.endsWith('.json')) ids.add(rel.slice(0, -'.json'.length));
     }
     return ids;
-  }
-
-  async function readScore(uri: string): Promise<BenchmarkScore | undefined> {
-    try {
-      return await getJson(store, uri, BenchmarkScore);
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return undefined;
-      throw err;
-    }
   }
 
   const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
@@ -236,7 +227,7 @@ export function createVqaRuntime(deps: VqaDeps) {
         const itemCounts: Partial<Record<BenchmarkId, number>> = {};
         for (const model of input.models) {
           for (const b of input.benchmarks) {
-            const score = await readScore(scoreUri(input.outputUri, model.name, b));
+            const score = await getJsonIfExists(store, scoreUri(input.outputUri, model.name, b), BenchmarkScore);
             if (score) (scores[model.name] ??= {})[b] = score;
             if (score) itemCounts[b] = score.items;
           }

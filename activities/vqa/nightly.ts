@@ -7,7 +7,7 @@ import { ObjectUri } from '../../data-schemas/common';
 import { TrainLoraInput, TrainLoraResult } from '../../data-schemas/training';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import { classified } from '../failures';
-import { getJson, ObjectNotFoundError, putJson } from '../store';
+import { getJson, getJsonIfExists, putJson } from '../store';
 import type { ObjectStore } from '../store/types';
 
 export const NewestRun = z.strictObject({
@@ -51,14 +51,9 @@ export function createNightlyActivities({ store }: { store: ObjectStore }) {
       return { run: newest.run, resultUri: newest.uri, resultEtag: newest.etag, adapterUri: result.adapterUri, baseModel: config.input.baseModel, finishedAt: newest.at.toISOString() };
     }),
 
-    readNightlyState: classified(async (input: { outputUri: string }): Promise<NightlyState | undefined> => {
-      try {
-        return await getJson(store, joinUri(input.outputUri, NIGHTLY_STATE), NightlyState);
-      } catch (err) {
-        if (err instanceof ObjectNotFoundError) return undefined;
-        throw err;
-      }
-    }),
+    readNightlyState: classified(
+      (input: { outputUri: string }): Promise<NightlyState | undefined> => getJsonIfExists(store, joinUri(input.outputUri, NIGHTLY_STATE), NightlyState),
+    ),
 
     /** Records the night's outcome: `last.json` when a run was evaluated, and a line per night in `nights/`. */
     recordNight: classified(async (input: { outputUri: string; night: string; status: string; run?: string; state?: NightlyState }): Promise<void> => {
