@@ -41,7 +41,8 @@ export const AuxiliaryLabels = z.strictObject({
 export type AuxiliaryLabels = z.infer<typeof AuxiliaryLabels>;
 
 export const Labeler = z.strictObject({
-  name: z.enum(['heuristic', 'gemini']),
+  /** 'policy': the steps a robot episode's own policy produced (subtask, plan and chunk per cycle). */
+  name: z.enum(['heuristic', 'gemini', 'policy']),
   /** Part of every output key: a new version never overwrites an old one's records. */
   version: SafeId,
   model: z.string().optional(),

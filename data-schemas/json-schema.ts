@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EpisodeRecord, EvalCampaignInput, RobotEpisodeInput, RobotEpisodeResult } from './robot';
 import { DLanRecord } from './d-lan';
 import { DRobTrajectory } from './d-rob';
 import { DatasetManifest } from './manifest';
@@ -38,6 +39,10 @@ export const PUBLISHED_SCHEMAS = {
   'station-wire-act-request': WireActRequest,
   'station-wire-act-response': WireActResponse,
   'station-wire-stop-request': WireStopRequest,
+  'robot-episode-input': RobotEpisodeInput,
+  'robot-episode-result': RobotEpisodeResult,
+  'robot-episode-record': EpisodeRecord,
+  'eval-campaign-input': EvalCampaignInput,
 } as const;
 
 export function jsonSchemaOf(name: keyof typeof PUBLISHED_SCHEMAS): string {

@@ -131,6 +131,12 @@ export const WireActResponse = z.object({
   /** True when a /stop ended the chunk early. */
   stopped: z.boolean(),
   observation: WireObservation,
+  /**
+   * Optional: one observation after each executed action (the last equals `observation`), so the
+   * episode can be recorded as D_rob steps at the control rate; without it the recording has one
+   * step per chunk.
+   */
+  trace: z.array(WireObservation).optional(),
 });
 export type WireActResponse = z.infer<typeof WireActResponse>;
 

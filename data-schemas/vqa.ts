@@ -63,6 +63,11 @@ export interface VqaRequest {
   prompt: string;
   images: { mimeType: string; data: Uint8Array }[];
   generation: GenerationSettings;
+  /**
+   * Constrain the answer to this JSON Schema where the backend can (`InferenceBackend.structuredOutput`):
+   * vLLM's guided decoding via `response_format`, Gemini's `responseJsonSchema`. Others ignore it.
+   */
+  jsonSchema?: { name: string; schema: Record<string, unknown> };
 }
 
 /**

@@ -26,7 +26,7 @@ describe('inferred types are locked', () => {
   });
   it('D_lan', () => {
     expectTypeOf<ActionChunk>().toEqualTypeOf<[number, number, number, number][]>();
-    expectTypeOf<DLanRecord['labeler']['name']>().toEqualTypeOf<'heuristic' | 'gemini'>();
+    expectTypeOf<DLanRecord['labeler']['name']>().toEqualTypeOf<'heuristic' | 'gemini' | 'policy'>();
     expectTypeOf<DLanRecord['steps'][number]['sourceSteps']>().toEqualTypeOf<[number, number]>();
   });
   it('manifest and workflow inputs', () => {

@@ -21,7 +21,7 @@ import { DEFAULT_MAX_STEP_METERS, DEFAULT_WORKSPACE_BOUNDS } from '../../../data
 import { formatActionChunk, formatSubtaskList, PolicyStage } from '../../../data-schemas/prompts';
 import { describeMotion } from '../../relabel/heuristic';
 import { createRng, type Rng } from '../sim/rng';
-import type { Task } from '../sim/tasks';
+import { groundSpec, type Task } from '../sim/tasks';
 import { findObject, graspPoint, OBJECT_SPECS, restsOn, type ObjectKind, type Vec3, type World } from '../sim/world';
 
 export interface ScriptedPolicyNoise {
@@ -48,7 +48,7 @@ export interface ScriptedPolicyContext {
   task: Task;
   /** The current true world (the station's `simWorld()`). */
   world: World;
-  /** Index of the current subtask in the true plan (`scriptedSubtasks(task)`, past its end: the last); ignored for the subtasks stage. */
+  /** Index of the current subtask in the true plan (`scriptedSubtasks(task, world)`, past its end: the last); ignored for the subtasks stage. */
   subtaskIndex: number;
 }
 
@@ -89,11 +89,16 @@ const nameOf = (k: ObjectKind): string => OBJECT_SPECS[k].names[0] ?? k;
  * The subtasks of a task, in the heuristic labeler's wording: per step "Move to X", "Grasp X", then
  * "Move to Y" + "Release X" (pick and place) or "Lift X" (pick up); "Move away from Y" after a final
  * release. A pick-up followed by more steps releases the object first.
+ *
+ * A task that names its object by where it lies ("pick up the item above Ash Ketchum") needs the
+ * `world` to find it, and its subtasks name the object found ("Move to carrot", ...); without a
+ * world such a task throws.
  */
-export function scriptedSubtasks(task: Task): SubtaskGoal[] {
+export function scriptedSubtasks(task: Task, world?: World): SubtaskGoal[] {
   const out: SubtaskGoal[] = [];
-  task.spec.steps.forEach((s, i) => {
-    const last = i === task.spec.steps.length - 1;
+  const steps = groundSpec(task.spec, world).steps;
+  steps.forEach((s, i) => {
+    const last = i === steps.length - 1;
     const o = s.kind === 'pick_place' ? s.source : s.object;
     out.push({ kind: 'approach', text: `Move to ${nameOf(o)}`, object: o }, { kind: 'grasp', text: `Grasp ${nameOf(o)}`, object: o });
     if (s.kind === 'pick_place') {
@@ -355,7 +360,7 @@ export function createScriptedPolicy(options: ScriptedPolicyOptions): ScriptedPo
   const rng = createRng(`scripted-policy|${seed}`);
 
   const goalAt = (ctx: ScriptedPolicyContext): SubtaskGoal => {
-    const plan = scriptedSubtasks(ctx.task);
+    const plan = scriptedSubtasks(ctx.task, ctx.world);
     const i = ctx.subtaskIndex;
     if (!Number.isInteger(i) || i < 0) throw new RangeError(`subtaskIndex must be a non-negative integer, got ${i}`);
     // Past the end (a longer, wrong subtask list): keep to the last true subtask.
@@ -363,12 +368,14 @@ export function createScriptedPolicy(options: ScriptedPolicyOptions): ScriptedPo
   };
 
   const subtaskTexts = (ctx: ScriptedPolicyContext): string[] => {
-    const texts = scriptedSubtasks(ctx.task).map((s) => s.text);
+    const texts = scriptedSubtasks(ctx.task, ctx.world).map((s) => s.text);
     if (wrongSubtaskRate > 0 && rng.chance(wrongSubtaskRate)) {
       // The classic confusion: a distractor in the scene named instead of the task's first object.
-      const wanted = ctx.task.spec.steps[0];
+      const steps = groundSpec(ctx.task.spec, ctx.world).steps;
+      const wanted = steps[0];
       const right = wanted ? nameOf(wanted.kind === 'pick_place' ? wanted.source : wanted.object) : undefined;
-      const others = ctx.world.objects.filter((o) => !ctx.task.objects.includes(o.kind));
+      const taskObjects = new Set(steps.flatMap((s) => (s.kind === 'pick_place' ? [s.source, s.target] : [s.object])));
+      const others = ctx.world.objects.filter((o) => !taskObjects.has(o.kind) && o.kind !== 'picture_card');
       const wrong = others.length > 0 ? nameOf(rng.pick(others).kind) : undefined;
       if (right && wrong) return texts.map((t) => t.replace(new RegExp(`\\b${right}$`), wrong));
       return texts.filter((_, i) => i !== 1);

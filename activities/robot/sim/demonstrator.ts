@@ -7,7 +7,7 @@
  */
 import type { Action7, State7 } from '../../../data-schemas/d-rob';
 import type { Rng } from './rng';
-import type { Task, TaskOutcome, TaskStep } from './tasks';
+import { groundSpec, type GroundedStep, type Task, type TaskOutcome, type TaskSpec } from './tasks';
 import { clipAction, getObject, graspPoint, OBJECT_SPECS, state7, step, WORKSPACE, type Vec3, type World } from './world';
 
 export interface DemoStep {
@@ -26,8 +26,13 @@ export interface Demonstration {
 }
 
 export interface DemonstratorOptions {
-  /** Hard cap on the episode length (steps). */
+  /** Hard cap on the episode length (steps); by default 160, more for long tasks (see `defaultMaxSteps`). */
   maxSteps?: number;
+}
+
+/** 160 steps (32 s at 5 Hz), or ~100 per pick-and-place and ~60 per pick-up when that is more. */
+export function defaultMaxSteps(spec: TaskSpec): number {
+  return Math.max(160, spec.steps.reduce((n, s) => n + (s.kind === 'pick_place' ? 100 : 60), 0));
 }
 
 /** Per-step motion limit of the operator, per axis (meters): Bridge's typical step is ~1 cm. */
@@ -63,7 +68,7 @@ function graspPhases(object: string, rng: Rng): Phase[] {
   ];
 }
 
-function phasesFor(s: TaskStep, rng: Rng): Phase[] {
+function phasesFor(s: GroundedStep, rng: Rng): Phase[] {
   if (s.kind === 'pick_up') {
     const liftZ = rng.uniform(0.12, 0.16);
     let liftFrom: Vec3 | undefined;
@@ -152,7 +157,7 @@ const closedLevel = (rng: Rng): number => Math.max(0, Math.abs(rng.normal(0, 0.0
  * Deterministic for a given rng state.
  */
 export function demonstrate(task: Task, rng: Rng, initial?: World, options: DemonstratorOptions = {}): Demonstration {
-  const maxSteps = options.maxSteps ?? 160;
+  const maxSteps = options.maxSteps ?? defaultMaxSteps(task.spec);
   let world = initial ?? task.sampleScene(rng);
   const op: Operator = {
     speed: rng.uniform(0.011, 0.016),
@@ -160,7 +165,7 @@ export function demonstrate(task: Task, rng: Rng, initial?: World, options: Demo
     tremor: rng.uniform(0.7, 1.2),
     pauseRate: rng.uniform(0.01, 0.04),
   };
-  const phases: Phase[] = [...task.spec.steps.flatMap((s) => phasesFor(s, rng)), { type: 'idle', steps: rng.int(1, 3) }];
+  const phases: Phase[] = [...groundSpec(task.spec, world).steps.flatMap((s) => phasesFor(s, rng)), { type: 'idle', steps: rng.int(1, 3) }];
   const steps: DemoStep[] = [];
   const history: World[] = [world];
   let drift: Vec3 = [0, 0, 0];

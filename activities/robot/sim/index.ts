@@ -10,7 +10,10 @@ import { episodeRng } from './rng';
 import { resolveTask, type Task } from './tasks';
 
 export * from './world';
+export * from './layout';
 export * from './tasks';
+export * from './above';
+export * from './languages';
 export * from './demonstrator';
 export * from './render';
 export * from './rng';

@@ -11,6 +11,7 @@
  */
 import sharp from 'sharp';
 import type { Camera } from '../../../data-schemas/d-rob';
+import { hash32 } from './rng';
 import { footprintContains, OBJECT_SPECS, topZ, type ObjectKind, type SimObject, type Vec3, type World } from './world';
 
 export interface PinholeCamera {
@@ -218,6 +219,8 @@ const PARTS: Readonly<Record<ObjectKind, readonly Part[]>> = {
   ],
   green_block: [prism(rect(-0.02, 0.02, -0.02, 0.02), 0, 0.04, '#3fcf5f', '#22883a')],
   yellow_block: [prism(rect(-0.02, 0.02, -0.02, 0.02), 0, 0.04, '#ffdc2e', '#b89a0c')],
+  // The blank card; its picture and label are drawn by drawCard.
+  picture_card: [prism(rect(-0.032, 0.032, -0.05, 0.05), 0, 0.002, '#fbf8ef', '#b9b2a2')],
 };
 
 const OUTLINE = ' stroke="#000000" stroke-opacity="0.35" stroke-width="0.6" stroke-linejoin="round"';
@@ -239,6 +242,39 @@ function drawParts(view: View, o: SimObject): string {
     svg += poly(top, part.top, OUTLINE);
   }
   return svg;
+}
+
+const PICTURE_COLORS = ['#e24b3b', '#3b7be2', '#f0c419', '#8e44ad', '#27ae60', '#e67e22'] as const;
+const xmlText = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/**
+ * A picture card: the card, a simple portrait on its far half (the top of the main camera's image)
+ * and its label printed across the near half, as large as fits, so a model can read who it shows.
+ */
+function drawCard(view: View, o: SimObject): string {
+  const z = OBJECT_SPECS[o.kind].height;
+  const flatAt = (shape: readonly Local[], fill: string): string => poly(view.polygon(shape.map((p) => toWorld(o, p, z))), fill);
+  let svg = drawParts(view, o);
+  const label = o.label ?? '';
+  svg += flatAt(rect(-0.029, -0.003, -0.047, 0.047), PICTURE_COLORS[hash32(label) % PICTURE_COLORS.length] ?? '#888888');
+  svg += flatAt(ellipse(-0.018, 0, 0.007, 0.007, 16), '#f1c9a5');
+  svg += flatAt(ellipse(-0.006, 0, 0.004, 0.014, 16), '#2d2d2d');
+  const center = toWorld(o, [0.014, 0], z);
+  const c = view.point(center);
+  const left = view.point(toWorld(o, [0.014, -0.047], z));
+  const right = view.point(toWorld(o, [0.014, 0.047], z));
+  if (!label || !c || !left || !right) return svg;
+  const width = Math.hypot(right[0] - left[0], right[1] - left[1]);
+  // DejaVu Sans Bold averages ~0.62 em per character; never taller than the label strip.
+  const size = Math.min(0.016 * view.scale(center), width / (0.62 * label.length));
+  if (size < 2) return svg;
+  // Printed along the card: turned as the card's width runs in the image.
+  const angle = (Math.atan2(right[1] - left[1], right[0] - left[0]) * 180) / Math.PI;
+  return (
+    svg +
+    `<text x="${n1(c[0])}" y="${n1(c[1] + size * 0.36)}" transform="rotate(${n1(angle)} ${n1(c[0])} ${n1(c[1])})" ` +
+    `font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif" font-weight="bold" font-size="${n1(size)}" text-anchor="middle" fill="#111111">${xmlText(label)}</text>`
+  );
 }
 
 /** Height of the surface under (x, y), ignoring `except`: the table or a receptacle's top. */
@@ -374,11 +410,14 @@ export function renderSvg(world: World, camera: Camera, size = BASE_SIZE): strin
   const view = new View(cameraFor(world, camera));
   const wrist = camera === 'image_3';
   let svg = drawTable(view);
-  for (const o of world.objects) svg += shadow(view, world, o);
+  // Cards lie flat under everything else: drawn first, casting no shadow.
+  const cards = world.objects.filter((o) => o.kind === 'picture_card');
+  for (const o of cards) svg += drawCard(view, o);
+  for (const o of world.objects) if (o.kind !== 'picture_card') svg += shadow(view, world, o);
   svg += gripperShadow(view, world);
   // Painter's order: far piles first; within a pile, bottom first. Held objects go with the gripper.
   const resting = world.objects
-    .filter((o) => o.support.relation !== 'held')
+    .filter((o) => o.support.relation !== 'held' && o.kind !== 'picture_card')
     .map((o) => ({ o, depth: view.depth(base(world, o).pos), level: level(world, o) }))
     .sort((a, b) => b.depth - a.depth || a.level - b.level || (a.o.id < b.o.id ? -1 : 1));
   for (const { o } of resting) svg += drawParts(view, o);

@@ -3,29 +3,31 @@
  * ("put the carrot on the plate", "pick up the eggplant", "... then lift the fish"), each turned into
  * a Task with a seeded scene sampler and success / partial-credit checks in the SimplerEnv style
  * (DOMAIN.md "Robot evaluation": success is "source on target" at the final step, partial credit for
- * grasping the source at any step).
+ * grasping the source at any step). Also understood: "pick up <object>" in Spanish, Mandarin and
+ * Hindi (languages.ts), and "pick up the item above <picture>", whose object is found in the scene
+ * (above.ts).
  */
+import { itemAbove, pictureLabel, PICTURE_LABELS, sampleItemAboveScene, type PictureLabel } from './above';
+import { matchForeignPickUp } from './languages';
+import { sampleEe, sampleLayout } from './layout';
 import type { Rng } from './rng';
-import {
-  createWorld,
-  findObject,
-  graspPoint,
-  isGraspable,
-  OBJECT_KINDS,
-  OBJECT_SPECS,
-  restsOn,
-  type EndEffector,
-  type ObjectKind,
-  type ObjectPlacement,
-  type World,
-} from './world';
+import { createWorld, findObject, graspPoint, isGraspable, OBJECT_KINDS, OBJECT_SPECS, restsOn, type ObjectKind, type World } from './world';
 
-export type TaskStep =
-  | { readonly kind: 'pick_place'; readonly source: ObjectKind; readonly target: ObjectKind; readonly stack: boolean }
-  | { readonly kind: 'pick_up'; readonly object: ObjectKind };
+export type PickPlaceStep = { readonly kind: 'pick_place'; readonly source: ObjectKind; readonly target: ObjectKind; readonly stack: boolean };
+export type PickUpStep = { readonly kind: 'pick_up'; readonly object: ObjectKind };
+/** "Pick up the item above <label>": the object is whatever lies above that picture card in the scene. */
+export type PickUpAboveStep = { readonly kind: 'pick_up_above'; readonly label: PictureLabel };
+/** A step whose objects are named. */
+export type GroundedStep = PickPlaceStep | PickUpStep;
+export type TaskStep = GroundedStep | PickUpAboveStep;
 
 export interface TaskSpec {
   readonly steps: readonly TaskStep[];
+}
+
+/** A spec whose objects are all named (see `groundSpec`). */
+export interface GroundedSpec {
+  readonly steps: readonly GroundedStep[];
 }
 
 export interface Milestone {
@@ -76,7 +78,9 @@ export class UnknownTaskError extends Error {
   ) {
     super(
       `cannot simulate "${text}": ${reason}. Supported tasks: ${SUPPORTED_TASKS.map((t) => `"${t}"`).join(', ')} ` +
-        `(or any "put/place <object> on/in <receptacle>", "stack <block> on <block>", "pick up <object>", joined with "then")`,
+        `(or any "put/place <object> on/in <receptacle>", "stack <block> on <block>", "pick up <object>", joined with "then"; ` +
+        `"pick up the item above <picture>" with a picture of ${PICTURE_LABELS.join(', ')}; ` +
+        `"pick up <object>" in Spanish, Mandarin or Hindi, e.g. "recoge la berenjena", "拿起茄子", "बैंगन उठाओ")`,
     );
   }
 }
@@ -110,6 +114,9 @@ function objectKind(name: string, whole: string): ObjectKind {
   return kind;
 }
 
+/** "item above ash ketchum", "object over the picture of pikachu" -> the card's label. */
+const ABOVE_PHRASE = /^(?:item|object|thing|one) (?:above|over) (?:(?:picture|photo|card|image) of )?(.+)$/;
+
 function parseClause(clause: string, whole: string): TaskStep {
   const stack = STACK.exec(clause);
   const place = stack ?? PLACE.exec(clause);
@@ -124,6 +131,12 @@ function parseClause(clause: string, whole: string): TaskStep {
   for (const re of PICK_UP) {
     const m = re.exec(clause);
     if (!m) continue;
+    const above = ABOVE_PHRASE.exec(m[1] ?? '');
+    if (above) {
+      const label = pictureLabel(above[1] ?? '');
+      if (!label) throw new UnknownTaskError(whole, `no picture card shows "${above[1] ?? ''}" (cards show ${PICTURE_LABELS.join(', ')})`);
+      return { kind: 'pick_up_above', label };
+    }
     const object = objectKind(m[1] ?? '', whole);
     if (!isGraspable(object)) throw new UnknownTaskError(whole, `the ${OBJECT_SPECS[object].names[0]} cannot be grasped`);
     return { kind: 'pick_up', object };
@@ -133,6 +146,12 @@ function parseClause(clause: string, whole: string): TaskStep {
 
 /** Parses an instruction; throws UnknownTaskError (listing the supported tasks) when it cannot. */
 export function parseTask(text: string): TaskSpec {
+  const foreign = matchForeignPickUp(text);
+  if (foreign) {
+    if (!foreign.kind) throw new UnknownTaskError(text, `unknown object "${foreign.object}"`);
+    if (!isGraspable(foreign.kind)) throw new UnknownTaskError(text, `the ${nameOf(foreign.kind)} cannot be grasped`);
+    return { steps: [{ kind: 'pick_up', object: foreign.kind }] };
+  }
   const norm = normalize(text);
   if (!norm) throw new UnknownTaskError(text, 'empty instruction');
   const clauses = norm
@@ -140,7 +159,9 @@ export function parseTask(text: string): TaskSpec {
     .map((c) => c.replace(/\band$/, '').trim())
     .filter((c) => c.length > 0);
   if (clauses.length === 0) throw new UnknownTaskError(text, 'empty instruction');
-  return { steps: clauses.map((c) => parseClause(c, text)) };
+  const steps = clauses.map((c) => parseClause(c, text));
+  if (steps.length > 1 && steps.some((s) => s.kind === 'pick_up_above')) throw new UnknownTaskError(text, '"the item above <picture>" is a task on its own, not one step of several');
+  return { steps };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,6 +170,7 @@ export function parseTask(text: string): TaskSpec {
 const nameOf = (k: ObjectKind): string => OBJECT_SPECS[k].names[0] ?? k;
 
 function canonicalClause(step: TaskStep, first: boolean): string {
+  if (step.kind === 'pick_up_above') return `pick up the item above ${step.label}`;
   if (step.kind === 'pick_up') return first ? `pick up the ${nameOf(step.object)}` : `lift the ${nameOf(step.object)}`;
   if (step.stack) return `stack the ${nameOf(step.source)} on the ${nameOf(step.target)}`;
   const prep = OBJECT_SPECS[step.target].holds?.relation === 'in' ? 'in' : 'on';
@@ -161,6 +183,7 @@ export function canonicalText(spec: TaskSpec): string {
 
 export function taskSlug(spec: TaskSpec): string {
   return canonicalText(spec)
+    .toLowerCase()
     .replace(/\b(the|a|an)\b/g, ' ')
     .trim()
     .replace(/\s+/g, '-');
@@ -173,6 +196,11 @@ function sayName(k: ObjectKind, rng: Rng): string {
 }
 
 function phraseClause(step: TaskStep, first: boolean, rng: Rng): string {
+  if (step.kind === 'pick_up_above') {
+    const item = rng.pick(['item', 'object', 'thing']);
+    const verb = rng.pick(['pick up', 'grab', 'lift']);
+    return rng.chance(0.7) ? `${verb} the ${item} above ${step.label}` : `${verb} the ${item} above the picture of ${step.label}`;
+  }
   const the = rng.chance(0.8) ? 'the ' : '';
   if (step.kind === 'pick_up') {
     const o = the + sayName(step.object, rng);
@@ -186,82 +214,6 @@ function phraseClause(step: TaskStep, first: boolean, rng: Rng): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scenes
-
-/** Where object centers may be placed (meters); inside the arm's workspace and the camera view. */
-export const SCENE_AREA = { x: [0.18, 0.42], y: [-0.17, 0.17] } as const;
-/** Clearance circles must stay within this box (the table seen by the main camera). */
-const CLEARANCE_AREA = { x: [0.12, 0.49], y: [-0.24, 0.24] } as const;
-
-type Circle = readonly [number, number, number];
-
-function clearanceCircles(p: ObjectPlacement): Circle[] {
-  const c = Math.cos(p.yaw ?? 0);
-  const s = Math.sin(p.yaw ?? 0);
-  return OBJECT_SPECS[p.kind].clearance.map(([u, v, r]) => [p.x + c * u - s * v, p.y + s * u + c * v, r] as const);
-}
-
-function fits(circles: readonly Circle[], placed: readonly Circle[]): boolean {
-  for (const [x, y, r] of circles) {
-    if (x - r < CLEARANCE_AREA.x[0] || x + r > CLEARANCE_AREA.x[1] || y - r < CLEARANCE_AREA.y[0] || y + r > CLEARANCE_AREA.y[1]) return false;
-    for (const [px, py, pr] of placed) if (Math.hypot(x - px, y - py) < r + pr + 0.01) return false;
-  }
-  return true;
-}
-
-function tryPlace(kind: ObjectKind, rng: Rng, placed: Circle[]): ObjectPlacement | undefined {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const p: ObjectPlacement = {
-      kind,
-      x: rng.uniform(SCENE_AREA.x[0], SCENE_AREA.x[1]),
-      y: rng.uniform(SCENE_AREA.y[0], SCENE_AREA.y[1]),
-      yaw: kind.endsWith('_block') ? rng.uniform(-0.4, 0.4) : rng.uniform(-Math.PI, Math.PI),
-    };
-    const circles = clearanceCircles(p);
-    if (fits(circles, placed)) {
-      placed.push(...circles);
-      return p;
-    }
-  }
-  return undefined;
-}
-
-/** Lays out the required objects (largest first) and up to `distractors` others without overlap. */
-export function sampleLayout(required: readonly ObjectKind[], rng: Rng, distractors: number): ObjectPlacement[] {
-  const size = (k: ObjectKind): number => Math.max(...OBJECT_SPECS[k].clearance.map((c) => c[2]));
-  const bySize = [...required].sort((a, b) => size(b) - size(a));
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const placed: Circle[] = [];
-    const out: ObjectPlacement[] = [];
-    let ok = true;
-    for (const kind of bySize) {
-      const p = tryPlace(kind, rng, placed);
-      if (!p) {
-        ok = false;
-        break;
-      }
-      out.push(p);
-    }
-    if (!ok) continue;
-    const others = rng.shuffle(OBJECT_KINDS.filter((k) => !required.includes(k)));
-    for (const kind of others.slice(0, distractors)) {
-      const p = tryPlace(kind, rng, placed);
-      if (p) out.push(p);
-    }
-    return out;
-  }
-  throw new Error(`could not lay out ${required.join(', ')} without overlap`);
-}
-
-function sampleEe(rng: Rng): EndEffector {
-  return {
-    pos: [rng.uniform(0.24, 0.31), rng.uniform(-0.04, 0.04), rng.uniform(0.13, 0.18)],
-    rpy: [rng.normal(0, 0.02), rng.normal(0, 0.02), rng.normal(0, 0.03)],
-    gripper: 1,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Evaluation
 
 function lifted(world: World, initial: World, kind: ObjectKind): boolean {
@@ -270,7 +222,7 @@ function lifted(world: World, initial: World, kind: ObjectKind): boolean {
   return o !== undefined && o0 !== undefined && world.held?.id === kind && o.pos[2] > o0.pos[2] + LIFT_HEIGHT;
 }
 
-function goal(step: TaskStep, world: World, initial: World): boolean {
+function goal(step: GroundedStep, world: World, initial: World): boolean {
   return step.kind === 'pick_place' ? restsOn(world, step.source, step.target) : lifted(world, initial, step.object);
 }
 
@@ -279,10 +231,12 @@ const firstAt = (history: readonly World[], from: number, pred: (w: World) => bo
   return -1;
 };
 
-export function evaluateSpec(spec: TaskSpec, history: readonly World[]): TaskOutcome {
+/** Success and partial credit of an episode; objects named by where they lie are found in its initial world. */
+export function evaluateSpec(taskSpec: TaskSpec, history: readonly World[]): TaskOutcome {
   const initial = history[0];
   const final = history[history.length - 1];
   if (!initial || !final) throw new Error('evaluate needs at least one world');
+  const spec = groundSpec(taskSpec, initial);
   const milestones: Milestone[] = [];
   let from = 0;
   let inOrder = true;
@@ -319,14 +273,40 @@ export function evaluateSpec(spec: TaskSpec, history: readonly World[]): TaskOut
 
 // ---------------------------------------------------------------------------------------------
 
+/** Whether every step names its objects (no "item above" to find in a scene). */
+export function isGroundedSpec(spec: TaskSpec): spec is GroundedSpec {
+  return spec.steps.every((s) => s.kind !== 'pick_up_above');
+}
+
+/**
+ * The spec with every object named, as meant in `world`: "pick up the item above Ash Ketchum" is
+ * "pick up the carrot" in a scene where the carrot lies above that card. A spec that names its
+ * objects already is returned as it is (and needs no world); otherwise throws without a world or
+ * when the scene has no such card or nothing above it.
+ */
+export function groundSpec(spec: TaskSpec, world?: World): GroundedSpec {
+  if (isGroundedSpec(spec)) return spec;
+  if (!world) throw new Error(`"${canonicalText(spec)}" names its object by where it lies: the scene is needed to know which`);
+  return { steps: spec.steps.map((s): GroundedStep => (s.kind === 'pick_up_above' ? { kind: 'pick_up', object: itemAbove(world, s.label) } : s)) };
+}
+
+/** The objects a step needs in the scene (an "item above" step: the card; the item is the sampler's choice). */
+function stepObjects(s: TaskStep): ObjectKind[] {
+  if (s.kind === 'pick_place') return [s.source, s.target];
+  return s.kind === 'pick_up' ? [s.object] : ['picture_card'];
+}
+
 export function taskFromSpec(spec: TaskSpec): Task {
-  const objects = [...new Set(spec.steps.flatMap((s) => (s.kind === 'pick_place' ? [s.source, s.target] : [s.object])))];
+  const objects = [...new Set(spec.steps.flatMap(stepObjects))];
+  const above = spec.steps.find((s) => s.kind === 'pick_up_above');
+  if (above && spec.steps.length > 1) throw new Error('"the item above <picture>" is a task on its own, not one step of several');
   return {
     spec,
     text: canonicalText(spec),
     slug: taskSlug(spec),
     objects,
     sampleScene(rng) {
+      if (above) return sampleItemAboveScene(above.label, rng);
       const distractors = rng.int(objects.length >= 3 ? 0 : 1, objects.length >= 3 ? 2 : 3);
       const layout = sampleLayout(objects, rng, distractors);
       return createWorld(layout, sampleEe(rng));

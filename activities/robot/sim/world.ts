@@ -22,8 +22,16 @@ export const OBJECT_KINDS = [
   'cup',
   'green_block',
   'yellow_block',
+  'picture_card',
 ] as const;
 export type ObjectKind = (typeof OBJECT_KINDS)[number];
+
+/**
+ * Kinds laid out as the physical props of a scene (task objects and distractors). Picture cards are
+ * placed only by the scenes that refer to them, so adding them left every other scene's random draws
+ * unchanged.
+ */
+export const PROP_KINDS: readonly ObjectKind[] = OBJECT_KINDS.filter((k) => k !== 'picture_card');
 
 /** Footprint in the object's own frame: u along its yaw axis, v to its left. */
 export type Footprint = { readonly shape: 'circle'; readonly r: number } | { readonly shape: 'rect'; readonly hu: number; readonly hv: number };
@@ -50,7 +58,7 @@ export interface ObjectSpec {
 
 export const OBJECT_SPECS: Readonly<Record<ObjectKind, ObjectSpec>> = {
   carrot: { kind: 'carrot', names: ['carrot'], aliases: ['gajar'], height: 0.022, footprint: { shape: 'rect', hu: 0.045, hv: 0.013 }, holdWidth: 0.3, clearance: [[0, 0, 0.05]] },
-  eggplant: { kind: 'eggplant', names: ['eggplant', 'aubergine', 'brinjal'], height: 0.045, footprint: { shape: 'rect', hu: 0.048, hv: 0.024 }, holdWidth: 0.45, clearance: [[0, 0, 0.055]] },
+  eggplant: { kind: 'eggplant', names: ['eggplant', 'aubergine', 'brinjal'], aliases: ['baingan'], height: 0.045, footprint: { shape: 'rect', hu: 0.048, hv: 0.024 }, holdWidth: 0.45, clearance: [[0, 0, 0.055]] },
   pan: {
     kind: 'pan',
     names: ['pan', 'frying pan', 'skillet'],
@@ -64,9 +72,9 @@ export const OBJECT_SPECS: Readonly<Record<ObjectKind, ObjectSpec>> = {
   },
   plate: { kind: 'plate', names: ['plate', 'dish'], height: 0.012, footprint: { shape: 'circle', r: 0.065 }, holds: { relation: 'on', surfaceZ: 0.012 }, clearance: [[0, 0, 0.067]] },
   fish: { kind: 'fish', names: ['fish'], height: 0.02, footprint: { shape: 'rect', hu: 0.048, hv: 0.016 }, holdWidth: 0.3, clearance: [[0, 0, 0.055]] },
-  pot: { kind: 'pot', names: ['pot', 'silver pot', 'cooking pot'], height: 0.07, footprint: { shape: 'circle', r: 0.06 }, holds: { relation: 'in', surfaceZ: 0.01 }, clearance: [[0, 0, 0.072]] },
-  spoon: { kind: 'spoon', names: ['spoon'], height: 0.012, footprint: { shape: 'rect', hu: 0.048, hv: 0.011 }, holdWidth: 0.1, clearance: [[0, 0, 0.05]] },
-  towel: { kind: 'towel', names: ['towel', 'cloth', 'rag'], height: 0.006, footprint: { shape: 'rect', hu: 0.06, hv: 0.05 }, holds: { relation: 'on', surfaceZ: 0.006 }, clearance: [[0, 0, 0.075]] },
+  pot: { kind: 'pot', names: ['pot', 'silver pot', 'cooking pot'], aliases: ['saucepan'], height: 0.07, footprint: { shape: 'circle', r: 0.06 }, holds: { relation: 'in', surfaceZ: 0.01 }, clearance: [[0, 0, 0.072]] },
+  spoon: { kind: 'spoon', names: ['spoon'], aliases: ['teaspoon', 'tablespoon'], height: 0.012, footprint: { shape: 'rect', hu: 0.048, hv: 0.011 }, holdWidth: 0.1, clearance: [[0, 0, 0.05]] },
+  towel: { kind: 'towel', names: ['towel', 'cloth', 'rag'], aliases: ['dishcloth', 'tea towel', 'napkin'], height: 0.006, footprint: { shape: 'rect', hu: 0.06, hv: 0.05 }, holds: { relation: 'on', surfaceZ: 0.006 }, clearance: [[0, 0, 0.075]] },
   basket: { kind: 'basket', names: ['basket'], height: 0.06, footprint: { shape: 'rect', hu: 0.065, hv: 0.05 }, holds: { relation: 'in', surfaceZ: 0.008 }, clearance: [[0, 0, 0.08]] },
   cup: { kind: 'cup', names: ['cup', 'mug'], height: 0.07, footprint: { shape: 'circle', r: 0.025 }, holdWidth: 0.45, clearance: [[0, 0, 0.035]] },
   green_block: {
@@ -87,6 +95,18 @@ export const OBJECT_SPECS: Readonly<Record<ObjectKind, ObjectSpec>> = {
     holdWidth: 0.4,
     clearance: [[0, 0, 0.03]],
   },
+  // A printed card lying flat, its picture on the far half and its label (SimObject.label) on the
+  // near half as the main camera sees it; nothing rests on it and it cannot be picked up.
+  picture_card: {
+    kind: 'picture_card',
+    names: ['picture card', 'card', 'picture'],
+    height: 0.002,
+    footprint: { shape: 'rect', hu: 0.032, hv: 0.05 },
+    clearance: [
+      [0, -0.025, 0.035],
+      [0, 0.025, 0.035],
+    ],
+  },
 };
 
 export const TABLE = 'table';
@@ -101,6 +121,8 @@ export interface SimObject {
   readonly pos: Vec3;
   readonly yaw: number;
   readonly support: Support;
+  /** What is printed on a picture card, e.g. "Ash Ketchum"; absent for other kinds. */
+  readonly label?: string;
 }
 
 export interface EndEffector {
@@ -138,6 +160,8 @@ export interface ObjectPlacement {
   y: number;
   yaw?: number;
   id?: string;
+  /** A picture card's printed label. */
+  label?: string;
 }
 
 /** A world with every object resting on the table. */
@@ -148,6 +172,7 @@ export function createWorld(placements: readonly ObjectPlacement[], ee: EndEffec
     pos: [p.x, p.y, 0],
     yaw: p.yaw ?? 0,
     support: { relation: 'on', target: TABLE },
+    ...(p.label === undefined ? {} : { label: p.label }),
   }));
   const ids = new Set(objects.map((o) => o.id));
   if (ids.size !== objects.length) throw new Error('object ids must be unique');

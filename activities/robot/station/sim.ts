@@ -8,6 +8,8 @@
  * chunk says: nothing is ever clipped. The configured workspace box is narrowed to what the
  * simulator can reach for the same reason.
  */
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ActionChunk } from '../../../data-schemas/d-lan';
 import { SafetyLimits, type SafetyLimitsInput } from '../../../data-schemas/station';
 import { renderFrame } from '../sim/render';
@@ -16,7 +18,7 @@ import { resolveTask, UnknownTaskError, type Task } from '../sim/tasks';
 import { MAX_STEP_M, state7, step, WORKSPACE, type World } from '../sim/world';
 import { StationError } from './errors';
 import { assertChunkSafe, intersectBounds } from './safety';
-import type { ExecuteResult, Observation, ResetTask, StationDriver } from './types';
+import type { ExecuteOptions, ExecuteResult, Observation, ResetTask, StationDriver } from './types';
 
 export interface SimStationOptions {
   /** The default scene's task, in words the simulator understands. */
@@ -28,7 +30,16 @@ export interface SimStationOptions {
   safety?: SafetyLimitsInput;
   /** Called after each executed action (e.g. to heartbeat); the chunk waits for it. */
   onAction?: (index: number, state: number[]) => void | Promise<void>;
+  /**
+   * A JSON-lines log of the arm's worlds. With it the simulated arm outlives its process, like a
+   * physical one outlives a crashed worker: a new driver on the same file continues from the last
+   * logged control step (a torn last line is ignored).
+   */
+  stateFile?: string;
 }
+
+/** One line of the arm log: the reset that began the episode, or the world after a control step. */
+type ArmLogLine = { reset: { scene: string; seed: number }; actions: 0; world: World } | { actions: number; world: World };
 
 /** The box the simulated arm can reach. */
 export const SIM_BOUNDS = {
@@ -83,6 +94,44 @@ export class SimStationDriver implements StationDriver {
     if (options.seed !== undefined && (!Number.isInteger(options.seed) || options.seed < 0)) {
       throw new RangeError(`seed must be a non-negative integer, got ${options.seed}`);
     }
+    if (options.stateFile) this.restore(options.stateFile);
+  }
+
+  private restore(file: string): void {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return;
+    }
+    const lines: ArmLogLine[] = [];
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        lines.push(JSON.parse(line) as ArmLogLine);
+      } catch {
+        break; // the line a crash cut short: the arm never got past the previous one
+      }
+    }
+    const first = lines[0];
+    if (!first || !('reset' in first)) return;
+    this.task = resolveTask(first.reset.scene);
+    this.history = lines.map((l) => l.world);
+    const last = lines[lines.length - 1] ?? first;
+    this.world = last.world;
+    this.actions = last.actions;
+  }
+
+  private log(line: ArmLogLine): void {
+    const file = this.options.stateFile;
+    if (!file) return;
+    if ('reset' in line) {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(`${file}.tmp`, JSON.stringify(line) + '\n');
+      renameSync(`${file}.tmp`, file);
+    } else {
+      appendFileSync(file, JSON.stringify(line) + '\n');
+    }
   }
 
   async reset(task: ResetTask): Promise<Observation> {
@@ -102,6 +151,7 @@ export class SimStationDriver implements StationDriver {
     this.history = [this.world];
     this.actions = 0;
     this.stopRequested = false;
+    this.log({ reset: { scene: resolved.text, seed }, actions: 0, world: this.world });
     return this.observe();
   }
 
@@ -117,13 +167,17 @@ export class SimStationDriver implements StationDriver {
     };
   }
 
-  async execute(chunk: ActionChunk, signal?: AbortSignal): Promise<ExecuteResult> {
+  async execute(chunk: ActionChunk, signal?: AbortSignal, options: ExecuteOptions = {}): Promise<ExecuteResult> {
     const start = this.current();
     if (this.busy) throw new StationError('busy', 'another chunk is executing on this station', { retryable: true });
+    if (options.expectedStep !== undefined && options.expectedStep !== this.actions) {
+      throw new StationError('stale_observation', `the chunk was planned at step ${options.expectedStep} but the arm is at step ${this.actions}; observe again`);
+    }
     assertChunkSafe(chunk, state7(start), this.limits);
     this.busy = true;
     this.stopRequested = false;
     let executed = 0;
+    const trace: Observation[] = [];
     try {
       for (let i = 0; i < chunk.length; i++) {
         if (signal?.aborted || this.stopRequested || this.closed) break;
@@ -132,6 +186,10 @@ export class SimStationDriver implements StationDriver {
         this.world = worlds[worlds.length - 1];
         this.actions++;
         executed++;
+        // Every sub-step counts as the new action: a crash part-way leaves the step advanced, so a
+        // chunk planned before it is refused as stale instead of running again.
+        for (const w of worlds) this.log({ actions: this.actions, world: w });
+        trace.push(await this.observe());
         await this.options.onAction?.(i, [...state7(this.current())]);
         if (this.options.stepDelayMs) await sleep(this.options.stepDelayMs);
         else await tick();
@@ -139,7 +197,7 @@ export class SimStationDriver implements StationDriver {
     } finally {
       this.busy = false;
     }
-    return { executed, observation: await this.observe(), stopped: executed < chunk.length };
+    return { executed, observation: trace[trace.length - 1] ?? (await this.observe()), stopped: executed < chunk.length, trace };
   }
 
   safeStop(reason: string): Promise<void> {

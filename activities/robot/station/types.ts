@@ -40,6 +40,20 @@ export interface ExecuteResult {
   observation: Observation;
   /** True when the chunk ended early: the signal was aborted or a safeStop arrived. */
   stopped: boolean;
+  /**
+   * One observation after each executed action (the last is `observation`), for recording the
+   * episode as D_rob steps; empty when the station reports only the chunk's end.
+   */
+  trace: Observation[];
+}
+
+export interface ExecuteOptions {
+  /**
+   * The `step` of the observation the chunk was planned from. When the arm has executed anything
+   * since, the chunk is refused (StationError 'stale_observation') and nothing moves: a chunk
+   * retried after a lost answer or a worker crash never runs twice.
+   */
+  expectedStep?: number;
 }
 
 export interface StationDriver {
@@ -52,7 +66,7 @@ export interface StationDriver {
    * nothing moves), then executes it action by action. An aborted `signal` stops the chunk after
    * the action in progress; the arm holds its pose.
    */
-  execute(chunk: ActionChunk, signal?: AbortSignal): Promise<ExecuteResult>;
+  execute(chunk: ActionChunk, signal?: AbortSignal, options?: ExecuteOptions): Promise<ExecuteResult>;
   /** Halts motion after the current action and holds pose and gripper (nothing is opened or dropped). */
   safeStop(reason: string): Promise<void>;
   close(): Promise<void>;

@@ -23,7 +23,7 @@ import {
 } from '../../../data-schemas/station';
 import { StationError, type StationErrorCode } from './errors';
 import { assertChunkSafe } from './safety';
-import type { ExecuteResult, Observation, ResetTask, StationDriver } from './types';
+import type { ExecuteOptions, ExecuteResult, Observation, ResetTask, StationDriver } from './types';
 
 export interface WidowXHttpOptions {
   /** Base URL of the action server; endpoints are resolved against it. */
@@ -85,10 +85,14 @@ export class WidowXHttpStation implements StationDriver {
     return this.remember(this.toObservation(wire, 'GET /observation'));
   }
 
-  async execute(chunk: ActionChunk, signal?: AbortSignal): Promise<ExecuteResult> {
-    const origin = this.last ?? (await this.observe());
+  async execute(chunk: ActionChunk, signal?: AbortSignal, options: ExecuteOptions = {}): Promise<ExecuteResult> {
+    let origin = this.last;
+    if (!origin || (options.expectedStep !== undefined && origin.step !== options.expectedStep)) origin = await this.observe();
+    if (options.expectedStep !== undefined && origin.step !== options.expectedStep) {
+      throw new StationError('stale_observation', `the chunk was planned at step ${options.expectedStep} but the arm is at step ${origin.step}; observe again`);
+    }
     assertChunkSafe(chunk, origin.state, this.limits);
-    if (signal?.aborted) return { executed: 0, observation: origin, stopped: true };
+    if (signal?.aborted) return { executed: 0, observation: origin, stopped: true, trace: [] };
     const actId = randomUUID();
     const body: WireActRequest = { actions: chunk.map((a) => [a[0], a[1], a[2], a[3]]), blocking: true, expected_step: origin.step, act_id: actId };
     // An abort does not cut the request (the arm would keep going): it asks the server to stop, and
@@ -105,7 +109,11 @@ export class WidowXHttpStation implements StationDriver {
         throw new StationError('protocol_error', `POST /act reports ${res.executed} actions executed of ${chunk.length} sent`, { endpoint: 'POST /act', mayHaveMoved: true });
       }
       const observation = this.remember(this.toObservation(res.observation, 'POST /act'));
-      return { executed: res.executed, observation, stopped: res.stopped || res.executed < chunk.length };
+      const trace = (res.trace ?? []).map((o) => this.toObservation(o, 'POST /act'));
+      if (trace.length > 0 && trace.length !== res.executed) {
+        throw new StationError('protocol_error', `POST /act sent ${trace.length} trace observations for ${res.executed} executed actions`, { endpoint: 'POST /act', mayHaveMoved: true });
+      }
+      return { executed: res.executed, observation, stopped: res.stopped || res.executed < chunk.length, trace };
     } finally {
       signal?.removeEventListener('abort', onAbort);
       await stopSent;

@@ -44,6 +44,8 @@ export function createGeminiBackend(options: GeminiBackendOptions): InferenceBac
   const where = options.baseUrl ?? 'the Gemini API';
 
   return {
+    structuredOutput: true,
+
     async generate(request: VqaRequest, signal?: AbortSignal): Promise<GenerateResult> {
       const parts: Part[] = [
         ...request.images.map((image): Part => ({ inlineData: { mimeType: image.mimeType, data: Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength).toString('base64') } })),
@@ -59,6 +61,7 @@ export function createGeminiBackend(options: GeminiBackendOptions): InferenceBac
             maxOutputTokens: g.maxNewTokens,
             temperature: g.temperature,
             ...(g.topP !== undefined && { topP: g.topP }),
+            ...(request.jsonSchema !== undefined && { responseMimeType: 'application/json', responseJsonSchema: request.jsonSchema.schema }),
             automaticContinuation: false,
             ...(signal !== undefined && { abortSignal: signal }),
           },

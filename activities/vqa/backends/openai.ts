@@ -81,6 +81,8 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): InferenceBac
   const context = { model: options.model, url: baseURL, secrets: apiKey ? [apiKey] : [] };
 
   return {
+    structuredOutput: true,
+
     async generate(request: VqaRequest, signal?: AbortSignal): Promise<GenerateResult> {
       const content: ChatCompletionContentPart[] = [
         ...request.images.map((image): ChatCompletionContentPart => ({ type: 'image_url', image_url: { url: toDataUrl(image) } })),
@@ -102,6 +104,11 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): InferenceBac
             max_tokens: g.maxNewTokens,
             temperature: g.temperature,
             ...(g.topP !== undefined && { top_p: g.topP }),
+            // vLLM compiles the schema into a grammar for guided decoding, a top-level array included
+            // (OpenAI's own API wants an object at the root).
+            ...(request.jsonSchema !== undefined && {
+              response_format: { type: 'json_schema' as const, json_schema: { name: request.jsonSchema.name, schema: request.jsonSchema.schema, strict: true } },
+            }),
           },
           { signal: own.signal },
         );

@@ -24,6 +24,11 @@ export interface InferenceBackend {
   /** Checks the backend is reachable and serves the model; fails early with a message naming the model and URL. */
   check(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Whether generate() honours `request.jsonSchema` by constraining decoding (vLLM's guided decoding,
+   * Gemini's JSON mode). Absent means no: the schema is ignored and the answer is free text.
+   */
+  readonly structuredOutput?: boolean;
 }
 
 /** Secrets and machinery a worker supplies; never part of a ModelSpec. */

@@ -1,0 +1,117 @@
+/**
+ * A real model as the VLA policy (issue 7 "The policy"): the three stage prompts asked through the
+ * VQA inference backends (activities/vqa/backends: an OpenAI-compatible server such as vLLM serving
+ * the LoRA adapter, Gemini zero-shot, local transformers + peft) with the paper's decoding settings,
+ * and answers parsed and repaired by ./parse. The scripted policy (./scripted) is not wrapped here.
+ */
+import type { PolicyStage } from '../../../data-schemas/prompts';
+import type { StationImageMime } from '../../../data-schemas/station';
+import type { ModelSpec } from '../../../data-schemas/vqa';
+import { createBackend, type BackendEnv, type GenerateResult } from '../../vqa/backends/types';
+import { policyDecoding, stageJsonSchema } from './decoding';
+import { decodeWithRepair, type DecodeAttempt, type StageValue } from './parse';
+
+/**
+ * The model and whether to constrain the action stage. The `model` variant of the episode input's
+ * PolicySpec (data-schemas/robot.ts) has this shape, so it can be passed as it is.
+ */
+export interface PolicyModelSpec {
+  model: ModelSpec;
+  /** Constrain the action chunk to ACTION_CHUNK_JSON_SCHEMA where the backend offers it (vLLM, Gemini; not local). */
+  structuredDecoding: boolean;
+}
+
+export interface PolicyQuestion {
+  stage: PolicyStage;
+  prompt: string;
+  /** The current camera frame (o_0 for subtasks, o_i otherwise). */
+  image: { mimeType: StationImageMime; data: Uint8Array };
+  /** Out-of-distribution tasks decode the subtask list at temperature 1.0 instead of 0.5. */
+  inDistribution: boolean;
+}
+
+export interface PolicyAnswer {
+  text: string;
+  /** Whether this answer was constrained to a JSON schema (grammar-constrained decoding). */
+  structured: boolean;
+  usage?: GenerateResult['usage'];
+}
+
+export interface PolicyModel {
+  /** One answer. Throws the backends' BackendError (an ApplicationFailure typed by its code). */
+  ask(question: PolicyQuestion, signal?: AbortSignal): Promise<PolicyAnswer>;
+  /** Whether action chunks are decoded under the schema: asked for in the spec and offered by the backend. */
+  readonly structuredDecoding: boolean;
+  /** Fails early, naming the model and URL, when the backend is unreachable or does not serve the model. */
+  check(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createPolicyModel(spec: PolicyModelSpec, env: BackendEnv): PolicyModel {
+  const backend = createBackend(spec.model, env);
+  const structuredDecoding = spec.structuredDecoding && backend.structuredOutput === true;
+  return {
+    structuredDecoding,
+    async ask(q, signal) {
+      const jsonSchema = structuredDecoding ? stageJsonSchema(q.stage) : undefined;
+      const answer = await backend.generate(
+        {
+          prompt: q.prompt,
+          images: [q.image],
+          generation: policyDecoding(q.stage, { inDistribution: q.inDistribution }),
+          ...(jsonSchema !== undefined && { jsonSchema }),
+        },
+        signal,
+      );
+      return { text: answer.text, structured: jsonSchema !== undefined, ...(answer.usage && { usage: answer.usage }) };
+    },
+    check: () => backend.check(),
+    close: () => backend.close(),
+  };
+}
+
+/** One call of a stage: the decode attempt plus its cost. */
+export interface TimedDecodeAttempt extends DecodeAttempt {
+  /** Wall time of the model call. */
+  latencyMs: number;
+  structured: boolean;
+}
+
+export type StageDecodeResult<T> = ({ ok: true; value: T } | { ok: false; error: string }) & {
+  /** Every call, repairs included, in order; more than one means format failures. */
+  attempts: TimedDecodeAttempt[];
+  /** Wall time of the whole stage, repairs included. */
+  latencyMs: number;
+  /** Tokens summed over the attempts that reported them. */
+  usage?: { inputTokens: number; outputTokens: number };
+};
+
+/**
+ * Asks a stage and parses the answer, re-prompting a malformed one at most `maxRepairs` times
+ * (decodeWithRepair), timing every call. A backend failure (BackendError) or an abort propagates:
+ * only malformed answers are this function's to handle.
+ */
+export async function decodeStage<S extends PolicyStage>(
+  model: PolicyModel,
+  q: Omit<PolicyQuestion, 'stage'> & { stage: S; maxRepairs: number },
+  signal?: AbortSignal,
+): Promise<StageDecodeResult<StageValue[S]>> {
+  const started = performance.now();
+  const calls: { latencyMs: number; structured: boolean; usage: PolicyAnswer['usage'] }[] = [];
+  const result = await decodeWithRepair({
+    stage: q.stage,
+    prompt: q.prompt,
+    maxRepairs: q.maxRepairs,
+    ask: async (prompt) => {
+      const t0 = performance.now();
+      const answer = await model.ask({ stage: q.stage, prompt, image: q.image, inDistribution: q.inDistribution }, signal);
+      calls.push({ latencyMs: performance.now() - t0, structured: answer.structured, usage: answer.usage });
+      return answer.text;
+    },
+  });
+  const attempts = result.attempts.map((a, i): TimedDecodeAttempt => ({ ...a, latencyMs: calls[i]?.latencyMs ?? 0, structured: calls[i]?.structured ?? false }));
+  const reported = calls.flatMap((c) => (c.usage ? [c.usage] : []));
+  const usage = reported.length > 0 ? { inputTokens: reported.reduce((s, u) => s + u.inputTokens, 0), outputTokens: reported.reduce((s, u) => s + u.outputTokens, 0) } : undefined;
+  const outcome = result.ok ? { ok: true as const, value: result.value } : { ok: false as const, error: result.error };
+  return { ...outcome, attempts, latencyMs: performance.now() - started, ...(usage && { usage }) };
+}

@@ -1,0 +1,311 @@
+import { z } from 'zod';
+import { Finite, IsoDateTime, ObjectUri, SafeId } from './common';
+import { ActionChunk } from './d-lan';
+import { State7 } from './d-rob';
+import { PolicyStage } from './prompts';
+import { ModelSpec } from './vqa';
+
+/**
+ * Robot episodes and evaluation campaigns (issue 7): inputs, signals, queries and records of the
+ * `robotEpisode`, `stationLock` and `evalCampaign` workflows. Units and axes are Bridge's.
+ */
+
+export const StationId = SafeId;
+
+/** The VLA under evaluation. */
+export const PolicySpec = z.discriminatedUnion('kind', [
+  z.strictObject({
+    /**
+     * Answers the three prompts from the simulator's ground truth (simulated stations only), with
+     * seeded noise and deliberate format errors so every branch of the loop runs.
+     */
+    kind: z.literal('scripted'),
+    seed: z.int().nonnegative().default(0),
+    /** Gaussian noise on each of dx, dy, dz, meters. */
+    actionStdMeters: Finite.pipe(z.number().min(0).max(0.02)).default(0.002),
+    /** Probability that an answer is malformed (exercises the repair loop). */
+    formatErrorRate: Finite.pipe(z.number().min(0).max(1)).default(0.05),
+    /** Probability that the subtask list names the wrong object. */
+    wrongSubtaskRate: Finite.pipe(z.number().min(0).max(1)).default(0),
+  }),
+  z.strictObject({
+    /** A real model behind one of the inference backends (OpenAI-compatible server, local transformers, Gemini). */
+    kind: z.literal('model'),
+    model: ModelSpec,
+    /** Constrain the action stage to the chunk's JSON schema where the backend offers it (vLLM, Gemini). */
+    structuredDecoding: z.boolean().default(false),
+    /** Where the model is called; by default the station's queue (openai), vla-gemini (gemini), vla-gpu (local). */
+    taskQueue: z.string().min(1).optional(),
+  }),
+]);
+export type PolicySpec = z.infer<typeof PolicySpec>;
+export type PolicySpecInput = z.input<typeof PolicySpec>;
+
+/** Who judges each executed chunk. */
+export const VerifierSpec = z.discriminatedUnion('kind', [
+  /** The simulator's true scene state (simulated stations only). */
+  z.strictObject({ kind: z.literal('oracle') }),
+  z.strictObject({
+    kind: z.literal('gemini'),
+    model: z.string().min(1).default('gemini-2.5-pro'),
+    /** @default vla-gemini */
+    taskQueue: z.string().min(1).optional(),
+  }),
+  /** No automatic verifier: every chunk waits for an operator's verdict signal. */
+  z.strictObject({ kind: z.literal('operator') }),
+]);
+export type VerifierSpec = z.infer<typeof VerifierSpec>;
+
+export const EpisodeLimits = z.strictObject({
+  /** Retries of one subtask before the episode gives up. */
+  maxRetriesPerSubtask: z.int().nonnegative().max(100).default(4),
+  /** Observe -> plan -> act -> verify cycles per episode. */
+  maxCycles: z.int().positive().max(500).default(40),
+  /** Wall-clock limit of the episode, from its start (pauses included). */
+  maxDurationSeconds: z.int().positive().max(86_400).default(900),
+  /** Repair re-prompts per malformed answer. */
+  maxRepairs: z.int().nonnegative().max(5).default(2),
+});
+export type EpisodeLimits = z.infer<typeof EpisodeLimits>;
+
+export const RobotEpisodeInput = z.strictObject({
+  /** The station whose worker polls `vla-station-<stationId>`. */
+  stationId: StationId,
+  /** What the policy is told, in any language. */
+  instruction: z.string().trim().min(1).max(2000),
+  /** The scene to lay out, in words the simulator understands; a real arm's operator sees it. Default: the instruction. */
+  scene: z.string().trim().min(1).max(2000).optional(),
+  /** Scene seed for simulated stations. */
+  seed: z.int().nonnegative().optional(),
+  /** Out-of-distribution instructions decode the subtask list at temperature 1.0 instead of 0.5. */
+  inDistribution: z.boolean().default(true),
+  policy: PolicySpec.default({ kind: 'scripted', seed: 0, actionStdMeters: 0.002, formatErrorRate: 0.05, wrongSubtaskRate: 0 }),
+  verifier: VerifierSpec.default({ kind: 'oracle' }),
+  limits: EpisodeLimits.default({ maxRetriesPerSubtask: 4, maxCycles: 40, maxDurationSeconds: 900, maxRepairs: 2 }),
+  /** The episode's folder: episode.json (the full log), d_rob/ and d_lan/ datasets, frames. */
+  outputUri: ObjectUri,
+  /** Campaign bookkeeping, copied into the record. */
+  labels: z.record(z.string(), z.string().max(200)).default({}),
+});
+export type RobotEpisodeInput = z.infer<typeof RobotEpisodeInput>;
+export type RobotEpisodeInputRaw = z.input<typeof RobotEpisodeInput>;
+
+export const VerdictDecision = z.enum(['proceed', 'retry']);
+export type VerdictDecision = z.infer<typeof VerdictDecision>;
+
+/** An operator's verdict (signal `verdict`): overrides the verifier for the current cycle. */
+export const OperatorVerdict = z.strictObject({
+  decision: VerdictDecision,
+  reason: z.string().trim().min(1).max(2000).default('operator'),
+  /** The cycle it is meant for; absent: the current (or next) verification. */
+  cycle: z.int().nonnegative().optional(),
+});
+export type OperatorVerdict = z.infer<typeof OperatorVerdict>;
+export type OperatorVerdictInput = z.input<typeof OperatorVerdict>;
+
+export const AbortRequest = z.strictObject({ reason: z.string().trim().min(1).max(2000).default('aborted by the operator') });
+export type AbortRequest = z.infer<typeof AbortRequest>;
+
+/** Signal and query names the Web UI shows. */
+export const EPISODE_SIGNALS = { pause: 'pause', resume: 'resume', abort: 'abort', verdict: 'verdict' } as const;
+export const EPISODE_STATUS_QUERY = 'status';
+
+export const StageLatency = z.strictObject({
+  stage: z.enum(['reset', 'subtasks', 'motion_plan', 'action', 'execute', 'verify', 'cycle']),
+  ms: z.number().nonnegative(),
+});
+export type StageLatency = z.infer<typeof StageLatency>;
+
+/** An observation as the workflow sees it: the frame lives in the store. */
+export const ObservationRef = z.strictObject({
+  frameUri: ObjectUri,
+  state: State7,
+  step: z.int().nonnegative(),
+  timestamp: IsoDateTime,
+});
+export type ObservationRef = z.infer<typeof ObservationRef>;
+
+export const DecodeAttemptRecord = z.strictObject({
+  prompt: z.string(),
+  raw: z.string(),
+  error: z.string().nullable(),
+  latencyMs: z.number().nonnegative(),
+  /** Whether the backend constrained this answer to a schema. */
+  structured: z.boolean(),
+});
+export type DecodeAttemptRecord = z.infer<typeof DecodeAttemptRecord>;
+
+/** One stage's answer: every attempt (repairs included) and the parsed value when one parsed. */
+export const StageRecord = z.strictObject({
+  stage: z.enum(PolicyStage),
+  attempts: z.array(DecodeAttemptRecord).min(1),
+  ok: z.boolean(),
+  /** Why the stage was abandoned (still malformed after the repairs). */
+  error: z.string().nullable(),
+  latencyMs: z.number().nonnegative(),
+});
+export type StageRecord = z.infer<typeof StageRecord>;
+
+export const VerdictRecord = z.strictObject({
+  decision: VerdictDecision,
+  reason: z.string(),
+  /** 'oracle', 'gemini:<model>', 'operator', or 'episode' (a cycle that never reached the verifier). */
+  by: z.string(),
+  promptVersion: z.string().nullable(),
+  raw: z.string().nullable(),
+  latencyMs: z.number().nonnegative(),
+});
+export type VerdictRecord = z.infer<typeof VerdictRecord>;
+
+export const CycleRecord = z.strictObject({
+  cycle: z.int().nonnegative(),
+  subtaskIndex: z.int().nonnegative(),
+  subtask: z.string(),
+  /** Attempt of this subtask, from 0. */
+  attempt: z.int().nonnegative(),
+  before: ObservationRef,
+  motionPlan: StageRecord.nullable(),
+  action: StageRecord.nullable(),
+  chunk: ActionChunk.nullable(),
+  /** Actions executed of the chunk, and the per-action observations (D_rob steps). */
+  executed: z.int().nonnegative(),
+  trace: z.array(ObservationRef),
+  after: ObservationRef.nullable(),
+  /** Why nothing (or not all) was executed: an unsafe chunk, a stale observation, an abort. */
+  executeError: z.string().nullable(),
+  /**
+   * The arm moved without the episode seeing the chunk's end (a lost answer, a restarted worker):
+   * the episode observed again. Not counted as a retry of the subtask.
+   */
+  interrupted: z.boolean(),
+  verdict: VerdictRecord,
+  latencies: z.array(StageLatency),
+  startedAt: IsoDateTime,
+});
+export type CycleRecord = z.infer<typeof CycleRecord>;
+
+export const EpisodeOutcome = z.enum([
+  /** Every subtask verified done. */
+  'completed',
+  'retries_exhausted',
+  'cycle_limit',
+  'time_limit',
+  'aborted',
+  /** The subtask list was still malformed after the repairs. */
+  'policy_format',
+  /** The station, the verifier or the model failed in a way retries cannot heal (see `reason`). */
+  'error',
+]);
+export type EpisodeOutcome = z.infer<typeof EpisodeOutcome>;
+
+/** The simulator's judgement of the final scene (null on a real arm). */
+export const SimEvaluation = z.strictObject({
+  task: z.string(),
+  success: z.boolean(),
+  score: z.number().nonnegative(),
+  maxScore: z.number().positive(),
+  milestones: z.array(z.strictObject({ name: z.string(), achieved: z.boolean() })),
+});
+export type SimEvaluation = z.infer<typeof SimEvaluation>;
+
+export const EpisodeStatus = z.strictObject({
+  phase: z.enum(['waiting_for_station', 'resetting', 'subtasks', 'observing', 'motion_plan', 'action', 'executing', 'verifying', 'paused', 'finishing', 'done']),
+  paused: z.boolean(),
+  stationId: z.string(),
+  subtasks: z.array(z.string()),
+  subtaskIndex: z.int().nonnegative(),
+  currentSubtask: z.string().nullable(),
+  cycle: z.int().nonnegative(),
+  retriesOnSubtask: z.int().nonnegative(),
+  lastVerdict: VerdictRecord.nullable(),
+  timings: z.strictObject({
+    elapsedMs: z.number().nonnegative(),
+    lastCycleMs: z.number().nonnegative().nullable(),
+    medianCycleMs: z.number().nonnegative().nullable(),
+    /** Latest latency of each stage. */
+    lastStageMs: z.record(z.string(), z.number()),
+  }),
+  outcome: EpisodeOutcome.nullable(),
+});
+export type EpisodeStatus = z.infer<typeof EpisodeStatus>;
+
+export const EpisodeRecord = z.strictObject({
+  formatVersion: z.literal(1),
+  episodeId: SafeId,
+  workflowId: z.string(),
+  runId: z.string(),
+  stationId: z.string(),
+  input: RobotEpisodeInput,
+  startedAt: IsoDateTime,
+  finishedAt: IsoDateTime,
+  outcome: EpisodeOutcome,
+  reason: z.string(),
+  subtasks: z.array(z.string()),
+  subtasksStage: StageRecord.nullable(),
+  reset: ObservationRef.nullable(),
+  cycles: z.array(CycleRecord),
+  evaluation: SimEvaluation.nullable(),
+  operatorEvents: z.array(z.strictObject({ at: IsoDateTime, event: z.string(), detail: z.string() })),
+});
+export type EpisodeRecord = z.infer<typeof EpisodeRecord>;
+
+export const RobotEpisodeResult = z.strictObject({
+  episodeId: SafeId,
+  outcome: EpisodeOutcome,
+  reason: z.string(),
+  /** The simulator's verdict on the final scene; null on a real arm. */
+  success: z.boolean().nullable(),
+  evaluation: SimEvaluation.nullable(),
+  cycles: z.int().nonnegative(),
+  subtasks: z.array(z.string()),
+  subtasksCompleted: z.int().nonnegative(),
+  formatFailures: z.int().nonnegative(),
+  repairs: z.int().nonnegative(),
+  /** episode.json (the full log), and the D_rob / D_lan datasets of the episode. */
+  recordUri: ObjectUri,
+  dRobUri: ObjectUri.nullable(),
+  dLanUri: ObjectUri.nullable(),
+});
+export type RobotEpisodeResult = z.infer<typeof RobotEpisodeResult>;
+
+// ---------------------------------------------------------------------------------------------
+// Station lock: one episode at a time per station.
+
+export const STATION_LOCK_SIGNALS = { acquire: 'acquire', release: 'release', granted: 'stationGranted', ping: 'stationPing' } as const;
+export const StationLeaseRequest = z.strictObject({ workflowId: z.string().min(1), runId: z.string().min(1) });
+export type StationLeaseRequest = z.infer<typeof StationLeaseRequest>;
+export const stationLockWorkflowId = (stationId: string): string => `station-lock-${stationId}`;
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation campaigns
+
+export const SuiteTaskId = z.enum(['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above']);
+export type SuiteTaskId = z.infer<typeof SuiteTaskId>;
+
+export const EvalCampaignInput = z.strictObject({
+  /** Figure-5 tasks to run (default all five). */
+  tasks: z.array(SuiteTaskId).min(1).default(['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above']),
+  /** Trials per task (the paper: 30, 90 for multilingual). */
+  trials: z.int().positive().max(1000).default(3),
+  /** Stations to spread the trials over; each runs one episode at a time. */
+  stations: z.array(StationId).min(1).default(['sim-1']),
+  policy: PolicySpec.default({ kind: 'scripted', seed: 0, actionStdMeters: 0.002, formatErrorRate: 0.05, wrongSubtaskRate: 0 }),
+  verifier: VerifierSpec.default({ kind: 'oracle' }),
+  limits: EpisodeLimits.default({ maxRetriesPerSubtask: 4, maxCycles: 40, maxDurationSeconds: 900, maxRepairs: 2 }),
+  /** Scene seeds are seed + trial. */
+  seed: z.int().nonnegative().default(0),
+  /** The campaign's folder: episodes/<task>-<trial>/, summary.json and report.html. */
+  outputUri: ObjectUri,
+  title: z.string().min(1).max(200).default('VLM2VLA robot evaluation (Figure 5 tasks)'),
+});
+export type EvalCampaignInput = z.infer<typeof EvalCampaignInput>;
+
+export const EvalCampaignResult = z.strictObject({
+  campaignId: z.string(),
+  episodes: z.int().nonnegative(),
+  reportUri: ObjectUri,
+  summaryUri: ObjectUri,
+  /** Success rate per task, %. */
+  successRate: z.record(z.string(), z.number()),
+});
+export type EvalCampaignResult = z.infer<typeof EvalCampaignResult>;
