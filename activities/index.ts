@@ -6,6 +6,9 @@ import { createTrainingActivities, type TrainingDeps } from './training/train';
 import { createVqaRuntime } from './vqa/activities';
 import { createNightlyActivities } from './vqa/nightly';
 import type { PythonEnv } from '../infra/python';
+import { createCampaignActivities } from './robot/campaign/activities';
+import { createEpisodeActivities } from './robot/episode/episode-activities';
+import { createModelPolicyActivities } from './robot/episode/policy-model';
 
 /** Everything activities need from the outside, injected once per worker. */
 export interface ActivityDeps {
@@ -26,6 +29,8 @@ export function createCpuActivities(deps: ActivityDeps) {
     ...createShardActivities({ store: deps.store }),
     ...vqa.activities,
     ...createNightlyActivities({ store: deps.store }),
+    finalizeEpisode: createEpisodeActivities({ store: deps.store }).finalizeEpisode,
+    ...createCampaignActivities({ store: deps.store }),
   };
 }
 
@@ -37,7 +42,12 @@ export function createGeminiActivities(deps: ActivityDeps) {
     ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }),
     ...(deps.gemini?.baseUrl !== undefined && { geminiBaseUrl: deps.gemini.baseUrl }),
   });
-  return { labelGemini, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems };
+  const episodes = createEpisodeActivities({ store: deps.store, ...(deps.gemini && { gemini: deps.gemini }) });
+  const policy = createModelPolicyActivities({
+    store: deps.store,
+    env: { ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }), ...(deps.gemini?.baseUrl !== undefined && { geminiBaseUrl: deps.gemini.baseUrl }) },
+  });
+  return { labelGemini, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, verifyGemini: episodes.verifyGemini, ...policy };
 }
 
 export type CpuActivities = ReturnType<typeof createCpuActivities>;
@@ -49,5 +59,6 @@ export type GpuActivityDeps = TrainingDeps;
 export function createGpuActivities(deps: GpuActivityDeps) {
   const python: () => Promise<PythonEnv> = deps.pythonEnv;
   const { activities: vqa } = createVqaRuntime({ store: deps.store, python, adapterCacheDir: `${deps.workDir}/adapters` });
-  return { ...createTrainingActivities(deps), checkBackend: vqa.checkBackend, predictItems: vqa.predictItems };
+  const policy = createModelPolicyActivities({ store: deps.store, env: { python } });
+  return { ...createTrainingActivities(deps), checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, ...policy };
 }

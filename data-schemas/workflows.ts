@@ -3,6 +3,7 @@ import { ObjectUri, Sha256Hex } from './common';
 import { RelabelDatasetInput, RelabelTrajectoryInput } from './relabel';
 import { ShardDatasetInput, TrainLoraInput } from './training';
 import { NightlyEvaluationInput, VqaEvaluateInput, VqaSweepInput } from './vqa';
+import { EvalCampaignInput, RobotEpisodeInput } from './robot';
 
 /**
  * Inputs and results of every workflow. Workflows parse their input with these first: the Web UI
@@ -47,4 +48,6 @@ export const WORKFLOW_INPUTS = {
   vqaSweep: VqaSweepInput,
   vqaEvaluate: VqaEvaluateInput,
   nightlyEvaluation: NightlyEvaluationInput,
+  robotEpisode: RobotEpisodeInput,
+  evalCampaign: EvalCampaignInput,
 } as const;

@@ -12,7 +12,10 @@ import { checkTemporal, ensureTemporalCli, startDevServer } from './temporal';
  * log file in the state folder. Temporal keeps its SQLite database there, so a restart keeps every
  * workflow.
  */
-export const COMPONENTS = ['temporal', 'worker-cpu', 'worker-gemini', 'worker-gpu'] as const;
+export const COMPONENTS = ['temporal', 'worker-cpu', 'worker-gemini', 'worker-gpu', 'station-sim-1'] as const;
+
+/** The simulated station the local stack runs, so robot episodes work out of the box. */
+export const DEFAULT_SIM_STATION = 'sim-1';
 export type Component = (typeof COMPONENTS)[number];
 
 export interface StackPaths {
@@ -47,7 +50,7 @@ export function uiUrl(config: ResolvedConfig): string {
   return `http://${host}:${config.uiPort}/namespaces/${config.namespace}/workflows`;
 }
 
-async function waitForPollers(
+export async function waitForPollers(
   config: ResolvedConfig,
   taskQueue: string,
   kind: 'workflow' | 'activity',
@@ -98,21 +101,22 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
     log(`temporal started (pid ${server.pid}) at ${server.address}, database ${paths.dbFile}`);
   }
   if (options.worker === false) return;
-  for (const kind of ['cpu', 'gemini', 'gpu'] as const) {
-    const component: Component = `worker-${kind}`;
+  for (const kind of ['cpu', 'gemini', 'gpu', 'station'] as const) {
+    const component: Component = kind === 'station' ? `station-${DEFAULT_SIM_STATION}` : `worker-${kind}`;
     const pid = readPidFile(paths.pidFile(component));
     if (pid !== undefined && isAlive(pid)) {
       log(`${component} already running (pid ${pid})`);
       continue;
     }
-    const worker = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', kind], {
+    const args = kind === 'station' ? ['worker', 'station', '--id', DEFAULT_SIM_STATION] : ['worker', kind];
+    const worker = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), ...args], {
       logFile: paths.logFile(component),
       pidFile: paths.pidFile(component),
       detached: true,
       cwd: REPO_ROOT,
       env: { ...process.env, TEMPORAL_ADDRESS: config.temporalAddress, TEMPORAL_NAMESPACE: config.namespace, VLA_STATE_DIR: config.stateDir },
     });
-    const queue = TaskQueue[kind];
+    const queue = kind === 'station' ? TaskQueue.station(DEFAULT_SIM_STATION) : TaskQueue[kind];
     await waitForPollers(config, queue, kind === 'cpu' ? 'workflow' : 'activity', worker.pid, worker.logFile);
     log(`${component} started (pid ${worker.pid}) polling ${queue}`);
   }

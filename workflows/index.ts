@@ -6,3 +6,6 @@ export { shardDataset, shardProgressQuery } from './training/shard-dataset';
 export { vqaSweep } from './vqa/vqa-sweep';
 export { vqaEvaluate, vqaEvaluateProgressQuery } from './vqa/vqa-evaluate';
 export { nightlyEvaluation } from './vqa/nightly-evaluation';
+export { robotEpisode, episodeStatusQuery, pauseSignal, resumeSignal, abortSignal, verdictSignal } from './robot/robot-episode';
+export { stationLock, stationLockQuery } from './robot/station-lock';
+export { evalCampaign, campaignProgressQuery } from './robot/eval-campaign';

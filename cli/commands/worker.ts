@@ -8,19 +8,28 @@ import { ensurePythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
 import { createGpuWorker, defaultGpuWorkDir } from '../../workers/gpu';
-import { positiveInt } from '../options';
+import { nonNegativeInt, positiveInt } from '../options';
+import { SafeId } from '../../data-schemas/common';
+import { StationConfig } from '../../data-schemas/station';
+import { closeStation, createStationWorker, stationStateDir } from '../../workers/station';
 
-export const WORKER_KINDS = ['cpu', 'gemini', 'gpu'] as const;
+export const WORKER_KINDS = ['cpu', 'gemini', 'gpu', 'station'] as const;
 export type WorkerKind = (typeof WORKER_KINDS)[number];
 
 export function registerWorker(program: Command): void {
   program
     .command('worker')
     .description('run a worker in the foreground (SIGINT/SIGTERM shut it down gracefully)')
-    .addArgument(new Argument('<kind>', 'cpu: workflows and CPU activities; gemini: model calls under the global rate limit; gpu: LoRA training, one run at a time').choices(WORKER_KINDS))
+    .addArgument(
+      new Argument('<kind>', 'cpu: workflows and CPU activities; gemini: model calls under the global rate limit; gpu: LoRA training, one run at a time; station: one robot arm (simulated or real), one chunk at a time').choices(WORKER_KINDS),
+    )
     .option('--task-queue <name>', 'poll this task queue instead of the default (vla-cpu / vla-gemini / vla-gpu)')
     .option('--rate <calls-per-second>', 'gemini: the server-side rate limit of the queue, for all its workers together', positiveInt, 5)
-    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number }) => {
+    .option('--id <station-id>', 'station: the station id; the worker polls vla-station-<id>', 'sim-1')
+    .option('--url <url>', 'station: a real WidowX behind an HTTP action server (docs/station-protocol.md); without it the station is simulated')
+    .option('--sim-task <task>', 'station (simulated): the scene a reset lays out when the episode names none', 'put the carrot on the plate')
+    .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
+    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; simTask: string; stepDelayMs: number }) => {
       const config = loadConfig();
       const connection = await NativeConnection.connect({ address: config.temporalAddress });
       try {
@@ -29,8 +38,26 @@ export function registerWorker(program: Command): void {
         // The key is read here, in the worker that calls Gemini, and nowhere else.
         const apiKey = process.env.GEMINI_API_KEY ?? process.env.GOOGLE_API_KEY;
         const baseUrl = process.env.GOOGLE_GEMINI_BASE_URL;
+        let onExit: (() => Promise<void>) | undefined;
         const worker: Worker = await (async () => {
           switch (kind) {
+            case 'station': {
+              const stationId = SafeId.parse(opts.id);
+              const station = StationConfig.parse(opts.url !== undefined ? { kind: 'widowx-http', url: opts.url } : { kind: 'sim', task: opts.simTask, stepDelayMs: opts.stepDelayMs });
+              const openaiApiKey = process.env.OPENAI_API_KEY;
+              const created = await createStationWorker({
+                connection,
+                namespace: config.namespace,
+                stationId,
+                station,
+                store,
+                stateDir: stationStateDir(config.stateDir, stationId),
+                modelEnv: { ...(openaiApiKey !== undefined && { openaiApiKey }) },
+              });
+              onExit = () => closeStation(created.driver);
+              console.log(`station ${stationId} (${station.kind === 'sim' ? 'simulated' : station.url}) polling vla-station-${stationId}`);
+              return created.worker;
+            }
             case 'cpu': {
               // Only for OpenAI-compatible servers started with an API key (vLLM --api-key).
               const openaiApiKey = process.env.OPENAI_API_KEY;
@@ -58,7 +85,11 @@ export function registerWorker(program: Command): void {
             }
           }
         })();
-        await worker.run();
+        try {
+          await worker.run();
+        } finally {
+          await onExit?.();
+        }
       } finally {
         await connection.close();
       }

@@ -1,0 +1,177 @@
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ActionChunk } from '../../../data-schemas/d-lan';
+import type { ObservationRef, SimEvaluation, VerdictRecord } from '../../../data-schemas/robot';
+import type { ObjectStore } from '../../store/types';
+import { SimStationDriver } from '../station/sim';
+import { StationError } from '../station/errors';
+import type { StationDriver } from '../station/types';
+import { stageObservation } from './frames';
+import { withStationFailures } from './failures';
+import { runScriptedStage, type PolicyStageInput, type PolicyStageResult } from './policy';
+import { runModelStage, type PolicyModelEnv } from './policy-model';
+import { verifyWithOracle, type VerifyInput } from './verify';
+
+export interface StationActivityDeps {
+  stationId: string;
+  driver: StationDriver;
+  store: ObjectStore;
+  /** The station worker's own folder: who owns the arm survives a worker restart. */
+  stateDir: string;
+  /** For model policies called from the station (OpenAI-compatible servers). */
+  modelEnv?: PolicyModelEnv;
+}
+
+export interface EpisodeRef {
+  episodeId: string;
+  /** The episode's folder; frames are staged under it. */
+  outputUri: string;
+}
+
+export interface ExecuteChunkInput extends EpisodeRef {
+  chunk: ActionChunk;
+  /** The step of the observation the chunk was planned from. */
+  expectedStep: number;
+}
+
+export interface ExecuteChunkResult {
+  executed: number;
+  stopped: boolean;
+  after: ObservationRef;
+  trace: ObservationRef[];
+}
+
+/**
+ * The activities of one station's worker (task queue `vla-station-<id>`, one activity at a time).
+ * Every call names its episode; the arm belongs to the episode that reset it last, and an
+ * activity of any other episode is refused before anything moves.
+ */
+export function createStationActivities(deps: StationActivityDeps) {
+  const { driver, store } = deps;
+  const ownerFile = join(deps.stateDir, 'owner.json');
+  mkdirSync(deps.stateDir, { recursive: true });
+
+  const owner = (): string | undefined => {
+    try {
+      return (JSON.parse(readFileSync(ownerFile, 'utf8')) as { episodeId?: string }).episodeId;
+    } catch {
+      return undefined;
+    }
+  };
+  const claim = (episodeId: string): void => {
+    writeFileSync(`${ownerFile}.tmp`, JSON.stringify({ episodeId, since: new Date().toISOString() }));
+    renameSync(`${ownerFile}.tmp`, ownerFile);
+  };
+  const checkOwner = (episodeId: string): void => {
+    const current = owner();
+    if (current !== episodeId) {
+      throw new StationError('busy', current === undefined ? `station ${deps.stationId} has no episode: reset it first` : `station ${deps.stationId} belongs to episode ${current}, not ${episodeId}`);
+    }
+  };
+  const sim = (): SimStationDriver => {
+    if (!(driver instanceof SimStationDriver)) throw new Error(`station ${deps.stationId} is a real arm (${driver.kind}); only a simulated station knows the true scene`);
+    return driver;
+  };
+
+  return {
+    stationReset: withStationFailures(async (input: EpisodeRef & { instruction: string; scene?: string; seed?: number }): Promise<ObservationRef> => {
+      claim(input.episodeId);
+      const o = await driver.reset({ instruction: input.instruction, ...(input.scene !== undefined && { scene: input.scene }), ...(input.seed !== undefined && { seed: input.seed }) });
+      return stageObservation(store, input.outputUri, o);
+    }),
+
+    stationObserve: withStationFailures(async (input: EpisodeRef): Promise<ObservationRef> => {
+      checkOwner(input.episodeId);
+      return stageObservation(store, input.outputUri, await driver.observe());
+    }),
+
+    /**
+     * Executes one chunk planned at `expectedStep`, heartbeating after every action. A cancelled
+     * activity (an abort) stops the arm after the action in progress and reports what ran.
+     */
+    stationExecute: withStationFailures(async (input: ExecuteChunkInput): Promise<ExecuteChunkResult> => {
+      checkOwner(input.episodeId);
+      // Outside an activity (the benchmark's direct loop) there is nothing to heartbeat to.
+      const ctx = tryContext();
+      const controller = new AbortController();
+      const onCancel = (): void => controller.abort();
+      ctx?.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+      const keepAlive = ctx ? setInterval(() => ctx.heartbeat({ phase: 'executing' }), 1_000) : undefined;
+      try {
+        ctx?.heartbeat({ phase: 'start' });
+        const res = await driver.execute(input.chunk, controller.signal, { expectedStep: input.expectedStep });
+        const trace: ObservationRef[] = [];
+        for (const o of res.trace) trace.push(await stageObservation(store, input.outputUri, o));
+        const after = trace[trace.length - 1]?.step === res.observation.step ? (trace[trace.length - 1] as ObservationRef) : await stageObservation(store, input.outputUri, res.observation);
+        if (ctx?.cancellationSignal.aborted) {
+          // The workflow no longer waits for this answer; what moved is in the staged frames.
+          throw new CancelledFailure(`chunk stopped after ${res.executed} of ${input.chunk.length} actions`);
+        }
+        return { executed: res.executed, stopped: res.stopped, after, trace };
+      } finally {
+        clearInterval(keepAlive);
+        ctx?.cancellationSignal.removeEventListener('abort', onCancel);
+      }
+    }),
+
+    stationSafeStop: withStationFailures(async (input: { reason: string }): Promise<void> => {
+      await driver.safeStop(input.reason);
+    }),
+
+    /** Lets the arm go: the next episode's reset claims it. */
+    stationRelease: withStationFailures((input: { episodeId: string }): Promise<void> => {
+      if (owner() === input.episodeId) rmSync(ownerFile, { force: true });
+      return Promise.resolve();
+    }),
+
+    /** The simulator's judgement of the episode (success, partial credit); null on a real arm. */
+    stationEvaluate: withStationFailures((input: { episodeId: string }): Promise<SimEvaluation | null> => {
+      if (!(driver instanceof SimStationDriver)) return Promise.resolve(null);
+      checkOwner(input.episodeId);
+      const task = driver.simTask();
+      const outcome = task.evaluate(driver.simHistory());
+      return Promise.resolve({ task: task.text, success: outcome.success, score: outcome.score, maxScore: outcome.maxScore, milestones: outcome.milestones.map((m) => ({ name: m.name, achieved: m.achieved })) });
+    }),
+
+    /** A policy stage on the station: the scripted policy (ground truth) or an OpenAI-compatible model. */
+    policyStage: async (input: PolicyStageInput): Promise<PolicyStageResult> => {
+      checkOwnerAsFailure(checkOwner, input.episodeId);
+      if (input.policy.kind === 'scripted') {
+        const s = sim();
+        return runScriptedStage(input, () => ({ task: s.simTask(), world: s.simWorld(), subtaskIndex: input.subtaskIndex }));
+      }
+      return runModelStage(store, input, deps.modelEnv ?? {});
+    },
+
+    /** The simulator oracle: judges the chunk on the true scene. */
+    verifyOracle: async (input: VerifyInput): Promise<VerdictRecord> => {
+      checkOwnerAsFailure(checkOwner, input.episodeId);
+      let s: SimStationDriver;
+      try {
+        s = sim();
+      } catch (err) {
+        throw ApplicationFailure.nonRetryable((err as Error).message, 'VerifierUnavailable');
+      }
+      return verifyWithOracle(store, input, () => s.simWorld(), () => s.simTask());
+    },
+  };
+}
+
+function tryContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+function checkOwnerAsFailure(check: (episodeId: string) => void, episodeId: string): void {
+  try {
+    check(episodeId);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable((err as Error).message, 'Station:busy');
+  }
+}
+
+export type StationActivities = ReturnType<typeof createStationActivities>;

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { waitForPollers } from '../../infra/dev-stack';
+import { isAlive, startProcess, stopProcess } from '../../infra/processes';
+import { TaskQueue } from '../../data-schemas/workflows';
+
+export interface StationProcess {
+  stationId: string;
+  pid: number;
+  logFile: string;
+  /** The station's folder (owner.json, sim-arm.jsonl). */
+  stateDir: string;
+  /** SIGKILL: the worker dies mid-whatever, as a crashed machine would. */
+  kill(): void;
+  /** Graceful stop (SIGTERM, then SIGKILL after the grace period). */
+  stop(): Promise<void>;
+}
+
+export interface StationProcessOptions {
+  stationId?: string;
+  /** The project state directory the worker uses (the station's folder lies under it). */
+  stateDir: string;
+  storeUri: string;
+  simTask?: string;
+  stepDelayMs?: number;
+  /** A real-arm URL (the widowx-http driver) instead of the simulator. */
+  url?: string;
+}
+
+/** A fresh station id no other test shares. */
+export const uniqueStationId = (name: string): string => `t-${name}-${randomUUID().slice(0, 6)}`;
+
+/**
+ * A real station worker process (`vla worker station`) against the suite's dev server, returned
+ * once it polls its task queue.
+ */
+export async function startStationProcess(options: StationProcessOptions): Promise<StationProcess> {
+  const { address, namespace } = inject('temporal');
+  const stationId = options.stationId ?? uniqueStationId('station');
+  const args = [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', 'station', '--id', stationId];
+  if (options.url) args.push('--url', options.url);
+  if (options.simTask) args.push('--sim-task', options.simTask);
+  if (options.stepDelayMs !== undefined) args.push('--step-delay-ms', String(options.stepDelayMs));
+  const env = { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, VLA_STATE_DIR: options.stateDir, VLA_STORE_URI: options.storeUri };
+  const logFile = join(options.stateDir, 'logs', `station-${stationId}-${Date.now()}.log`);
+  const proc = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), args, { logFile, env, cwd: REPO_ROOT, detached: true });
+  const config = loadConfig(env);
+  await waitForPollers(config, TaskQueue.station(stationId), 'activity', proc.pid, logFile);
+  return {
+    stationId,
+    pid: proc.pid,
+    logFile,
+    stateDir: join(options.stateDir, 'stations', stationId),
+    kill() {
+      if (isAlive(proc.pid)) process.kill(-proc.pid, 'SIGKILL');
+    },
+    stop: () => stopProcess(proc.pid, { graceMs: 10_000, group: true }),
+  };
+}

@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileStore, getJson } from '../../activities/store';
+import { launchChromium } from '../../activities/vqa/browser';
+import { EpisodeRecord, EvalCampaignResult, type EvalCampaignInput } from '../../data-schemas/robot';
+import { fileUri, joinUri } from '../../data-schemas/uri';
+import { createCpuWorker } from '../../workers/cpu';
+import type { evalCampaign } from '../../workflows';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { startStationProcess, type StationProcess } from '../helpers/stations';
+
+/**
+ * evalCampaign: Figure-5 tasks x trials on real station worker processes, two campaigns sharing
+ * one station (the station lock hands it over episode by episode), the report checked in Chromium.
+ */
+describe('evalCampaign', () => {
+  const store = new FileStore();
+  let env: TemporalTestEnv;
+  let dir: string;
+  let storeUri: string;
+  let cpuQueue: string;
+  let stopCpu: () => Promise<void>;
+  let station: StationProcess;
+
+  beforeAll(async () => {
+    env = await connectTestTemporal();
+    dir = mkdtempSync(join(tmpdir(), 'vla-campaign-'));
+    storeUri = fileUri(join(dir, 'store'));
+    cpuQueue = uniqueTaskQueue('campaign-cpu');
+    const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: cpuQueue, workflowBundle: await workflowBundle(), deps: { store } });
+    const running = worker.run();
+    stopCpu = async () => {
+      worker.shutdown();
+      await running;
+    };
+    station = await startStationProcess({ stateDir: join(dir, 'state'), storeUri });
+  }, 120_000);
+
+  afterAll(async () => {
+    await station?.stop();
+    await stopCpu?.();
+    await env?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('two campaigns contend for one station: every episode runs alone on the arm, both reports are right', async () => {
+    const policy = { kind: 'scripted', seed: 0, actionStdMeters: 0, formatErrorRate: 0, wrongSubtaskRate: 0 } as const;
+    const a: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['pick_up', 'item_above'], trials: 2, stations: [station.stationId], policy, outputUri: joinUri(storeUri, 'campaign-a'), seed: 0 });
+    const b: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['multilingual'], trials: 3, stations: [station.stationId], policy, outputUri: joinUri(storeUri, 'campaign-b'), seed: 10 });
+    const [ha, hb] = await Promise.all([
+      env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-a-${Date.now()}`, args: [a] }),
+      env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-b-${Date.now()}`, args: [b] }),
+    ]);
+    const [ra, rb] = (await Promise.all([ha.result(), hb.result()])).map((r) => EvalCampaignResult.parse(r)) as [EvalCampaignResult, EvalCampaignResult];
+    expect(ra.episodes).toBe(4);
+    expect(rb.episodes).toBe(3);
+    // The scripted policy with exact actions does every Figure-5 task, in every language.
+    expect(ra.successRate).toEqual({ pick_up: 100, item_above: 100 });
+    expect(rb.successRate).toEqual({ multilingual: 100 });
+
+    // One episode at a time on the arm: from its reset to its end, no other episode's reset.
+    const records: EpisodeRecord[] = [];
+    for (const [root, keys] of [
+      ['campaign-a', ['pick_up-t000', 'pick_up-t001', 'item_above-t000', 'item_above-t001']],
+      ['campaign-b', ['multilingual-t000', 'multilingual-t001', 'multilingual-t002']],
+    ] as const) {
+      for (const key of keys) records.push(await getJson(store, joinUri(storeUri, root, 'episodes', key, 'episode.json'), EpisodeRecord));
+    }
+    const spans = records.map((r) => ({ from: Date.parse(r.reset?.timestamp ?? ''), to: Date.parse(r.finishedAt) })).sort((x, y) => x.from - y.from);
+    spans.slice(1).forEach((s, i) => expect(s.from).toBeGreaterThanOrEqual((spans[i] as { to: number }).to));
+    // Both campaigns ran on the one arm.
+    expect(new Set(records.map((r) => r.input.labels.campaign)).size).toBe(2);
+    expect(records.filter((r) => r.input.labels.task === 'multilingual').map((r) => r.input.labels.language)).toEqual(['es', 'zh', 'hi']);
+    expect(records.filter((r) => r.input.labels.task === 'multilingual').every((r) => !r.input.inDistribution)).toBe(true);
+
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(ra.reportUri);
+      const rows = await page.evaluate<string[]>(`[...document.querySelectorAll('#figure5 tr[data-task]')].map((tr) => tr.getAttribute('data-task'))`);
+      expect(rows).toEqual(expect.arrayContaining(['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above']));
+      const thisRun = await page.evaluate<string | null>(`document.querySelector('#figure5 tr[data-task="item_above"] td.this-run')?.getAttribute('data-rate') ?? null`);
+      expect(Number(thisRun)).toBe(1);
+      const widths = await page.evaluate<number[]>(`[...document.querySelectorAll('.filmstrip .frame img')].map((img) => img.complete ? img.naturalWidth : 0)`);
+      expect(widths.length).toBeGreaterThanOrEqual(4 * 3);
+      expect(widths.every((w) => w > 0)).toBe(true);
+      expect(await page.evaluate<number>(`document.querySelectorAll('.episode').length`)).toBe(4);
+    } finally {
+      await browser.close();
+    }
+  }, 600_000);
+});
+
+function EvalCampaignInputOf(x: Omit<EvalCampaignInput, 'verifier' | 'limits' | 'title'>): EvalCampaignInput {
+  return { ...x, verifier: { kind: 'oracle' }, limits: { maxRetriesPerSubtask: 4, maxCycles: 60, maxDurationSeconds: 900, maxRepairs: 2 }, title: 'test campaign' };
+}

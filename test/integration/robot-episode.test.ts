@@ -1,0 +1,223 @@
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileStore, getJson } from '../../activities/store';
+import { DLanRecord } from '../../data-schemas/d-lan';
+import { DRobTrajectory } from '../../data-schemas/d-rob';
+import { DatasetManifest } from '../../data-schemas/manifest';
+import { EpisodeRecord, RobotEpisodeResult, type EpisodeStatus, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
+import { fileUri, joinUri } from '../../data-schemas/uri';
+import { createCpuWorker } from '../../workers/cpu';
+import type { robotEpisode } from '../../workflows';
+import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { startStationProcess, uniqueStationId, type StationProcess } from '../helpers/stations';
+
+/**
+ * robotEpisode end to end: a real dev server, the workflow on an in-process CPU worker, and real
+ * station worker processes (`vla worker station`) driving the simulator.
+ */
+describe('robotEpisode on real station worker processes', () => {
+  const store = new FileStore();
+  let env: TemporalTestEnv;
+  let dir: string;
+  let storeUri: string;
+  let cpuQueue: string;
+  let stopCpu: () => Promise<void>;
+  const stations: StationProcess[] = [];
+
+  beforeAll(async () => {
+    env = await connectTestTemporal();
+    dir = mkdtempSync(join(tmpdir(), 'vla-episode-'));
+    storeUri = fileUri(join(dir, 'store'));
+    cpuQueue = uniqueTaskQueue('episode-cpu');
+    const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: cpuQueue, workflowBundle: await workflowBundle(), deps: { store } });
+    const running = worker.run();
+    stopCpu = async () => {
+      worker.shutdown();
+      await running;
+    };
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(stations.map((s) => s.stop()));
+    await stopCpu?.();
+    await env?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  const station = async (opts: { stepDelayMs?: number; simTask?: string; stationId?: string } = {}): Promise<StationProcess> => {
+    const s = await startStationProcess({ stateDir: join(dir, 'state'), storeUri, ...opts });
+    stations.push(s);
+    return s;
+  };
+
+  let n = 0;
+  const start = (input: Omit<RobotEpisodeInputRaw, 'outputUri'>): Promise<WorkflowHandle<typeof robotEpisode>> => {
+    const id = `episode-test-${Date.now()}-${n++}`;
+    return env.client.workflow.start<typeof robotEpisode>('robotEpisode', { taskQueue: cpuQueue, workflowId: id, args: [{ outputUri: joinUri(storeUri, 'episodes', id), ...input }] });
+  };
+  const status = (h: WorkflowHandle): Promise<EpisodeStatus> => h.query<EpisodeStatus>('status');
+  const waitFor = async (h: WorkflowHandle, pred: (s: EpisodeStatus) => boolean, what: string): Promise<EpisodeStatus> => {
+    for (let i = 0; i < 600; i++) {
+      const s = await status(h);
+      if (pred(s)) return s;
+      await sleep(100);
+    }
+    throw new Error(`the episode never reached: ${what}`);
+  };
+  const recordOf = (result: RobotEpisodeResult): Promise<EpisodeRecord> => getJson(store, result.recordUri, EpisodeRecord);
+  const exact = { seed: 1, actionStdMeters: 0, formatErrorRate: 0 } as const;
+
+  it('proceeds through every subtask, succeeds in the simulator, and records the episode as D_rob + D_lan', async () => {
+    const s = await station();
+    const h = await start({ stationId: s.stationId, instruction: 'put the carrot on the plate', seed: 3, policy: { kind: 'scripted', ...exact } });
+    const result = RobotEpisodeResult.parse(await h.result());
+    expect(result).toMatchObject({ outcome: 'completed', success: true, formatFailures: 0, repairs: 0 });
+    expect(result.subtasksCompleted).toBe(result.subtasks.length);
+    expect(result.subtasks[0]).toMatch(/^Move to/);
+
+    const record = await recordOf(result);
+    expect(record.cycles.length).toBeGreaterThanOrEqual(result.subtasks.length);
+    for (const c of record.cycles) {
+      expect(c.motionPlan?.ok && c.action?.ok).toBe(true);
+      expect(c.verdict.by).toBe('oracle');
+      expect(c.latencies.map((l) => l.stage)).toEqual(expect.arrayContaining(['motion_plan', 'action', 'execute', 'verify', 'cycle']));
+    }
+    // Cycles chain: each starts where the previous one ended.
+    record.cycles.slice(1).forEach((c, i) => expect(c.before.step).toBe(record.cycles[i]?.after?.step));
+    expect(record.evaluation).toMatchObject({ success: true });
+
+    const dRob = await getJson(store, joinUri(result.dRobUri as string, 'manifest.json'), DatasetManifest);
+    const traj = await getJson(store, joinUri(result.dRobUri as string, dRob.trajectories[0]?.record as string), DRobTrajectory);
+    const lastStep = record.cycles[record.cycles.length - 1]?.after?.step as number;
+    expect(traj.steps).toHaveLength(lastStep + 1);
+    expect(traj.source).toMatchObject({ kind: 'robot_episode', station: s.stationId, workflowId: h.workflowId });
+    const dLanManifest = await getJson(store, joinUri(result.dLanUri as string, 'manifest.json'), DatasetManifest);
+    const dLan = await getJson(store, joinUri(result.dLanUri as string, dLanManifest.trajectories[0]?.record as string), DLanRecord);
+    expect(dLan.steps).toHaveLength(record.cycles.length);
+    expect(dLan.steps.map((st) => st.subtask)).toEqual(record.cycles.map((c) => c.subtask));
+    expect(dLan.auxiliary.subtaskCompletion).toHaveLength(result.subtasks.length);
+    expect(dLan.labeler.name).toBe('policy');
+  }, 180_000);
+
+  it('rejects invalid input naming the fields', async () => {
+    const h = await env.client.workflow.start('robotEpisode', { taskQueue: cpuQueue, workflowId: `episode-bad-${Date.now()}`, args: [{ stationId: 'has space', instruction: '', outputUri: 'ftp://x' }] });
+    const err = await h.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
+    expect(cause.type).toBe(INVALID_WORKFLOW_INPUT);
+    expect(cause.message).toMatch(/stationId/);
+    expect(cause.message).toMatch(/instruction/);
+    expect(cause.message).toMatch(/outputUri/);
+  });
+
+  it('retries a subtask the oracle rejects, and gives up once the retries are spent', async () => {
+    const s = await station();
+    // Noisy actions miss the 5 mm alignment the strict verifier asks for: retries happen.
+    const noisy = await start({ stationId: s.stationId, instruction: 'pick up the eggplant', seed: 2, policy: { kind: 'scripted', seed: 7, actionStdMeters: 0.01, formatErrorRate: 0 }, limits: { maxRetriesPerSubtask: 30, maxCycles: 200 } });
+    const noisyRecord = await recordOf(RobotEpisodeResult.parse(await noisy.result()));
+    const retries = noisyRecord.cycles.filter((c) => c.verdict.decision === 'retry');
+    expect(retries.length).toBeGreaterThan(0);
+    expect(retries[0]?.verdict.by).toBe('oracle');
+    expect(retries[0]?.verdict.reason.length).toBeGreaterThan(5);
+    const retried = retries[0] as EpisodeRecord['cycles'][number];
+    expect(noisyRecord.cycles.find((c) => c.cycle === retried.cycle + 1)?.subtaskIndex).toBe(retried.subtaskIndex);
+
+    const strict = await start({ stationId: s.stationId, instruction: 'pick up the eggplant', seed: 2, policy: { kind: 'scripted', seed: 7, actionStdMeters: 0.01, formatErrorRate: 0 }, limits: { maxRetriesPerSubtask: 0 } });
+    const result = RobotEpisodeResult.parse(await strict.result());
+    expect(result.outcome).toBe('retries_exhausted');
+    expect(result.reason).toMatch(/failed 1 times/);
+  }, 240_000);
+
+  it('pauses between chunks, resumes, and takes an operator verdict over the verifier', async () => {
+    const s = await station({ stepDelayMs: 30 });
+    const h = await start({ stationId: s.stationId, instruction: 'put the carrot on the plate', seed: 4, policy: { kind: 'scripted', ...exact } });
+    await waitFor(h, (st) => st.phase === 'executing', 'a chunk executing');
+    await h.signal('pause');
+    const paused = await waitFor(h, (st) => st.phase === 'paused', 'paused');
+    await sleep(1500);
+    const still = await status(h);
+    expect(still.phase).toBe('paused');
+    expect(still.cycle).toBe(paused.cycle);
+    // The operator overrules the (oracle) verifier for the next cycle.
+    await h.signal('verdict', { decision: 'retry', reason: 'operator: not aligned from here', cycle: paused.cycle });
+    await h.signal('resume');
+    const result = RobotEpisodeResult.parse(await h.result());
+    expect(result.outcome).toBe('completed');
+    const record = await recordOf(result);
+    const overruled = record.cycles.find((c) => c.cycle === paused.cycle);
+    expect(overruled?.verdict).toMatchObject({ decision: 'retry', by: 'operator', reason: 'operator: not aligned from here' });
+    expect(record.operatorEvents.map((e) => e.event)).toEqual(expect.arrayContaining(['pause', 'verdict', 'resume']));
+  }, 180_000);
+
+  it('aborts mid-chunk: the arm stops after the action in progress', async () => {
+    const s = await station({ stepDelayMs: 150 });
+    const h = await start({ stationId: s.stationId, instruction: 'put the carrot on the plate', seed: 5, policy: { kind: 'scripted', ...exact } });
+    await waitFor(h, (st) => st.phase === 'executing', 'a chunk executing');
+    await sleep(300);
+    await h.signal('abort', { reason: 'operator pressed stop' });
+    const result = RobotEpisodeResult.parse(await h.result());
+    expect(result).toMatchObject({ outcome: 'aborted', reason: 'operator pressed stop' });
+    const record = await recordOf(result);
+    const cut = record.cycles[record.cycles.length - 1];
+    expect(cut?.executeError).toMatch(/aborted/);
+    expect(cut?.chunk).not.toBeNull();
+    // Stopped part-way: fewer actions ran than the chunk had.
+    expect(cut?.executed).toBeLessThan(cut?.chunk?.length ?? 0);
+    // Nothing moved after the episode ended.
+    const stepAtEnd = cut?.after?.step;
+    await sleep(500);
+    const log = readFileSync(join(s.stateDir, 'sim-arm.jsonl'), 'utf8').trim().split('\n');
+    expect((JSON.parse(log[log.length - 1] as string) as { actions: number }).actions).toBe(stepAtEnd);
+  }, 180_000);
+
+  it('repairs malformed policy answers, and ends the episode when the subtask list stays malformed', async () => {
+    const s = await station();
+    const flaky = await start({ stationId: s.stationId, instruction: 'pick up the eggplant', seed: 1, policy: { kind: 'scripted', seed: 3, actionStdMeters: 0, formatErrorRate: 0.4 }, limits: { maxRepairs: 5 } });
+    const repaired = RobotEpisodeResult.parse(await flaky.result());
+    expect(repaired.outcome).toBe('completed');
+    expect(repaired.repairs).toBeGreaterThan(0);
+    expect(repaired.formatFailures).toBeGreaterThan(0);
+    const record = await recordOf(repaired);
+    const attempts = [record.subtasksStage, ...record.cycles.flatMap((c) => [c.motionPlan, c.action])].flatMap((st) => st?.attempts ?? []);
+    expect(attempts.some((a) => a.error !== null)).toBe(true);
+
+    const broken = await start({ stationId: s.stationId, instruction: 'pick up the eggplant', seed: 1, policy: { kind: 'scripted', seed: 3, actionStdMeters: 0, formatErrorRate: 1 }, limits: { maxRepairs: 2 } });
+    const abandoned = RobotEpisodeResult.parse(await broken.result());
+    expect(abandoned.outcome).toBe('policy_format');
+    expect(abandoned.formatFailures).toBe(3);
+    expect((await recordOf(abandoned)).subtasksStage?.attempts).toHaveLength(3);
+  }, 180_000);
+
+  it('survives a SIGKILLed station worker: no chunk runs twice, the episode observes again and finishes', async () => {
+    const stationId = uniqueStationId('kill');
+    const first = await station({ stationId, stepDelayMs: 120 });
+    const h = await start({ stationId, instruction: 'put the carrot on the plate', seed: 6, policy: { kind: 'scripted', ...exact } });
+    // The first chunk (moving to the carrot) is several actions long: the kill lands inside it.
+    await waitFor(h, (st) => st.phase === 'executing' && st.cycle === 0, 'the first chunk executing');
+    await sleep(400);
+    first.kill();
+    await sleep(500);
+    await station({ stationId, stepDelayMs: 0 });
+    const result = RobotEpisodeResult.parse(await h.result());
+    expect(result.outcome).toBe('completed');
+    const record = await recordOf(result);
+    const interrupted = record.cycles.filter((c) => c.interrupted);
+    expect(interrupted).toHaveLength(1);
+    const cut = interrupted[0] as EpisodeRecord['cycles'][number];
+    expect(cut.executeError).toMatch(/planned at step \d+ but the arm is at step \d+/);
+    // The arm moved part of the chunk once, never more than the chunk.
+    const moved = (cut.after?.step ?? 0) - cut.before.step;
+    expect(moved).toBeGreaterThan(0);
+    expect(moved).toBeLessThanOrEqual(cut.chunk?.length ?? 0);
+    record.cycles.slice(1).forEach((c, i) => expect(c.before.step).toBe(record.cycles[i]?.after?.step));
+    // The arm's own log agrees: every step it took is accounted for by the recorded cycles.
+    const log = readFileSync(join(first.stateDir, 'sim-arm.jsonl'), 'utf8').trim().split('\n');
+    const lastLogged = (JSON.parse(log[log.length - 1] as string) as { actions: number }).actions;
+    expect(lastLogged).toBe(record.cycles[record.cycles.length - 1]?.after?.step);
+  }, 240_000);
+});

@@ -1,0 +1,66 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { join } from 'node:path';
+import type { StationConfig } from '../data-schemas/station';
+import { TaskQueue } from '../data-schemas/workflows';
+import { createStationActivities } from '../activities/robot/episode/station-activities';
+import { closePolicyModels, type PolicyModelEnv } from '../activities/robot/episode/policy-model';
+import { SimStationDriver } from '../activities/robot/station/sim';
+import { WidowXHttpStation } from '../activities/robot/station/widowx-http';
+import type { StationDriver } from '../activities/robot/station/types';
+import type { ObjectStore } from '../activities/store/types';
+
+export interface StationWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  stationId: string;
+  station: StationConfig;
+  store: ObjectStore;
+  /** The station's own folder (who owns the arm; the simulated arm's log). */
+  stateDir: string;
+  modelEnv?: PolicyModelEnv;
+}
+
+/** The folder of a station under the project's state directory. */
+export const stationStateDir = (stateDir: string, stationId: string): string => join(stateDir, 'stations', stationId);
+
+function driverFor(config: StationConfig, stateDir: string): StationDriver {
+  switch (config.kind) {
+    case 'sim':
+      // The arm's log lets a restarted worker find the simulated arm where the killed one left it.
+      return new SimStationDriver({ task: config.task, seed: config.seed, stepDelayMs: config.stepDelayMs, safety: config.safety, stateFile: join(stateDir, 'sim-arm.jsonl') });
+    case 'widowx-http':
+      return new WidowXHttpStation({ url: config.url, requestTimeoutMs: config.requestTimeoutMs, actionTimeoutMs: config.actionTimeoutMs, safety: config.safety });
+  }
+}
+
+/**
+ * One station's worker: the only poller of `vla-station-<id>`, one activity at a time, so one
+ * chunk moves the arm at a time. Heartbeats go out every second: an abort reaches a running chunk
+ * within about a second.
+ */
+export async function createStationWorker(options: StationWorkerOptions): Promise<{ worker: Worker; driver: StationDriver }> {
+  const driver = driverFor(options.station, options.stateDir);
+  const worker = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: TaskQueue.station(options.stationId),
+    activities: createStationActivities({
+      stationId: options.stationId,
+      driver,
+      store: options.store,
+      stateDir: options.stateDir,
+      ...(options.modelEnv && { modelEnv: options.modelEnv }),
+    }),
+    maxConcurrentActivityTaskExecutions: 1,
+    maxHeartbeatThrottleInterval: '1 second',
+    defaultHeartbeatThrottleInterval: '1 second',
+  });
+  return { worker, driver };
+}
+
+/** Stops the arm and closes what the worker opened. */
+export async function closeStation(driver: StationDriver): Promise<void> {
+  await driver.safeStop('the station worker is shutting down').catch(() => undefined);
+  await driver.close();
+  await closePolicyModels();
+}

@@ -1,0 +1,79 @@
+import { defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../activities/robot/campaign/activities';
+import { EvalCampaignInput, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
+import { joinUri } from '../../data-schemas/uri';
+import { parseWorkflowInput } from '../input';
+import { robotEpisode } from './robot-episode';
+
+export interface CampaignProgress {
+  total: number;
+  done: number;
+  /** The episode each station is running now. */
+  running: Record<string, string>;
+  failed: number;
+}
+export const campaignProgressQuery = defineQuery<CampaignProgress>('progress');
+
+const cpu = proxyActivities<CampaignActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidCampaign'] } });
+
+/** `<task>-t<trial:03d>`: the episode's folder and workflow-id suffix. */
+export const trialKey = (t: Pick<CampaignTrial, 'taskId' | 'trial'>): string => `${t.taskId}-t${String(t.trial).padStart(3, '0')}`;
+
+/**
+ * An evaluation campaign (issue 7): the Figure-5 task suite x trials, spread over stations, each
+ * station running its episodes one after another (and the station lock keeps other campaigns'
+ * episodes off the arm meanwhile). Ends with summary.json and report.html: success with a 95%
+ * Wilson interval, partial credit, plan hit rate, latency per stage, filmstrips.
+ */
+export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
+  const input = parseWorkflowInput('evalCampaign', EvalCampaignInput, raw);
+  const { workflowId } = workflowInfo();
+  const trials = await cpu.planCampaign({ tasks: input.tasks, trials: input.trials, seed: input.seed });
+  const progress: CampaignProgress = { total: trials.length, done: 0, running: {}, failed: 0 };
+  setHandler(campaignProgressQuery, () => progress);
+
+  const queue = [...trials];
+  const outcomes: TrialOutcome[] = [];
+  await Promise.all(
+    input.stations.map(async (stationId) => {
+      for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
+        const key = trialKey(t);
+        const episodeWorkflowId = `${workflowId}-${key}`;
+        const outputUri = joinUri(input.outputUri, 'episodes', key);
+        const episode: RobotEpisodeInputRaw = {
+          stationId,
+          instruction: t.instruction,
+          scene: t.scene,
+          seed: t.seed,
+          inDistribution: t.inDistribution,
+          policy: input.policy,
+          verifier: input.verifier,
+          limits: input.limits,
+          outputUri,
+          labels: { campaign: workflowId, task: t.taskId, trial: String(t.trial), ...(t.language !== undefined && { language: t.language }) },
+        };
+        progress.running[stationId] = episodeWorkflowId;
+        try {
+          await executeChild(robotEpisode, { workflowId: episodeWorkflowId, args: [episode] });
+          outcomes.push({ trial: t, stationId, workflowId: episodeWorkflowId, outputUri, error: null });
+        } catch (err) {
+          // A failed episode is a result too (it is counted, not retried): the report shows why.
+          progress.failed++;
+          outcomes.push({ trial: t, stationId, workflowId: episodeWorkflowId, outputUri, error: err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err) });
+        }
+        delete progress.running[stationId];
+        progress.done++;
+      }
+    }),
+  );
+  outcomes.sort((a, b) => trialKey(a.trial).localeCompare(trialKey(b.trial)));
+  return cpu.writeCampaignReport({
+    campaignId: workflowId,
+    title: input.title,
+    outputUri: input.outputUri,
+    policy: input.policy,
+    verifier: input.verifier,
+    stations: input.stations,
+    outcomes,
+  });
+}
