@@ -3,7 +3,8 @@
  *
  * 1. Orchestration overhead per cycle: the same episodes (simulated station, scripted policy,
  *    oracle verifier, frames and records written to the same store) run (a) through the
- *    `robotEpisode` workflow on a local dev server with an in-process station worker and (b) as
+ *    `robotEpisode` workflow on a local dev server with an in-process station worker (which runs the
+ *    episode, its station stages as local activities and its chunks as activities) and (b) as
  *    the same loop calling the same activity functions directly. Overhead per cycle =
  *    (workflow time - direct time) / cycles, per episode; the goal is <= 20 ms median.
  * 2. Format failures and repair cost per 100 chunks with and without structured decoding
@@ -26,16 +27,17 @@ import { RobotEpisodeInput, type CycleRecord, type EpisodeRecord, type RobotEpis
 import { fileUri, joinUri } from '../data-schemas/uri';
 import { loadConfig } from '../infra/config';
 import { ensureTemporalCli, startDevServer } from '../infra/temporal';
-import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
+import { TaskQueue } from '../data-schemas/workflows';
+import { WORKFLOWS_PATH } from '../workers/cpu';
 import { createStationWorker } from '../workers/station';
 import type { robotEpisode } from '../workflows';
 import { formatFailureTable, measureFormatFailures } from './episode-format';
+import { tsMs } from './history';
 import { option } from './options';
 import { printTable } from './table';
 
 const log = (line: string): void => console.error(`[bench:episode] ${line}`);
 const NAMESPACE = 'default';
-const CPU_QUEUE = 'bench-episode-cpu';
 const STATION = 'bench-sim';
 const TASKS = ['put the carrot on the plate', 'pick up the eggplant', 'put the spoon on the towel', 'stack the green block on the yellow block'];
 
@@ -156,11 +158,9 @@ async function main(): Promise<void> {
     cleanups.push(() => native.close());
     const client = new Client({ connection, namespace: NAMESPACE });
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
-    const cpuWorker = await createCpuWorker({ connection: native, namespace: NAMESPACE, taskQueue: CPU_QUEUE, workflowBundle, deps: { store } });
-    const station = await createStationWorker({ connection: native, namespace: NAMESPACE, stationId: STATION, station: { kind: 'sim', task: TASKS[0] as string, seed: 0, stepDelayMs: 0, safety: { maxStepMeters: 0.05, bounds: { min: [0.1, -0.25, 0.004], max: [0.5, 0.25, 0.3] } } }, store, stateDir: join(dir, 'station') });
-    const running = Promise.all([cpuWorker.run(), station.worker.run()]);
+    const station = await createStationWorker({ workflowBundle, connection: native, namespace: NAMESPACE, stationId: STATION, station: { kind: 'sim', task: TASKS[0] as string, seed: 0, stepDelayMs: 0, safety: { maxStepMeters: 0.05, bounds: { min: [0.1, -0.25, 0.004], max: [0.5, 0.25, 0.3] } } }, store, stateDir: join(dir, 'station') });
+    const running = station.worker.run();
     cleanups.push(async () => {
-      cpuWorker.shutdown();
       station.worker.shutdown();
       await running;
     });
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
 
     // Warm-up (JIT, bundle caches, first frames) for both paths, not measured.
     await runDirect(episodeInputs(root, 'warm-direct')[0] as RobotEpisodeInputRaw, directStation, directCpu);
-    await client.workflow.execute<typeof robotEpisode>('robotEpisode', { taskQueue: CPU_QUEUE, workflowId: 'warm', args: [episodeInputs(root, 'warm-temporal')[0]] });
+    await client.workflow.execute<typeof robotEpisode>('robotEpisode', { taskQueue: TaskQueue.station(STATION), workflowId: 'warm', args: [episodeInputs(root, 'warm-temporal')[0]] });
 
     const perCycle: number[] = [];
     const rows: string[][] = [['episode', 'task', 'cycles', 'direct (ms)', 'temporal (ms)', 'overhead / cycle (ms)']];
@@ -182,7 +182,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < cfg.episodes; i++) {
       const d = await runDirect(direct[i] as RobotEpisodeInputRaw, directStation, directCpu);
       const t0 = performance.now();
-      const r: RobotEpisodeResult = await client.workflow.execute<typeof robotEpisode>('robotEpisode', { taskQueue: CPU_QUEUE, workflowId: `bench-${i}`, args: [viaTemporal[i]] });
+      const r: RobotEpisodeResult = await client.workflow.execute<typeof robotEpisode>('robotEpisode', { taskQueue: TaskQueue.station(STATION), workflowId: `bench-${i}`, args: [viaTemporal[i]] });
       const t = performance.now() - t0;
       if (r.cycles !== d.cycles) log(`episode ${i}: ${r.cycles} cycles through Temporal vs ${d.cycles} direct (same seeds should agree)`);
       const overhead = (t - d.ms) / Math.max(1, r.cycles);
@@ -192,6 +192,15 @@ async function main(): Promise<void> {
       rows.push([String(i), direct[i]?.instruction ?? '', String(r.cycles), d.ms.toFixed(0), t.toFixed(0), overhead.toFixed(1)]);
     }
     printTable(rows);
+    if (process.env.BENCH_TIMELINE) {
+      const history = await client.workflow.getHandle(`bench-${cfg.episodes - 1}`).fetchHistory();
+      let prev = 0;
+      for (const e of history.events ?? []) {
+        const t = tsMs(e.eventTime);
+        console.error(`${(prev ? t - prev : 0).toFixed(0).padStart(5)} ms  ${String(e.eventType)}`);
+        prev = t;
+      }
+    }
     const med = median(perCycle);
     console.log(`\nmedian orchestration overhead per cycle: ${med.toFixed(1)} ms (goal <= 20 ms: ${med <= 20 ? 'met' : 'NOT met'}); ratio direct/temporal time: ${(directTotal / temporalTotal).toFixed(2)}`);
     console.log(`machine: ${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}; ${new Date().toISOString().slice(0, 10)}\n`);

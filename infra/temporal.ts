@@ -60,6 +60,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     // (the server splits a queue's limit across its partitions).
     '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
     '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
+    // A robot episode's chunk activity goes straight back to the station worker that runs the
+    // episode, in the answer to its workflow task, instead of through matching (bench/episode).
+    '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
     '--log-level', 'warn',
     '--log-format', 'json',
   ];

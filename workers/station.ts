@@ -1,8 +1,10 @@
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { join } from 'node:path';
 import type { StationConfig } from '../data-schemas/station';
 import { TaskQueue } from '../data-schemas/workflows';
+import { createEpisodeActivities } from '../activities/robot/episode/episode-activities';
 import { createStationActivities } from '../activities/robot/episode/station-activities';
+import { WORKFLOWS_PATH } from './cpu';
 import { closePolicyModels, type PolicyModelEnv } from '../activities/robot/episode/policy-model';
 import { SimStationDriver } from '../activities/robot/station/sim';
 import { WidowXHttpStation } from '../activities/robot/station/widowx-http';
@@ -18,6 +20,8 @@ export interface StationWorkerOptions {
   /** The station's own folder (who owns the arm; the simulated arm's log). */
   stateDir: string;
   modelEnv?: PolicyModelEnv;
+  /** A prebuilt bundle (tests share one); by default the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
 }
 
 /** The folder of a station under the project's state directory. */
@@ -34,9 +38,10 @@ function driverFor(config: StationConfig, stateDir: string): StationDriver {
 }
 
 /**
- * One station's worker: the only poller of `vla-station-<id>`, one activity at a time, so one
- * chunk moves the arm at a time. Heartbeats go out every second: an abort reaches a running chunk
- * within about a second.
+ * One station's worker: the only poller of `vla-station-<id>`. It runs the station's episodes
+ * (workflows) and their station stages as local activities, the chunks as activities one at a
+ * time, so one chunk moves the arm at a time. Heartbeats go out every second: an abort reaches a
+ * running chunk within about a second.
  */
 export async function createStationWorker(options: StationWorkerOptions): Promise<{ worker: Worker; driver: StationDriver }> {
   const driver = driverFor(options.station, options.stateDir);
@@ -44,14 +49,19 @@ export async function createStationWorker(options: StationWorkerOptions): Promis
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: TaskQueue.station(options.stationId),
-    activities: createStationActivities({
-      stationId: options.stationId,
-      driver,
-      store: options.store,
-      stateDir: options.stateDir,
-      ...(options.modelEnv && { modelEnv: options.modelEnv }),
-    }),
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: {
+      ...createStationActivities({
+        stationId: options.stationId,
+        driver,
+        store: options.store,
+        stateDir: options.stateDir,
+        ...(options.modelEnv && { modelEnv: options.modelEnv }),
+      }),
+      finalizeEpisode: createEpisodeActivities({ store: options.store }).finalizeEpisode,
+    },
     maxConcurrentActivityTaskExecutions: 1,
+    maxConcurrentLocalActivityExecutions: 1,
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',
   });

@@ -21,9 +21,12 @@ import type { storeSmoke } from '../../workflows';
 import { joinUri } from '../../data-schemas/uri';
 import { MANIFEST_FILE } from '../../data-schemas/manifest';
 import { BRIDGE_SAMPLE, loadConfig, REPO_ROOT } from '../../infra/config';
-import { devUp, uiUrl } from '../../infra/dev-stack';
+import { DEFAULT_SIM_STATION, devUp, uiUrl } from '../../infra/dev-stack';
+import { printCampaignResult, runCampaign } from './robot';
 
 const say = (line: string): void => console.log(line);
+/** Trials per task of the demo's campaign: 5 tasks x 2 = 10 simulated episodes, about a minute. */
+const DEMO_CAMPAIGN_TRIALS = 2;
 
 const RELABEL_DEFAULTS: RelabelCommandOptions = { labeler: 'heuristic', model: DEFAULT_GEMINI_MODEL, concurrency: 32, reprompts: 3, wait: true };
 
@@ -51,7 +54,7 @@ async function validateOrThrow(store: ObjectStore, uri: string): Promise<string>
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan, shard the Bridge D_lan, LoRA-train the tiny VLM on it, and sweep the bundled VQA items with it and its base')
+    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan, shard the Bridge D_lan, LoRA-train the tiny VLM on it, and sweep the bundled VQA items with it and its base, then run a short simulated robot evaluation campaign')
     .action(async () => {
       const config = loadConfig();
       const store = createObjectStore();
@@ -182,6 +185,23 @@ export function registerDemo(program: Command): void {
       if (!sweep) throw new Error('vqaSweep did not return a result');
       printVqaResult(sweep, say);
 
+      // A short simulated evaluation campaign: the Figure-5 tasks on the simulated station sim-1.
+      say('');
+      say(`running a short evaluation campaign (the five Figure-5 tasks x ${DEMO_CAMPAIGN_TRIALS}) on the simulated station ${DEFAULT_SIM_STATION} (scripted policy, oracle verifier)...`);
+      const campaign = await runCampaign(
+        {
+          tasks: ['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above'],
+          trials: DEMO_CAMPAIGN_TRIALS,
+          stations: [DEFAULT_SIM_STATION],
+          policy: { kind: 'scripted', seed: 0, actionStdMeters: 0.002, formatErrorRate: 0.05 },
+          verifier: { kind: 'oracle' },
+          outputUri: joinUri(config.storeUri, 'campaigns', 'demo-figure5'),
+        },
+        say,
+      );
+      if (!campaign) throw new Error('evalCampaign did not return a result');
+      printCampaignResult(campaign, say);
+
       say('');
       say(`Temporal Web UI: ${uiUrl(config)}`);
       say(`datasets:        ${bridgeUri}`);
@@ -190,6 +210,7 @@ export function registerDemo(program: Command): void {
       say(`shards:          ${shards.manifestUri}`);
       say(`LoRA adapter:    ${trained.adapterUri}`);
       say(`VQA report:      ${sweep.reportUri}`);
+      say(`robot report:    ${campaign.reportUri}`);
       say('stop the stack:  npm run vla -- dev down');
     });
 }

@@ -45,7 +45,10 @@ export function registerWorker(program: Command): void {
               const stationId = SafeId.parse(opts.id);
               const station = StationConfig.parse(opts.url !== undefined ? { kind: 'widowx-http', url: opts.url } : { kind: 'sim', task: opts.simTask, stepDelayMs: opts.stepDelayMs });
               const openaiApiKey = process.env.OPENAI_API_KEY;
+              // A prebuilt workflow bundle (tests start many station processes; webpack is the slow part).
+              const bundlePath = process.env.VLA_WORKFLOW_BUNDLE;
               const created = await createStationWorker({
+                ...(bundlePath !== undefined && { workflowBundle: { codePath: bundlePath } }),
                 connection,
                 namespace: config.namespace,
                 stationId,

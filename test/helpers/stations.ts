@@ -1,10 +1,24 @@
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
 import { isAlive, startProcess, stopProcess } from '../../infra/processes';
 import { TaskQueue } from '../../data-schemas/workflows';
+import { workflowBundle } from './temporal';
+
+let bundleFile: Promise<string> | undefined;
+/** The workflow bundle, written once per test file for the station processes to load. */
+function sharedBundleFile(dir: string): Promise<string> {
+  bundleFile ??= workflowBundle().then((b) => {
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `workflow-bundle-${randomUUID().slice(0, 8)}.js`);
+    writeFileSync(file, b.code);
+    return file;
+  });
+  return bundleFile;
+}
 
 export interface StationProcess {
   stationId: string;
@@ -43,10 +57,18 @@ export async function startStationProcess(options: StationProcessOptions): Promi
   if (options.url) args.push('--url', options.url);
   if (options.simTask) args.push('--sim-task', options.simTask);
   if (options.stepDelayMs !== undefined) args.push('--step-delay-ms', String(options.stepDelayMs));
-  const env = { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, VLA_STATE_DIR: options.stateDir, VLA_STORE_URI: options.storeUri };
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_NAMESPACE: namespace,
+    VLA_STATE_DIR: options.stateDir,
+    VLA_STORE_URI: options.storeUri,
+    VLA_WORKFLOW_BUNDLE: await sharedBundleFile(options.stateDir),
+  };
   const logFile = join(options.stateDir, 'logs', `station-${stationId}-${Date.now()}.log`);
   const proc = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), args, { logFile, env, cwd: REPO_ROOT, detached: true });
   const config = loadConfig(env);
+  await waitForPollers(config, TaskQueue.station(stationId), 'workflow', proc.pid, logFile);
   await waitForPollers(config, TaskQueue.station(stationId), 'activity', proc.pid, logFile);
   return {
     stationId,

@@ -10,6 +10,7 @@ import { DRobTrajectory } from '../../data-schemas/d-rob';
 import { DatasetManifest } from '../../data-schemas/manifest';
 import { EpisodeRecord, RobotEpisodeResult, type EpisodeStatus, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
 import { fileUri, joinUri } from '../../data-schemas/uri';
+import { TaskQueue } from '../../data-schemas/workflows';
 import { createCpuWorker } from '../../workers/cpu';
 import type { robotEpisode } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
@@ -56,9 +57,9 @@ describe('robotEpisode on real station worker processes', () => {
   };
 
   let n = 0;
-  const start = (input: Omit<RobotEpisodeInputRaw, 'outputUri'>): Promise<WorkflowHandle<typeof robotEpisode>> => {
+  const start = (input: Omit<RobotEpisodeInputRaw, 'outputUri'>, taskQueue = TaskQueue.station(input.stationId)): Promise<WorkflowHandle<typeof robotEpisode>> => {
     const id = `episode-test-${Date.now()}-${n++}`;
-    return env.client.workflow.start<typeof robotEpisode>('robotEpisode', { taskQueue: cpuQueue, workflowId: id, args: [{ outputUri: joinUri(storeUri, 'episodes', id), ...input }] });
+    return env.client.workflow.start<typeof robotEpisode>('robotEpisode', { taskQueue, workflowId: id, args: [{ outputUri: joinUri(storeUri, 'episodes', id), ...input }] });
   };
   const status = (h: WorkflowHandle): Promise<EpisodeStatus> => h.query<EpisodeStatus>('status');
   const waitFor = async (h: WorkflowHandle, pred: (s: EpisodeStatus) => boolean, what: string): Promise<EpisodeStatus> => {
@@ -113,6 +114,14 @@ describe('robotEpisode on real station worker processes', () => {
     expect(cause.message).toMatch(/stationId/);
     expect(cause.message).toMatch(/instruction/);
     expect(cause.message).toMatch(/outputUri/);
+  });
+
+  it("refuses to run anywhere but on its station's task queue", async () => {
+    const h = await start({ stationId: 'nowhere', instruction: 'pick up the eggplant' }, cpuQueue);
+    const err = await h.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(((err as WorkflowFailedError).cause as { type?: string }).type).toBe('WrongTaskQueue');
+    expect(((err as WorkflowFailedError).cause as Error).message).toMatch(/start it on vla-station-nowhere/);
   });
 
   it('retries a subtask the oracle rejects, and gives up once the retries are spent', async () => {

@@ -2,6 +2,7 @@ import { defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } 
 import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../activities/robot/campaign/activities';
 import { EvalCampaignInput, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
+import { TaskQueue } from '../../data-schemas/workflows';
 import { parseWorkflowInput } from '../input';
 import { robotEpisode } from './robot-episode';
 
@@ -54,7 +55,8 @@ export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
         };
         progress.running[stationId] = episodeWorkflowId;
         try {
-          await executeChild(robotEpisode, { workflowId: episodeWorkflowId, args: [episode] });
+          // The episode runs on its station's worker, next to the arm.
+          await executeChild(robotEpisode, { workflowId: episodeWorkflowId, taskQueue: TaskQueue.station(stationId), args: [episode] });
           outcomes.push({ trial: t, stationId, workflowId: episodeWorkflowId, outputUri, error: null });
         } catch (err) {
           // A failed episode is a result too (it is counted, not retried): the report shows why.

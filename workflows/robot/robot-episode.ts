@@ -8,6 +8,7 @@ import {
   defineSignal,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -98,15 +99,20 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
   const stationQueue = TaskQueue.station(input.stationId);
   const ref = { episodeId, outputUri: input.outputUri };
 
-  const station = proxyActivities<StationActivities>({
-    taskQueue: stationQueue,
+  if (info.taskQueue !== stationQueue) {
+    throw ApplicationFailure.nonRetryable(
+      `robotEpisode runs on its station's task queue: start it on ${stationQueue} (it was started on ${info.taskQueue})`,
+      'WrongTaskQueue',
+    );
+  }
+  // The quick station stages run as local activities in the station's own worker: no server round
+  // trip each (bench/episode). The chunk itself is a regular activity (eagerly dispatched to the
+  // same worker) so that it heartbeats and an abort reaches it at once.
+  const station = proxyLocalActivities<StationActivities>({
     startToCloseTimeout: '5 minutes',
-    // A station with no worker for this long is down: the episode ends instead of waiting forever.
-    scheduleToStartTimeout: '10 minutes',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
   });
   const arm = proxyActivities<StationActivities>({
-    taskQueue: stationQueue,
     startToCloseTimeout: '10 minutes',
     scheduleToStartTimeout: '10 minutes',
     // A lost worker is noticed in seconds; the retry finds the arm moved and is refused.
@@ -114,15 +120,21 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
   });
-  const cpu = proxyActivities<EpisodeActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5 } });
-  const policyQueue =
-    input.policy.kind === 'scripted' ? stationQueue : (input.policy.taskQueue ?? (input.policy.model.backend === 'gemini' ? TaskQueue.gemini : input.policy.model.backend === 'local' ? TaskQueue.gpu : stationQueue));
-  const policy = proxyActivities<StationActivities>({
-    taskQueue: policyQueue,
-    startToCloseTimeout: '10 minutes',
-    scheduleToStartTimeout: '10 minutes',
-    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 },
-  });
+  // On the station's worker too: it writes to the same store.
+  const records = proxyActivities<EpisodeActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5 } });
+  const remoteQueue =
+    input.policy.kind === 'model' ? (input.policy.taskQueue ?? (input.policy.model.backend === 'gemini' ? TaskQueue.gemini : input.policy.model.backend === 'local' ? TaskQueue.gpu : undefined)) : undefined;
+  // The scripted policy and OpenAI-compatible servers are called from the station; Gemini and local
+  // models from their own workers.
+  const policy =
+    remoteQueue === undefined || remoteQueue === stationQueue
+      ? station
+      : proxyActivities<StationActivities>({
+          taskQueue: remoteQueue,
+          startToCloseTimeout: '10 minutes',
+          scheduleToStartTimeout: '10 minutes',
+          retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 },
+        });
   const gemini = proxyActivities<EpisodeActivities>({
     taskQueue: input.verifier.kind === 'gemini' ? (input.verifier.taskQueue ?? TaskQueue.gemini) : TaskQueue.gemini,
     startToCloseTimeout: '5 minutes',
@@ -443,7 +455,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
         evaluation,
         operatorEvents,
       };
-      const written = await cpu.finalizeEpisode({ record });
+      const written = await records.finalizeEpisode({ record });
       if (reset !== null) await station.stationRelease({ episodeId }).catch(() => undefined);
       return written;
     });
