@@ -16,6 +16,10 @@ import type { robotEpisode } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { startStationProcess, uniqueStationId, type StationProcess } from '../helpers/stations';
+import { createGeminiServer } from '../fixtures/gemini-server';
+import { createOpenAIServer } from '../fixtures/openai-server';
+import { startFakeArm } from '../fixtures/widowx-server';
+import { createGeminiWorker } from '../../workers/gemini';
 
 /**
  * robotEpisode end to end: a real dev server, the workflow on an in-process CPU worker, and real
@@ -50,7 +54,7 @@ describe('robotEpisode on real station worker processes', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  const station = async (opts: { stepDelayMs?: number; simTask?: string; stationId?: string } = {}): Promise<StationProcess> => {
+  const station = async (opts: { stepDelayMs?: number; simTask?: string; stationId?: string; url?: string } = {}): Promise<StationProcess> => {
     const s = await startStationProcess({ stateDir: join(dir, 'state'), storeUri, ...opts });
     stations.push(s);
     return s;
@@ -200,6 +204,51 @@ describe('robotEpisode on real station worker processes', () => {
     expect(abandoned.outcome).toBe('policy_format');
     expect(abandoned.formatFailures).toBe(3);
     expect((await recordOf(abandoned)).subtasksStage?.attempts).toHaveLength(3);
+  }, 180_000);
+
+  it('drives a real-arm station (WidowX HTTP protocol) with a model policy and the Gemini verifier', async () => {
+    // The arm: the fake WidowX action server; the VLA: an OpenAI-compatible server answering the
+    // three prompts; the verifier: Gemini's wire format. All through the real clients.
+    const arm = await startFakeArm({ task: 'pick up the eggplant', actionDelayMs: 1 });
+    const vla = await createOpenAIServer({
+      models: ['vlm2vla'],
+      answer: (req) =>
+        req.promptText.includes('list every high-level subtask')
+          ? '1. Move to eggplant\n2. Grasp eggplant'
+          : req.promptText.includes('Output only the action chunk')
+            ? '[[0.010, 0.000, -0.005, 1], [0.010, 0.000, -0.005, 1]]'
+            : 'Move forward and slightly down, gripper open.',
+    });
+    const gemini = await createGeminiServer({ apiKey: 'test-key', respond: () => ({ text: JSON.stringify({ decision: 'proceed', reason: 'the gripper is where the subtask wants it' }) }) });
+    const geminiQueue = uniqueTaskQueue('episode-gemini');
+    const geminiWorker = await createGeminiWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: geminiQueue, deps: { store, gemini: { apiKey: 'test-key', baseUrl: gemini.baseUrl } } });
+    try {
+      const s = await station({ url: arm.url });
+      const h = await start({
+        stationId: s.stationId,
+        instruction: 'pick up the eggplant',
+        policy: { kind: 'model', model: { name: 'vlm2vla', backend: 'openai', baseUrl: vla.baseUrl, model: 'vlm2vla' }, structuredDecoding: true },
+        verifier: { kind: 'gemini', model: 'gemini-2.5-pro', taskQueue: geminiQueue },
+      });
+      const result = RobotEpisodeResult.parse(await geminiWorker.runUntil(h.result()));
+      expect(result).toMatchObject({ outcome: 'completed', success: null, subtasks: ['Move to eggplant', 'Grasp eggplant'], cycles: 2 });
+      const record = await recordOf(result);
+      expect(record.cycles.map((c) => c.verdict.by)).toEqual(['gemini:gemini-2.5-pro', 'gemini:gemini-2.5-pro']);
+      expect(record.cycles.every((c) => c.action?.attempts[0]?.structured === true)).toBe(true);
+      // Every chunk went to the arm with the step it was planned at.
+      const acts = arm.requests.filter((r) => r.path === '/act').map((r) => r.body as { expected_step: number; actions: unknown[] });
+      expect(acts.map((a) => a.expected_step)).toEqual([0, 2]);
+      // The VLA saw the paper's decoding and the structured-output schema for chunks only.
+      const chunkCalls = vla.requests.filter((r) => r.promptText.includes('Output only the action chunk'));
+      expect(chunkCalls.every((r) => r.temperature === 0.5 && (r.body as { response_format?: unknown }).response_format !== undefined)).toBe(true);
+      expect(vla.requests.find((r) => r.promptText.includes('list every high-level subtask'))?.temperature).toBe(0.5);
+      expect(gemini.requests.every((r) => r.imageCount === 2)).toBe(true);
+      // Recorded as data: one D_rob step per arm step (the server sends per-action observations).
+      const dRob = await getJson(store, joinUri(result.dRobUri as string, 'manifest.json'), DatasetManifest);
+      expect(dRob.counts.steps).toBe(5);
+    } finally {
+      await Promise.all([arm.close(), vla.close(), gemini.close()]);
+    }
   }, 180_000);
 
   it('survives a SIGKILLed station worker: no chunk runs twice, the episode observes again and finishes', async () => {
