@@ -1,4 +1,4 @@
-import { ApiError } from '@google/genai';
+import { ApiError, FinishReason } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { GeminiFailure } from '../../../data-schemas/relabel';
@@ -119,3 +119,14 @@ export function classifyGeminiError(err: unknown, context: ClassifyContext = {})
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   return ApplicationFailure.create({ message: scrub(`Gemini call failed: ${message}`), type: GeminiFailure.Unavailable, nonRetryable: false });
 }
+
+/** Finish reasons that mean a safety or policy filter withheld the answer. */
+export const SAFETY_FINISH: ReadonlySet<string> = new Set<string>([
+  FinishReason.SAFETY,
+  FinishReason.PROHIBITED_CONTENT,
+  FinishReason.BLOCKLIST,
+  FinishReason.SPII,
+  FinishReason.RECITATION,
+  FinishReason.IMAGE_SAFETY,
+  FinishReason.IMAGE_PROHIBITED_CONTENT,
+]);

@@ -2,7 +2,7 @@ import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateCon
 import { ApplicationFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import type { CleanedTrajectory, LabelOutcome, TokenUsage } from '../../../data-schemas/relabel';
-import { classifyGeminiError, GeminiFailure } from './errors';
+import { classifyGeminiError, GeminiFailure, SAFETY_FINISH } from './errors';
 import { priceFor, usageCost, type GeminiPrice } from './pricing';
 import { buildGeminiPrompt, keyFrameSteps, MAX_KEY_FRAMES } from './prompt';
 import { GEMINI_ANSWER_JSON_SCHEMA, parseGeminiAnswer } from './response';
@@ -87,16 +87,6 @@ export function addGeminiLabelerDefaults(options: GeminiLabelerOptions): Resolve
   return resolved;
 }
 
-/** Finish reasons that mean a safety or policy filter withheld the answer. */
-const SAFETY_FINISH: ReadonlySet<string> = new Set<string>([
-  FinishReason.SAFETY,
-  FinishReason.PROHIBITED_CONTENT,
-  FinishReason.BLOCKLIST,
-  FinishReason.SPII,
-  FinishReason.RECITATION,
-  FinishReason.IMAGE_SAFETY,
-  FinishReason.IMAGE_PROHIBITED_CONTENT,
-]);
 
 function blockedCategories(ratings: SafetyRating[] | undefined): string {
   const blocked = (ratings ?? []).filter((r) => r.blocked).map((r) => `${r.category ?? 'unknown'}${r.probability ? ` (${r.probability})` : ''}`);

@@ -11,7 +11,7 @@
  */
 import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
-import { AUTH_ADVICE, classifyGeminiError, GeminiFailure } from '../../relabel/gemini/errors';
+import { AUTH_ADVICE, classifyGeminiError, GeminiFailure, SAFETY_FINISH } from '../../relabel/gemini/errors';
 import { VerifierError } from './errors';
 import { buildVerifierPrompt, VERIFIER_ANSWER_JSON_SCHEMA, VERIFIER_PROMPT_VERSION, VERIFIER_SYSTEM_INSTRUCTION } from './prompt';
 import { currentAndNext, VerifierVerdict, type Verifier, type VerifierAnswer, type VerifierFrame, type VerifierRequest } from './types';
@@ -31,16 +31,6 @@ export interface GeminiVerifierOptions {
   thinkingBudget?: number;
 }
 
-/** Finish reasons that mean a safety or policy filter withheld the answer (as in the relabel labeler). */
-const SAFETY_FINISH: ReadonlySet<string> = new Set<string>([
-  FinishReason.SAFETY,
-  FinishReason.PROHIBITED_CONTENT,
-  FinishReason.BLOCKLIST,
-  FinishReason.SPII,
-  FinishReason.RECITATION,
-  FinishReason.IMAGE_SAFETY,
-  FinishReason.IMAGE_PROHIBITED_CONTENT,
-]);
 
 const isJpeg = (b: Uint8Array): boolean => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
