@@ -251,6 +251,18 @@ describe('robotEpisode on real station worker processes', () => {
     }
   }, 180_000);
 
+  it('hands the arm on when the episode holding it is terminated', async () => {
+    const s = await station({ stepDelayMs: 100 });
+    const first = await start({ stationId: s.stationId, instruction: 'put the carrot on the plate', seed: 8, policy: { kind: 'scripted', ...exact } });
+    await waitFor(first, (st) => st.phase === 'executing', 'a chunk executing');
+    const second = await start({ stationId: s.stationId, instruction: 'pick up the eggplant', seed: 8, policy: { kind: 'scripted', ...exact } });
+    expect((await status(second)).phase).toBe('waiting_for_station');
+    // Terminated, the first episode never releases the arm: the lock notices it is gone.
+    await first.terminate('operator terminated the run');
+    const result = RobotEpisodeResult.parse(await second.result());
+    expect(result).toMatchObject({ outcome: 'completed', success: true });
+  }, 180_000);
+
   it('survives a SIGKILLed station worker: no chunk runs twice, the episode observes again and finishes', async () => {
     const stationId = uniqueStationId('kill');
     const first = await station({ stationId, stepDelayMs: 120 });
