@@ -90,6 +90,12 @@ export const ModelSpec = z.discriminatedUnion('backend', [
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
     backend: z.literal('gemini'),
     model: z.string().min(1),
+    /**
+     * Thinking tokens allowed on thinking models (Gemini 2.5 and later), on top of the answer's own
+     * budget: their output limit counts thoughts, which would otherwise eat short answers. 0 turns
+     * thinking off where the model allows it (not on Pro). @default 1024
+     */
+    thinkingBudget: z.int().min(0).max(32_768).optional(),
     baseOf: z.string().optional(),
   }),
   z.strictObject({

@@ -7,6 +7,7 @@ import { repairPrompt } from '../../activities/robot/policy/parse';
 import { BackendError, type BackendErrorCode } from '../../activities/vqa/backends/types';
 import { measureFormatFailures } from '../../bench/episode-format';
 import { actionPrompt, motionPlanPrompt, PolicyStage, subtasksPrompt, type PolicyStage as Stage } from '../../data-schemas/prompts';
+import { DEFAULT_THINKING_BUDGET } from '../../activities/vqa/backends/gemini';
 import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
 
@@ -227,10 +228,10 @@ describe('policy model on Gemini (real @google/genai client, Gemini wire format)
       expect(results[2]).toMatchObject({ value: CHUNK });
       expect(results.map((r) => r.attempts[0]!.structured)).toEqual([false, false, structured]);
       const [s, p, a] = server.requests;
-      expect(s!.body?.generationConfig).toMatchObject({ temperature: 1.0, topP: 0.95, maxOutputTokens: 256 });
-      expect(p!.body?.generationConfig).toMatchObject({ temperature: 0.1, maxOutputTokens: 128 });
+      expect(s!.body?.generationConfig).toMatchObject({ temperature: 1.0, topP: 0.95, maxOutputTokens: 256 + DEFAULT_THINKING_BUDGET });
+      expect(p!.body?.generationConfig).toMatchObject({ temperature: 0.1, maxOutputTokens: 128 + DEFAULT_THINKING_BUDGET });
       expect(p!.body?.generationConfig).not.toHaveProperty('topP');
-      expect(a!.body?.generationConfig).toMatchObject({ temperature: 0.5, maxOutputTokens: 512 });
+      expect(a!.body?.generationConfig).toMatchObject({ temperature: 0.5, maxOutputTokens: 512 + DEFAULT_THINKING_BUDGET });
       for (const [i, rec] of server.requests.entries()) {
         expect(rec.promptText).toBe([PROMPTS.subtasks, PROMPTS.motion_plan, PROMPTS.action][i]);
         expect(rec.images.map((im) => im.mimeType)).toEqual(['image/jpeg']);

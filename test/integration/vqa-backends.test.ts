@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createGeminiBackend } from '../../activities/vqa/backends/gemini';
+import { createGeminiBackend, DEFAULT_THINKING_BUDGET, isThinkingModel } from '../../activities/vqa/backends/gemini';
 import { createLocalBackend, type LocalBackend } from '../../activities/vqa/backends/local';
 import { createOpenAIBackend } from '../../activities/vqa/backends/openai';
 import { BackendError, createBackend, type BackendErrorCode, type InferenceBackend } from '../../activities/vqa/backends/types';
@@ -189,7 +189,10 @@ describe('gemini backend against the local Gemini-wire server (real @google/gena
     expect(rec.images.map((i) => i.mimeType)).toEqual(['image/png', 'image/png']);
     expect(Buffer.compare(rec.images[1]!.bytes, Buffer.from(req.images[1]!.data))).toBe(0);
     expect(rec.promptText).toBe(req.prompt);
-    expect(rec.body?.generationConfig).toMatchObject({ maxOutputTokens: 12, temperature: 0, topP: 0.5 });
+    // A thinking model: its thoughts get their own budget on top of the answer's 12 tokens.
+    expect(rec.body?.generationConfig).toMatchObject({ maxOutputTokens: 12 + DEFAULT_THINKING_BUDGET, thinkingConfig: { thinkingBudget: DEFAULT_THINKING_BUDGET }, temperature: 0, topP: 0.5 });
+    expect(isThinkingModel('gemini-2.0-flash')).toBe(false);
+    expect(isThinkingModel('gemini-2.5-pro')).toBe(true);
     expect(answer.usage).toEqual({ inputTokens: rec.usage!.promptTokenCount, outputTokens: rec.usage!.candidatesTokenCount });
     // createBackend with the worker's key and endpoint
     server.script({ text: 'A' });

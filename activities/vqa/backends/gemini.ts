@@ -12,7 +12,18 @@ export interface GeminiBackendOptions {
   baseUrl?: string;
   /** Per request. @default 90_000 */
   timeoutMs?: number;
+  /** Thinking tokens of thinking models, added to each request's answer budget. @default DEFAULT_THINKING_BUDGET */
+  thinkingBudget?: number;
 }
+
+export const DEFAULT_THINKING_BUDGET = 1024;
+
+/**
+ * Thinking models (Gemini 2.5 and later) count thoughts in `maxOutputTokens`: a 128-token answer
+ * budget could be spent thinking and come back empty. Their thinking gets its own budget, added to
+ * the answer's; older models take neither.
+ */
+export const isThinkingModel = (model: string): boolean => /gemini-(2\.5|[3-9])/.test(model);
 
 const CODE_OF_GEMINI_FAILURE: Readonly<Record<string, BackendErrorCode>> = {
   [GeminiFailure.Auth]: 'auth',
@@ -42,6 +53,7 @@ export function createGeminiBackend(options: GeminiBackendOptions): InferenceBac
   });
   const context = { model: options.model, secrets: [options.apiKey] };
   const where = options.baseUrl ?? 'the Gemini API';
+  const thinking = isThinkingModel(options.model) ? (options.thinkingBudget ?? DEFAULT_THINKING_BUDGET) : undefined;
 
   return {
     structuredOutput: true,
@@ -58,7 +70,7 @@ export function createGeminiBackend(options: GeminiBackendOptions): InferenceBac
           model: options.model,
           contents: [{ role: 'user', parts }],
           config: {
-            maxOutputTokens: g.maxNewTokens,
+            ...(thinking !== undefined ? { maxOutputTokens: g.maxNewTokens + thinking, thinkingConfig: { thinkingBudget: thinking } } : { maxOutputTokens: g.maxNewTokens }),
             temperature: g.temperature,
             ...(g.topP !== undefined && { topP: g.topP }),
             ...(request.jsonSchema !== undefined && { responseMimeType: 'application/json', responseJsonSchema: request.jsonSchema.schema }),

@@ -44,7 +44,12 @@ export function createBackend(spec: ModelSpec, env: BackendEnv): InferenceBacken
     case 'openai':
       return createOpenAIBackend({ baseUrl: spec.baseUrl, model: spec.model, ...(env.openaiApiKey !== undefined && { apiKey: env.openaiApiKey }) });
     case 'gemini':
-      return createGeminiBackend({ apiKey: env.geminiApiKey ?? '', model: spec.model, ...(env.geminiBaseUrl !== undefined && { baseUrl: env.geminiBaseUrl }) });
+      return createGeminiBackend({
+        apiKey: env.geminiApiKey ?? '',
+        model: spec.model,
+        ...(spec.thinkingBudget !== undefined && { thinkingBudget: spec.thinkingBudget }),
+        ...(env.geminiBaseUrl !== undefined && { baseUrl: env.geminiBaseUrl }),
+      });
     case 'local':
       if (!env.python) throw new BackendError('bad_request', `model ${spec.name}: the local backend needs the project's Python environment (a GPU worker's pythonEnv)`);
       return createLocalBackend({ baseModel: spec.baseModel, ...(spec.adapter !== undefined && { adapter: spec.adapter }), python: env.python });
