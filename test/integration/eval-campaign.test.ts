@@ -23,6 +23,7 @@ describe('evalCampaign', () => {
   let cpuQueue: string;
   let stopCpu: () => Promise<void>;
   let station: StationProcess;
+  let second: StationProcess;
 
   beforeAll(async () => {
     env = await connectTestTemporal();
@@ -35,19 +36,20 @@ describe('evalCampaign', () => {
       worker.shutdown();
       await running;
     };
-    station = await startStationProcess({ stateDir: join(dir, 'state'), storeUri });
+    [station, second] = await Promise.all([startStationProcess({ stateDir: join(dir, 'state'), storeUri }), startStationProcess({ stateDir: join(dir, 'state'), storeUri })]);
   }, 120_000);
 
   afterAll(async () => {
-    await station?.stop();
+    await Promise.all([station?.stop(), second?.stop()]);
     await stopCpu?.();
     await env?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('two campaigns contend for one station: every episode runs alone on the arm, both reports are right', async () => {
+  it('two campaigns contend for a station: every episode runs alone on its arm, both reports are right', async () => {
     const policy = { kind: 'scripted', seed: 0, actionStdMeters: 0, formatErrorRate: 0, wrongSubtaskRate: 0 } as const;
-    const a: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['pick_up', 'item_above'], trials: 2, stations: [station.stationId], policy, outputUri: joinUri(storeUri, 'campaign-a'), seed: 0 });
+    // Campaign A spreads over both stations; B wants only the first, which A also uses.
+    const a: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['pick_up', 'item_above'], trials: 2, stations: [station.stationId, second.stationId], policy, outputUri: joinUri(storeUri, 'campaign-a'), seed: 0 });
     const b: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['multilingual'], trials: 3, stations: [station.stationId], policy, outputUri: joinUri(storeUri, 'campaign-b'), seed: 10 });
     const [ha, hb] = await Promise.all([
       env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-a-${Date.now()}`, args: [a] }),
@@ -60,7 +62,7 @@ describe('evalCampaign', () => {
     expect(ra.successRate).toEqual({ pick_up: 100, item_above: 100 });
     expect(rb.successRate).toEqual({ multilingual: 100 });
 
-    // One episode at a time on the arm: from its reset to its end, no other episode's reset.
+    // One episode at a time on each arm: from its reset to its end, no other episode's reset there.
     const records: EpisodeRecord[] = [];
     for (const [root, keys] of [
       ['campaign-a', ['pick_up-t000', 'pick_up-t001', 'item_above-t000', 'item_above-t001']],
@@ -68,10 +70,16 @@ describe('evalCampaign', () => {
     ] as const) {
       for (const key of keys) records.push(await getJson(store, joinUri(storeUri, root, 'episodes', key, 'episode.json'), EpisodeRecord));
     }
-    const spans = records.map((r) => ({ from: Date.parse(r.reset?.timestamp ?? ''), to: Date.parse(r.finishedAt) })).sort((x, y) => x.from - y.from);
-    spans.slice(1).forEach((s, i) => expect(s.from).toBeGreaterThanOrEqual((spans[i] as { to: number }).to));
-    // Both campaigns ran on the one arm.
-    expect(new Set(records.map((r) => r.input.labels.campaign)).size).toBe(2);
+    for (const stationId of [station.stationId, second.stationId]) {
+      const spans = records
+        .filter((r) => r.stationId === stationId)
+        .map((r) => ({ from: Date.parse(r.reset?.timestamp ?? ''), to: Date.parse(r.finishedAt) }))
+        .sort((x, y) => x.from - y.from);
+      expect(spans.length).toBeGreaterThan(0);
+      spans.slice(1).forEach((s, i) => expect(s.from).toBeGreaterThanOrEqual((spans[i] as { to: number }).to));
+    }
+    // Both campaigns ran on the shared arm.
+    expect(new Set(records.filter((r) => r.stationId === station.stationId).map((r) => r.input.labels.campaign)).size).toBe(2);
     expect(records.filter((r) => r.input.labels.task === 'multilingual').map((r) => r.input.labels.language)).toEqual(['es', 'zh', 'hi']);
     expect(records.filter((r) => r.input.labels.task === 'multilingual').every((r) => !r.input.inDistribution)).toBe(true);
 
