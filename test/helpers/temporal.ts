@@ -1,6 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../../infra/config';
 import { inject } from 'vitest';
 import { WORKFLOWS_PATH } from '../../workers/cpu';
 
@@ -46,4 +50,18 @@ export async function connectTestTemporal(): Promise<TemporalTestEnv> {
 /** A task queue no other test shares. */
 export function uniqueTaskQueue(name: string): string {
   return `test-${name}-${randomUUID().slice(0, 8)}`;
+}
+
+export const HISTORIES_DIR = join(REPO_ROOT, 'test', 'fixtures', 'histories');
+
+/**
+ * With VLA_RECORD_HISTORIES=1, keeps a workflow's history for test/integration/replay.test.ts,
+ * which replays every recorded history against the current workflow code.
+ */
+export async function recordHistory(env: TemporalTestEnv, name: string, workflowId: string, runId?: string): Promise<void> {
+  if (process.env.VLA_RECORD_HISTORIES !== '1') return;
+  const history = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+  writeFileSync(join(HISTORIES_DIR, `${name}.json`), `${historyToJSON(history)}\n`);
+  // Histories do not hold their workflow id; workflows that derive ids from it replay with it.
+  writeFileSync(join(HISTORIES_DIR, `${name}.workflow-id`), `${workflowId}\n`);
 }

@@ -8,7 +8,7 @@ import { EpisodeRecord, EvalCampaignResult, type EvalCampaignInput } from '../..
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { createCpuWorker } from '../../workers/cpu';
 import type { evalCampaign } from '../../workflows';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { startStationProcess, type StationProcess } from '../helpers/stations';
 
 /**
@@ -83,6 +83,7 @@ describe('evalCampaign', () => {
     expect(records.filter((r) => r.input.labels.task === 'multilingual').map((r) => r.input.labels.language)).toEqual(['es', 'zh', 'hi']);
     expect(records.filter((r) => r.input.labels.task === 'multilingual').every((r) => !r.input.inDistribution)).toBe(true);
 
+    await recordHistory(env, 'evalCampaign', ha.workflowId);
     const browser = await launchChromium();
     try {
       const page = await browser.newPage();

@@ -1,6 +1,6 @@
 import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,21 +8,22 @@ import { readManifest } from '../../activities/data';
 import { FileStore } from '../../activities/store';
 import { defaultRelabelOutput, labelerKey, relabelChildId, type LabelerChoice } from '../../data-schemas/relabel';
 import { fileUri } from '../../data-schemas/uri';
-import { REPO_ROOT } from '../../infra/config';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
 import type { relabelDataset } from '../../workflows';
 import { createGeminiServer } from '../fixtures/gemini-server';
 import { importBridgeSample } from '../helpers/datasets';
-import { connectTestTemporal, quietRuntime, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+import { connectTestTemporal, HISTORIES_DIR, quietRuntime, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 
-const HISTORIES = join(REPO_ROOT, 'test', 'fixtures', 'histories');
+const HISTORIES = HISTORIES_DIR;
 
 /**
  * Recorded histories of both relabel workflows replayed against the current workflow code: a
  * change that would break running workflows (non-determinism) fails here. Re-record after an
  * intended, versioned change with `VLA_RECORD_HISTORIES=1 npx vitest run test/integration/replay.test.ts`
- * (relabel) and `... test/integration/train-lora.test.ts -t trains` (shardDataset, trainLora).
+ * (relabel), `... test/integration/train-lora.test.ts -t trains` (shardDataset, trainLora),
+ * `... test/integration/robot-episode.test.ts` (robotEpisode, stationLock) and
+ * `... test/integration/eval-campaign.test.ts` (evalCampaign).
  */
 describe('replay of recorded workflow histories', () => {
   const recording = process.env.VLA_RECORD_HISTORIES === '1';
@@ -77,16 +78,21 @@ describe('replay of recorded workflow histories', () => {
   // Listed when the file is collected: in recording mode, before the recording runs.
   const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json'));
 
-  it.skipIf(recording)('has histories of the relabel, shard and training workflows', () => {
+  it.skipIf(recording)('has histories of the relabel, shard, training, episode, lock and campaign workflows', () => {
     expect(files.some((f) => f.startsWith('relabelDataset'))).toBe(true);
     expect(files.some((f) => f.startsWith('relabelTrajectory'))).toBe(true);
     expect(files.some((f) => f.startsWith('shardDataset'))).toBe(true);
     expect(files.some((f) => f.startsWith('trainLora'))).toBe(true);
+    expect(files.some((f) => f.startsWith('robotEpisode'))).toBe(true);
+    expect(files.some((f) => f.startsWith('stationLock'))).toBe(true);
+    expect(files.some((f) => f.startsWith('evalCampaign'))).toBe(true);
   });
 
   it.each(files)('%s replays without non-determinism', async (file) => {
     quietRuntime();
     const history = historyFromJSON(JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')));
-    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+    const idFile = join(HISTORIES, file.replace(/\.json$/, '.workflow-id'));
+    const workflowId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : undefined;
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
   });
 });

@@ -14,7 +14,7 @@ import { TaskQueue } from '../../data-schemas/workflows';
 import { createCpuWorker } from '../../workers/cpu';
 import type { robotEpisode } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { startStationProcess, uniqueStationId, type StationProcess } from '../helpers/stations';
 import { createGeminiServer } from '../fixtures/gemini-server';
 import { createOpenAIServer } from '../fixtures/openai-server';
@@ -165,6 +165,7 @@ describe('robotEpisode on real station worker processes', () => {
     const overruled = record.cycles.find((c) => c.cycle === paused.cycle);
     expect(overruled?.verdict).toMatchObject({ decision: 'retry', by: 'operator', reason: 'operator: not aligned from here' });
     expect(record.operatorEvents.map((e) => e.event)).toEqual(expect.arrayContaining(['pause', 'verdict', 'resume']));
+    await recordHistory(env, 'robotEpisode-signals', h.workflowId);
   }, 180_000);
 
   it('aborts mid-chunk: the arm stops after the action in progress', async () => {
@@ -261,6 +262,7 @@ describe('robotEpisode on real station worker processes', () => {
     await first.terminate('operator terminated the run');
     const result = RobotEpisodeResult.parse(await second.result());
     expect(result).toMatchObject({ outcome: 'completed', success: true });
+    await recordHistory(env, 'stationLock-holder-terminated', `station-lock-${s.stationId}`);
   }, 180_000);
 
   it('survives a SIGKILLed station worker: no chunk runs twice, the episode observes again and finishes', async () => {
@@ -289,5 +291,6 @@ describe('robotEpisode on real station worker processes', () => {
     const log = readFileSync(join(first.stateDir, 'sim-arm.jsonl'), 'utf8').trim().split('\n');
     const lastLogged = (JSON.parse(log[log.length - 1] as string) as { actions: number }).actions;
     expect(lastLogged).toBe(record.cycles[record.cycles.length - 1]?.after?.step);
+    await recordHistory(env, 'robotEpisode-worker-killed', h.workflowId);
   }, 240_000);
 });

@@ -12,15 +12,14 @@ import { createObjectStore, getJson } from '../../activities/store';
 import type { ObjectStore } from '../../activities/store/types';
 import { ShardManifest, TrainingFailure, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
 import { fileUri, joinUri } from '../../data-schemas/uri';
-import { loadConfig, REPO_ROOT } from '../../infra/config';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { loadConfig } from '../../infra/config';
 import { isAlive } from '../../infra/processes';
 import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { buildTinyModel } from '../../cli/commands/train';
 import { trainingProgressQuery, type relabelDataset, type shardDataset, type trainLora } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { importBridgeSample } from '../helpers/datasets';
-import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, recordHistory, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
 
 const exec = promisify(execFile);
@@ -84,13 +83,6 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
     }
   }
 
-  /** With VLA_RECORD_HISTORIES=1, keeps the history for test/integration/replay.test.ts. */
-  async function recordHistory(name: string, workflowId: string): Promise<void> {
-    if (process.env.VLA_RECORD_HISTORIES !== '1') return;
-    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-    writeFileSync(join(REPO_ROOT, 'test', 'fixtures', 'histories', `${name}.json`), `${historyToJSON(history)}\n`);
-  }
-
   const trainerPidFile = (outputUri: string): string => join(workDir, 'runs', createHash('sha256').update(outputUri).digest('hex').slice(0, 16), 'trainer.pid');
 
   async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
@@ -122,7 +114,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
         args: [{ datasetUri: labels.outputUri, outputUri: joinUri(root, 'shards'), targetShardBytes: 64 * 1024, validationFraction: 0.2 }],
       });
       shardsUri = shards.manifestUri;
-      await recordHistory('shardDataset', shardWorkflowId);
+      await recordHistory(env, 'shardDataset', shardWorkflowId);
     });
   }, 300_000);
 
@@ -162,7 +154,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       expect(check.loraModules).toBeGreaterThan(0);
       expect(check.vision).toBe(0);
 
-      await recordHistory('trainLora', handle.workflowId);
+      await recordHistory(env, 'trainLora', handle.workflowId);
 
       // Same output, same config: the finished run is returned as it is.
       const again = await (await start(cpu, input)).result();

@@ -99,7 +99,8 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
   const stationQueue = TaskQueue.station(input.stationId);
   const ref = { episodeId, outputUri: input.outputUri };
 
-  if (info.taskQueue !== stationQueue) {
+  // Checked when the run starts (a replay runs on a replay worker's own queue).
+  if (info.taskQueue !== stationQueue && !info.unsafe.isReplaying) {
     throw ApplicationFailure.nonRetryable(
       `robotEpisode runs on its station's task queue: start it on ${stationQueue} (it was started on ${info.taskQueue})`,
       'WrongTaskQueue',
