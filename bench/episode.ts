@@ -12,9 +12,6 @@
  *
  * Options (`--name=value` or BENCH_NAME): episodes (8), seed (0).
  */
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
-import getPort from 'get-port';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,16 +22,16 @@ import { SimStationDriver } from '../activities/robot/station/sim';
 import { FileStore } from '../activities/store';
 import { RobotEpisodeInput, type CycleRecord, type EpisodeRecord, type RobotEpisodeInputRaw, type RobotEpisodeResult } from '../data-schemas/robot';
 import { fileUri, joinUri } from '../data-schemas/uri';
-import { loadConfig } from '../infra/config';
-import { ensureTemporalCli, startDevServer } from '../infra/temporal';
+import { StationConfig } from '../data-schemas/station';
 import { TaskQueue } from '../data-schemas/workflows';
-import { WORKFLOWS_PATH } from '../workers/cpu';
 import { createStationWorker } from '../workers/station';
 import type { robotEpisode } from '../workflows';
 import { formatFailureTable, measureFormatFailures } from './episode-format';
+import { quantile } from '../activities/robot/campaign/metrics';
 import { tsMs } from './history';
 import { option } from './options';
 import { printTable } from './table';
+import { Cleanups, startBenchTemporal } from './temporal';
 
 const log = (line: string): void => console.error(`[bench:episode] ${line}`);
 const NAMESPACE = 'default';
@@ -42,12 +39,6 @@ const STATION = 'bench-sim';
 const TASKS = ['put the carrot on the plate', 'pick up the eggplant', 'put the spoon on the towel', 'stack the green block on the yellow block'];
 
 const cfg = { episodes: option('episodes', 8), seed: option('seed', 1) - 1 };
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 function episodeInputs(root: string, kind: string): RobotEpisodeInputRaw[] {
   return Array.from({ length: cfg.episodes }, (_, i) => ({
@@ -137,30 +128,23 @@ async function runDirect(raw: RobotEpisodeInputRaw, station: ReturnType<typeof c
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(join(tmpdir(), 'vla-bench-episode-'));
   const store = new FileStore();
   const root = fileUri(join(dir, 'store'));
-  const cleanups: (() => Promise<void>)[] = [];
+  const cleanups = new Cleanups();
   try {
-    const server = await startDevServer({
-      cli: await ensureTemporalCli(loadConfig().cacheDir, log),
-      dbFile: join(dir, 'temporal.sqlite'),
-      logFile: join(dir, 'temporal.log'),
+    const { client, native, workflowBundle } = await startBenchTemporal({ dir, namespace: NAMESPACE, cleanups, log });
+    const station = await createStationWorker({
+      workflowBundle,
+      connection: native,
       namespace: NAMESPACE,
-      port: await getPort({ host: '127.0.0.1' }),
-      uiPort: await getPort({ host: '127.0.0.1' }),
+      stationId: STATION,
+      station: StationConfig.parse({ kind: 'sim', task: TASKS[0] }),
+      store,
+      stateDir: join(dir, 'station'),
     });
-    cleanups.push(() => server.stop());
-    const connection = await Connection.connect({ address: server.address });
-    cleanups.push(() => connection.close());
-    const native = await NativeConnection.connect({ address: server.address });
-    cleanups.push(() => native.close());
-    const client = new Client({ connection, namespace: NAMESPACE });
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
-    const station = await createStationWorker({ workflowBundle, connection: native, namespace: NAMESPACE, stationId: STATION, station: { kind: 'sim', task: TASKS[0] as string, seed: 0, stepDelayMs: 0, safety: { maxStepMeters: 0.05, bounds: { min: [0.1, -0.25, 0.004], max: [0.5, 0.25, 0.3] } } }, store, stateDir: join(dir, 'station') });
     const running = station.worker.run();
-    cleanups.push(async () => {
+    cleanups.add('station worker', async () => {
       station.worker.shutdown();
       await running;
     });
@@ -201,14 +185,14 @@ async function main(): Promise<void> {
         prev = t;
       }
     }
-    const med = median(perCycle);
+    const med = quantile(perCycle, 0.5);
     console.log(`\nmedian orchestration overhead per cycle: ${med.toFixed(1)} ms (goal <= 20 ms: ${med <= 20 ? 'met' : 'NOT met'}); ratio direct/temporal time: ${(directTotal / temporalTotal).toFixed(2)}`);
     console.log(`machine: ${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}; ${new Date().toISOString().slice(0, 10)}\n`);
 
     const format = await measureFormatFailures({ chunks: 200, seed: cfg.seed + 1 });
     printTable(formatFailureTable(format.rows));
   } finally {
-    for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`cleanup: ${(err as Error).message}`));
+    await cleanups.run();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -16,9 +16,8 @@
  * reads a sample of child histories to show where the pipeline's time per trajectory goes, and the
  * CPU time of this process and of the dev server per run. Everything is removed at the end.
  */
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type Worker } from '@temporalio/worker';
-import getPort from 'get-port';
+import type { Client, Connection } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,16 +31,15 @@ import { DLanRecord } from '../data-schemas/d-lan';
 import { DRobTrajectory } from '../data-schemas/d-rob';
 import { ChunkAggregation, labelerIdentity, labelerKey, relabelChildId, type LabelerChoice, type RelabelDatasetResult } from '../data-schemas/relabel';
 import { fileUri, joinUri } from '../data-schemas/uri';
-import { loadConfig } from '../infra/config';
-import { ensureTemporalCli, startDevServer, type DevServer } from '../infra/temporal';
 import { createGeminiServer, type GeminiServer, type RecordedRequest } from '../test/fixtures/gemini-server';
 import { importBridgeSample, replicateDataset } from '../test/helpers/datasets';
-import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
+import { createCpuWorker } from '../workers/cpu';
 import { createGeminiWorker } from '../workers/gemini';
 import type { relabelDataset } from '../workflows';
 import { forEachConcurrent } from '../activities/data/pool';
 import { idOf, tsMs } from './history';
 import { printTable } from './table';
+import { Cleanups, startBenchTemporal } from './temporal';
 import { option, stringOption } from './options';
 
 
@@ -303,10 +301,9 @@ function rateBetween(reqs: readonly RecordedRequest[], from: number, to: number)
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(join(tmpdir(), 'vla-bench-relabel-'));
   const dbDir = cfg.dbDir !== undefined ? mkdtempSync(join(cfg.dbDir, 'vla-bench-relabel-db-')) : dir;
-  const cleanups: { name: string; fn: () => Promise<void> }[] = [];
+  const cleanups = new Cleanups();
   const workers: { worker: Worker; run: Promise<void> }[] = [];
   const startWorker = (worker: Worker): { worker: Worker; run: Promise<void> } => {
     const w = { worker, run: worker.run() };
@@ -332,23 +329,9 @@ async function main(): Promise<void> {
     log(`dataset: ${ids.length} trajectories (25 Bridge episodes x ${Math.ceil(n / 25)}) in ${seconds(t0).toFixed(1)} s`);
 
     t0 = performance.now();
-    const server: DevServer = await startDevServer({
-      cli: await ensureTemporalCli(loadConfig().cacheDir, log),
-      dbFile: join(dbDir, 'temporal.sqlite'),
-      logFile: join(dir, 'temporal.log'),
-      namespace: NAMESPACE,
-      port: await getPort({ host: '127.0.0.1' }),
-      uiPort: await getPort({ host: '127.0.0.1' }),
-    });
-    cleanups.push({ name: `temporal dev server (pid ${server.pid})`, fn: () => server.stop() });
+    const { server, connection, native, client, workflowBundle } = await startBenchTemporal({ dir, dbDir, namespace: NAMESPACE, cleanups, log });
     const gemini = await createGeminiServer({ apiKey: API_KEY, latencyMs: cfg.latencyMs, recordBodies: false });
-    cleanups.push({ name: 'gemini server', fn: () => gemini.close() });
-    const connection = await Connection.connect({ address: server.address });
-    cleanups.push({ name: 'client connection', fn: () => connection.close() });
-    const native = await NativeConnection.connect({ address: server.address });
-    cleanups.push({ name: 'worker connection', fn: () => native.close() });
-    const client = new Client({ connection, namespace: NAMESPACE });
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+    cleanups.add('gemini server', () => gemini.close());
     startWorker(await createCpuWorker({ connection: native, namespace: NAMESPACE, taskQueue: CPU_QUEUE, workflowBundle, deps: { store } }));
     const geminiDeps = { store, gemini: { apiKey: API_KEY, baseUrl: gemini.baseUrl } };
     const fastQueue = 'bench-gemini-unbound';
@@ -478,13 +461,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const w of workers) await stopWorker(w);
-    for (const c of cleanups.reverse()) {
-      try {
-        await c.fn();
-      } catch (err) {
-        console.error(`cleanup of ${c.name} failed: ${(err as Error).message}`);
-      }
-    }
+    await cleanups.run();
     rmSync(dir, { recursive: true, force: true });
     if (dbDir !== dir) rmSync(dbDir, { recursive: true, force: true });
   }

@@ -11,9 +11,6 @@
  * the CPU and GPU workers in this process, the tiny VLM (python -m vla_py.tiny_model) on the CPU.
  * With a GPU, point --base-model at a real small VLM directory and drop --precision to bf16.
  */
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode } from '@temporalio/worker';
-import getPort from 'get-port';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -26,12 +23,12 @@ import { TrainerEvent, TrainLoraInput } from '../data-schemas/training';
 import { fileUri } from '../data-schemas/uri';
 import { loadConfig } from '../infra/config';
 import { ensurePythonEnv, type PythonEnv } from '../infra/python';
-import { ensureTemporalCli, startDevServer } from '../infra/temporal';
 import { importBridgeSample } from '../test/helpers/datasets';
-import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
+import { createCpuWorker } from '../workers/cpu';
 import { createGpuWorker } from '../workers/gpu';
 import type { relabelDataset, shardDataset, trainLora } from '../workflows';
 import { option, stringOption } from './options';
+import { Cleanups, startBenchTemporal } from './temporal';
 
 const cfg = {
   steps: option('steps', 200),
@@ -70,32 +67,14 @@ async function runDirect(python: PythonEnv, config: object, dir: string): Promis
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
   const config = loadConfig();
   const dir = mkdtempSync(join(tmpdir(), 'vla-bench-train-'));
   const python = await ensurePythonEnv(config.cacheDir, log);
-  const cli = await ensureTemporalCli(config.cacheDir, log);
-  const port = await getPort({ host: '127.0.0.1' });
-  const server = await startDevServer({
-    cli,
-    dbFile: join(dir, 'temporal.db'),
-    logFile: join(dir, 'temporal.log'),
-    namespace: NAMESPACE,
-    port,
-    uiPort: await getPort({ host: '127.0.0.1' }),
-  });
-  const connection = await Connection.connect({ address: server.address });
-  const native = await NativeConnection.connect({ address: server.address });
+  const cleanups = new Cleanups();
   try {
-    const client = new Client({ connection, namespace: NAMESPACE });
+    const { connection, native, client, workflowBundle } = await startBenchTemporal({ dir, namespace: NAMESPACE, cleanups, log });
     const workDir = join(dir, 'gpu-work');
-    const cpu = await createCpuWorker({
-      connection: native,
-      namespace: NAMESPACE,
-      taskQueue: 'bench-cpu',
-      workflowBundle: await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') }),
-      deps: { store },
-    });
+    const cpu = await createCpuWorker({ connection: native, namespace: NAMESPACE, taskQueue: 'bench-cpu', workflowBundle, deps: { store } });
     const gpu = await createGpuWorker({
       connection: native,
       clientConnection: connection,
@@ -169,9 +148,7 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    await connection.close();
-    await native.close();
-    await server.stop();
+    await cleanups.run();
     rmSync(dir, { recursive: true, force: true });
   }
 }

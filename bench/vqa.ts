@@ -23,9 +23,8 @@
  * the OpenAI wire server of test/fixtures, the CPU worker in this process. Everything is removed at
  * the end.
  */
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type Worker } from '@temporalio/worker';
-import getPort from 'get-port';
+import type { Client } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -38,14 +37,15 @@ import { ITEMS_FILE, mimeTypeOf } from '../activities/vqa/loaders';
 import { BENCHMARKS } from '../activities/vqa/scoring';
 import { fileUri, joinUri } from '../data-schemas/uri';
 import { VqaItem, type BenchmarkId, type VqaPrediction, type VqaSweepInput, type VqaSweepResult } from '../data-schemas/vqa';
-import { REPO_ROOT, loadConfig } from '../infra/config';
-import { ensureTemporalCli, startDevServer, type DevServer } from '../infra/temporal';
+import { REPO_ROOT } from '../infra/config';
+import type { DevServer } from '../infra/temporal';
 import { createOpenAIServer, type OpenAIServer } from '../test/fixtures/openai-server';
-import { WORKFLOWS_PATH, createCpuWorker } from '../workers/cpu';
+import { createCpuWorker } from '../workers/cpu';
 import type { vqaSweep } from '../workflows';
 import { vqaEvaluateId } from '../workflows/vqa/vqa-sweep';
 import { idOf, tsMs } from './history';
 import { printTable } from './table';
+import { Cleanups, startBenchTemporal } from './temporal';
 import { option, stringOption } from './options';
 
 const positiveList = (name: string, fallback: string): number[] =>
@@ -273,10 +273,9 @@ async function runDirect(env: Env, items: VqaItem[], concurrency: number): Promi
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
   const dir = mkdtempSync(join(tmpdir(), 'vla-bench-vqa-'));
   const dbDir = cfg.dbDir !== undefined ? mkdtempSync(join(cfg.dbDir, 'vla-bench-vqa-db-')) : dir;
-  const cleanups: { name: string; fn: () => Promise<void> }[] = [];
+  const cleanups = new Cleanups();
   let worker: { worker: Worker; run: Promise<void> } | undefined;
   const totalStart = performance.now();
   try {
@@ -285,23 +284,9 @@ async function main(): Promise<void> {
     const C = cfg.concurrency;
     let t0 = performance.now();
     const sources = replicateSamples(join(dir, 'src'), N);
-    const server = await startDevServer({
-      cli: await ensureTemporalCli(loadConfig().cacheDir, log),
-      dbFile: join(dbDir, 'temporal.sqlite'),
-      logFile: join(dir, 'temporal.log'),
-      namespace: NAMESPACE,
-      port: await getPort({ host: '127.0.0.1' }),
-      uiPort: await getPort({ host: '127.0.0.1' }),
-    });
-    cleanups.push({ name: `temporal dev server (pid ${server.pid})`, fn: () => server.stop() });
+    const { server, native, client, workflowBundle } = await startBenchTemporal({ dir, dbDir, namespace: NAMESPACE, cleanups, log });
     const openai = await createOpenAIServer({ models: [SERVED_MODEL], latencyMs: cfg.latencyMs, recordBodies: false });
-    cleanups.push({ name: 'openai server', fn: () => openai.close() });
-    const connection = await Connection.connect({ address: server.address });
-    cleanups.push({ name: 'client connection', fn: () => connection.close() });
-    const native = await NativeConnection.connect({ address: server.address });
-    cleanups.push({ name: 'worker connection', fn: () => native.close() });
-    const client = new Client({ connection, namespace: NAMESPACE });
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+    cleanups.add('openai server', () => openai.close());
     const cpu = await createCpuWorker({ connection: native, namespace: NAMESPACE, taskQueue: CPU_QUEUE, workflowBundle, deps: { store } });
     worker = { worker: cpu, run: cpu.run() };
     worker.run.catch((err: unknown) => log(`worker stopped: ${(err as Error).message}`));
@@ -427,13 +412,7 @@ async function main(): Promise<void> {
       if (worker.worker.getState() === 'RUNNING') worker.worker.shutdown();
       await worker.run.catch(() => undefined);
     }
-    for (const c of cleanups.reverse()) {
-      try {
-        await c.fn();
-      } catch (err) {
-        console.error(`cleanup of ${c.name} failed: ${(err as Error).message}`);
-      }
-    }
+    await cleanups.run();
     rmSync(dir, { recursive: true, force: true });
     if (dbDir !== dir) rmSync(dbDir, { recursive: true, force: true });
   }
