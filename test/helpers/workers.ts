@@ -14,6 +14,13 @@ export interface TestWorkerOptions {
   killGraceMs?: number;
 }
 
+/** A CPU worker (workflows + CPU activities) on a fresh task queue named after `name`, running while `fn` runs. */
+export async function withCpuWorker<T>(env: TemporalTestEnv, store: ObjectStore, name: string, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueTaskQueue(name);
+  const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue, workflowBundle: await workflowBundle(), deps: { store } });
+  return worker.runUntil(fn(taskQueue));
+}
+
 /**
  * A CPU worker (workflows + CPU activities) and a GPU worker (training, local inference), each on
  * its own fresh task queue, running while `fn` runs.

@@ -6,9 +6,9 @@ import { FileStore, getJson } from '../../activities/store';
 import { launchChromium } from '../../activities/vqa/browser';
 import { EpisodeRecord, EvalCampaignResult, type EvalCampaignInput } from '../../data-schemas/robot';
 import { fileUri, joinUri } from '../../data-schemas/uri';
-import { createCpuWorker } from '../../workers/cpu';
 import type { evalCampaign } from '../../workflows';
-import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, recordHistory, type TemporalTestEnv } from '../helpers/temporal';
+import { withCpuWorker } from '../helpers/workers';
 import { startStationProcess, type StationProcess } from '../helpers/stations';
 
 /**
@@ -20,8 +20,6 @@ describe('evalCampaign', () => {
   let env: TemporalTestEnv;
   let dir: string;
   let storeUri: string;
-  let cpuQueue: string;
-  let stopCpu: () => Promise<void>;
   let station: StationProcess;
   let second: StationProcess;
 
@@ -29,19 +27,11 @@ describe('evalCampaign', () => {
     env = await connectTestTemporal();
     dir = mkdtempSync(join(tmpdir(), 'vla-campaign-'));
     storeUri = fileUri(join(dir, 'store'));
-    cpuQueue = uniqueTaskQueue('campaign-cpu');
-    const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: cpuQueue, workflowBundle: await workflowBundle(), deps: { store } });
-    const running = worker.run();
-    stopCpu = async () => {
-      worker.shutdown();
-      await running;
-    };
     [station, second] = await Promise.all([startStationProcess({ stateDir: join(dir, 'state'), storeUri }), startStationProcess({ stateDir: join(dir, 'state'), storeUri })]);
   }, 120_000);
 
   afterAll(async () => {
     await Promise.all([station?.stop(), second?.stop()]);
-    await stopCpu?.();
     await env?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
@@ -51,11 +41,14 @@ describe('evalCampaign', () => {
     // Campaign A spreads over both stations; B wants only the first, which A also uses.
     const a: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['pick_up', 'item_above'], trials: 2, stations: [station.stationId, second.stationId], policy, outputUri: joinUri(storeUri, 'campaign-a'), seed: 0 });
     const b: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['multilingual'], trials: 3, stations: [station.stationId], policy, outputUri: joinUri(storeUri, 'campaign-b'), seed: 10 });
-    const [ha, hb] = await Promise.all([
-      env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-a-${Date.now()}`, args: [a] }),
-      env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-b-${Date.now()}`, args: [b] }),
-    ]);
-    const [ra, rb] = (await Promise.all([ha.result(), hb.result()])).map((r) => EvalCampaignResult.parse(r)) as [EvalCampaignResult, EvalCampaignResult];
+    const { ha, ra, rb } = await withCpuWorker(env, store, 'campaign-cpu', async (cpuQueue) => {
+      const [ha, hb] = await Promise.all([
+        env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-a-${Date.now()}`, args: [a] }),
+        env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-b-${Date.now()}`, args: [b] }),
+      ]);
+      const [ra, rb] = (await Promise.all([ha.result(), hb.result()])).map((r) => EvalCampaignResult.parse(r)) as [EvalCampaignResult, EvalCampaignResult];
+      return { ha, ra, rb };
+    });
     expect(ra.episodes).toBe(4);
     expect(rb.episodes).toBe(3);
     // The scripted policy with exact actions does every Figure-5 task, in every language.

@@ -9,11 +9,11 @@ import { FileStore, getJson } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { RelabelReport, defaultRelabelOutput } from '../../data-schemas/relabel';
 import { fileUri, joinUri } from '../../data-schemas/uri';
-import { createCpuWorker } from '../../workers/cpu';
 import type { relabelDataset } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { importBridgeSample, simulateSample } from '../helpers/datasets';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
+import { withCpuWorker } from '../helpers/workers';
 
 describe('relabelDataset with the heuristic labeler (real dev server, real store)', () => {
   const store = new FileStore();
@@ -35,11 +35,7 @@ describe('relabelDataset with the heuristic labeler (real dev server, real store
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
-    const taskQueue = uniqueTaskQueue('relabel');
-    const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue, workflowBundle: await workflowBundle(), deps: { store } });
-    return worker.runUntil(fn(taskQueue));
-  }
+  const withWorker = <T>(fn: (taskQueue: string) => Promise<T>): Promise<T> => withCpuWorker(env, store, 'relabel', fn);
 
   const run = (taskQueue: string, workflowId: string, input: unknown) =>
     env.client.workflow.execute<typeof relabelDataset>('relabelDataset', { taskQueue, workflowId, args: [input] });

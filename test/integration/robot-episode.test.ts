@@ -11,10 +11,10 @@ import { DatasetManifest } from '../../data-schemas/manifest';
 import { EpisodeRecord, RobotEpisodeResult, type EpisodeStatus, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
-import { createCpuWorker } from '../../workers/cpu';
 import type { robotEpisode } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
-import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, recordHistory, uniqueTaskQueue, type TemporalTestEnv } from '../helpers/temporal';
+import { withCpuWorker } from '../helpers/workers';
 import { startStationProcess, uniqueStationId, type StationProcess } from '../helpers/stations';
 import { createGeminiServer } from '../fixtures/gemini-server';
 import { createOpenAIServer } from '../fixtures/openai-server';
@@ -30,26 +30,16 @@ describe('robotEpisode on real station worker processes', () => {
   let env: TemporalTestEnv;
   let dir: string;
   let storeUri: string;
-  let cpuQueue: string;
-  let stopCpu: () => Promise<void>;
   const stations: StationProcess[] = [];
 
   beforeAll(async () => {
     env = await connectTestTemporal();
     dir = mkdtempSync(join(tmpdir(), 'vla-episode-'));
     storeUri = fileUri(join(dir, 'store'));
-    cpuQueue = uniqueTaskQueue('episode-cpu');
-    const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: cpuQueue, workflowBundle: await workflowBundle(), deps: { store } });
-    const running = worker.run();
-    stopCpu = async () => {
-      worker.shutdown();
-      await running;
-    };
   }, 120_000);
 
   afterAll(async () => {
     await Promise.all(stations.map((s) => s.stop()));
-    await stopCpu?.();
     await env?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
@@ -110,8 +100,10 @@ describe('robotEpisode on real station worker processes', () => {
   }, 180_000);
 
   it('rejects invalid input naming the fields', async () => {
-    const h = await env.client.workflow.start('robotEpisode', { taskQueue: cpuQueue, workflowId: `episode-bad-${Date.now()}`, args: [{ stationId: 'has space', instruction: '', outputUri: 'ftp://x' }] });
-    const err = await h.result().catch((e: unknown) => e);
+    const err = await withCpuWorker(env, store, 'episode-cpu', async (cpuQueue): Promise<unknown> => {
+      const h = await env.client.workflow.start<typeof robotEpisode>('robotEpisode', { taskQueue: cpuQueue, workflowId: `episode-bad-${Date.now()}`, args: [{ stationId: 'has space', instruction: '', outputUri: 'ftp://x' }] });
+      return h.result().catch((e: unknown) => e);
+    });
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
     expect(cause.type).toBe(INVALID_WORKFLOW_INPUT);
@@ -121,8 +113,10 @@ describe('robotEpisode on real station worker processes', () => {
   });
 
   it("refuses to run anywhere but on its station's task queue", async () => {
-    const h = await start({ stationId: 'nowhere', instruction: 'pick up the eggplant' }, cpuQueue);
-    const err = await h.result().catch((e: unknown) => e);
+    const err = await withCpuWorker(env, store, 'episode-cpu', async (cpuQueue): Promise<unknown> => {
+      const h = await start({ stationId: 'nowhere', instruction: 'pick up the eggplant' }, cpuQueue);
+      return h.result().catch((e: unknown) => e);
+    });
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(((err as WorkflowFailedError).cause as { type?: string }).type).toBe('WrongTaskQueue');
     expect(((err as WorkflowFailedError).cause as Error).message).toMatch(/start it on vla-station-nowhere/);

@@ -8,11 +8,11 @@ import { createObjectStore, getJson, S3Store, sha256Hex, type ObjectInfo } from 
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { ShardManifest, ShardSample, SHARD_MANIFEST_FILE, defaultShardOutput, type ShardDatasetResult } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
-import { createCpuWorker } from '../../workers/cpu';
 import type { relabelDataset, shardDataset } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { importBridgeSample } from '../helpers/datasets';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
+import { withCpuWorker } from '../helpers/workers';
 
 const s3 = inject('s3');
 const s3Options = { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } };
@@ -51,11 +51,7 @@ describe('shardDataset (real dev server, real S3 store)', () => {
     s3store.destroy();
   });
 
-  async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
-    const taskQueue = uniqueTaskQueue('shard');
-    const worker = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue, workflowBundle: await workflowBundle(), deps: { store } });
-    return worker.runUntil(fn(taskQueue));
-  }
+  const withWorker = <T>(fn: (taskQueue: string) => Promise<T>): Promise<T> => withCpuWorker(env, store, 'shard', fn);
 
   const shard = (input: unknown): Promise<ShardDatasetResult> =>
     withWorker((taskQueue) => env.client.workflow.execute<typeof shardDataset>('shardDataset', { taskQueue, workflowId: `${taskQueue}-shard`, args: [input] }));

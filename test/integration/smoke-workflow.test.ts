@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../activities/store/file-store';
 import { fileUri } from '../../data-schemas/uri';
-import { createCpuWorker } from '../../workers/cpu';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
+import { withCpuWorker } from '../helpers/workers';
 
 describe('storeSmoke workflow on a real dev server', () => {
   let env: TemporalTestEnv;
@@ -22,17 +22,7 @@ describe('storeSmoke workflow on a real dev server', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
-    const taskQueue = uniqueTaskQueue('smoke');
-    const worker = await createCpuWorker({
-      connection: env.nativeConnection,
-      namespace: env.namespace,
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-      deps: { store: new FileStore() },
-    });
-    return worker.runUntil(fn(taskQueue));
-  }
+  const withWorker = <T>(fn: (taskQueue: string) => Promise<T>): Promise<T> => withCpuWorker(env, new FileStore(), 'smoke', fn);
 
   it('writes through the store exactly once and tags the run with a search attribute', async () => {
     const outputUri = fileUri(join(dir, 'nested', 'hello.txt'));
