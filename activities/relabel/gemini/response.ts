@@ -62,16 +62,22 @@ function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /**
+ * A JSON answer without the Markdown fence around it: JSON mode should never fence its answer, but
+ * some model versions still do; unwrapping costs nothing and saves a re-prompt.
+ */
+export function unfenceJson(text: string): string {
+  return text
+    .trim()
+    .replace(/^```(?:json)?\s*\n?/i, '')
+    .replace(/\n?```$/, '');
+}
+
+/**
  * Parses the model's text into segment labels. Every failure is a sentence that goes back to the
  * model in the next prompt, so it says what to fix rather than how the parser failed.
  */
 export function parseGeminiAnswer(text: string, steps: number): ParsedAnswer {
-  // JSON mode should never fence its answer, but some model versions still do; unwrapping costs
-  // nothing and saves a re-prompt.
-  const body = text
-    .trim()
-    .replace(/^```(?:json)?\s*\n?/i, '')
-    .replace(/\n?```$/, '');
+  const body = unfenceJson(text);
   let json: unknown;
   try {
     json = JSON.parse(body);

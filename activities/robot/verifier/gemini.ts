@@ -12,6 +12,7 @@
 import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
 import { AUTH_ADVICE, classifyGeminiError, GeminiFailure, SAFETY_FINISH } from '../../relabel/gemini/errors';
+import { unfenceJson } from '../../relabel/gemini/response';
 import { VerifierError } from './errors';
 import { buildVerifierPrompt, VERIFIER_ANSWER_JSON_SCHEMA, VERIFIER_PROMPT_VERSION, VERIFIER_SYSTEM_INSTRUCTION } from './prompt';
 import { currentAndNext, VerifierVerdict, type Verifier, type VerifierAnswer, type VerifierFrame, type VerifierRequest } from './types';
@@ -46,14 +47,9 @@ function checkFrame(name: string, frame: VerifierFrame): void {
  * quotes the start of the text.
  */
 export function parseVerifierAnswer(text: string): VerifierVerdict {
-  // JSON mode should never fence its answer, but some model versions still do.
-  const body = text
-    .trim()
-    .replace(/^```(?:json)?\s*\n?/i, '')
-    .replace(/\n?```$/, '');
   let json: unknown;
   try {
-    json = JSON.parse(body);
+    json = JSON.parse(unfenceJson(text));
   } catch (err) {
     throw new VerifierError('not_json', `Gemini verifier: the answer is not valid JSON (${(err as Error).message})`, { raw: text });
   }
