@@ -3,7 +3,7 @@
  * chart to PNG, and lets tests open the report as a reader would.
  */
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 
@@ -14,7 +14,7 @@ export function chromiumPath(): string {
   return found;
 }
 
-export async function launchChromium(): Promise<Browser> {
+async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
@@ -23,14 +23,23 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-/** PNG of the element `selector` of a self-contained HTML page. */
-export async function screenshotElement(html: string, selector: string): Promise<Buffer> {
+/** A new page of a headless Chromium launched for `fn` and closed after it. */
+export async function withBrowserPage<T>(fn: (page: Page) => Promise<T>, options: { deviceScaleFactor?: number } = {}): Promise<T> {
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage({ deviceScaleFactor: 2 });
-    await page.setContent(html, { waitUntil: 'load' });
-    return await page.locator(selector).screenshot({ type: 'png' });
+    return await fn(await browser.newPage(options));
   } finally {
     await browser.close();
   }
+}
+
+/** PNG of the element `selector` of a self-contained HTML page. */
+export function screenshotElement(html: string, selector: string): Promise<Buffer> {
+  return withBrowserPage(
+    async (page) => {
+      await page.setContent(html, { waitUntil: 'load' });
+      return page.locator(selector).screenshot({ type: 'png' });
+    },
+    { deviceScaleFactor: 2 },
+  );
 }

@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { summarizeCampaign, type CampaignEpisodeSummary, type FilmstripFrame } from '../../activities/robot/campaign/metrics';
 import { renderCampaignReportHtml, type CampaignReportInput, type PaperFigure5Row } from '../../activities/robot/campaign/report';
 import { renderFrame, resolveTask, simulateEpisode } from '../../activities/robot/sim';
-import { launchChromium, screenshotElement } from '../../activities/vqa/browser';
+import { screenshotElement, withBrowserPage } from '../../activities/vqa/browser';
+import { collectPageErrors, filmstripFrameWidths } from '../helpers/browser';
 
 /** DOMAIN.md "Robot evaluation" (Figure 5), success %. */
 const PAPER: PaperFigure5Row[] = [
@@ -105,14 +106,8 @@ describe('the campaign report', () => {
   });
 
   it('shows Figure 5, the per-task and latency tables, and every filmstrip frame loaded, in a real headless Chromium', async () => {
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('console', (m) => {
-        if (m.type() === 'error') errors.push(m.text());
-      });
+    await withBrowserPage(async (page) => {
+      const errors = collectPageErrors(page);
       await page.setContent(html, { waitUntil: 'load' });
       expect(await page.title()).toBe('Robot campaign <test>');
 
@@ -153,7 +148,7 @@ describe('the campaign report', () => {
       expect(await page.locator('.filmstrip').count()).toBe(3);
       const frames = page.locator('.filmstrip .frame');
       expect(await frames.count()).toBe(9);
-      const widths = await page.evaluate<number[]>(`[...document.querySelectorAll('.filmstrip .frame img')].map((img) => img.complete ? img.naturalWidth : 0)`);
+      const widths = await filmstripFrameWidths(page);
       expect(widths).toEqual(Array(9).fill(128));
       const first = page.locator('.episode[data-episode-id="pick_up-t000"] .frame').nth(1);
       expect(await first.locator('.cycle').innerText()).toBe('cycle 1');
@@ -174,22 +169,16 @@ describe('the campaign report', () => {
       expect(await page.evaluate<unknown>('window.__pwned')).toBeUndefined();
       expect(await page.locator('img').count()).toBe(9);
       expect(errors).toEqual([]);
-    } finally {
-      await browser.close();
-    }
+    });
   });
 
   it('the frame check catches a frame that does not decode', async () => {
     const broken = episodes.map((e, i) => (i === 0 ? { ...e, filmstrip: [{ ...e.filmstrip[0]!, frameUri: 'data:image/jpeg;base64,bm90IGEganBlZw==' }] } : e));
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
+    await withBrowserPage(async (page) => {
       await page.setContent(renderCampaignReportHtml({ ...input, episodes: broken, summary: summarizeCampaign(broken) }), { waitUntil: 'load' });
-      const widths = await page.evaluate<number[]>(`[...document.querySelectorAll('.filmstrip .frame img')].map((img) => img.complete ? img.naturalWidth : 0)`);
+      const widths = await filmstripFrameWidths(page);
       expect(widths.filter((w) => w === 0)).toHaveLength(1);
-    } finally {
-      await browser.close();
-    }
+    });
   });
 
   it('screenshots to non-empty PNGs', async () => {

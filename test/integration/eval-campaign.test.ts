@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore, getJson } from '../../activities/store';
-import { launchChromium } from '../../activities/vqa/browser';
+import { withBrowserPage } from '../../activities/vqa/browser';
+import { filmstripFrameWidths } from '../helpers/browser';
 import { EpisodeRecord, EvalCampaignResult, type EvalCampaignInput } from '../../data-schemas/robot';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import type { evalCampaign } from '../../workflows';
@@ -77,21 +78,17 @@ describe('evalCampaign', () => {
     expect(records.filter((r) => r.input.labels.task === 'multilingual').every((r) => !r.input.inDistribution)).toBe(true);
 
     await recordHistory(env, 'evalCampaign', ha.workflowId);
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
+    await withBrowserPage(async (page) => {
       await page.goto(ra.reportUri);
       const rows = await page.evaluate<string[]>(`[...document.querySelectorAll('#figure5 tr[data-task]')].map((tr) => tr.getAttribute('data-task'))`);
       expect(rows).toEqual(expect.arrayContaining(['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above']));
       const thisRun = await page.evaluate<string | null>(`document.querySelector('#figure5 tr[data-task="item_above"] td.this-run')?.getAttribute('data-rate') ?? null`);
       expect(Number(thisRun)).toBe(1);
-      const widths = await page.evaluate<number[]>(`[...document.querySelectorAll('.filmstrip .frame img')].map((img) => img.complete ? img.naturalWidth : 0)`);
+      const widths = await filmstripFrameWidths(page);
       expect(widths.length).toBeGreaterThanOrEqual(4 * 3);
       expect(widths.every((w) => w > 0)).toBe(true);
       expect(await page.evaluate<number>(`document.querySelectorAll('.episode').length`)).toBe(4);
-    } finally {
-      await browser.close();
-    }
+    });
   }, 600_000);
 });
 

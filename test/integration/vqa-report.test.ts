@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { launchChromium, screenshotElement } from '../../activities/vqa/browser';
+import { screenshotElement, withBrowserPage } from '../../activities/vqa/browser';
+import { collectPageErrors } from '../helpers/browser';
 import { computeRetention, renderReportHtml, type ScoreTable } from '../../activities/vqa/report';
 import type { BenchmarkId, BenchmarkScore, ModelSpec } from '../../data-schemas/vqa';
 
@@ -31,14 +32,8 @@ describe('the retention report', () => {
   it('renders a page that a real headless Chromium shows with the scores, the flags, the paper beside ours and one bar per score', async () => {
     const retention = computeRetention(models, scores, benchmarks);
     const html = renderReportHtml({ title: 'VQA retention <test>', models, benchmarks, scores, retention, generatedAt: '2026-11-22T00:00:00Z', items: { 'mmbench-en': 10, mme: 10, ocrbench: 10 } });
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('console', (m) => {
-        if (m.type() === 'error') errors.push(m.text());
-      });
+    await withBrowserPage(async (page) => {
+      const errors = collectPageErrors(page);
       await page.setContent(html, { waitUntil: 'load' });
       expect(await page.title()).toBe('VQA retention <test>');
       expect(await page.locator('#scores tr[data-model="vlm2vla"] td[data-benchmark="mme"]').innerText()).toBe('1391.7');
@@ -52,9 +47,7 @@ describe('the retention report', () => {
       expect(chart!.width).toBeGreaterThan(200);
       expect(chart!.height).toBeGreaterThan(200);
       expect(errors).toEqual([]);
-    } finally {
-      await browser.close();
-    }
+    });
     const png = await screenshotElement(html, '#chart');
     const meta = await sharp(png).metadata();
     expect(meta.format).toBe('png');

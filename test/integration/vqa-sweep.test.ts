@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore, getJson } from '../../activities/store';
-import { launchChromium } from '../../activities/vqa/browser';
+import { withBrowserPage } from '../../activities/vqa/browser';
 import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
 import { buildTinyModel } from '../../cli/commands/train';
@@ -127,16 +127,12 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       const stored = await getJson(store, joinUri(outputUri, 'predictions', 'tiny-lora', 'mmbench-en', `${items[0]!.id}.json`), VqaPrediction);
       expect(stored.prompt).toBe(BENCHMARKS['mmbench-en'].prompt(items[0]!));
 
-      const browser = await launchChromium();
-      try {
-        const page = await browser.newPage();
+      await withBrowserPage(async (page) => {
         await page.goto(result.reportUri);
         expect(await page.locator('#scores tr[data-model="oracle"] td[data-benchmark="ai2d"]').innerText()).toBe('100.0');
         expect(await page.locator('#retention tr[data-retention="tiny-lora"]').count()).toBe(1);
         expect(await page.locator('#chart rect.bar').count()).toBe(6);
-      } finally {
-        await browser.close();
-      }
+      });
       expect((await store.head(result.chartUri))?.bytes).toBeGreaterThan(1000);
 
       // Half the oracle's predictions lost (a crashed worker's unfinished items): only they are redone.
