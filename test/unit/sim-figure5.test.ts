@@ -8,7 +8,7 @@ import { FIGURE_5_SUITE, suiteInstruction, suiteTask } from '../../activities/ro
 import { SimStationDriver } from '../../activities/robot/station/sim';
 import {
   ABOVE_CARD,
-  cameraFor,
+  projectPoint,
   createRng,
   createWorld,
   defaultMaxSteps,
@@ -39,22 +39,11 @@ import {
   type Vec3,
   type World,
 } from '../../activities/robot/sim';
+import { goTo, move } from '../helpers/sim';
 
 const GRASPABLE = OBJECT_KINDS.filter(isGraspable);
 const ITEM_ABOVE = 'pick up the item above Ash Ketchum';
 
-const move = (d: Vec3, gripper: number): [number, number, number, number, number, number, number] => [d[0], d[1], d[2], 0, 0, 0, gripper];
-function goTo(world: World, to: Vec3, gripper: number): World {
-  let w = world;
-  for (let i = 0; i < 100; i++) {
-    const e: Vec3 = [to[0] - w.ee.pos[0], to[1] - w.ee.pos[1], to[2] - w.ee.pos[2]];
-    const d = Math.hypot(...e);
-    if (d < 1e-9) break;
-    const k = Math.min(1, 0.02 / d);
-    w = step(w, move([e[0] * k, e[1] * k, e[2] * k], gripper));
-  }
-  return w;
-}
 
 /** The scene a trial of `task` with this seed starts from (as the sim station lays it out). */
 function scene(task: Task, seed: number): World {
@@ -161,11 +150,7 @@ describe('"pick up the item above <picture>"', () => {
     expect(itemAbove(world, 'Pikachu')).toBe('carrot');
     expect(objectsAbove(world, 'Pikachu').map((o) => o.id)).toEqual(['carrot']);
     // Project with the main camera: the carrot is higher in the image (smaller row) than the card.
-    const cam = cameraFor(world, 'image_0');
-    const f = unit(sub(cam.target, cam.pos));
-    const r = unit(cross(f, [0, 0, 1]));
-    const u = cross(r, f);
-    const row = (p: Vec3): number => -dot(sub(p, cam.pos), u) / dot(sub(p, cam.pos), f);
+    const row = (p: Vec3): number => projectPoint(world, 'image_0', p)?.[1] ?? NaN;
     const at = (id: string): Vec3 => getObject(world, id).pos;
     expect(row(at('carrot'))).toBeLessThan(row(at('card-pikachu')));
     expect(row(at('eggplant'))).toBeGreaterThan(row(at('card-pikachu')));
@@ -423,10 +408,3 @@ function expectValidScene(w: World): void {
   expect(w.ee.gripper).toBe(1);
 }
 
-const sub = (a: Vec3, b: Vec3): Vec3 => [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
-const dot = (a: Vec3, b: Vec3): number => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-const cross = (a: Vec3, b: Vec3): Vec3 => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
-const unit = (a: Vec3): Vec3 => {
-  const n = Math.hypot(...a);
-  return [a[0] / n, a[1] / n, a[2] / n];
-};

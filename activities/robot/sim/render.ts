@@ -405,6 +405,11 @@ function level(world: World, o: SimObject): number {
   return n;
 }
 
+/** Where a world point appears in a camera's frame, pixels [column, row] at BASE_SIZE; undefined behind the camera. */
+export function projectPoint(world: World, camera: Camera, p: Vec3): readonly [number, number] | undefined {
+  return new View(cameraFor(world, camera)).point(p);
+}
+
 /** The SVG of one camera view (exported for inspection and tests). */
 export function renderSvg(world: World, camera: Camera, size = BASE_SIZE): string {
   const view = new View(cameraFor(world, camera));
