@@ -3,12 +3,12 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { ActionChunk } from '../../../data-schemas/d-lan';
 import type { ObservationRef, SimEvaluation, VerdictRecord } from '../../../data-schemas/robot';
+import { classified } from '../../failures';
 import type { ObjectStore } from '../../store/types';
 import { SimStationDriver } from '../station/sim';
 import { StationError } from '../station/errors';
 import type { StationDriver } from '../station/types';
 import { stageObservation } from './frames';
-import { withStationFailures } from './failures';
 import { runScriptedStage, type PolicyStageInput, type PolicyStageResult } from './policy';
 import { runModelStage, type PolicyModelEnv } from './policy-model';
 import { verifyWithOracle, type VerifyInput } from './verify';
@@ -75,13 +75,13 @@ export function createStationActivities(deps: StationActivityDeps) {
   };
 
   return {
-    stationReset: withStationFailures(async (input: EpisodeRef & { instruction: string; scene?: string; seed?: number }): Promise<ObservationRef> => {
+    stationReset: classified(async (input: EpisodeRef & { instruction: string; scene?: string; seed?: number }): Promise<ObservationRef> => {
       claim(input.episodeId);
       const o = await driver.reset({ instruction: input.instruction, ...(input.scene !== undefined && { scene: input.scene }), ...(input.seed !== undefined && { seed: input.seed }) });
       return stageObservation(store, input.outputUri, o);
     }),
 
-    stationObserve: withStationFailures(async (input: EpisodeRef): Promise<ObservationRef> => {
+    stationObserve: classified(async (input: EpisodeRef): Promise<ObservationRef> => {
       checkOwner(input.episodeId);
       return stageObservation(store, input.outputUri, await driver.observe());
     }),
@@ -90,7 +90,7 @@ export function createStationActivities(deps: StationActivityDeps) {
      * Executes one chunk planned at `expectedStep`, heartbeating after every action. A cancelled
      * activity (an abort) stops the arm after the action in progress and reports what ran.
      */
-    stationExecute: withStationFailures(async (input: ExecuteChunkInput): Promise<ExecuteChunkResult> => {
+    stationExecute: classified(async (input: ExecuteChunkInput): Promise<ExecuteChunkResult> => {
       checkOwner(input.episodeId);
       // Outside an activity (the benchmark's direct loop) there is nothing to heartbeat to.
       const ctx = tryContext();
@@ -115,18 +115,18 @@ export function createStationActivities(deps: StationActivityDeps) {
       }
     }),
 
-    stationSafeStop: withStationFailures(async (input: { reason: string }): Promise<void> => {
+    stationSafeStop: classified(async (input: { reason: string }): Promise<void> => {
       await driver.safeStop(input.reason);
     }),
 
     /** Lets the arm go: the next episode's reset claims it. */
-    stationRelease: withStationFailures((input: { episodeId: string }): Promise<void> => {
+    stationRelease: classified((input: { episodeId: string }): Promise<void> => {
       if (owner() === input.episodeId) rmSync(ownerFile, { force: true });
       return Promise.resolve();
     }),
 
     /** The simulator's judgement of the episode (success, partial credit); null on a real arm. */
-    stationEvaluate: withStationFailures((input: { episodeId: string }): Promise<SimEvaluation | null> => {
+    stationEvaluate: classified((input: { episodeId: string }): Promise<SimEvaluation | null> => {
       if (!(driver instanceof SimStationDriver)) return Promise.resolve(null);
       checkOwner(input.episodeId);
       const task = driver.simTask();
@@ -135,18 +135,18 @@ export function createStationActivities(deps: StationActivityDeps) {
     }),
 
     /** A policy stage on the station: the scripted policy (ground truth) or an OpenAI-compatible model. */
-    policyStage: async (input: PolicyStageInput): Promise<PolicyStageResult> => {
-      checkOwnerAsFailure(checkOwner, input.episodeId);
+    policyStage: classified(async (input: PolicyStageInput): Promise<PolicyStageResult> => {
+      checkOwner(input.episodeId);
       if (input.policy.kind === 'scripted') {
         const s = sim();
         return runScriptedStage(input, () => ({ task: s.simTask(), world: s.simWorld(), subtaskIndex: input.subtaskIndex }));
       }
       return runModelStage(store, input, deps.modelEnv ?? {});
-    },
+    }),
 
     /** The simulator oracle: judges the chunk on the true scene. */
-    verifyOracle: async (input: VerifyInput): Promise<VerdictRecord> => {
-      checkOwnerAsFailure(checkOwner, input.episodeId);
+    verifyOracle: classified(async (input: VerifyInput): Promise<VerdictRecord> => {
+      checkOwner(input.episodeId);
       let s: SimStationDriver;
       try {
         s = sim();
@@ -154,7 +154,7 @@ export function createStationActivities(deps: StationActivityDeps) {
         throw ApplicationFailure.nonRetryable((err as Error).message, 'VerifierUnavailable');
       }
       return verifyWithOracle(store, input, () => s.simWorld(), () => s.simTask());
-    },
+    }),
   };
 }
 
@@ -163,14 +163,6 @@ function tryContext(): Context | undefined {
     return Context.current();
   } catch {
     return undefined;
-  }
-}
-
-function checkOwnerAsFailure(check: (episodeId: string) => void, episodeId: string): void {
-  try {
-    check(episodeId);
-  } catch (err) {
-    throw ApplicationFailure.nonRetryable((err as Error).message, 'Station:busy');
   }
 }
 
