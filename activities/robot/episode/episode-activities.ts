@@ -3,6 +3,7 @@ import { RELABEL_RECORDS_DIR } from '../../../data-schemas/relabel';
 import type { EpisodeRecord } from '../../../data-schemas/robot';
 import { joinUri } from '../../../data-schemas/uri';
 import { writeDataset } from '../../data/dataset-writer';
+import { forEachConcurrent } from '../../data/pool';
 import { classified } from '../../failures';
 import { getJsonIfExists, putJson, sha256Hex } from '../../store';
 import type { ObjectStore } from '../../store/types';
@@ -40,12 +41,11 @@ export function createEpisodeActivities(deps: { store: ObjectStore; gemini?: Gem
       let manifest = await getJsonIfExists(store, joinUri(dRobUri, MANIFEST_FILE), DatasetManifest);
       if (!manifest) {
         const files = new Map<string, Uint8Array>();
-        await Promise.all(
-          dRob.trajectory.steps.map(async (s, i) => {
-            const bytes = await store.get(dRob.frameUris[i] as string);
-            files.set(s.frames.image_0 as string, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-          }),
-        );
+        // As many reads in flight as writeDataset has writes: an episode can have hundreds of frames.
+        await forEachConcurrent(dRob.trajectory.steps.keys(), 16, async (i) => {
+          const bytes = await store.get(dRob.frameUris[i] as string);
+          files.set(dRob.trajectory.steps[i]?.frames.image_0 as string, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        });
         manifest = await writeDataset(
           store,
           dRobUri,

@@ -101,8 +101,8 @@ export function createStationActivities(deps: StationActivityDeps) {
       try {
         ctx?.heartbeat({ phase: 'start' });
         const res = await driver.execute(input.chunk, controller.signal, { expectedStep: input.expectedStep });
-        const trace: ObservationRef[] = [];
-        for (const o of res.trace) trace.push(await stageObservation(store, input.outputUri, o));
+        // At most 256 actions a chunk (the protocol's cap): their frames go to the store together.
+        const trace = await Promise.all(res.trace.map((o) => stageObservation(store, input.outputUri, o)));
         const after = trace[trace.length - 1]?.step === res.observation.step ? (trace[trace.length - 1] as ObservationRef) : await stageObservation(store, input.outputUri, res.observation);
         if (ctx?.cancellationSignal.aborted) {
           // The workflow no longer waits for this answer; what moved is in the staged frames.
