@@ -6,8 +6,7 @@ import { createEpisodeActivities } from '../activities/robot/episode/episode-act
 import { createStationActivities } from '../activities/robot/episode/station-activities';
 import { WORKFLOWS_PATH } from './cpu';
 import { closePolicyModels, type PolicyModelEnv } from '../activities/robot/episode/policy-model';
-import { SimStationDriver } from '../activities/robot/station/sim';
-import { WidowXHttpStation } from '../activities/robot/station/widowx-http';
+import { createStationDriver } from '../activities/robot/station';
 import type { StationDriver } from '../activities/robot/station/types';
 import type { ObjectStore } from '../activities/store/types';
 
@@ -27,16 +26,6 @@ export interface StationWorkerOptions {
 /** The folder of a station under the project's state directory. */
 export const stationStateDir = (stateDir: string, stationId: string): string => join(stateDir, 'stations', stationId);
 
-function driverFor(config: StationConfig, stateDir: string): StationDriver {
-  switch (config.kind) {
-    case 'sim':
-      // The arm's log lets a restarted worker find the simulated arm where the killed one left it.
-      return new SimStationDriver({ task: config.task, seed: config.seed, stepDelayMs: config.stepDelayMs, safety: config.safety, stateFile: join(stateDir, 'sim-arm.jsonl') });
-    case 'widowx-http':
-      return new WidowXHttpStation({ url: config.url, requestTimeoutMs: config.requestTimeoutMs, actionTimeoutMs: config.actionTimeoutMs, safety: config.safety });
-  }
-}
-
 /**
  * One station's worker: the only poller of `vla-station-<id>`. It runs the station's episodes
  * (workflows) and their station stages as local activities, the chunks as activities one at a
@@ -44,7 +33,8 @@ function driverFor(config: StationConfig, stateDir: string): StationDriver {
  * running chunk within about a second.
  */
 export async function createStationWorker(options: StationWorkerOptions): Promise<{ worker: Worker; driver: StationDriver }> {
-  const driver = driverFor(options.station, options.stateDir);
+  // The arm's log lets a restarted worker find the simulated arm where the killed one left it.
+  const driver = createStationDriver(options.station, { simStateFile: join(options.stateDir, 'sim-arm.jsonl') });
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
