@@ -4,7 +4,7 @@ import { StationError } from './robot/station/errors';
 import { StoreError } from './store/errors';
 
 /**
- * Classifies an error thrown inside an activity (ARCHITECTURE.md rule 5): errors that cannot heal
+ * Classifies an error thrown inside an activity (docs/design.md, "Classify every failure"): errors that cannot heal
  * by retrying (bad credentials, a missing bucket or dataset, corrupt data) become non-retryable
  * ApplicationFailures whose type is the error's code; everything else is rethrown for Temporal's
  * retry policy. Station errors become `Station:<code>` failures, keeping the driver's retryable flag.

@@ -1,6 +1,6 @@
 /**
  * Format failures and what they cost, per 100 action chunks, with and without structured decoding
- * (issue 7 "Benchmark": the paper's long cycle-latency tail came from format failures).
+ * (the paper's long cycle-latency tail came from format failures: docs/method.md, "Latency").
  *
  *   npx tsx bench/episode-format.ts [--chunks=200] [--seed=1] [--latency-ms=50]
  *                                   [--format-error-rate-pct=10] [--max-repairs=2]

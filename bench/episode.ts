@@ -1,5 +1,5 @@
 /**
- * bench/episode (issue 7): what Temporal costs a robot episode.
+ * bench/episode: what Temporal costs a robot episode.
  *
  * 1. Orchestration overhead per cycle: the same episodes (simulated station, scripted policy,
  *    oracle verifier, frames and records written to the same store) run (a) through the

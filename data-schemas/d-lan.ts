@@ -3,7 +3,7 @@ import { Finite, IsoDateTime, RelativeRef, SafeId, Sha256Hex, ObjectUri } from '
 import { Gripper } from './d-rob';
 
 /**
- * D_lan: a trajectory rewritten as N language steps (DOMAIN.md "Data"): per step a key frame, a
+ * D_lan: a trajectory rewritten as N language steps (docs/method.md, "D_lan"): per step a key frame, a
  * high-level subtask, a mid-level motion plan and a low-level action chunk written as text.
  */
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Finite, RelativeRef, SafeId } from './common';
 
 /**
- * D_rob: robot trajectories in the BridgeData v2 conventions (DOMAIN.md "Data").
+ * D_rob: robot trajectories in the BridgeData v2 conventions (docs/method.md, "Source data").
  * Axes: +x forward (away from the base), +y left, +z up; +yaw counter-clockwise. Control at 5 Hz.
  */
 export const BRIDGE_CONTROL_HZ = 5;

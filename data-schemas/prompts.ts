@@ -1,8 +1,8 @@
 import type { ActionChunk } from './d-lan';
 
 /**
- * The VLA's three prompts (DOMAIN.md "Prompts and decoding"). Training samples (`shardDataset`) and
- * inference (robot episodes, issue 7) render them with these functions, so the model is asked at run
+ * The VLA's three prompts (docs/method.md, "The three prompts and their decoding"). Training samples (`shardDataset`) and
+ * inference (robot episodes) render them with these functions, so the model is asked at run
  * time exactly what it was trained on. Changing a template changes POLICY_PROMPT_VERSION, which is
  * recorded in every shard manifest and training run.
  */

@@ -54,7 +54,7 @@ export const LabelOutcome = z.discriminatedUnion('ok', [
 export type LabelOutcome = z.infer<typeof LabelOutcome>;
 
 /**
- * A trajectory after the common Bridge cleaning (DOMAIN.md "Data"): translation per step replaced
+ * A trajectory after the common Bridge cleaning (docs/method.md, "Cleaning Bridge actions"): translation per step replaced
  * by the state delta, gripper binarised (1 open, 0 closed). One entry per source step.
  */
 export interface CleanedTrajectory {
@@ -65,7 +65,7 @@ export interface CleanedTrajectory {
   gripper: (0 | 1)[];
 }
 
-/** Post-processing thresholds (DOMAIN.md: about 2.5 cm per direction, 5 cm absolute). */
+/** Post-processing thresholds (docs/method.md: about 2.5 cm per direction, 5 cm absolute). */
 export const ChunkAggregation = z.strictObject({
   /** Movement along one axis is emitted once it reaches this many metres. @default 0.025 */
   perAxisMeters: z.number().positive().max(1).default(0.025),
@@ -75,7 +75,7 @@ export const ChunkAggregation = z.strictObject({
 export type ChunkAggregation = z.infer<typeof ChunkAggregation>;
 
 /**
- * Failure types the Gemini labeler throws (ARCHITECTURE.md rule 5). The retryable ones go to the
+ * Failure types the Gemini labeler throws (docs/design.md, "Classify every failure"). The retryable ones go to the
  * activity's retry policy; the fatal ones cannot heal by retrying any trajectory, so the dataset
  * workflow stops the whole run on them instead of failing every trajectory one by one.
  */

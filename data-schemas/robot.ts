@@ -6,7 +6,7 @@ import { PolicyStage } from './prompts';
 import { ModelSpec } from './vqa';
 
 /**
- * Robot episodes and evaluation campaigns (issue 7): inputs, signals, queries and records of the
+ * Robot episodes and evaluation campaigns (docs/robot-episodes.md): inputs, signals, queries and records of the
  * `robotEpisode`, `stationLock` and `evalCampaign` workflows. Units and axes are Bridge's.
  */
 

@@ -4,10 +4,10 @@ import { ChunkAction } from './d-lan';
 import { State7 } from './d-rob';
 
 /**
- * Robot stations (issue 7 "Stations"): where an episode's action chunks are executed, either the
+ * Robot stations: where an episode's action chunks are executed, either the
  * embedded simulator or a real WidowX behind an HTTP action server (docs/station-protocol.md).
  *
- * Units and axes are Bridge's (DOMAIN.md "Data"): meters, +x forward (away from the base), +y left,
+ * Units and axes are Bridge's (docs/method.md, "Source data"): meters, +x forward (away from the base), +y left,
  * +z up; state [x, y, z, roll, pitch, yaw, gripper]; chunk actions [dx, dy, dz, gripper] with the
  * gripper absolute, 1 = open, 0 = closed.
  */

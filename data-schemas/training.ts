@@ -167,7 +167,7 @@ export type ActionRepresentation = z.infer<typeof ActionRepresentation>;
 export const DistributedBackend = z.enum(['ddp', 'deepspeed-zero2', 'fsdp']);
 export type DistributedBackend = z.infer<typeof DistributedBackend>;
 
-/** Defaults are the paper's configuration (DOMAIN.md "Training (LoRA only)"). */
+/** Defaults are the paper's configuration (docs/method.md, "Training (LoRA only)"). */
 export const TrainLoraInput = z.strictObject({
   /** `shards.json` of a shard set written by shardDataset. */
   shardsUri: ObjectUri,

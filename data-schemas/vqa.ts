@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Finite, ObjectUri, RelativeRef } from './common';
 
 /**
- * VQA retention (DOMAIN.md "VQA retention"): the twelve benchmarks of the paper's Table 1, one item
+ * VQA retention (docs/method.md, "VQA retention"): the twelve benchmarks of the paper's Table 1, one item
  * format they all load into, the predictions a model makes on them, and the scores.
  */
 
@@ -143,7 +143,7 @@ export const BenchmarkSource = z.strictObject({
 });
 export type BenchmarkSource = z.infer<typeof BenchmarkSource>;
 
-/** The paper's Table 1 (DOMAIN.md), for the report: Gemma-3-12B-IT base and VLM2VLA (LoRA). */
+/** The paper's Table 1 (docs/method.md), for the report: Gemma-3-12B-IT base and VLM2VLA (LoRA). */
 export const PAPER_TABLE_1: Record<'base' | 'vlm2vla', Record<BenchmarkId, number>> = {
   base: { mmmu: 46.0, mmstar: 46.3, mme: 1182.3, ocrbench: 75.0, 'mmbench-en': 76.9, 'mmbench-cn': 74.7, textvqa: 68.9, docvqa: 80.6, infovqa: 50.4, ai2d: 78.5, chartqa: 55.1, realworldqa: 50.6 },
   vlm2vla: { mmmu: 42.7, mmstar: 48.0, mme: 1391.7, ocrbench: 63.9, 'mmbench-en': 68.5, 'mmbench-cn': 67.6, textvqa: 64.9, docvqa: 78.4, infovqa: 46.2, ai2d: 74.0, chartqa: 58.3, realworldqa: 43.3 },

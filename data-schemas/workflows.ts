@@ -30,7 +30,7 @@ export type StoreSmokeResult = z.infer<typeof StoreSmokeResult>;
 /** Search attributes the namespace registers; all Keyword. */
 export const SEARCH_ATTRIBUTES = ['VlaDataset', 'VlaStage', 'VlaModel'] as const;
 
-/** Task queues (ARCHITECTURE.md "The five pipelines"). */
+/** Task queues (docs/design.md, "The five pipelines"). */
 export const TaskQueue = {
   cpu: 'vla-cpu',
   gemini: 'vla-gemini',

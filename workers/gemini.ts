@@ -10,7 +10,7 @@ export interface GeminiWorkerOptions {
   taskQueue?: string;
   /**
    * The global Gemini quota, enforced by the Temporal server for every worker of this queue
-   * together (ARCHITECTURE.md rule 9). @default 5
+   * together (docs/design.md, "Rate limits live in Temporal"). @default 5
    */
   maxCallsPerSecond?: number;
   /** Model calls in flight in this worker. @default 16 */

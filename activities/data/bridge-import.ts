@@ -10,7 +10,7 @@ import { TfExample } from './tf-example';
 import { readTfRecords } from './tfrecord';
 
 export const BRIDGE_IMPORTER = { producer: 'vla-pipelines/bridge-import', producerVersion: '1' } as const;
-/** DOMAIN.md "Data": BridgeData v2 is recorded on a WidowX 250S. */
+/** BridgeData v2 is recorded on a WidowX 250S (docs/method.md, "Source data"). */
 export const BRIDGE_ROBOT = 'widowx_250s';
 
 /** Feature names of the RLDS `bridge_dataset` release (data/samples/bridge-debug/features.json). */
@@ -76,7 +76,7 @@ export type BridgeEpisode = { kind: 'trajectory'; pending: PendingTrajectory } |
 
 /**
  * Turns one RLDS episode (one tf.train.Example) into a D_rob trajectory and its frames.
- * Actions are kept exactly as recorded: the cleaning rules of DOMAIN.md (state deltas, dropping
+ * Actions are kept exactly as recorded: the cleaning rules of docs/method.md (state deltas, dropping
  * the zero first action, gripper binarisation) belong to the labeler, which needs the raw values.
  *
  * @throws BridgeRecordError naming file, record and feature; TfExampleError for undecodable records.

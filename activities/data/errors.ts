@@ -1,7 +1,7 @@
 /**
  * Data errors. Every one is caused by the input (a corrupt file, a bad record, a name clash), so
  * none heals by retrying; activities map them to non-retryable failures by `code`
- * (ARCHITECTURE.md rule 5).
+ * (docs/design.md, "Classify every failure").
  */
 export const DataErrorCode = {
   TfRecordBadLengthCrc: 'TFRECORD_BAD_LENGTH_CRC',

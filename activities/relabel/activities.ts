@@ -33,7 +33,7 @@ import { buildDLanRecord } from './record';
 
 export interface RelabelDeps {
   store: ObjectStore;
-  /** From the Gemini worker's environment only; never from workflow input (ARCHITECTURE.md rule 10). */
+  /** From the Gemini worker's environment only; never from workflow input (docs/design.md, "Secrets stay out of histories"). */
   gemini?: { apiKey?: string; baseUrl?: string };
 }
 

@@ -1,5 +1,5 @@
 /**
- * Auxiliary labels of a D_lan record (DOMAIN.md "Data"): subtask-completion tuples (o_i, o_j, l_i)
+ * Auxiliary labels of a D_lan record (docs/method.md, "D_lan"): subtask-completion tuples (o_i, o_j, l_i)
  * and per-step direction labels.
  */
 import type { AuxiliaryLabels, Direction } from '../../data-schemas/d-lan';

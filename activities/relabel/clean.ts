@@ -1,5 +1,5 @@
 /**
- * The common Bridge cleaning (DOMAIN.md "Data", as in OpenVLA's `bridge_orig` and Octo), reduced to
+ * The common Bridge cleaning (docs/method.md, "Cleaning Bridge actions", as in OpenVLA's `bridge_orig` and Octo), reduced to
  * what the pipeline uses: translation + gripper.
  */
 import type { DRobTrajectory } from '../../data-schemas/d-rob';

@@ -1,5 +1,5 @@
 /**
- * The heuristic labeler (issue 4, "Labelers"): deterministic, no model, no key. Segments a cleaned
+ * The heuristic labeler: deterministic, no model, no key. Segments a cleaned
  * trajectory at gripper transitions and changes of dominant motion direction, names the segments'
  * subtasks from the parsed instruction and the gripper state, and writes motion plans from each
  * segment's signed displacement with the Bridge axes. Rules and limits: docs/heuristic-labeler.md.

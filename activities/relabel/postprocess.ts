@@ -1,5 +1,5 @@
 /**
- * Post-processing of action chunks (DOMAIN.md "Data"): per-step movements of about 1 cm are too small
+ * Post-processing of action chunks (docs/method.md, "Action chunk post-processing"): per-step movements of about 1 cm are too small
  * to be meaningful commands in text, so consecutive steps are re-aggregated into commands of a few
  * centimetres, conserving the total displacement and keeping every gripper transition in place.
  */

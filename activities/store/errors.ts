@@ -1,6 +1,6 @@
 /**
  * Store errors. Each names the URI; activities map them to retryable or non-retryable failures by
- * `code` (ARCHITECTURE.md rule 5).
+ * `code` (docs/design.md, "Classify every failure").
  */
 export const StoreErrorCode = {
   NotFound: 'OBJECT_NOT_FOUND',

@@ -36,7 +36,7 @@ export interface S3StoreOptions {
    */
   region?: string;
   /**
-   * Static credentials. Keep them out of workflow inputs (ARCHITECTURE.md rule 10).
+   * Static credentials. Keep them out of workflow inputs (docs/design.md, "Secrets stay out of histories").
    * @default the SDK default chain (env `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile, IMDS, ...)
    */
   credentials?: S3Credentials;
@@ -190,7 +190,7 @@ export class S3Store implements ObjectStore {
     return loc;
   }
 
-  /** Maps SDK and network failures onto the store's error codes (ARCHITECTURE.md rule 5). */
+  /** Maps SDK and network failures onto the store's error codes (docs/design.md, "Classify every failure"). */
   toStoreError(uri: string, err: unknown): StoreError {
     if (err instanceof StoreError) return err;
     const name = errorName(err);

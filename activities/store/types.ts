@@ -23,7 +23,7 @@ export interface PutOptions {
 export type PutResult = { created: true; info: ObjectInfo } | { created: false; info: ObjectInfo };
 
 /**
- * The one object-store interface (ARCHITECTURE.md rule 3). Every URI is absolute
+ * The one object-store interface (docs/design.md, "One object-store interface"). Every URI is absolute
  * (`file:///...` or `s3://bucket/key`).
  */
 export interface ObjectStore {

@@ -6,7 +6,7 @@ import { renderFrame, resolveTask, simulateEpisode } from '../../activities/robo
 import { screenshotElement, withBrowserPage } from '../../activities/vqa/browser';
 import { collectPageErrors, filmstripFrameWidths } from '../helpers/browser';
 
-/** DOMAIN.md "Robot evaluation" (Figure 5), success %. */
+/** docs/method.md, "Robot evaluation" (Figure 5), success %. */
 const PAPER: PaperFigure5Row[] = [
   { taskId: 'pick_up', name: 'Pick up (in-distribution)', openvla: 78, ecot: 52, vlm2vlaAt: 57, vlm2vla: 62, trials: 30 },
   { taskId: 'pick_place_lift', name: 'Pick, place and lift (sequential)', openvla: 77, ecot: 58, vlm2vlaAt: 43, vlm2vla: 62, trials: 30 },

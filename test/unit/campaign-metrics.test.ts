@@ -110,7 +110,7 @@ describe('latencyStats', () => {
     expect(() => quantile([1], 1.5)).toThrow(RangeError);
   });
 
-  it('keeps the paper figures of DOMAIN.md', () => {
+  it('keeps the paper figures of docs/method.md', () => {
     expect(PAPER_CYCLE_LATENCY).toEqual({ medianMs: 6100, stdMs: 14300, tailOverMs: 45000 });
   });
 });

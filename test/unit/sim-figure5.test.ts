@@ -53,7 +53,7 @@ function scene(task: Task, seed: number): World {
 }
 
 describe('the Figure-5 suite', () => {
-  it('has the paper\'s five rows with DOMAIN.md\'s success rates and trial counts', () => {
+  it('has the paper\'s five rows with docs/method.md\'s success rates and trial counts', () => {
     expect(FIGURE_5_SUITE.map((t) => t.id)).toEqual(SuiteTaskId.options);
     expect(FIGURE_5_SUITE.map((t) => [t.name, t.paper.openvla, t.paper.ecot, t.paper.vlm2vlaAt, t.paper.vlm2vla, t.paperTrials])).toEqual([
       ['Pick up (in-distribution)', 78, 52, 57, 62, 30],

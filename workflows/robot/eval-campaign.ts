@@ -21,7 +21,7 @@ const cpu = proxyActivities<CampaignActivities>({ startToCloseTimeout: '10 minut
 export const trialKey = (t: Pick<CampaignTrial, 'taskId' | 'trial'>): string => `${t.taskId}-t${String(t.trial).padStart(3, '0')}`;
 
 /**
- * An evaluation campaign (issue 7): the Figure-5 task suite x trials, spread over stations, each
+ * An evaluation campaign (docs/robot-episodes.md): the Figure-5 task suite x trials, spread over stations, each
  * station running its episodes one after another (and the station lock keeps other campaigns'
  * episodes off the arm meanwhile). Ends with summary.json and report.html: success with a 95%
  * Wilson interval, partial credit, plan hit rate, latency per stage, filmstrips.

@@ -81,7 +81,7 @@ class EpisodeEnd extends Error {
 }
 
 /**
- * One robot episode on one station (issue 7): the subtask list once, then per cycle observe ->
+ * One robot episode on one station (docs/robot-episodes.md): the subtask list once, then per cycle observe ->
  * motion plan -> action chunk -> execute -> verify -> proceed or retry, within the input's limits.
  * Signals pause / resume / abort / verdict steer it; the `status` query tells where it is. Every
  * frame, prompt, answer, verdict and latency is recorded (episode.json, and D_rob + D_lan datasets).

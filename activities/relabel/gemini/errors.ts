@@ -63,7 +63,7 @@ export interface ClassifyContext {
 /**
  * Turns an error thrown by the @google/genai client into an ApplicationFailure whose type is one of
  * `GeminiFailure`. The SDK's `ApiError` carries the HTTP status and, as its message, Google's JSON
- * error body. Messages are scrubbed of the API key (ARCHITECTURE.md rule 10), and no raw error is
+ * error body. Messages are scrubbed of the API key (docs/design.md, "Secrets stay out of histories"), and no raw error is
  * attached as `cause`, because causes are serialized into workflow histories unscrubbed.
  */
 export function classifyGeminiError(err: unknown, context: ClassifyContext = {}): ApplicationFailure {

@@ -8,7 +8,7 @@ import { buildGeminiPrompt, keyFrameSteps, MAX_KEY_FRAMES } from './prompt';
 import { GEMINI_ANSWER_JSON_SCHEMA, parseGeminiAnswer } from './response';
 
 export interface GeminiLabelerOptions {
-  /** Gemini API key, from the worker's environment only (ARCHITECTURE.md rule 10). */
+  /** Gemini API key, from the worker's environment only (docs/design.md, "Secrets stay out of histories"). */
   apiKey: string;
   /** Gemini model name, e.g. `gemini-2.5-flash`. */
   model: string;

@@ -1,7 +1,7 @@
 import { GEMINI_PROMPT_VERSION, type CleanedTrajectory } from '../../../data-schemas/relabel';
 
 /**
- * The Gemini labeler's prompt (DOMAIN.md "The method"): the model sees the instruction, a per-step
+ * The Gemini labeler's prompt (docs/method.md, "Relabelling with Gemini"): the model sees the instruction, a per-step
  * motion table and a few key frames, and proposes the segmentation and the language only. The
  * action numbers of D_lan come from the trajectory, never from this answer.
  *

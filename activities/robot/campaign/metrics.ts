@@ -1,5 +1,5 @@
 /**
- * Statistics of an evaluation campaign (issue 7 `evalCampaign`, DOMAIN.md "Robot evaluation"):
+ * Statistics of an evaluation campaign (`evalCampaign`, docs/method.md, "Robot evaluation"):
  * success rates with 95% Wilson intervals, partial credit, plan hit rate, latency per stage set
  * against the paper's cycle latency, and the cost of malformed answers. Pure functions, no I/O and no
  * Node imports, so anything (an activity, a CLI, a test) can summarise recorded episodes the same way.
@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { EpisodeOutcome, StageLatency, VerdictDecision } from '../../../data-schemas/robot';
 
-/** DOMAIN.md "Prompts and decoding": median cycle 6.1 s, standard deviation 14.3 s, a long tail over 45 s. */
+/** docs/method.md, "Latency": median cycle 6.1 s, standard deviation 14.3 s, a long tail over 45 s. */
 export const PAPER_CYCLE_LATENCY = { medianMs: 6100, stdMs: 14300, tailOverMs: 45000 } as const;
 
 /** z of a two-sided 95% normal interval. */
@@ -61,7 +61,7 @@ export const CampaignEpisodeSummary = z
     outcome: EpisodeOutcome,
     /** The task's success judgement (the simulator's on the final scene), independent of `outcome`. */
     success: z.boolean(),
-    /** Partial credit: milestones achieved out of `maxScore` (DOMAIN.md rubric). */
+    /** Partial credit: milestones achieved out of `maxScore` (the rubric of docs/method.md, "Partial credit and plan hit"). */
     score: z.number().nonnegative(),
     maxScore: z.number().positive(),
     /** Whether the subtask plan names the right object and destination; null when there was no plan to judge. */

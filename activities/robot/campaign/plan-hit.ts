@@ -1,5 +1,5 @@
 /**
- * Plan hit (DOMAIN.md "Robot evaluation"): a subtask plan hits when it names the task's object(s)
+ * Plan hit (docs/method.md, "Partial credit and plan hit"): a subtask plan hits when it names the task's object(s)
  * and destination(s), by keyword, case-insensitively, any synonym or language counting
  * (eggplant/aubergine/brinjal/berenjena/茄子/बैंगन, carrot/gajar, ...; `objectSynonyms`). Pure functions.
  */

@@ -239,7 +239,7 @@ ${figure5Table(summary, input.paper)}
 <p class="note">Paper figures are success % over their trials (30 per cell, 90 for multilingual). This run: success % with its 95% Wilson score interval; the bar shows the interval, the dark dot the rate and the red tick the paper's VLM2VLA figure.</p>
 <h2>Per task</h2>
 ${tasksTable(summary)}
-<p class="note">Partial credit: mean fraction of the task's rubric points achieved (DOMAIN.md). Plan hit rate: plans naming the right object and destination, synonyms allowed, over the plans judged.</p>
+<p class="note">Partial credit: mean fraction of the task's rubric points achieved (arXiv 2509.22195, Appendix C.3). Plan hit rate: plans naming the right object and destination, synonyms allowed, over the plans judged.</p>
 <h2>Latency per stage</h2>
 ${latencySection(overall)}
 <h2>Format failures and repairs</h2>

@@ -1,5 +1,5 @@
 /**
- * The paper's Figure-5 task suite as data (DOMAIN.md "Robot evaluation"): what each row means in the
+ * The paper's Figure-5 task suite as data (docs/method.md, "Robot evaluation"): what each row means in the
  * simulator, the instructions its trials are given, whether it is in-distribution (the subtask
  * stage's decoding temperature depends on it) and the paper's success rates to set results against.
  * Plain data and pure functions (no I/O, no Node imports).
@@ -29,7 +29,7 @@ export interface SuiteTask {
   readonly scene: string;
   /** Instructions the policy is given, cycled over trials (`suiteInstruction`); each means `scene`. */
   readonly instructions: readonly SuiteInstruction[];
-  /** In-distribution tasks decode subtasks at temperature 0.5, the others at 1.0 (DOMAIN.md "Prompts and decoding"). */
+  /** In-distribution tasks decode subtasks at temperature 0.5, the others at 1.0 (docs/method.md, "The three prompts and their decoding"). */
   readonly inDistribution: boolean;
   readonly paper: PaperSuccess;
   /** Trials per method in the paper. */
@@ -53,7 +53,7 @@ export const FIGURE_5_SUITE: readonly SuiteTask[] = [
   {
     id: 'pick_place_lift',
     name: 'Pick, place and lift (sequential)',
-    // Its milestones are DOMAIN.md's 5-point rubric: contact (grasp) eggplant, eggplant in pan,
+    // Its milestones are the paper's 5-point rubric (docs/method.md): contact (grasp) eggplant, eggplant in pan,
     // move toward fish, contact (grasp) fish, lift fish.
     scene: 'put the eggplant in the pan then lift the fish',
     instructions: english('put the eggplant in the pan then lift the fish'),

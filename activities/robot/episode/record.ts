@@ -7,8 +7,8 @@ import { dominantDirection } from '../../relabel/auxiliary';
 import { framePath, trajectoryRecordPath } from '../../data/dataset-writer';
 
 /**
- * An episode as training data (issue 7: "recorded in the D_rob/D_lan schemas, so an episode can be
- * relabeled and trained on like teleoperation data"):
+ * An episode as training data (docs/robot-episodes.md: recorded in the D_rob/D_lan schemas, so an episode can be
+ * relabeled and trained on like teleoperation data):
  * - D_rob: one step per arm step seen (the reset, then each executed action's observation), the
  *   action the commanded [dx, dy, dz] and gripper; steps the episode never saw the end of (a worker
  *   killed mid-chunk) take the measured state difference, as Bridge's own cleaning does.

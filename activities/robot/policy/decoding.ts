@@ -1,5 +1,5 @@
 /**
- * How each of the VLA's three stages is decoded (DOMAIN.md "Prompts and decoding"): the paper's
+ * How each of the VLA's three stages is decoded (docs/method.md, "The three prompts and their decoding"): the paper's
  * sampling settings, a token budget per stage, and the JSON schema the action stage may be
  * constrained to. Pure: no clients, safe to import from workflow code.
  */
@@ -15,7 +15,7 @@ import type { GenerationSettings, VqaRequest } from '../../../data-schemas/vqa';
  * - motion plan: one sentence or two (~30-60 tokens, like the relabeler's plans); 128 keeps a
  *   runaway plan short, well under the parser's MAX_MOTION_PLAN_CHARS.
  * - action chunk: Gemma's tokenizer splits numbers into single digits, so one action
- *   "[0.012, -0.003, 0.000, 1], " is ~24 tokens; chunks aggregated to ~2.5 cm commands (DOMAIN.md)
+ *   "[0.012, -0.003, 0.000, 1], " is ~24 tokens; chunks aggregated to ~2.5 cm commands (docs/method.md)
  *   are a handful of actions, the scripted policy's at most 10, and 512 fits ~20.
  */
 export const MAX_NEW_TOKENS: Readonly<Record<PolicyStage, number>> = {

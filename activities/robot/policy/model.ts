@@ -1,5 +1,5 @@
 /**
- * A real model as the VLA policy (issue 7 "The policy"): the three stage prompts asked through the
+ * A real model as the VLA policy (docs/robot-episodes.md): the three stage prompts asked through the
  * VQA inference backends (activities/vqa/backends: an OpenAI-compatible server such as vLLM serving
  * the LoRA adapter, Gemini zero-shot, local transformers + peft) with the paper's decoding settings,
  * and answers parsed and repaired by ./parse. The scripted policy (./scripted) is not wrapped here.

@@ -1,5 +1,5 @@
 /**
- * Parsing the VLA's three answers (issue 7 "The policy"; DOMAIN.md "Prompts and decoding") and the
+ * Parsing the VLA's three answers (docs/method.md, "The three prompts and their decoding") and the
  * bounded repair re-prompt a malformed answer gets. Pure: no I/O, no clock.
  *
  * The formats are the ones the model is trained on (data-schemas/prompts.ts): subtasks as numbered

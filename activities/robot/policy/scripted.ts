@@ -1,5 +1,5 @@
 /**
- * The scripted policy (issue 7 "The policy", the embedded default): answers the VLA's three prompts
+ * The scripted policy (the embedded default): answers the VLA's three prompts
  * from the simulator's ground truth, as TEXT in exactly the trained format, so the same parser and
  * repair loop handle it and a real model. Configurable seeded noise on the actions, malformed
  * answers of realistic kinds at a given rate, and optionally a wrong subtask list, so every branch

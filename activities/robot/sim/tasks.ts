@@ -2,7 +2,7 @@
  * Instructions the simulator understands: a small grammar over the scene's objects
  * ("put the carrot on the plate", "pick up the eggplant", "... then lift the fish"), each turned into
  * a Task with a seeded scene sampler and success / partial-credit checks in the SimplerEnv style
- * (DOMAIN.md "Robot evaluation": success is "source on target" at the final step, partial credit for
+ * (docs/method.md, "The simulated anchor": success is "source on target" at the final step, partial credit for
  * grasping the source at any step). Also understood: "pick up <object>" in Spanish, Mandarin and
  * Hindi (languages.ts), and "pick up the item above <picture>", whose object is found in the scene
  * (above.ts).
@@ -60,7 +60,7 @@ export interface Task {
   evaluate(history: readonly World[]): TaskOutcome;
 }
 
-/** The tasks the demonstrator is known to do well (DOMAIN.md evaluation tasks and SimplerEnv's WidowX suite). */
+/** The tasks the demonstrator is known to do well (the paper's evaluation tasks and SimplerEnv's WidowX suite, docs/method.md). */
 export const SUPPORTED_TASKS = [
   'put the carrot on the plate',
   'pick up the eggplant',

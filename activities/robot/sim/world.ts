@@ -1,5 +1,5 @@
 /**
- * A toy tabletop world for a WidowX-250-like arm in the BridgeData v2 conventions (DOMAIN.md "Data"):
+ * A toy tabletop world for a WidowX-250-like arm in the BridgeData v2 conventions (docs/method.md, "Source data"):
  * meters, +x forward (away from the base), +y left, +z up, table top at z = 0, control at 5 Hz.
  *
  * Everything here is plain data and pure functions so that a world can be serialised (JSON), replayed

@@ -1,6 +1,6 @@
 /**
- * The safety check every station runs on a chunk as a whole before anything moves (issue 7
- * "Stations"). Pure: no clipping, no I/O. A chunk is safe when every action is four finite numbers,
+ * The safety check every station runs on a chunk as a whole before anything moves
+ * (docs/station-protocol.md). Pure: no clipping, no I/O. A chunk is safe when every action is four finite numbers,
  * its translation norm is at most `maxStepMeters`, its gripper lies in [0, 1], and every position
  * the end effector reaches (the current position plus the running sum of translations) lies inside
  * the workspace box. The box is convex, so the straight moves between those positions stay inside too.

@@ -1,6 +1,6 @@
 /**
- * The station driver interface (issue 7 "Stations"): one physical or simulated arm with its main
- * camera. Bridge units and axes throughout (DOMAIN.md "Data"): meters, +x forward, +y left, +z up,
+ * The station driver interface (docs/station-protocol.md): one physical or simulated arm with its main
+ * camera. Bridge units and axes throughout (docs/method.md, "Source data"): meters, +x forward, +y left, +z up,
  * state [x, y, z, roll, pitch, yaw, gripper], chunk actions [dx, dy, dz, gripper] with the gripper
  * absolute (1 open, 0 closed), one action per 5 Hz control step.
  */

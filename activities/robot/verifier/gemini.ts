@@ -1,5 +1,5 @@
 /**
- * The Gemini verifier (DOMAIN.md "The verifier": Gemini 2.5 Pro in the paper): one generateContent
+ * The Gemini verifier (docs/method.md, "The verifier": Gemini 2.5 Pro in the paper): one generateContent
  * call per executed chunk with the BEFORE and AFTER frames inline, temperature 0, the answer
  * constrained to `{decision, reason}` by `responseJsonSchema` and parsed with zod.
  *
@@ -18,7 +18,7 @@ import { buildVerifierPrompt, VERIFIER_ANSWER_JSON_SCHEMA, VERIFIER_PROMPT_VERSI
 import { currentAndNext, VerifierVerdict, type Verifier, type VerifierAnswer, type VerifierFrame, type VerifierRequest } from './types';
 
 export interface GeminiVerifierOptions {
-  /** Gemini API key, from the worker's environment only (ARCHITECTURE.md rule 10). */
+  /** Gemini API key, from the worker's environment only (docs/design.md, "Secrets stay out of histories"). */
   apiKey: string;
   /** e.g. `gemini-2.5-pro` (the paper's verifier). */
   model: string;

@@ -1,4 +1,4 @@
-/** The verifier (issue 7): the simulator oracle and Gemini behind one interface. See docs/verifier.md. */
+/** The verifier: the simulator oracle and Gemini behind one interface. See docs/verifier.md. */
 export * from './types';
 export * from './errors';
 export { createOracleVerifier, judgeSubtask, readSubtasks, type OracleGoal, type OracleVerifierOptions, type SubtaskReading } from './oracle';

@@ -4,7 +4,7 @@
  * subtask's text is read into a goal ("Move to carrot", "Grasp carrot", "Move to plate" while the
  * plan holds the carrot, "Release carrot", "Move away from plate", "Lift eggplant", and synonyms such
  * as "Pick up X", "Go to X", "Open the gripper", "Put X on Y") and judged with the scripted policy's
- * ground truth `subtaskReached` (5 mm tolerance). Strict as DOMAIN.md says: a "Move to X" followed by
+ * ground truth `subtaskReached` (5 mm tolerance). Strict as the paper's verifier (docs/method.md): a "Move to X" followed by
  * a grasp of X also needs the gripper to close on X exactly where it is.
  */
 import { SCRIPTED_GEOMETRY, subtaskReached, subtaskWaypoints, type SubtaskGoal } from '../policy/scripted';

@@ -1,5 +1,5 @@
 /**
- * The model verifier's prompt (DOMAIN.md "The verifier"): the frames before and after a chunk, the
+ * The model verifier's prompt (docs/method.md, "The verifier"): the frames before and after a chunk, the
  * instruction, the plan with the current and next subtask marked, and the strict rule. The answer is
  * constrained to VERIFIER_ANSWER_JSON_SCHEMA, generated from the zod schema that parses it.
  *

@@ -1,5 +1,5 @@
 /**
- * The verifier (issue 7 "The verifier", DOMAIN.md "The verifier"): after each executed action chunk
+ * The verifier (docs/method.md, "The verifier"; docs/verifier.md): after each executed action chunk
  * it sees the frames before and after, the current and next subtask, and answers proceed or retry
  * with a reason. Implementations: the simulator oracle (./oracle, true scene state) and Gemini
  * (./gemini, the frames). An operator's verdict signal overrides both in the episode workflow.

@@ -1,5 +1,5 @@
 /**
- * The twelve VQA benchmarks of the paper's Table 1 (DOMAIN.md "VQA retention"): for each, the prompt
+ * The twelve VQA benchmarks of the paper's Table 1 (docs/method.md, "VQA retention"): for each, the prompt
  * and decoding lmms-eval uses with its default `lmms_eval_specific_kwargs`, and its official scorer,
  * giving the numbers lmms-eval gives on the same responses. Pure: no Node imports, no I/O.
  *
