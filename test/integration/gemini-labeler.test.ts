@@ -156,6 +156,28 @@ describe('Gemini labeler against a local Gemini-wire server (real @google/genai 
       expectNoKey(failure);
     });
 
+    it('429 without RetryInfo: retryable, no nextRetryDelay, so the retry policy\'s own backoff applies', async () => {
+      server.script('429_no_retry_info');
+      const failure = await rejection(labeler().label(input));
+      expect(failure.type).toBe(GeminiFailure.RateLimited);
+      expect(failure.nonRetryable).toBe(false);
+      expect(failure.nextRetryDelay).toBeUndefined();
+      expect(isFatalGeminiFailure(failure.type)).toBe(false);
+    });
+
+    it('429 naming a per-day quota: non-retryable GeminiQuotaExhausted that stops the run, despite its short RetryInfo', async () => {
+      server.script('429_per_day');
+      const failure = await rejection(labeler().label(input));
+      expect(failure.type).toBe(GeminiFailure.QuotaExhausted);
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.nextRetryDelay).toBeUndefined();
+      expect(failure.message).toContain('GenerateRequestsPerDayPerProjectPerModel-FreeTier');
+      expect(failure.message).toContain('until its daily reset');
+      expect(isFatalGeminiFailure(failure.type)).toBe(true);
+      expect(server.requests).toHaveLength(1);
+      expectNoKey(failure);
+    });
+
     it('503 and 500: retryable', async () => {
       server.script('503', '500');
       for (const status of ['503 UNAVAILABLE', '500 INTERNAL']) {
@@ -180,6 +202,16 @@ describe('Gemini labeler against a local Gemini-wire server (real @google/genai 
         expectNoKey(failure);
       }
       expect(wrongKey.message).not.toContain(`${API_KEY}-wrong`);
+    });
+
+    it('400 "API Key not found" without details: non-retryable GeminiAuth with the advice, not a malformed request', async () => {
+      server.script('api_key_not_found');
+      const failure = await rejection(labeler().label(input));
+      expect(failure.type).toBe(GeminiFailure.Auth);
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.message).toContain('API Key not found');
+      expect(failure.message).toContain("check GEMINI_API_KEY in the worker's environment");
+      expectNoKey(failure);
     });
 
     it('unknown model: non-retryable GeminiUnknownModel naming the model', async () => {

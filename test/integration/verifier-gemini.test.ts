@@ -163,6 +163,20 @@ describe('Gemini verifier against a local Gemini-wire server (real @google/genai
     expect(await failure(verifier({ model: 'gemini-0-none' }).verify(request))).toMatchObject({ type: GeminiFailure.UnknownModel, nonRetryable: true });
   });
 
+  it('classifies the other real 429 and 400 bodies: no RetryInfo, a per-day quota, "API Key not found"', async () => {
+    server.script('429_no_retry_info', '429_per_day', 'api_key_not_found');
+    const noDelay = await failure(verifier().verify(request));
+    expect(noDelay).toMatchObject({ type: GeminiFailure.RateLimited, nonRetryable: false });
+    expect(noDelay.nextRetryDelay).toBeUndefined();
+    const daily = await failure(verifier().verify(request));
+    expect(daily).toMatchObject({ type: GeminiFailure.QuotaExhausted, nonRetryable: true });
+    expect(daily.message).toContain('GenerateRequestsPerDayPerProjectPerModel-FreeTier');
+    const notFound = await failure(verifier().verify(request));
+    expect(notFound).toMatchObject({ type: GeminiFailure.Auth, nonRetryable: true });
+    expect(notFound.message).toContain("check GEMINI_API_KEY in the worker's environment");
+    expect(notFound.message).not.toContain(API_KEY);
+  });
+
   it('refuses a bad request before calling the API', async () => {
     const notJpeg: VerifierFrame = { ...request.after, image: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]) };
     expect(await failure(verifier().verify({ ...request, after: notJpeg }))).toMatchObject({ type: VerifierFailure.BadRequest, nonRetryable: true, message: expect.stringContaining('the after frame is not a JPEG') as unknown });
