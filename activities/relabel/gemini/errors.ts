@@ -1,4 +1,4 @@
-import { ApiError, FinishReason } from '@google/genai';
+import { ApiError, FinishReason, type GenerateContentResponse, type SafetyRating } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { GeminiFailure } from '../../../data-schemas/relabel';
@@ -145,8 +145,11 @@ export function classifyGeminiError(err: unknown, context: ClassifyContext = {})
   return ApplicationFailure.create({ message: scrub(`Gemini call failed: ${message}`), type: GeminiFailure.Unavailable, nonRetryable: false });
 }
 
-/** Finish reasons that mean a safety or policy filter withheld the answer. */
-export const SAFETY_FINISH: ReadonlySet<string> = new Set<string>([
+/**
+ * Finish reasons that mean a safety, policy or recitation filter withheld the answer: retrying the
+ * same request is withheld again. The one list every Gemini caller checks (through contentBlock).
+ */
+export const BLOCKED_FINISH_REASONS: ReadonlySet<string> = new Set<string>([
   FinishReason.SAFETY,
   FinishReason.PROHIBITED_CONTENT,
   FinishReason.BLOCKLIST,
@@ -154,4 +157,37 @@ export const SAFETY_FINISH: ReadonlySet<string> = new Set<string>([
   FinishReason.RECITATION,
   FinishReason.IMAGE_SAFETY,
   FinishReason.IMAGE_PROHIBITED_CONTENT,
+  FinishReason.IMAGE_RECITATION,
 ]);
+
+/** Why Gemini withheld an answer: the prompt was blocked (`promptFeedback.blockReason`) or the answer was (a BLOCKED_FINISH_REASONS finish). */
+export interface ContentBlock {
+  where: 'prompt' | 'answer';
+  /** The blockReason or finishReason, as Google names it. */
+  reason: string;
+  /** A sentence naming the reason and the blocked safety categories, if any. */
+  description: string;
+}
+
+function blockedCategories(ratings: SafetyRating[] | undefined): string {
+  const blocked = (ratings ?? []).filter((r) => r.blocked).map((r) => `${r.category ?? 'unknown'}${r.probability ? ` (${r.probability})` : ''}`);
+  return blocked.length > 0 ? `; blocked categories: ${blocked.join(', ')}` : '';
+}
+
+/** The content block of a response (first candidate), or undefined when Gemini did not withhold it. */
+export function contentBlock(response: GenerateContentResponse): ContentBlock | undefined {
+  const blockReason = response.promptFeedback?.blockReason;
+  if (blockReason) {
+    return {
+      where: 'prompt',
+      reason: blockReason,
+      description: `the prompt was blocked by Gemini's safety filter (blockReason ${blockReason}${blockedCategories(response.promptFeedback?.safetyRatings)})`,
+    };
+  }
+  const candidate = response.candidates?.[0];
+  const finish = candidate?.finishReason;
+  if (finish && BLOCKED_FINISH_REASONS.has(finish)) {
+    return { where: 'answer', reason: finish, description: `the answer was withheld by Gemini (finishReason ${finish}${blockedCategories(candidate?.safetyRatings)})` };
+  }
+  return undefined;
+}
