@@ -82,6 +82,8 @@ export type ChunkAggregation = z.infer<typeof ChunkAggregation>;
 export const GeminiFailure = {
   /** 429 RESOURCE_EXHAUSTED; carries the server's RetryInfo delay as `nextRetryDelay` when given. */
   RateLimited: 'GeminiRateLimited',
+  /** 429 naming a per-day quota (QuotaFailure quotaId ...PerDay...): nothing succeeds before the daily reset. */
+  QuotaExhausted: 'GeminiQuotaExhausted',
   /** 5xx (overloaded, internal error) or another status worth retrying. */
   Unavailable: 'GeminiUnavailable',
   /** The request never got an HTTP answer: connection refused or reset, DNS, or the client timeout. */
@@ -96,7 +98,7 @@ export const GeminiFailure = {
 export type GeminiFailure = (typeof GeminiFailure)[keyof typeof GeminiFailure];
 
 /** Failure types after which a relabel run stops instead of failing every trajectory one by one. */
-export const FATAL_GEMINI_FAILURES: readonly string[] = [GeminiFailure.BadRequest, GeminiFailure.Auth, GeminiFailure.UnknownModel];
+export const FATAL_GEMINI_FAILURES: readonly string[] = [GeminiFailure.BadRequest, GeminiFailure.Auth, GeminiFailure.UnknownModel, GeminiFailure.QuotaExhausted];
 
 /** Whether a failure of this type should stop the whole relabel run, not just one trajectory. */
 export function isFatalGeminiFailure(type: string | null | undefined): boolean {

@@ -255,7 +255,7 @@ export type NightlyEvaluationResult = z.infer<typeof NightlyEvaluationResult>;
 // ---------------------------------------------------------------------------------------------
 // Inference backend failures (activities/vqa/backends/errors.ts throws them)
 
-export const BackendErrorCode = ['unreachable', 'auth', 'not_found', 'bad_request', 'rate_limited', 'server', 'adapter_mismatch', 'malformed'] as const;
+export const BackendErrorCode = ['unreachable', 'auth', 'not_found', 'bad_request', 'rate_limited', 'quota_exhausted', 'server', 'adapter_mismatch', 'malformed', 'content_blocked'] as const;
 export type BackendErrorCode = (typeof BackendErrorCode)[number];
 
 /** The ApplicationFailure `type` of each code (what a retry policy's nonRetryableErrorTypes would name). */
@@ -265,18 +265,21 @@ export const BACKEND_FAILURE_TYPES: Readonly<Record<BackendErrorCode, string>> =
   not_found: 'VqaBackendNotFound',
   bad_request: 'VqaBackendBadRequest',
   rate_limited: 'VqaBackendRateLimited',
+  quota_exhausted: 'VqaBackendQuotaExhausted',
   server: 'VqaBackendServer',
   adapter_mismatch: 'VqaBackendAdapterMismatch',
   malformed: 'VqaBackendMalformed',
+  content_blocked: 'VqaBackendContentBlocked',
 };
 
 /**
  * Whether Temporal should retry: transport failures, rate limits, server errors and answers that could
- * not be read may heal; wrong credentials, an unknown model, a rejected request and an adapter made for
- * another base model cannot.
+ * not be read may heal; wrong credentials, an unknown model, a rejected request, an adapter made for
+ * another base model, a per-day quota spent until its reset and an answer the provider withholds
+ * (Gemini's safety and recitation filters) cannot.
  */
 export const RETRYABLE_BACKEND_ERRORS: ReadonlySet<BackendErrorCode> = new Set<BackendErrorCode>(['unreachable', 'rate_limited', 'server', 'malformed']);
 
 /** Codes after which a whole evaluation should stop rather than fail every item one by one. */
-export const FATAL_BACKEND_ERRORS: ReadonlySet<BackendErrorCode> = new Set<BackendErrorCode>(['auth', 'not_found', 'bad_request', 'adapter_mismatch']);
+export const FATAL_BACKEND_ERRORS: ReadonlySet<BackendErrorCode> = new Set<BackendErrorCode>(['auth', 'not_found', 'bad_request', 'adapter_mismatch', 'quota_exhausted']);
 

@@ -9,7 +9,7 @@ import { createGeminiLabeler, type GeminiLabelerOptions, type LabelInput } from 
 import { priceFor } from '../../activities/relabel/gemini/pricing';
 import { keyFrameSteps, PROMPT_MARKERS } from '../../activities/relabel/gemini/prompt';
 import { GEMINI_ANSWER_JSON_SCHEMA, parseGeminiAnswer } from '../../activities/relabel/gemini/response';
-import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
+import { createGeminiServer, defaultAnswer, type GeminiServer } from '../fixtures/gemini-server';
 
 const API_KEY = `AIzaTest-${randomUUID()}`;
 const THOUGHTS = 40;
@@ -156,6 +156,28 @@ describe('Gemini labeler against a local Gemini-wire server (real @google/genai 
       expectNoKey(failure);
     });
 
+    it('429 without RetryInfo: retryable, no nextRetryDelay, so the retry policy\'s own backoff applies', async () => {
+      server.script('429_no_retry_info');
+      const failure = await rejection(labeler().label(input));
+      expect(failure.type).toBe(GeminiFailure.RateLimited);
+      expect(failure.nonRetryable).toBe(false);
+      expect(failure.nextRetryDelay).toBeUndefined();
+      expect(isFatalGeminiFailure(failure.type)).toBe(false);
+    });
+
+    it('429 naming a per-day quota: non-retryable GeminiQuotaExhausted that stops the run, despite its short RetryInfo', async () => {
+      server.script('429_per_day');
+      const failure = await rejection(labeler().label(input));
+      expect(failure.type).toBe(GeminiFailure.QuotaExhausted);
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.nextRetryDelay).toBeUndefined();
+      expect(failure.message).toContain('GenerateRequestsPerDayPerProjectPerModel-FreeTier');
+      expect(failure.message).toContain('until its daily reset');
+      expect(isFatalGeminiFailure(failure.type)).toBe(true);
+      expect(server.requests).toHaveLength(1);
+      expectNoKey(failure);
+    });
+
     it('503 and 500: retryable', async () => {
       server.script('503', '500');
       for (const status of ['503 UNAVAILABLE', '500 INTERNAL']) {
@@ -180,6 +202,16 @@ describe('Gemini labeler against a local Gemini-wire server (real @google/genai 
         expectNoKey(failure);
       }
       expect(wrongKey.message).not.toContain(`${API_KEY}-wrong`);
+    });
+
+    it('400 "API Key not found" without details: non-retryable GeminiAuth with the advice, not a malformed request', async () => {
+      server.script('api_key_not_found');
+      const failure = await rejection(labeler().label(input));
+      expect(failure.type).toBe(GeminiFailure.Auth);
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.message).toContain('API Key not found');
+      expect(failure.message).toContain("check GEMINI_API_KEY in the worker's environment");
+      expectNoKey(failure);
     });
 
     it('unknown model: non-retryable GeminiUnknownModel naming the model', async () => {
@@ -237,12 +269,38 @@ describe('Gemini labeler against a local Gemini-wire server (real @google/genai 
       expectProblem(await labeler().label(input), 'invalid_output');
     });
 
+    it('thought summaries (thought: true, with signatures) are not part of the answer; usage counts the thoughts', async () => {
+      const expected = defaultAnswer({ steps: input.cleaned.steps, instruction: input.instruction, promptText: '' });
+      server.script({ text: JSON.stringify(expected), thoughts: ['**Segmenting the motion**\nThe gripper closes at step 8, so a grasp segment ends there.', '{"segments": ['] });
+      const outcome = await labeler().label(input);
+      if (!outcome.ok) throw new Error(`expected segments, got ${outcome.kind}: ${outcome.problem}`);
+      expect(outcome.segments.map((s) => s.subtask)).toEqual(expected.segments.map((s) => s.subtask));
+      expect(outcome.usage.outputTokens).toBe(server.requests[0]!.usage!.candidatesTokenCount! + THOUGHTS);
+    });
+
     it('safety finish and a blocked prompt: safety_block', async () => {
       server.script('safety', 'prompt_blocked');
       const answer = await labeler().label(input);
       expect(expectProblem(answer, 'safety_block')).toContain('HARM_CATEGORY_DANGEROUS_CONTENT');
       expect(answer.usage.inputTokens).toBeGreaterThan(0);
       expect(expectProblem(await labeler().label(input), 'safety_block')).toContain('PROHIBITED_CONTENT');
+    });
+
+    it('every blocking finish and prompt block (RECITATION, SPII, BLOCKLIST, ...) is a safety_block naming its reason', async () => {
+      server.script('recitation', { text: '', finishReason: 'SPII' }, { text: '', finishReason: 'IMAGE_RECITATION' }, { blockReason: 'BLOCKLIST' }, { blockReason: 'OTHER' });
+      for (const reason of ['finishReason RECITATION', 'finishReason SPII', 'finishReason IMAGE_RECITATION', 'blockReason BLOCKLIST', 'blockReason OTHER']) {
+        expect(expectProblem(await labeler().label(input), 'safety_block')).toContain(reason);
+      }
+    });
+
+    it('MAX_TOKENS of a thinking model (content without parts, no candidatesTokenCount): truncated, the thoughts counted and named', async () => {
+      server.script('max_tokens_thinking');
+      const outcome = await labeler({ maxOutputTokens: 600 }).label(input);
+      const problem = expectProblem(outcome, 'truncated');
+      expect(problem).toContain('after 600 output tokens, 600 of them thinking');
+      expect(server.requests[0]!.usage).not.toHaveProperty('candidatesTokenCount');
+      expect(outcome.usage.outputTokens).toBe(600);
+      expect(outcome.usage.inputTokens).toBe(server.requests[0]!.usage!.promptTokenCount);
     });
 
     it('MAX_TOKENS: truncated, output tokens counted', async () => {

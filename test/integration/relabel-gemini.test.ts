@@ -139,6 +139,30 @@ describe('relabelDataset with the Gemini labeler (real client, local Gemini wire
     });
   });
 
+  it('stops the whole run at once on a spent per-day quota instead of retrying it every few seconds until the reset', async () => {
+    gemini.reset();
+    gemini.scriptFor(() => true, '429_per_day');
+    await withWorkers(API_KEY, async (queues) => {
+      const outputUri = fileUri(join(dir, 'labels-daily-quota'));
+      const err = await env.client.workflow
+        .execute<typeof relabelDataset>('relabelDataset', {
+          taskQueue: queues.cpu,
+          workflowId: `${queues.cpu}-daily-quota`,
+          args: [{ datasetUri, outputUri, labeler: GEMINI, geminiTaskQueue: queues.gemini, maxConcurrent: 2 }],
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      const failure = (err as WorkflowFailedError).cause as ApplicationFailure;
+      expect(failure.type).toBe('RelabelStopped');
+      expect(failure.message).toContain('GenerateRequestsPerDayPerProjectPerModel-FreeTier');
+      expect(failure.message).toContain('daily reset');
+      // One request per trajectory in flight, none retried (the 429 asked for a retry in 13 s).
+      expect(gemini.requests.length).toBeLessThanOrEqual(2);
+      const report = await getJson(store, joinUri(outputUri, 'report.json'), RelabelReport);
+      expect(report.status).toBe('stopped_fatal');
+    });
+  });
+
   it('stops starting trajectories when the budget is spent', async () => {
     gemini.reset();
     await withWorkers(API_KEY, async (queues) => {

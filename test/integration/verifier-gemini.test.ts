@@ -116,6 +116,13 @@ describe('Gemini verifier against a local Gemini-wire server (real @google/genai
     expect(last.promptText).toContain('The current subtask is the last one.');
   });
 
+  it('never takes thought summaries (thought: true, with signatures) for the answer', async () => {
+    server.script({ text: JSON.stringify({ decision: 'proceed', reason: 'the carrot is on the plate' }), thoughts: ['**Checking the AFTER frame**\n{"decision": "retry"', 'The carrot rests on the plate.'] });
+    const answer = await verifier().verify(request);
+    expect(answer.verdict).toEqual({ decision: 'proceed', reason: 'the carrot is on the plate' });
+    expect(answer.raw).toBe(JSON.stringify({ decision: 'proceed', reason: 'the carrot is on the plate' }));
+  });
+
   it('accepts a fenced JSON answer', async () => {
     server.script({ text: '```json\n{"decision": "proceed", "reason": "the carrot rests on the plate"}\n```' });
     expect((await verifier().verify(request)).verdict).toEqual({ decision: 'proceed', reason: 'the carrot rests on the plate' });
@@ -128,8 +135,13 @@ describe('Gemini verifier against a local Gemini-wire server (real @google/genai
       { text: '{"decision": "proceed", "reason": ""}' },
       'empty',
       'max_tokens',
+      'max_tokens_thinking',
       'safety',
+      'recitation',
+      { text: '', finishReason: 'PROHIBITED_CONTENT' },
       'prompt_blocked',
+      { blockReason: 'BLOCKLIST' },
+      { text: '', finishReason: 'LANGUAGE' },
     );
     const cases: [VerifierError['kind'], VerifierFailure, RegExp][] = [
       ['not_json', VerifierFailure.MalformedAnswer, /the answer is not valid JSON .*; the answer began with: "\{\\"segments\\"/],
@@ -137,8 +149,14 @@ describe('Gemini verifier against a local Gemini-wire server (real @google/genai
       ['schema_violation', VerifierFailure.MalformedAnswer, /reason: Too small/],
       ['empty', VerifierFailure.MalformedAnswer, /the answer was empty/],
       ['max_tokens', VerifierFailure.MalformedAnswer, /finishReason MAX_TOKENS, maxOutputTokens 8192.*the answer began with/],
-      ['safety_block', VerifierFailure.AnswerBlocked, /withheld \(finishReason SAFETY; blocked categories: HARM_CATEGORY_DANGEROUS_CONTENT\)/],
+      // A thinking model that spent the limit thinking sends no parts: still a typed truncation, not a crash.
+      ['max_tokens', VerifierFailure.MalformedAnswer, /finishReason MAX_TOKENS, maxOutputTokens 8192, thinking included; 8192 tokens were spent thinking and no answer was written\)$/],
+      ['safety_block', VerifierFailure.AnswerBlocked, /withheld by Gemini \(finishReason SAFETY; blocked categories: HARM_CATEGORY_DANGEROUS_CONTENT \(HIGH\)\)/],
+      ['safety_block', VerifierFailure.AnswerBlocked, /withheld by Gemini \(finishReason RECITATION\)/],
+      ['safety_block', VerifierFailure.AnswerBlocked, /withheld by Gemini \(finishReason PROHIBITED_CONTENT\)/],
       ['prompt_blocked', VerifierFailure.AnswerBlocked, /blockReason PROHIBITED_CONTENT/],
+      ['prompt_blocked', VerifierFailure.AnswerBlocked, /blockReason BLOCKLIST/],
+      ['stopped_early', VerifierFailure.MalformedAnswer, /stopped early \(finishReason LANGUAGE\)/],
     ];
     for (const [kind, type, message] of cases) {
       const err = await failure(verifier().verify(request));
@@ -161,6 +179,20 @@ describe('Gemini verifier against a local Gemini-wire server (real @google/genai
     expect(await failure(verifier().verify(request))).toMatchObject({ type: GeminiFailure.Unavailable, nonRetryable: false });
     expect(await failure(verifier().verify(request))).toMatchObject({ type: GeminiFailure.UnknownModel, nonRetryable: true });
     expect(await failure(verifier({ model: 'gemini-0-none' }).verify(request))).toMatchObject({ type: GeminiFailure.UnknownModel, nonRetryable: true });
+  });
+
+  it('classifies the other real 429 and 400 bodies: no RetryInfo, a per-day quota, "API Key not found"', async () => {
+    server.script('429_no_retry_info', '429_per_day', 'api_key_not_found');
+    const noDelay = await failure(verifier().verify(request));
+    expect(noDelay).toMatchObject({ type: GeminiFailure.RateLimited, nonRetryable: false });
+    expect(noDelay.nextRetryDelay).toBeUndefined();
+    const daily = await failure(verifier().verify(request));
+    expect(daily).toMatchObject({ type: GeminiFailure.QuotaExhausted, nonRetryable: true });
+    expect(daily.message).toContain('GenerateRequestsPerDayPerProjectPerModel-FreeTier');
+    const notFound = await failure(verifier().verify(request));
+    expect(notFound).toMatchObject({ type: GeminiFailure.Auth, nonRetryable: true });
+    expect(notFound.message).toContain("check GEMINI_API_KEY in the worker's environment");
+    expect(notFound.message).not.toContain(API_KEY);
   });
 
   it('refuses a bad request before calling the API', async () => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGeminiBackend, DEFAULT_THINKING_BUDGET, isThinkingModel } from '../../activities/vqa/backends/gemini';
 import { createLocalBackend, type LocalBackend } from '../../activities/vqa/backends/local';
 import { createOpenAIBackend } from '../../activities/vqa/backends/openai';
-import { BackendError, createBackend, type BackendErrorCode, type InferenceBackend } from '../../activities/vqa/backends/types';
+import { BackendError, createBackend, FATAL_BACKEND_ERRORS, type BackendErrorCode, type InferenceBackend } from '../../activities/vqa/backends/types';
 import type { VqaRequest } from '../../data-schemas/vqa';
 import { buildTinyModel } from '../../cli/commands/train';
 import { loadConfig } from '../../infra/config';
@@ -222,6 +222,49 @@ describe('gemini backend against the local Gemini-wire server (real @google/gena
     await failure(backend('gemini-2.5-flash', `${KEY}-wrong`).check(), 'auth');
     const port = await closedPort();
     await failure(createGeminiBackend({ apiKey: KEY, model: 'gemini-2.5-flash', baseUrl: `http://127.0.0.1:${port}` }).generate(await request()), 'unreachable');
+  });
+
+  it('the other real 429 and 400 bodies: no RetryInfo (normal backoff), a per-day quota (fatal), "API Key not found" (auth)', async () => {
+    server.script('429_no_retry_info', '429_per_day', 'api_key_not_found');
+    const limited = await failure(backend().generate(await request()), 'rate_limited');
+    expect(limited.retryAfterMs).toBeUndefined();
+    const daily = await failure(backend().generate(await request()), 'quota_exhausted');
+    expect(daily.message).toContain('GenerateRequestsPerDayPerProjectPerModel-FreeTier');
+    expect(daily.retryAfterMs).toBeUndefined();
+    expect(FATAL_BACKEND_ERRORS.has('quota_exhausted')).toBe(true);
+    const auth = await failure(backend().generate(await request()), 'auth');
+    expect(auth.message).toContain("check GEMINI_API_KEY in the worker's environment");
+    expect(auth.message).not.toContain(KEY);
+  });
+
+  it('thought summaries are not part of the answer; usage counts the thoughts', async () => {
+    server.script({ text: 'B', thoughts: ['**Comparing colours**\nThe first image is blue, so A is wrong.'] });
+    const answer = await backend().generate(await request());
+    expect(answer.text).toBe('B');
+    expect(answer.truncated).toBeUndefined();
+    const usage = server.requests[0]!.usage!;
+    expect(usage.thoughtsTokenCount).toBeGreaterThan(0);
+    expect(answer.usage).toEqual({ inputTokens: usage.promptTokenCount, outputTokens: usage.candidatesTokenCount! + usage.thoughtsTokenCount! });
+  });
+
+  it('MAX_TOKENS: the text so far with truncated: true, also when a thinking model sent no parts at all', async () => {
+    server.script({ text: 'The answer is', finishReason: 'MAX_TOKENS' }, 'max_tokens_thinking');
+    expect(await backend().generate(await request())).toMatchObject({ text: 'The answer is', truncated: true });
+    const thoughtOut = await backend().generate(await request());
+    expect(thoughtOut).toMatchObject({ text: '', truncated: true });
+    expect(thoughtOut.usage).toEqual({ inputTokens: server.requests[1]!.usage!.promptTokenCount, outputTokens: 8 + DEFAULT_THINKING_BUDGET });
+  });
+
+  it('an empty answer (no parts) is an empty text; a withheld answer or blocked prompt is content_blocked naming the reason', async () => {
+    server.script('empty', 'safety', 'recitation', { text: '', finishReason: 'SPII' }, 'prompt_blocked', { blockReason: 'BLOCKLIST' }, { text: '', finishReason: 'OTHER' });
+    expect(await backend().generate(await request())).toMatchObject({ text: '' });
+    for (const reason of ['finishReason SAFETY; blocked categories: HARM_CATEGORY_DANGEROUS_CONTENT', 'finishReason RECITATION', 'finishReason SPII', 'blockReason PROHIBITED_CONTENT', 'blockReason BLOCKLIST']) {
+      const blocked = await failure(backend().generate(await request()), 'content_blocked');
+      expect(blocked.message).toContain(reason);
+      expect(blocked.message).toContain('"gemini-2.5-flash"');
+    }
+    const other = await failure(backend().generate(await request()), 'malformed');
+    expect(other.message).toContain('finishReason OTHER');
   });
 });
 

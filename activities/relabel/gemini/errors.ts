@@ -1,4 +1,4 @@
-import { ApiError, FinishReason } from '@google/genai';
+import { ApiError, FinishReason, type GenerateContentResponse, type SafetyRating } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { GeminiFailure } from '../../../data-schemas/relabel';
@@ -12,7 +12,20 @@ interface GoogleRpcError {
   code?: number;
   message?: string;
   status?: string;
-  details?: { '@type'?: string; retryDelay?: string; reason?: string }[];
+  details?: { '@type'?: string; retryDelay?: string; reason?: string; violations?: { quotaId?: string; quotaMetric?: string }[] }[];
+}
+
+const RETRY_INFO = 'type.googleapis.com/google.rpc.RetryInfo';
+const QUOTA_FAILURE = 'type.googleapis.com/google.rpc.QuotaFailure';
+
+/**
+ * The per-day quota a 429 names, if any (QuotaFailure violation with a quotaId such as
+ * `GenerateRequestsPerDayPerProjectPerModel-FreeTier`). Google still attaches a RetryInfo of a few
+ * seconds to these, but the quota only comes back at its daily reset.
+ */
+function perDayQuota(body: GoogleRpcError | undefined): string | undefined {
+  const violations = (body?.details ?? []).filter((d) => d['@type'] === QUOTA_FAILURE).flatMap((d) => d.violations ?? []);
+  return violations.find((v) => /PerDay/i.test(v.quotaId ?? '') || /per_day/i.test(v.quotaMetric ?? ''))?.quotaId;
 }
 
 function parseErrorBody(message: string): GoogleRpcError | undefined {
@@ -78,13 +91,25 @@ export function classifyGeminiError(err: unknown, context: ClassifyContext = {})
     const what = `Gemini API ${err.status}${status ? ` ${status}` : ''}: ${googleMessage.replace(/\.$/, '')}`;
     const reasons = (body?.details ?? []).map((d) => d.reason).filter((r): r is string => typeof r === 'string');
 
-    // Google answers an invalid key with 400 INVALID_ARGUMENT + ErrorInfo API_KEY_INVALID, not 401.
-    const badKey = reasons.includes('API_KEY_INVALID') || /API key not valid|API key expired|API_KEY_INVALID/i.test(googleMessage);
+    // Google answers an invalid key with 400 INVALID_ARGUMENT, not 401: "API key not valid" with
+    // ErrorInfo API_KEY_INVALID, or "API Key not found" with or without that ErrorInfo.
+    const badKey = reasons.includes('API_KEY_INVALID') || /API key not valid|API key not found|API key expired|API_KEY_INVALID/i.test(googleMessage);
     if (err.status === 401 || err.status === 403 || badKey) {
       return ApplicationFailure.create({ message: `${what}; ${AUTH_ADVICE}`, type: GeminiFailure.Auth, nonRetryable: true });
     }
     if (err.status === 429) {
-      const retryInfo = body?.details?.find((d) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo');
+      const daily = perDayQuota(body);
+      if (daily !== undefined) {
+        // Retrying every few seconds until the daily reset only burns attempts and log lines: stop, and
+        // let the researcher re-run after the reset (finished work is kept) or raise the quota.
+        return ApplicationFailure.create({
+          message: `${what}; the per-day quota ${daily} is exhausted until its daily reset (midnight Pacific time): re-run after the reset or raise the quota`,
+          type: GeminiFailure.QuotaExhausted,
+          nonRetryable: true,
+        });
+      }
+      // Without RetryInfo the retry policy's own backoff applies.
+      const retryInfo = body?.details?.find((d) => d['@type'] === RETRY_INFO);
       const delayMs = parseRetryDelayMs(retryInfo?.retryDelay);
       return ApplicationFailure.create({
         message: `${what}${delayMs !== undefined ? ` (server asks to retry in ${retryInfo?.retryDelay})` : ''}`,
@@ -120,8 +145,11 @@ export function classifyGeminiError(err: unknown, context: ClassifyContext = {})
   return ApplicationFailure.create({ message: scrub(`Gemini call failed: ${message}`), type: GeminiFailure.Unavailable, nonRetryable: false });
 }
 
-/** Finish reasons that mean a safety or policy filter withheld the answer. */
-export const SAFETY_FINISH: ReadonlySet<string> = new Set<string>([
+/**
+ * Finish reasons that mean a safety, policy or recitation filter withheld the answer: retrying the
+ * same request is withheld again. The one list every Gemini caller checks (through contentBlock).
+ */
+export const BLOCKED_FINISH_REASONS: ReadonlySet<string> = new Set<string>([
   FinishReason.SAFETY,
   FinishReason.PROHIBITED_CONTENT,
   FinishReason.BLOCKLIST,
@@ -129,4 +157,37 @@ export const SAFETY_FINISH: ReadonlySet<string> = new Set<string>([
   FinishReason.RECITATION,
   FinishReason.IMAGE_SAFETY,
   FinishReason.IMAGE_PROHIBITED_CONTENT,
+  FinishReason.IMAGE_RECITATION,
 ]);
+
+/** Why Gemini withheld an answer: the prompt was blocked (`promptFeedback.blockReason`) or the answer was (a BLOCKED_FINISH_REASONS finish). */
+export interface ContentBlock {
+  where: 'prompt' | 'answer';
+  /** The blockReason or finishReason, as Google names it. */
+  reason: string;
+  /** A sentence naming the reason and the blocked safety categories, if any. */
+  description: string;
+}
+
+function blockedCategories(ratings: SafetyRating[] | undefined): string {
+  const blocked = (ratings ?? []).filter((r) => r.blocked).map((r) => `${r.category ?? 'unknown'}${r.probability ? ` (${r.probability})` : ''}`);
+  return blocked.length > 0 ? `; blocked categories: ${blocked.join(', ')}` : '';
+}
+
+/** The content block of a response (first candidate), or undefined when Gemini did not withhold it. */
+export function contentBlock(response: GenerateContentResponse): ContentBlock | undefined {
+  const blockReason = response.promptFeedback?.blockReason;
+  if (blockReason) {
+    return {
+      where: 'prompt',
+      reason: blockReason,
+      description: `the prompt was blocked by Gemini's safety filter (blockReason ${blockReason}${blockedCategories(response.promptFeedback?.safetyRatings)})`,
+    };
+  }
+  const candidate = response.candidates?.[0];
+  const finish = candidate?.finishReason;
+  if (finish && BLOCKED_FINISH_REASONS.has(finish)) {
+    return { where: 'answer', reason: finish, description: `the answer was withheld by Gemini (finishReason ${finish}${blockedCategories(candidate?.safetyRatings)})` };
+  }
+  return undefined;
+}

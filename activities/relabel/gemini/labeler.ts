@@ -1,11 +1,11 @@
-import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse, type SafetyRating } from '@google/genai';
+import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import type { CleanedTrajectory, LabelOutcome, TokenUsage } from '../../../data-schemas/relabel';
-import { classifyGeminiError, GeminiFailure, SAFETY_FINISH } from './errors';
+import { classifyGeminiError, contentBlock, GeminiFailure } from './errors';
 import { priceFor, usageCost, type GeminiPrice } from './pricing';
 import { buildGeminiPrompt, keyFrameSteps, MAX_KEY_FRAMES } from './prompt';
-import { GEMINI_ANSWER_JSON_SCHEMA, parseGeminiAnswer } from './response';
+import { candidateText, GEMINI_ANSWER_JSON_SCHEMA, parseGeminiAnswer } from './response';
 
 export interface GeminiLabelerOptions {
   /** Gemini API key, from the worker's environment only (docs/design.md, "Secrets stay out of histories"). */
@@ -88,11 +88,6 @@ export function addGeminiLabelerDefaults(options: GeminiLabelerOptions): Resolve
 }
 
 
-function blockedCategories(ratings: SafetyRating[] | undefined): string {
-  const blocked = (ratings ?? []).filter((r) => r.blocked).map((r) => `${r.category ?? 'unknown'}${r.probability ? ` (${r.probability})` : ''}`);
-  return blocked.length > 0 ? `; blocked categories: ${blocked.join(', ')}` : '';
-}
-
 export function createGeminiLabeler(options: GeminiLabelerOptions): GeminiLabeler {
   const o = addGeminiLabelerDefaults(options);
   const ai = new GoogleGenAI({
@@ -158,34 +153,23 @@ export function createGeminiLabeler(options: GeminiLabelerOptions): GeminiLabele
       }
 
       const usage = usageOf(response);
-      const blockReason = response.promptFeedback?.blockReason;
-      if (blockReason) {
-        return {
-          ok: false,
-          kind: 'safety_block',
-          problem: `the prompt was blocked by Gemini's safety filter (blockReason ${blockReason}${blockedCategories(response.promptFeedback?.safetyRatings)})`,
-          usage,
-        };
-      }
+      const block = contentBlock(response);
+      if (block) return { ok: false, kind: 'safety_block', problem: block.description, usage };
       const candidate = response.candidates?.[0];
       if (!candidate) return { ok: false, kind: 'invalid_output', problem: 'the model returned no answer candidate', usage };
       const finish = candidate.finishReason;
-      if (finish && SAFETY_FINISH.has(finish)) {
-        return { ok: false, kind: 'safety_block', problem: `the answer was withheld by Gemini (finishReason ${finish}${blockedCategories(candidate.safetyRatings)})`, usage };
-      }
       if (finish === FinishReason.MAX_TOKENS) {
+        // A thinking model can spend the whole limit thinking: the answer then has no parts at all.
+        const thoughts = response.usageMetadata?.thoughtsTokenCount ?? 0;
+        const spentThinking = thoughts > 0 ? `, ${thoughts} of them thinking` : '';
         return {
           ok: false,
           kind: 'truncated',
-          problem: `the answer was cut off at the output limit (finishReason MAX_TOKENS after ${usage.outputTokens} output tokens, limit ${o.maxOutputTokens}); answer with fewer segments and shorter subtasks and motion plans`,
+          problem: `the answer was cut off at the output limit (finishReason MAX_TOKENS after ${usage.outputTokens} output tokens${spentThinking}, limit ${o.maxOutputTokens}); answer with fewer segments and shorter subtasks and motion plans`,
           usage,
         };
       }
-      // Thought summaries are not part of the answer.
-      const text = (candidate.content?.parts ?? [])
-        .filter((p) => !p.thought && typeof p.text === 'string')
-        .map((p) => p.text)
-        .join('');
+      const text = candidateText(candidate);
       if (finish && finish !== FinishReason.STOP) {
         return { ok: false, kind: 'invalid_output', problem: `the model stopped early (finishReason ${finish}) without a usable answer`, usage };
       }

@@ -1,3 +1,4 @@
+import type { Candidate } from '@google/genai';
 import { z } from 'zod';
 import type { SegmentLabel } from '../../../data-schemas/relabel';
 import { validateSegments } from '../record';
@@ -70,6 +71,18 @@ export function unfenceJson(text: string): string {
     .trim()
     .replace(/^```(?:json)?\s*\n?/i, '')
     .replace(/\n?```$/, '');
+}
+
+/**
+ * The answer text of a candidate, as every Gemini caller reads it: thought summaries (`thought: true`)
+ * are not part of the answer, and a candidate without `parts` (an empty answer, or a thinking model
+ * cut off while thinking) has the empty text.
+ */
+export function candidateText(candidate: Candidate | undefined): string {
+  return (candidate?.content?.parts ?? [])
+    .filter((p) => !p.thought && typeof p.text === 'string')
+    .map((p) => p.text)
+    .join('');
 }
 
 /**

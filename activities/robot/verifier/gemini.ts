@@ -6,13 +6,14 @@
  * The client is created as the relabel labeler creates it (explicit Gemini API backend, per-request
  * timeout, no SDK retries: Temporal's retry policy owns retries), and HTTP errors keep relabel's
  * classification (`classifyGeminiError`: GeminiRateLimited / GeminiUnavailable / GeminiNetwork
- * retryable; GeminiAuth / GeminiBadRequest / GeminiUnknownModel not). Unusable answers are
- * VerifierErrors (./errors).
+ * retryable; GeminiAuth / GeminiBadRequest / GeminiUnknownModel / GeminiQuotaExhausted not).
+ * Unusable answers are VerifierErrors (./errors); withheld ones are recognised by relabel's one
+ * `contentBlock`.
  */
 import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
-import { AUTH_ADVICE, classifyGeminiError, GeminiFailure, SAFETY_FINISH } from '../../relabel/gemini/errors';
-import { unfenceJson } from '../../relabel/gemini/response';
+import { AUTH_ADVICE, classifyGeminiError, contentBlock, GeminiFailure } from '../../relabel/gemini/errors';
+import { candidateText, unfenceJson } from '../../relabel/gemini/response';
 import { VerifierError } from './errors';
 import { buildVerifierPrompt, VERIFIER_ANSWER_JSON_SCHEMA, VERIFIER_PROMPT_VERSION, VERIFIER_SYSTEM_INSTRUCTION } from './prompt';
 import { currentAndNext, VerifierVerdict, type Verifier, type VerifierAnswer, type VerifierFrame, type VerifierRequest } from './types';
@@ -66,23 +67,17 @@ export function parseVerifierAnswer(text: string): VerifierVerdict {
 
 /** The answer text of a response, or a VerifierError saying why there is none. */
 function answerText(response: GenerateContentResponse, maxOutputTokens: number): string {
-  const blockReason = response.promptFeedback?.blockReason;
-  if (blockReason) throw new VerifierError('prompt_blocked', `Gemini verifier: the prompt was blocked by Gemini's safety filter (blockReason ${blockReason})`);
+  const block = contentBlock(response);
+  if (block) throw new VerifierError(block.where === 'prompt' ? 'prompt_blocked' : 'safety_block', `Gemini verifier: ${block.description}`);
   const candidate = response.candidates?.[0];
   if (!candidate) throw new VerifierError('no_candidate', 'Gemini verifier: the model returned no answer candidate');
   const finish = candidate.finishReason;
-  // Thought summaries are not part of the answer.
-  const text = (candidate.content?.parts ?? [])
-    .filter((p) => !p.thought && typeof p.text === 'string')
-    .map((p) => p.text)
-    .join('');
+  const text = candidateText(candidate);
   const raw = text === '' ? {} : { raw: text };
-  if (finish && SAFETY_FINISH.has(finish)) {
-    const blocked = (candidate.safetyRatings ?? []).filter((r) => r.blocked).map((r) => r.category ?? 'unknown');
-    throw new VerifierError('safety_block', `Gemini verifier: the answer was withheld (finishReason ${finish}${blocked.length > 0 ? `; blocked categories: ${blocked.join(', ')}` : ''})`, raw);
-  }
   if (finish === FinishReason.MAX_TOKENS) {
-    throw new VerifierError('max_tokens', `Gemini verifier: the answer was cut off at the output limit (finishReason MAX_TOKENS, maxOutputTokens ${maxOutputTokens}, thinking included)`, raw);
+    const thoughts = response.usageMetadata?.thoughtsTokenCount;
+    const spent = text === '' && thoughts !== undefined ? `; ${thoughts} tokens were spent thinking and no answer was written` : '';
+    throw new VerifierError('max_tokens', `Gemini verifier: the answer was cut off at the output limit (finishReason MAX_TOKENS, maxOutputTokens ${maxOutputTokens}, thinking included${spent})`, raw);
   }
   if (finish && finish !== FinishReason.STOP) throw new VerifierError('stopped_early', `Gemini verifier: the model stopped early (finishReason ${finish})`, raw);
   if (text.trim() === '') throw new VerifierError('empty', 'Gemini verifier: the answer was empty');

@@ -1,7 +1,8 @@
-import { GoogleGenAI, type GenerateContentResponse, type Part } from '@google/genai';
+import { FinishReason, GoogleGenAI, type GenerateContentResponse, type Part } from '@google/genai';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { VqaRequest } from '../../../data-schemas/vqa';
-import { AUTH_ADVICE, classifyGeminiError, GeminiFailure } from '../../relabel/gemini/errors';
+import { AUTH_ADVICE, classifyGeminiError, contentBlock, GeminiFailure } from '../../relabel/gemini/errors';
+import { candidateText } from '../../relabel/gemini/response';
 import { BackendError, type BackendErrorCode } from './errors';
 import type { GenerateResult, InferenceBackend } from './types';
 
@@ -30,6 +31,7 @@ const CODE_OF_GEMINI_FAILURE: Readonly<Record<string, BackendErrorCode>> = {
   [GeminiFailure.UnknownModel]: 'not_found',
   [GeminiFailure.BadRequest]: 'bad_request',
   [GeminiFailure.RateLimited]: 'rate_limited',
+  [GeminiFailure.QuotaExhausted]: 'quota_exhausted',
   [GeminiFailure.Unavailable]: 'server',
   [GeminiFailure.Network]: 'unreachable',
 };
@@ -82,17 +84,16 @@ export function createGeminiBackend(options: GeminiBackendOptions): InferenceBac
         if (signal?.aborted) throw signal.reason ?? err;
         throw toBackendError(classifyGeminiError(err, context));
       }
-      const block = response.promptFeedback?.blockReason;
+      const what = `Gemini (${where}, model ${JSON.stringify(options.model)})`;
+      // A withheld answer is withheld again on every retry; it is not an empty answer to score.
+      const block = contentBlock(response);
+      if (block) throw new BackendError('content_blocked', `${what}: ${block.description}`);
       const candidate = response.candidates?.[0];
-      // A withheld answer is an answer for VQA scoring (empty, so it scores as wrong), not a failure.
-      if (block || !candidate) {
-        if (block) return { text: '', ...usageOf(response) };
-        throw new BackendError('malformed', `Gemini (${where}, model ${JSON.stringify(options.model)}) returned no answer candidate`);
-      }
-      const text = (candidate.content?.parts ?? [])
-        .filter((p) => !p.thought && typeof p.text === 'string')
-        .map((p) => p.text)
-        .join('');
+      if (!candidate) throw new BackendError('malformed', `${what} returned no answer candidate`);
+      const finish = candidate.finishReason;
+      const text = candidateText(candidate);
+      if (finish === FinishReason.MAX_TOKENS) return { text, truncated: true, ...usageOf(response) };
+      if (finish && finish !== FinishReason.STOP) throw new BackendError('malformed', `${what} stopped early (finishReason ${finish}) without a usable answer`);
       return { text, ...usageOf(response) };
     },
 

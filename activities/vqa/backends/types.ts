@@ -15,6 +15,7 @@ export * from './errors';
 
 export interface GenerateResult {
   text: string;
+  truncated?: boolean;
   usage?: { inputTokens: number; outputTokens: number };
 }
 
