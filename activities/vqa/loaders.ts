@@ -8,7 +8,7 @@
  *    answer, or a Python list of them read as `ast.literal_eval` does: see parseAnswerCell),
  *    `category`, `l2-category`, `image` (base64, a Python list of base64 for several images, or the
  *    `index` of the row holding the image, as MMBench's rotated copies do), `image_path` (MME),
- *    `question_type` (MMMU), `split` (ChartQA).
+ *    `question_type` (MMMU), `split` (ChartQA: human / augmented; MMMU: rows of the dev split are left out).
  * 2. **JSON lines** (the project's own, and the bundled samples'): `<root>/items.jsonl`, one item a
  *    line: `id`, `question`, `options` ({"A": ...} or a list), `answer` (or `answers`), `image` (or
  *    `images`, paths relative to the root), optional `hint`, `category`, `benchmark` (or `source`:
@@ -250,7 +250,10 @@ function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedI
   const missing = required.filter((c) => !header.includes(c));
   if (missing.length) throw new BenchmarkLayoutError(`${fileUri}: missing column(s) ${missing.join(', ')} (expected the VLMEvalKit TSV layout)`);
   const byIndex = new Map(rows.filter((r) => (r.image ?? '').length >= 64).map((r) => [String(r.index), r.image!]));
-  return rows.map((row, n) => {
+  // MMMU_DEV_VAL.tsv also holds MMMU's dev split (its few-shot examples); "MMMU (val)" is the
+  // validation split alone, as lmms-eval's mmmu_val and VLMEvalKit's primary metric count it.
+  const kept = rows.map((row, n) => ({ row, n })).filter(({ row }) => !(benchmark === 'mmmu' && row.split?.trim().toLowerCase() === 'dev'));
+  return kept.map(({ row, n }) => {
     const where = `${fileUri} row ${n + 1} (index ${row.index})`;
     const options = LETTERS.filter((l) => row[l] !== undefined && row[l] !== '' && row[l] !== 'nan').map((label) => ({ label, text: row[label]! }));
     const meta: Record<string, string | number> = {};

@@ -152,8 +152,14 @@ describe('benchmark loaders', () => {
     await expect(loadBenchmark(store, 'textvqa', fileUri(root))).rejects.toThrow(/TextVQA_VAL\.tsv row 2 \(index 6\) column answer: not a readable Python list: unterminated string literal/);
     // Several images: the `image` cell is a Python list of base64 strings, read the same way.
     const png = readFileSync(join(SAMPLES, 'mmmu-pro-ai2d', 'images', readdirSync(join(SAMPLES, 'mmmu-pro-ai2d', 'images')).find((f) => f.endsWith('.png'))!));
-    writeTsv(root, 'MMMU_DEV_VAL.tsv', [{ index: '9', question: 'Compare <image 1> and <image 2>.', answer: '2', question_type: 'open', image: `[${JSON.stringify(JPEG.toString('base64'))}, '${png.toString('base64')}']` }]);
-    expect((await loadBenchmark(store, 'mmmu', fileUri(root)))[0]!.images.map((i) => i.ext)).toEqual(['jpg', 'png']);
+    // MMMU_DEV_VAL.tsv: the dev split's rows (few-shot examples) are not part of "MMMU (val)".
+    writeTsv(root, 'MMMU_DEV_VAL.tsv', [
+      { index: '8', question: 'A dev example?', answer: '1', question_type: 'open', split: 'dev' },
+      { index: '9', question: 'Compare <image 1> and <image 2>.', answer: '2', question_type: 'open', split: 'validation', image: `[${JSON.stringify(JPEG.toString('base64'))}, '${png.toString('base64')}']` },
+    ]);
+    const mmmu = await loadBenchmark(store, 'mmmu', fileUri(root));
+    expect(mmmu.map((i) => i.item.id)).toEqual(['9']);
+    expect(mmmu[0]!.images.map((i) => i.ext)).toEqual(['jpg', 'png']);
     writeTsv(root, 'DocVQA_VAL.tsv', [{ index: '7', question: 'what?', answer: "['a', ['nested']]" }]);
     await expect(loadBenchmark(store, 'docvqa', fileUri(root))).rejects.toThrow(/DocVQA_VAL\.tsv row 1 \(index 7\) column answer: element 2 is a nested list/);
   });
