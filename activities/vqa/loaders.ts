@@ -4,14 +4,17 @@
  *
  * 1. **VLMEvalKit TSV** (the common public release of all twelve benchmarks as one file each, images
  *    base64-encoded inline): `<root>/<NAME>.tsv`, e.g. `MMBench_DEV_EN.tsv`, `MME.tsv`,
- *    `TextVQA_VAL.tsv` (see TSV_FILES). Columns: `index`, `question`, `hint`, `A`..`J`, `answer`,
- *    `category`, `l2-category`, `image` (base64, a JSON list of base64 for several images, or the
- *    `index` of the row holding the image, as MMBench's rotated copies do), `image_path` (MME).
+ *    `TextVQA_VAL.tsv` (see TSV_FILES). Columns: `index`, `question`, `hint`, `A`..`J`, `answer` (one
+ *    answer, or a Python list of them read as `ast.literal_eval` does: see parseAnswerCell),
+ *    `category`, `l2-category`, `image` (base64, a Python list of base64 for several images, or the
+ *    `index` of the row holding the image, as MMBench's rotated copies do), `image_path` (MME),
+ *    `question_type` (MMMU), `split` (ChartQA: human / augmented; MMMU: rows of the dev split are left out).
  * 2. **JSON lines** (the project's own, and the bundled samples'): `<root>/items.jsonl`, one item a
  *    line: `id`, `question`, `options` ({"A": ...} or a list), `answer` (or `answers`), `image` (or
  *    `images`, paths relative to the root), optional `hint`, `category`, `benchmark` (or `source`:
  *    `ai2d`/`mmmu`/`mmmu-pro`, or MMBench's `lang`: `en`/`cn`; selects the rows of one benchmark in
- *    a mixed file; rows that say none belong to any), and any scorer field (`subtask`, `imageId`, `index`, `questionType`).
+ *    a mixed file; rows that say none belong to any), and any scorer field (`subtask`, `imageId`, `index`, `questionType`,
+ *    ChartQA's `type` or `split`).
  *
  * Items are then **materialised** into the sweep's store prefix (`items.jsonl` + `images/`), so
  * every later activity reads one layout, whatever the source was.
@@ -22,6 +25,8 @@ import { RelativeRef } from '../../data-schemas/common';
 import { joinUri } from '../../data-schemas/uri';
 import { BenchmarkId, VqaItem, type ChoiceOption } from '../../data-schemas/vqa';
 import { ObjectNotFoundError, sha256Hex } from '../store';
+import { parsePyLiteral, PyLiteralError, pyScalarStr, type PyValue } from './python-literal';
+import { pyStrip } from './scoring/py';
 import type { ObjectStore } from '../store/types';
 
 /** Thrown when a benchmark's data is missing or not in a layout the loader knows; names the file. */
@@ -69,6 +74,9 @@ const JsonlRow = z.looseObject({
   lang: z.string().optional(),
   source: z.string().optional(),
   benchmark: z.string().optional(),
+  /** ChartQA's question source (lmms-eval's `type`, or VLMEvalKit's `split`). */
+  type: z.string().optional(),
+  split: z.string().optional(),
 });
 
 /** Keys of the row that are scorer metadata and pass through to `meta`. */
@@ -157,6 +165,8 @@ async function loadJsonl(store: ObjectStore, benchmark: BenchmarkId, root: strin
     }
     if (options && meta.questionType === undefined && benchmark === 'mmmu') meta.questionType = 'multiple-choice';
     if (meta.index === undefined && benchmark.startsWith('mmbench')) meta.index = parsed.id;
+    const chartqaSource = parsed.type ?? parsed.split;
+    if (benchmark === 'chartqa' && chartqaSource !== undefined) meta.type = chartqaType(chartqaSource, `${joinUri(root, ITEMS_FILE)} line ${n + 1} field ${parsed.type !== undefined ? 'type' : 'split'}`);
     items.push({
       item: {
         id: safeId(parsed.id),
@@ -173,26 +183,59 @@ async function loadJsonl(store: ObjectStore, benchmark: BenchmarkId, root: strin
   return items;
 }
 
-/** `['a', "b"]` as VLMEvalKit writes answer lists (Python literals); a plain string otherwise. */
-export function parseAnswerList(raw: string): string[] {
+/** The Python list in a TSV cell (`repr` of a list, as VLMEvalKit writes answer and image lists). */
+function pyListCell(raw: string, where: string, column: string): string[] {
+  let value: PyValue;
+  try {
+    value = parsePyLiteral(raw.trim());
+  } catch (err) {
+    if (err instanceof PyLiteralError) throw new BenchmarkLayoutError(`${where} column ${column}: not a readable Python list: ${err.message}`);
+    throw err;
+  }
+  if (value.kind !== 'list' && value.kind !== 'tuple') throw new BenchmarkLayoutError(`${where} column ${column}: expected a Python list, found a ${value.kind}`);
+  return value.items.map((element, k) => {
+    const text = pyScalarStr(element);
+    if (text === undefined) throw new BenchmarkLayoutError(`${where} column ${column}: element ${k + 1} is a nested ${element.kind}, expected a string or a number`);
+    return text;
+  });
+}
+
+/**
+ * The accepted answers in a TSV `answer` cell: a cell written as a Python list (`['a', "it's\n"]`,
+ * starting with `[` and ending with `]`) is read as `ast.literal_eval` reads it, escapes included,
+ * each element as Python's `str()` of it; a malformed list is an error naming the row, not an
+ * answer. Any other cell is one answer, as it is.
+ */
+export function parseAnswerCell(raw: string, where: string): string[] {
   const s = raw.trim();
   if (!s.startsWith('[') || !s.endsWith(']')) return [raw];
-  const out: string[] = [];
-  const re = /'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g;
-  for (let m = re.exec(s); m; m = re.exec(s)) out.push((m[1] ?? m[2] ?? '').replace(/\\(.)/g, '$1'));
-  return out.length ? out : [raw];
+  const answers = pyListCell(s, where, 'answer');
+  if (answers.length === 0) throw new BenchmarkLayoutError(`${where} column answer: an empty list of answers`);
+  return answers;
 }
 
 function decodeImages(cell: string, byIndex: Map<string, string>, where: string): { data: Uint8Array; ext: string }[] {
   let value = cell.trim();
   // MMBench's rotated copies point at the row that holds the image.
   if (value.length < 64 && byIndex.has(value)) value = byIndex.get(value)!.trim();
-  const encoded = value.startsWith('[') ? (JSON.parse(value.replace(/'/g, '"')) as string[]) : [value];
+  const encoded = value.startsWith('[') ? pyListCell(value, where, 'image') : [value];
   return encoded.map((b64) => {
     const data = Buffer.from(b64, 'base64');
     if (data.length < 8) throw new BenchmarkLayoutError(`${where}: the image column does not hold a base64 image`);
     return { data, ext: sniffImageExt(data) };
   });
+}
+
+/**
+ * ChartQA's question source as lmms-eval names it (`type`: human_test / augmented_test), from
+ * VLMEvalKit's `split` column (human / augmented) or a JSON row's `type` or `split`; the breakdown
+ * keys on it, so an unknown value is refused rather than reported as a third kind.
+ */
+function chartqaType(raw: string, where: string): 'human_test' | 'augmented_test' {
+  const v = raw.trim().toLowerCase().replace(/^test_/, '').replace(/_test$/, '');
+  if (v === 'human') return 'human_test';
+  if (v === 'augmented') return 'augmented_test';
+  throw new BenchmarkLayoutError(`${where}: ChartQA split ${JSON.stringify(raw)} is neither human nor augmented (human_test / augmented_test)`);
 }
 
 function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedItem[] {
@@ -207,7 +250,10 @@ function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedI
   const missing = required.filter((c) => !header.includes(c));
   if (missing.length) throw new BenchmarkLayoutError(`${fileUri}: missing column(s) ${missing.join(', ')} (expected the VLMEvalKit TSV layout)`);
   const byIndex = new Map(rows.filter((r) => (r.image ?? '').length >= 64).map((r) => [String(r.index), r.image!]));
-  return rows.map((row, n) => {
+  // MMMU_DEV_VAL.tsv also holds MMMU's dev split (its few-shot examples); "MMMU (val)" is the
+  // validation split alone, as lmms-eval's mmmu_val and VLMEvalKit's primary metric count it.
+  const kept = rows.map((row, n) => ({ row, n })).filter(({ row }) => !(benchmark === 'mmmu' && row.split?.trim().toLowerCase() === 'dev'));
+  return kept.map(({ row, n }) => {
     const where = `${fileUri} row ${n + 1} (index ${row.index})`;
     const options = LETTERS.filter((l) => row[l] !== undefined && row[l] !== '' && row[l] !== 'nan').map((label) => ({ label, text: row[label]! }));
     const meta: Record<string, string | number> = {};
@@ -222,6 +268,7 @@ function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedI
       meta.imageId = row.image_path ?? (image.length < 64 && byIndex.has(image) ? image : String(row.index));
     }
     if (benchmark === 'mmmu') meta.questionType = row.question_type === 'open' || options.length === 0 ? 'open' : 'multiple-choice';
+    if (benchmark === 'chartqa' && (row.split ?? row.type) !== undefined) meta.type = chartqaType((row.split ?? row.type)!, `${where} column ${row.split !== undefined ? 'split' : 'type'}`);
     const hint = row.hint && row.hint !== 'nan' ? row.hint : undefined;
     return {
       item: {
@@ -230,7 +277,7 @@ function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedI
         question: row.question!,
         ...(hint ? { hint } : {}),
         ...(options.length ? { options } : {}),
-        answers: parseAnswerList(row.answer ?? ''),
+        answers: parseAnswerCell(row.answer ?? '', where),
         meta,
       },
       images: decodeImages(row.image ?? '', byIndex, where),
@@ -238,14 +285,35 @@ function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedI
   });
 }
 
+/** Benchmarks whose prompt lists `options`: a letter answer needs them. */
+const OPTIONS_FROM_FIELD = new Set<BenchmarkId>(['mmbench-en', 'mmbench-cn', 'ai2d']);
+/** Benchmarks whose release may write the options into the question instead. */
+const OPTIONS_IN_QUESTION_OR_FIELD = new Set<BenchmarkId>(['mmstar', 'realworldqa']);
+
+/**
+ * Refuses a multiple-choice item (a letter answer) whose options the prompt would not show: no
+ * options and, where the release may write them into the question, no "X." / "X:" there either.
+ * A model cannot answer "B" to options it never saw.
+ */
+function checkOptionsShown(items: LoadedItem[], source: string): LoadedItem[] {
+  for (const { item } of items) {
+    const gold = pyStrip(item.answers[0] ?? '');
+    if (!/^[A-J]$/.test(gold) || (item.options?.length ?? 0) > 0) continue;
+    if (OPTIONS_FROM_FIELD.has(item.benchmark) || (OPTIONS_IN_QUESTION_OR_FIELD.has(item.benchmark) && !new RegExp(`(?:^|\\s)${gold}[.:]`).test(item.question))) {
+      throw new BenchmarkLayoutError(`${source} item ${item.id}: a multiple-choice item (answer ${gold}) without its options (no option columns or field${OPTIONS_IN_QUESTION_OR_FIELD.has(item.benchmark) ? `, and no "${gold}." in the question` : ''})`);
+    }
+  }
+  return items;
+}
+
 /** Reads a benchmark from `root` in whichever layout is there. */
 export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, root: string): Promise<LoadedItem[]> {
   const jsonl = joinUri(root, ITEMS_FILE);
   const head = await store.head(jsonl);
-  if (head) return loadJsonl(store, benchmark, root, (await store.get(jsonl)).toString('utf8'));
+  if (head) return checkOptionsShown(await loadJsonl(store, benchmark, root, (await store.get(jsonl)).toString('utf8')), jsonl);
   for (const name of TSV_FILES[benchmark]) {
     const uri = joinUri(root, name);
-    if (await store.head(uri)) return loadTsv(benchmark, uri, (await store.get(uri)).toString('utf8'));
+    if (await store.head(uri)) return checkOptionsShown(loadTsv(benchmark, uri, (await store.get(uri)).toString('utf8')), uri);
   }
   throw new BenchmarkLayoutError(
     `${root} holds no ${benchmark} data: expected ${ITEMS_FILE} (JSON lines) or one of ${TSV_FILES[benchmark].join(', ')} (VLMEvalKit TSV); see docs/vqa.md`,

@@ -11,7 +11,7 @@ import { ai2dCorrect, extractMcqAnswer, mmstarCorrect, realworldqaCorrect } from
 import { canInferOption, canInferText, mmbenchExtract } from '../../activities/vqa/scoring/mmbench';
 import { mmeParse } from '../../activities/vqa/scoring/mme';
 import { evalOpen, extractNumbers, mmmuItem, normalizeStr, parseMultiChoice, parseOpenResponse } from '../../activities/vqa/scoring/mmmu';
-import { pyFloat, pyRound2, pySplit, pyStrip } from '../../activities/vqa/scoring/py';
+import { pyFloat, pyFloatStr, pyRound2, pySplit, pyStrip } from '../../activities/vqa/scoring/py';
 
 const item = (over: Partial<VqaItem> & Pick<VqaItem, 'id' | 'benchmark'>): VqaItem =>
   VqaItem.parse({ question: 'Q?', images: ['img.png'], answers: ['A'], ...over });
@@ -42,6 +42,11 @@ describe('Python helpers', () => {
     expect(pyRound2(2.675)).toBe(2.67); // 2.675 is 2.67499999... in binary
     expect(pyRound2(1.005)).toBe(1); // 1.00499999...
     expect(pyRound2(3.14159)).toBe(3.14);
+  });
+  it('str(float) is Python repr: exponent below 1e-4 and from 1e16, two exponent digits at least', () => {
+    expect([2, 0.5, 0.0001, 0.00001, 1.5e-7, 1e16, 1.25e21, 123456789012345.6, -0, 1e22, 5e-324].map(pyFloatStr)).toEqual([
+      '2.0', '0.5', '0.0001', '1e-05', '1.5e-07', '1e+16', '1.25e+21', '123456789012345.6', '-0.0', '1e+22', '5e-324',
+    ]);
   });
 });
 
@@ -94,6 +99,15 @@ describe('RealWorldQA', () => {
     expect(realworldqaCorrect('Downhill.', 'downhill')).toBe(true);
     expect(realworldqaCorrect('3 cars', '3')).toBe(false); // exact match only
     expect(realworldqaCorrect('three', '3')).toBe(false); // no number-word mapping any more
+  });
+  it('prompt: the question as the release writes it; options given apart become "X. text" lines before the instruction', () => {
+    const rule = 'Please answer directly with only the letter of the correct option and nothing else.';
+    const listed = `Which way?\nA. cat\nB. dog\n${rule}`;
+    expect(BENCHMARKS.realworldqa.prompt(item({ id: 'r1', benchmark: 'realworldqa', question: ` ${listed}\n` }))).toBe(listed);
+    expect(BENCHMARKS.realworldqa.prompt(item({ id: 'r2', benchmark: 'realworldqa', question: 'Which way?', options: abcd.slice(0, 2) }))).toBe(listed);
+    expect(BENCHMARKS.realworldqa.prompt(item({ id: 'r3', benchmark: 'realworldqa', question: `Which way? ${rule}`, options: abcd.slice(0, 2) }))).toBe(listed);
+    // The options in the question and in `options` too: shown once.
+    expect(BENCHMARKS.realworldqa.prompt(item({ id: 'r4', benchmark: 'realworldqa', question: listed, options: abcd.slice(0, 2) }))).toBe(listed);
   });
 });
 
@@ -284,6 +298,12 @@ describe('registry', () => {
     expect(BENCHMARKS.docvqa.generation.maxNewTokens).toBe(32);
   });
 
+  it('names the version of every prompt; MMStar and RealWorldQA are at v2 (options given apart are shown)', () => {
+    for (const id of BenchmarkId.options) expect(BENCHMARKS[id].promptVersion).toMatch(/^v[1-9][0-9]*$/);
+    expect(BENCHMARKS.mmstar.promptVersion).toBe('v2');
+    expect(BENCHMARKS.realworldqa.promptVersion).toBe('v2');
+  });
+
   it('MMStar: mean over l2 categories, not over items', () => {
     const mk = (id: string, l2: string, answer: string): VqaItem =>
       item({ id, benchmark: 'mmstar', answers: [answer], meta: { category: 'math', l2category: l2 } });
@@ -297,6 +317,9 @@ describe('registry', () => {
     expect(BENCHMARKS.mmstar.prompt(item({ id: 'p', benchmark: 'mmstar', question: ' Which? Options: A: x, B: y ' }))).toBe(
       "Which? Options: A: x, B: y\nAnswer with the option's letter from the given choices directly",
     );
+    // Options in columns (lmms-eval's mmstar_oc): listed after the question, in letter order.
+    const columns = item({ id: 'q', benchmark: 'mmstar', question: '<image 1>Which animal? ', options: [abcd[1]!, abcd[0]!] });
+    expect(BENCHMARKS.mmstar.prompt(columns)).toBe("Which animal? \nOptions:\nA. cat\nB. dog\n\nAnswer with the option's letter from the given choices directly");
   });
 
   it('a missing prediction is wrong everywhere', () => {

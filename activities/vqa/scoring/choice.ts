@@ -9,6 +9,7 @@
  *   metric (lmms_eval/api/metrics.py `exact_match_hf_evaluate`) with ignore_case and
  *   ignore_punctuation against the gold letter.
  */
+import type { ChoiceOption, VqaItem } from '../../../data-schemas/vqa';
 import { codePoints, pyIsAlpha, pyLower, pyRStrip, pyStrip } from './py';
 
 const DEFAULT_CHOICES = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'];
@@ -162,4 +163,52 @@ export function realworldqaCorrect(response: string, gold: string): boolean {
     return extractMcqAnswer(response, ['A', 'B', 'C', 'D']) === gt.toUpperCase();
   }
   return pyRStrip(pyStrip(pyLower(response)), '.') === pyLower(gt);
+}
+
+// --- Prompts of the benchmarks whose public releases differ in where the options are ----------
+
+/**
+ * Whether the question text already lists every option (`A. text` or `A: text`), as the releases
+ * lmms-eval reads do for MMStar ("Options: A: ..., B: ...") and RealWorldQA ("A. ..." lines); an
+ * item without options counts as listing them.
+ */
+export function questionListsOptions(question: string, options: readonly ChoiceOption[] | undefined): boolean {
+  return (options ?? []).every((o) => question.includes(`${o.label}. ${o.text}`) || question.includes(`${o.label}: ${o.text}`));
+}
+
+const byLabel = (options: readonly ChoiceOption[] | undefined): ChoiceOption[] =>
+  [...(options ?? [])].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+
+/** MMStar's default post prompt (`_default_template_yaml`; no final period). */
+export const MMSTAR_POST_PROMPT = "\nAnswer with the option's letter from the given choices directly";
+/** The question's own instruction, which MMStar's post prompt replaces. */
+const MMSTAR_REPLACED = ' Please answer yes or no.';
+
+/**
+ * MMStar. Options inside the question (Lin-Chen/MMStar, `mmstar_doc_to_text`): the stripped
+ * question without " Please answer yes or no.", then the post prompt. Options in columns A-D
+ * (VLMEvalKit's MMStar.tsv, which lmms-eval reads as `mmstar_oc`, `mmstar_oc_doc_to_text`): the
+ * question without `<image 1>`, "\nOptions:\n", one "X. text\n" line per option in letter order,
+ * the post prompt, trailing whitespace stripped.
+ */
+export function mmstarPrompt(item: VqaItem): string {
+  if (questionListsOptions(item.question, item.options)) return `${pyStrip(item.question).replaceAll(MMSTAR_REPLACED, '')}${MMSTAR_POST_PROMPT}`;
+  const listed = byLabel(item.options).map((o) => `${o.label}. ${o.text}\n`).join('');
+  return pyRStrip(`${item.question.replaceAll('<image 1>', '')}\nOptions:\n${listed}${MMSTAR_POST_PROMPT}`);
+}
+
+/** The instruction line that ends RealWorldQA's multiple-choice questions in its release. */
+export const REALWORLDQA_INSTRUCTION = 'Please answer directly with only the letter of the correct option and nothing else.';
+
+/**
+ * RealWorldQA (`realworldqa_doc_to_text`, default kwargs: no pre or post prompt): the stripped
+ * question. Its release (lmms-lab RealWorldQA, from xai-org) writes the options into the question
+ * as "A. text" lines followed by the instruction line; where the options come in columns instead
+ * (VLMEvalKit's RealWorldQA.tsv), that question is rebuilt: the question without the instruction,
+ * one "X. text" line per option in letter order, then the instruction, one per line.
+ */
+export function realworldqaPrompt(item: VqaItem): string {
+  if (questionListsOptions(item.question, item.options)) return pyStrip(item.question);
+  const stem = pyStrip(item.question.replaceAll(REALWORLDQA_INSTRUCTION, ''));
+  return pyStrip([stem, ...byLabel(item.options).map((o) => `${o.label}. ${o.text}`), REALWORLDQA_INSTRUCTION].join('\n'));
 }

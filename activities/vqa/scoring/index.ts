@@ -24,7 +24,8 @@
  *   in `hint` (absent when the release has NaN), the gold letter in `answers[0]`.
  * - MMStar: `l2category` (the release's `l2_category`, e.g. "image scene and topic") — the headline is
  *   the mean over l2 categories of their accuracy; `category` (e.g. "coarse perception") for the
- *   breakdown. Without `l2category`, `category` is the averaging unit. Options are inside `question`.
+ *   breakdown. Without `l2category`, `category` is the averaging unit. Options inside `question`
+ *   (Lin-Chen/MMStar) or in `options` (VLMEvalKit's columns A-D); the prompt shows them either way.
  * - MME: `subtask` (lmms-eval's `category`, e.g. "existence", "OCR", "code_reasoning") and `imageId`
  *   (lmms-eval's `question_id`, the image file both of its questions share); `answers[0]` "Yes"/"No".
  * - MMMU: `questionType` ("multiple-choice" | "open"; absent: multiple choice when `options` exist);
@@ -34,14 +35,14 @@
  *   (the source, e.g. "HME100k"; absent: HME100k ⇔ the "Handwritten Mathematical Expression
  *   Recognition" category). `answers`: every accepted answer.
  * - ChartQA: `type` ("human_test" | "augmented_test"), optional, for the breakdown.
- * - RealWorldQA: none (options are inside `question`; `answers[0]` a letter or a short answer).
+ * - RealWorldQA: none (options inside `question` or in `options`; `answers[0]` a letter or a short answer).
  * - AI2D: none (`options` in order; `answers[0]` the gold letter).
  * - TextVQA: none (`answers`: the 10 human answers). DocVQA, InfoVQA: none.
  */
 import type { BenchmarkId, BenchmarkScore, GenerationSettings, VqaItem } from '../../../data-schemas/vqa';
 import { anls } from './anls';
 import { relaxedCorrectness } from './chartqa';
-import { ai2dCorrect, mmstarCorrect, realworldqaCorrect } from './choice';
+import { ai2dCorrect, mmstarCorrect, mmstarPrompt, realworldqaCorrect, realworldqaPrompt } from './choice';
 import { mmbenchCircular, mmbenchItemCorrect, mmbenchPrompt } from './mmbench';
 import { mmeItemCorrect, mmePrompt, mmeScore } from './mme';
 import { isMultipleChoice, mmmuItem, mmmuPrompt, mmmuSubject } from './mmmu';
@@ -54,6 +55,11 @@ export interface BenchmarkDefinition {
   title: string;
   /** Builds the text prompt from an item (images are passed separately, in item order). */
   prompt(item: VqaItem): string;
+  /**
+   * Names the rule `prompt` follows: bumped whenever `prompt` can give a different text for the
+   * same item, so predictions made with an older prompt can be told apart (and recomputed).
+   */
+  promptVersion: string;
   generation: GenerationSettings;
   /** Scores items against their predictions (matched by item id; a missing prediction counts as wrong). */
   score(items: VqaItem[], predictions: Map<string, string>): BenchmarkScore;
@@ -67,8 +73,6 @@ export interface BenchmarkDefinition {
 
 const SHORT_ANSWER = '\nAnswer the question using a single word or phrase.';
 const LETTER_DIRECTLY = "\nAnswer with the option's letter from the given choices directly.";
-/** The MME/MMStar question suffix their post prompt replaces. */
-const YES_NO_SUFFIX = ' Please answer yes or no.';
 
 const greedy = (maxNewTokens: number, topP?: number): GenerationSettings =>
   topP === undefined ? { maxNewTokens, temperature: 0 } : { maxNewTokens, temperature: 0, topP };
@@ -118,6 +122,7 @@ function simpleBenchmark(
   title: string,
   metric: string,
   prompt: (item: VqaItem) => string,
+  promptVersion: string,
   generation: GenerationSettings,
   itemScore: (item: VqaItem, prediction: string | undefined) => number,
   breakdown?: (items: VqaItem[], predictions: Map<string, string>) => Record<string, number>,
@@ -126,6 +131,7 @@ function simpleBenchmark(
     id,
     title,
     prompt,
+    promptVersion,
     generation,
     itemScore,
     score: (items, predictions) => ({
@@ -146,6 +152,7 @@ const mmmu: BenchmarkDefinition = {
   id: 'mmmu',
   title: 'MMMU (val)',
   prompt: mmmuPrompt,
+  promptVersion: 'v1',
   generation: greedy(128),
   itemScore: mmmuItemScore,
   score(items, predictions) {
@@ -196,7 +203,9 @@ function macroPercent(items: readonly VqaItem[], predictions: ReadonlyMap<string
 const mmstar: BenchmarkDefinition = {
   id: 'mmstar',
   title: 'MMStar',
-  prompt: (item) => `${pyStrip(item.question).replaceAll(YES_NO_SUFFIX, '')}\nAnswer with the option's letter from the given choices directly`,
+  prompt: mmstarPrompt,
+  // v2: options given in columns (VLMEvalKit's MMStar.tsv) are shown; v1 showed the question only.
+  promptVersion: 'v2',
   generation: greedy(128),
   itemScore: mmstarItemScore,
   score(items, predictions) {
@@ -216,6 +225,7 @@ const mme: BenchmarkDefinition = {
   id: 'mme',
   title: 'MME',
   prompt: mmePrompt,
+  promptVersion: 'v1',
   generation: greedy(16, 1),
   itemScore: mmeItemScore,
   score(items, predictions) {
@@ -243,6 +253,7 @@ const ocrbench: BenchmarkDefinition = {
   id: 'ocrbench',
   title: 'OCRBench',
   prompt: (item) => pyStrip(item.question),
+  promptVersion: 'v1',
   generation: greedy(128, 1),
   itemScore: ocrbenchItemScore,
   score(items, predictions) {
@@ -277,6 +288,7 @@ function mmbench(lang: 'en' | 'cn'): BenchmarkDefinition {
     id,
     title: lang === 'en' ? 'MMBench (en)' : 'MMBench (cn)',
     prompt: (item) => mmbenchPrompt(item, lang),
+    promptVersion: 'v1',
     generation: greedy(lang === 'en' ? 1024 : 256, 1),
     itemScore,
     score(items, predictions) {
@@ -304,6 +316,7 @@ const textvqa = simpleBenchmark(
   'TextVQA (val)',
   'VQA accuracy',
   (item) => `${pyCapitalize(item.question)}${SHORT_ANSWER}`,
+  'v1',
   greedy(128),
   onStripped((item, r) => vqaAccuracy(r, item.answers)),
 );
@@ -313,6 +326,7 @@ const docvqa = simpleBenchmark(
   'DocVQA (val)',
   'ANLS',
   (item) => `${item.question}${SHORT_ANSWER}`,
+  'v1',
   greedy(32),
   onStripped((item, r) => anls(r, item.answers)),
 );
@@ -322,6 +336,7 @@ const infovqa = simpleBenchmark(
   'InfoVQA (val)',
   'ANLS',
   (item) => `${item.question}${SHORT_ANSWER}`,
+  'v1',
   greedy(32),
   onStripped((item, r) => anls(r, item.answers)),
 );
@@ -331,6 +346,7 @@ const ai2d = simpleBenchmark(
   'AI2D',
   'accuracy',
   (item) => `${item.question}\n${(item.options ?? []).map((o) => `${o.label}. ${o.text}`).join('\n')}${LETTER_DIRECTLY}`,
+  'v1',
   greedy(16),
   onStripped((item, r) => (ai2dCorrect(r, firstAnswer(item)) ? 1 : 0)),
 );
@@ -341,6 +357,7 @@ const chartqa = simpleBenchmark(
   'ChartQA',
   'relaxed accuracy',
   (item) => `${item.question}\nAnswer the question with a single word.`,
+  'v1',
   greedy(16),
   chartqaItemScore,
   (items, predictions) => percentBy(items, predictions, (i) => metaString(i, 'type'), chartqaItemScore, 'type/'),
@@ -350,7 +367,9 @@ const realworldqa = simpleBenchmark(
   'realworldqa',
   'RealWorldQA',
   'accuracy',
-  (item) => pyStrip(item.question),
+  realworldqaPrompt,
+  // v2: options given in columns (VLMEvalKit's RealWorldQA.tsv) are shown; v1 showed the question only.
+  'v2',
   greedy(16, 1),
   onStripped((item, r) => (realworldqaCorrect(r, firstAnswer(item)) ? 1 : 0)),
 );

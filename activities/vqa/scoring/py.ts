@@ -99,13 +99,26 @@ export function pyRound2(x: number): number {
   return Number(x.toFixed(2));
 }
 
-/** Python `str(x)` of a float (repr): `2.0`, `0.5`, `inf`, `nan`. Exponent forms may differ. */
+/**
+ * Python `str(x)` of a float (its repr): the shortest digits that read back, in fixed notation from
+ * 1e-4 up to 1e16 (`2.0`, `0.0001`), else `1e+16`, `1.5e-05`; `inf`, `nan`, `-0.0`.
+ */
 export function pyFloatStr(x: number): string {
   if (Number.isNaN(x)) return 'nan';
   if (x === Infinity) return 'inf';
   if (x === -Infinity) return '-inf';
-  if (Number.isInteger(x) && Math.abs(x) < 1e16) return `${Object.is(x, -0) ? '-0' : String(x)}.0`;
-  return String(x);
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const sign = x < 0 ? '-' : '';
+  // toExponential() without an argument gives the shortest round-trip digits, as Python's repr.
+  const [mantissa, expText] = Math.abs(x).toExponential().split('e') as [string, string];
+  const digits = mantissa.replace('.', '');
+  const exp = Number(expText);
+  if (exp < -4 || exp >= 16) {
+    const frac = digits.slice(1);
+    return `${sign}${digits[0]}${frac ? `.${frac}` : ''}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
+  return `${sign}${digits.slice(0, exp + 1).padEnd(exp + 1, '0')}.${digits.slice(exp + 1) || '0'}`;
 }
 
 /** Python `text.lower()` (JS case mapping is the Unicode default mapping, as Python's). */
