@@ -73,7 +73,11 @@ export const RobotEpisodeInput = z.strictObject({
   stationId: StationId,
   /** What the policy is told, in any language. */
   instruction: z.string().trim().min(1).max(2000),
-  /** The scene to lay out, in words the simulator understands; a real arm's operator sees it. Default: the instruction. */
+  /**
+   * The scene to lay out, in words the simulator understands; a real arm's operator sees it.
+   * Default: the instruction (a simulated station refuses one it cannot set up). The simulator
+   * judges the instruction's own task, or this scene's when it cannot read the instruction.
+   */
   scene: z.string().trim().min(1).max(2000).optional(),
   /** Scene seed for simulated stations. */
   seed: z.int().nonnegative().optional(),
@@ -198,7 +202,7 @@ export const EpisodeOutcome = z.enum([
 ]);
 export type EpisodeOutcome = z.infer<typeof EpisodeOutcome>;
 
-/** The simulator's judgement of the final scene (null on a real arm). */
+/** The simulator's judgement of the final scene against the episode's task (null on a real arm). */
 export const SimEvaluation = z.strictObject({
   task: z.string(),
   success: z.boolean(),
