@@ -90,7 +90,7 @@ async function* scenes(seed: number, count: number): AsyncGenerator<{ context: S
   let produced = 0;
   for (let episode = 0; produced < count; episode++) {
     const task = SUPPORTED_TASKS[episode % SUPPORTED_TASKS.length]!;
-    const station = new SimStationDriver({ task, seed: seed + episode });
+    const station = new SimStationDriver({ seed: seed + episode });
     await station.reset({ instruction: task });
     const plan = scriptedSubtasks(station.simTask());
     for (let i = 0; i < plan.length && produced < count; i++) {

@@ -139,7 +139,7 @@ async function main(): Promise<void> {
       connection: native,
       namespace: NAMESPACE,
       stationId: STATION,
-      station: StationConfig.parse({ kind: 'sim', task: TASKS[0] }),
+      station: StationConfig.parse({ kind: 'sim' }),
       store,
       stateDir: join(dir, 'station'),
     });
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     });
 
     // The direct loop gets its own driver and folder: same code, no Temporal.
-    const directStation = createStationActivities({ stationId: 'direct', driver: new SimStationDriver({ task: TASKS[0] as string }), store, stateDir: join(dir, 'direct-station') });
+    const directStation = createStationActivities({ stationId: 'direct', driver: new SimStationDriver({}), store, stateDir: join(dir, 'direct-station') });
     const directCpu = createEpisodeActivities({ store });
 
     // Warm-up (JIT, bundle caches, first frames) for both paths, not measured.

@@ -73,7 +73,11 @@ export const RobotEpisodeInput = z.strictObject({
   stationId: StationId,
   /** What the policy is told, in any language. */
   instruction: z.string().trim().min(1).max(2000),
-  /** The scene to lay out, in words the simulator understands; a real arm's operator sees it. Default: the instruction. */
+  /**
+   * The scene to lay out, in words the simulator understands; a real arm's operator sees it.
+   * Default: the instruction (a simulated station refuses one it cannot set up). The simulator
+   * judges the instruction's own task, or this scene's when it cannot read the instruction.
+   */
   scene: z.string().trim().min(1).max(2000).optional(),
   /** Scene seed for simulated stations. */
   seed: z.int().nonnegative().optional(),
@@ -198,7 +202,7 @@ export const EpisodeOutcome = z.enum([
 ]);
 export type EpisodeOutcome = z.infer<typeof EpisodeOutcome>;
 
-/** The simulator's judgement of the final scene (null on a real arm). */
+/** The simulator's judgement of the final scene against the episode's task (null on a real arm). */
 export const SimEvaluation = z.strictObject({
   task: z.string(),
   success: z.boolean(),
@@ -282,23 +286,49 @@ export const stationLockWorkflowId = (stationId: string): string => `station-loc
 export const SuiteTaskId = z.enum(['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above']);
 export type SuiteTaskId = z.infer<typeof SuiteTaskId>;
 
-export const EvalCampaignInput = z.strictObject({
-  /** Figure-5 tasks to run (default all five). */
-  tasks: z.array(SuiteTaskId).min(1).default(['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above']),
-  /** Trials per task (the paper: 30, 90 for multilingual). */
-  trials: z.int().positive().max(1000).default(3),
-  /** Stations to spread the trials over; each runs one episode at a time. */
-  stations: z.array(StationId).min(1).default(['sim-1']),
-  policy: PolicySpec.default({ kind: 'scripted', seed: 0, actionStdMeters: 0.002, formatErrorRate: 0.05, wrongSubtaskRate: 0 }),
-  verifier: VerifierSpec.default({ kind: 'oracle' }),
-  limits: EpisodeLimits.default({ maxRetriesPerSubtask: 4, maxCycles: 40, maxDurationSeconds: 900, maxRepairs: 2 }),
-  /** Scene seeds are seed + trial. */
-  seed: z.int().nonnegative().default(0),
-  /** The campaign's folder: episodes/<task>-<trial>/, summary.json and report.html. */
-  outputUri: ObjectUri,
-  title: z.string().min(1).max(200).default('VLM2VLA robot evaluation (Figure 5 tasks)'),
-});
+/**
+ * Named trial designs. `figure5-paper`: each task as often as the paper ran it, 30 trials, and 90
+ * for the multilingual task (30 in each of its three languages).
+ */
+export const CampaignPreset = z.enum(['figure5-paper']);
+export type CampaignPreset = z.infer<typeof CampaignPreset>;
+
+/** Trials per task when neither `trials`, `preset` nor `trialsPerTask` says otherwise. */
+export const DEFAULT_CAMPAIGN_TRIALS = 3;
+
+const TrialCount = z.int().positive().max(1000);
+
+export const EvalCampaignInput = z
+  .strictObject({
+    /** Figure-5 tasks to run (default all five). */
+    tasks: z.array(SuiteTaskId).min(1).default(['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above']),
+    /** Trials of every task (default 3); not together with `preset`. */
+    trials: TrialCount.optional(),
+    /** A named trial design instead of `trials`, e.g. "figure5-paper" (30 per task, 90 for multilingual). */
+    preset: CampaignPreset.optional(),
+    /** Trials of single tasks, over `trials` and `preset`; the multilingual task cycles es, zh, hi. */
+    trialsPerTask: z.partialRecord(SuiteTaskId, TrialCount).default({}),
+    /** Stations to spread the trials over; each runs one episode at a time. */
+    stations: z.array(StationId).min(1).default(['sim-1']),
+    policy: PolicySpec.default({ kind: 'scripted', seed: 0, actionStdMeters: 0.002, formatErrorRate: 0.05, wrongSubtaskRate: 0 }),
+    verifier: VerifierSpec.default({ kind: 'oracle' }),
+    limits: EpisodeLimits.default({ maxRetriesPerSubtask: 4, maxCycles: 40, maxDurationSeconds: 900, maxRepairs: 2 }),
+    /** Scene seeds are seed + trial. */
+    seed: z.int().nonnegative().default(0),
+    /** The campaign's folder: episodes/<task>-<trial>/, summary.json and report.html. */
+    outputUri: ObjectUri,
+    title: z.string().min(1).max(200).default('VLM2VLA robot evaluation (Figure 5 tasks)'),
+  })
+  .superRefine((input, ctx) => {
+    if (input.trials !== undefined && input.preset !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['trials'], message: `give "trials" or "preset" ("${input.preset}"), not both; per-task counts go in "trialsPerTask"` });
+    }
+    for (const id of Object.keys(input.trialsPerTask)) {
+      if (!input.tasks.some((t) => t === id)) ctx.addIssue({ code: 'custom', path: ['trialsPerTask', id], message: `"${id}" is not one of the campaign's tasks (${input.tasks.join(', ')})` });
+    }
+  });
 export type EvalCampaignInput = z.infer<typeof EvalCampaignInput>;
+export type EvalCampaignInputRaw = z.input<typeof EvalCampaignInput>;
 
 export const EvalCampaignResult = z.strictObject({
   campaignId: z.string(),

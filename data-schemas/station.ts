@@ -60,8 +60,6 @@ export type StationObservation = z.infer<typeof StationObservation>;
 
 export const SimStationConfig = z.strictObject({
   kind: z.literal('sim'),
-  /** A task the simulator understands (e.g. "put the carrot on the plate"): the scene reset lays out. */
-  task: z.string().trim().min(1),
   /** Scene seed when a reset names none. */
   seed: z.int().nonnegative().default(0),
   /** Wall-clock pause after each action (0: as fast as possible; 200 is real time at 5 Hz). */

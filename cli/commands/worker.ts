@@ -27,9 +27,8 @@ export function registerWorker(program: Command): void {
     .option('--rate <calls-per-second>', 'gemini: the server-side rate limit of the queue, for all its workers together', positiveInt, 5)
     .option('--id <station-id>', 'station: the station id; the worker polls vla-station-<id>', 'sim-1')
     .option('--url <url>', 'station: a real WidowX behind an HTTP action server (docs/station-protocol.md); without it the station is simulated')
-    .option('--sim-task <task>', 'station (simulated): the scene a reset lays out when the episode names none', 'put the carrot on the plate')
     .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
-    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; simTask: string; stepDelayMs: number }) => {
+    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; stepDelayMs: number }) => {
       const config = loadConfig();
       const connection = await NativeConnection.connect({ address: config.temporalAddress });
       try {
@@ -43,7 +42,7 @@ export function registerWorker(program: Command): void {
           switch (kind) {
             case 'station': {
               const stationId = SafeId.parse(opts.id);
-              const station = StationConfig.parse(opts.url !== undefined ? { kind: 'widowx-http', url: opts.url } : { kind: 'sim', task: opts.simTask, stepDelayMs: opts.stepDelayMs });
+              const station = StationConfig.parse(opts.url !== undefined ? { kind: 'widowx-http', url: opts.url } : { kind: 'sim', stepDelayMs: opts.stepDelayMs });
               const openaiApiKey = process.env.OPENAI_API_KEY;
               // A prebuilt workflow bundle (tests start many station processes; webpack is the slow part).
               const bundlePath = process.env.VLA_WORKFLOW_BUNDLE;

@@ -37,7 +37,6 @@ export interface StationProcessOptions {
   /** The project state directory the worker uses (the station's folder lies under it). */
   stateDir: string;
   storeUri: string;
-  simTask?: string;
   stepDelayMs?: number;
   /** A real-arm URL (the widowx-http driver) instead of the simulator. */
   url?: string;
@@ -55,7 +54,6 @@ export async function startStationProcess(options: StationProcessOptions): Promi
   const stationId = options.stationId ?? uniqueStationId('station');
   const args = [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', 'station', '--id', stationId];
   if (options.url) args.push('--url', options.url);
-  if (options.simTask) args.push('--sim-task', options.simTask);
   if (options.stepDelayMs !== undefined) args.push('--step-delay-ms', String(options.stepDelayMs));
   const env = {
     ...process.env,

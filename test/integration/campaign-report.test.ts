@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { summarizeCampaign, type CampaignEpisodeSummary, type FilmstripFrame } from '../../activities/robot/campaign/metrics';
 import { renderCampaignReportHtml, type CampaignReportInput, type PaperFigure5Row } from '../../activities/robot/campaign/report';
+import { campaignTrialDesign } from '../../activities/robot/campaign/suite';
 import { renderFrame, resolveTask, simulateEpisode } from '../../activities/robot/sim';
 import { screenshotElement, withBrowserPage } from '../../activities/vqa/browser';
 import { collectPageErrors, filmstripFrameWidths } from '../helpers/browser';
@@ -101,7 +102,8 @@ describe('the campaign report', () => {
       }),
     ];
     const summary = summarizeCampaign(episodes);
-    input = { title: 'Robot campaign <test>', campaignId: 'campaign-test', createdAt: '2026-11-22T00:00:00Z', policy: 'scripted (seed 0)', verifier: 'oracle', stations: ['sim-1', 'sim-2'], summary, episodes, paper: PAPER };
+    input = { title: 'Robot campaign <test>', campaignId: 'campaign-test', createdAt: '2026-11-22T00:00:00Z', policy: 'scripted (seed 0)', verifier: 'oracle', stations: ['sim-1', 'sim-2'], design: null, summary, episodes, paper: PAPER };
+    input.design = campaignTrialDesign({ tasks: ['pick_up', 'multilingual'], preset: 'figure5-paper', trialsPerTask: { pick_up: 2, multilingual: 1 }, seed: 7 });
     html = renderCampaignReportHtml(input);
   });
 
@@ -124,6 +126,13 @@ describe('the campaign report', () => {
       expect(await page.locator('#figure5 tr[data-task="multilingual"] td[data-method="ecot"]').innerText()).toBe('5%');
       expect(await page.locator('#figure5 tr[data-task="multilingual"] .rate').innerText()).toBe('100.0%');
       expect(await page.locator('#figure5 tr[data-task="item_above"] td.this-run').innerText()).toBe('not run');
+
+      // The trial design: the preset, each task's count (per language), where a count was set per task.
+      expect(await page.locator('#design').getAttribute('data-preset')).toBe('figure5-paper');
+      expect(await page.locator('#design .design-task[data-task="multilingual"]').getAttribute('data-trials')).toBe('1');
+      expect(await page.locator('#design').innerText()).toBe(
+        "Trial design: preset figure5-paper (the paper's Figure-5 design: 30 trials per task, 90 for the multilingual task (30 in each language)); 3 trials: pick_up 2, set per task; multilingual 1 (es 1), set per task. Scene seeds: 7 + trial.",
+      );
 
       // Per task: partial credit, plan hit rate, languages; and the whole campaign.
       const taskRow = page.locator('#tasks tr[data-task="pick_up"]');

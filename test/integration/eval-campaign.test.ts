@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { FileStore, getJson } from '../../activities/store';
 import { withBrowserPage } from '../../activities/vqa/browser';
 import { filmstripFrameWidths } from '../helpers/browser';
@@ -11,6 +12,9 @@ import type { evalCampaign } from '../../workflows';
 import { connectTestTemporal, recordHistory, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuWorker } from '../helpers/workers';
 import { startStationProcess, type StationProcess } from '../helpers/stations';
+
+/** What the test reads of summary.json: the trial design as written. */
+const CampaignSummaryFile = z.looseObject({ design: z.unknown() });
 
 /**
  * evalCampaign: Figure-5 tasks x trials on real station worker processes, two campaigns sharing
@@ -41,7 +45,8 @@ describe('evalCampaign', () => {
     const policy = { kind: 'scripted', seed: 0, actionStdMeters: 0, formatErrorRate: 0, wrongSubtaskRate: 0 } as const;
     // Campaign A spreads over both stations; B wants only the first, which A also uses.
     const a: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['pick_up', 'item_above'], trials: 2, stations: [station.stationId, second.stationId], policy, outputUri: joinUri(storeUri, 'campaign-a'), seed: 0 });
-    const b: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['multilingual'], trials: 3, stations: [station.stationId], policy, outputUri: joinUri(storeUri, 'campaign-b'), seed: 10 });
+    // B names the paper's design and cuts its one task short: three trials, one per language.
+    const b: EvalCampaignInput = EvalCampaignInputOf({ tasks: ['multilingual'], preset: 'figure5-paper', trialsPerTask: { multilingual: 3 }, stations: [station.stationId], policy, outputUri: joinUri(storeUri, 'campaign-b'), seed: 10 });
     const { ha, ra, rb } = await withCpuWorker(env, store, 'campaign-cpu', async (cpuQueue) => {
       const [ha, hb] = await Promise.all([
         env.client.workflow.start<typeof evalCampaign>('evalCampaign', { taskQueue: cpuQueue, workflowId: `campaign-a-${Date.now()}`, args: [a] }),
@@ -77,6 +82,17 @@ describe('evalCampaign', () => {
     expect(records.filter((r) => r.input.labels.task === 'multilingual').map((r) => r.input.labels.language)).toEqual(['es', 'zh', 'hi']);
     expect(records.filter((r) => r.input.labels.task === 'multilingual').every((r) => !r.input.inDistribution)).toBe(true);
 
+    // The summary and the report show the trial design each campaign ran.
+    const summaryB = await getJson(store, rb.summaryUri, CampaignSummaryFile);
+    expect(summaryB.design).toEqual({
+      preset: 'figure5-paper',
+      presetDescription: expect.stringContaining('30 trials per task, 90 for the multilingual task') as unknown,
+      seed: 10,
+      tasks: [{ taskId: 'multilingual', trials: 3, from: 'trialsPerTask', languages: { es: 1, zh: 1, hi: 1 } }],
+      totalTrials: 3,
+    });
+    expect((await getJson(store, ra.summaryUri, CampaignSummaryFile)).design).toMatchObject({ preset: null, tasks: [{ taskId: 'pick_up', trials: 2, from: 'trials' }, { taskId: 'item_above', trials: 2, from: 'trials' }] });
+
     await recordHistory(env, 'evalCampaign', ha.workflowId);
     await withBrowserPage(async (page) => {
       await page.goto(ra.reportUri);
@@ -89,9 +105,13 @@ describe('evalCampaign', () => {
       expect(widths.every((w) => w > 0)).toBe(true);
       expect(await page.evaluate<number>(`document.querySelectorAll('.episode').length`)).toBe(4);
     });
+    await withBrowserPage(async (page) => {
+      await page.goto(rb.reportUri);
+      expect(await page.evaluate<string | null>(`document.querySelector('#design')?.textContent ?? null`)).toContain('multilingual 3 (es 1, zh 1, hi 1), set per task');
+    });
   }, 600_000);
 });
 
-function EvalCampaignInputOf(x: Omit<EvalCampaignInput, 'verifier' | 'limits' | 'title'>): EvalCampaignInput {
-  return { ...x, verifier: { kind: 'oracle' }, limits: { maxRetriesPerSubtask: 4, maxCycles: 60, maxDurationSeconds: 900, maxRepairs: 2 }, title: 'test campaign' };
+function EvalCampaignInputOf(x: Omit<EvalCampaignInput, 'verifier' | 'limits' | 'title' | 'trialsPerTask'> & Partial<Pick<EvalCampaignInput, 'trialsPerTask'>>): EvalCampaignInput {
+  return { trialsPerTask: {}, ...x, verifier: { kind: 'oracle' }, limits: { maxRetriesPerSubtask: 4, maxCycles: 60, maxDurationSeconds: 900, maxRepairs: 2 }, title: 'test campaign' };
 }

@@ -1,5 +1,5 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,7 +44,7 @@ describe('robotEpisode on real station worker processes', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  const station = async (opts: { stepDelayMs?: number; simTask?: string; stationId?: string; url?: string } = {}): Promise<StationProcess> => {
+  const station = async (opts: { stepDelayMs?: number; stationId?: string; url?: string } = {}): Promise<StationProcess> => {
     const s = await startStationProcess({ stateDir: join(dir, 'state'), storeUri, ...opts });
     stations.push(s);
     return s;
@@ -97,6 +97,28 @@ describe('robotEpisode on real station worker processes', () => {
     expect(dLan.steps.map((st) => st.subtask)).toEqual(record.cycles.map((c) => c.subtask));
     expect(dLan.auxiliary.subtaskCompletion).toHaveLength(result.subtasks.length);
     expect(dLan.labeler.name).toBe('policy');
+  }, 180_000);
+
+  it('sets up and judges the episode by its own instruction: one the station cannot set up is refused before the arm moves', async () => {
+    const s = await station();
+    // The scene has carrot and plate; the instruction asks only to pick the carrot up: that is the task.
+    const own = await start({ stationId: s.stationId, instruction: 'pick up the carrot', scene: 'put the carrot on the plate', seed: 4, policy: { kind: 'scripted', ...exact } });
+    const ownResult = RobotEpisodeResult.parse(await own.result());
+    expect(ownResult).toMatchObject({ outcome: 'completed', success: true });
+    expect(ownResult.evaluation?.task).toBe('pick up the carrot');
+    expect(ownResult.evaluation?.milestones.map((m) => m.name)).toEqual(['grasp the carrot', 'lift the carrot']);
+    const armLog = readFileSync(join(s.stateDir, 'sim-arm.jsonl'), 'utf8');
+
+    const moon = await start({ stationId: s.stationId, instruction: 'fly to the moon', policy: { kind: 'scripted', ...exact } });
+    const refused = RobotEpisodeResult.parse(await moon.result());
+    expect(refused).toMatchObject({ outcome: 'error', success: null, evaluation: null, cycles: 0, subtasks: [] });
+    expect(refused.reason).toContain('"fly to the moon"');
+    expect(refused.reason).toMatch(/Supported tasks: "put the carrot on the plate"/);
+    const record = await recordOf(refused);
+    expect(record).toMatchObject({ reset: null, cycles: [], evaluation: null, subtasksStage: null });
+    // The arm was not touched: its log is the previous episode's, and no episode holds it.
+    expect(readFileSync(join(s.stateDir, 'sim-arm.jsonl'), 'utf8')).toBe(armLog);
+    expect(existsSync(join(s.stateDir, 'owner.json'))).toBe(false);
   }, 180_000);
 
   it('rejects invalid input naming the fields', async () => {
@@ -226,7 +248,8 @@ describe('robotEpisode on real station worker processes', () => {
         verifier: { kind: 'gemini', model: 'gemini-2.5-pro', taskQueue: geminiQueue },
       });
       const result = RobotEpisodeResult.parse(await geminiWorker.runUntil(h.result()));
-      expect(result).toMatchObject({ outcome: 'completed', success: null, subtasks: ['Move to eggplant', 'Grasp eggplant'], cycles: 2 });
+      // A real arm has no ground truth: nothing judges success, the verifier's verdicts are all there is.
+      expect(result).toMatchObject({ outcome: 'completed', success: null, evaluation: null, subtasks: ['Move to eggplant', 'Grasp eggplant'], cycles: 2 });
       const record = await recordOf(result);
       expect(record.cycles.map((c) => c.verdict.by)).toEqual(['gemini:gemini-2.5-pro', 'gemini:gemini-2.5-pro']);
       expect(record.cycles.every((c) => c.action?.attempts[0]?.structured === true)).toBe(true);

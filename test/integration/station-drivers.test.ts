@@ -49,14 +49,14 @@ function expectClose(a: readonly number[], b: readonly number[], digits = 9): vo
 describe('sim station driver', () => {
   let sim: SimStationDriver;
   beforeEach(() => {
-    sim = new SimStationDriver({ task: TASK, seed: SEED });
+    sim = new SimStationDriver({ seed: SEED });
   });
   afterEach(async () => {
     await sim.close();
   });
 
   it('resets to the seeded scene of the simulator and observes a JPEG frame and the state', async () => {
-    const o = await sim.reset({ instruction: 'pon la zanahoria en el plato' });
+    const o = await sim.reset({ instruction: 'pon la zanahoria en el plato', scene: TASK });
     const episode = simulateEpisode(resolveTask(TASK), SEED, 0);
     expect(sim.simWorld()).toEqual(episode.demo.steps[0]?.world);
     expect(o.step).toBe(0);
@@ -68,7 +68,7 @@ describe('sim station driver', () => {
     const again = await sim.observe();
     expect(Buffer.from(again.image).equals(Buffer.from(o.image))).toBe(true);
     // Another seed or scene, another world.
-    await sim.reset({ instruction: 'x', seed: SEED + 1 });
+    await sim.reset({ instruction: TASK, seed: SEED + 1 });
     expect(sim.simWorld()).not.toEqual(episode.demo.steps[0]?.world);
     await sim.reset({ instruction: 'lift the eggplant', scene: 'pick up the eggplant' });
     expect(sim.simTask().slug).toBe('pick-up-eggplant');
@@ -128,7 +128,6 @@ describe('sim station driver', () => {
   it('stops after the current action when the signal aborts mid-chunk', async () => {
     const ac = new AbortController();
     const stations = new SimStationDriver({
-      task: TASK,
       seed: SEED,
       onAction: (i) => {
         if (i === 1) ac.abort();
@@ -147,7 +146,7 @@ describe('sim station driver', () => {
   });
 
   it('safeStop halts a running chunk, keeps the gripper as it is, and the next chunk is accepted', async () => {
-    const slow = new SimStationDriver({ task: 'pick up the eggplant', seed: 3, stepDelayMs: 20 });
+    const slow = new SimStationDriver({ seed: 3, stepDelayMs: 20 });
     await slow.reset({ instruction: 'pick up the eggplant' });
     const running = slow.execute(Array.from({ length: 20 }, () => [0.005, 0, 0, 0.2] as [number, number, number, number]));
     await new Promise((r) => setTimeout(r, 50));
@@ -166,7 +165,7 @@ describe('sim station driver', () => {
   it('is refused before a reset and while another chunk runs', async () => {
     expect((await expectRejected(sim.observe())).code).toBe('not_ready');
     expect((await expectRejected(sim.execute([[0, 0, 0, 1]]))).code).toBe('not_ready');
-    const slow = new SimStationDriver({ task: TASK, stepDelayMs: 10 });
+    const slow = new SimStationDriver({ stepDelayMs: 10 });
     await slow.reset({ instruction: TASK });
     const first = slow.execute(Array.from({ length: 5 }, () => [0, 0, 0.001, 1] as [number, number, number, number]));
     const busy = await expectRejected(slow.execute([[0, 0, 0, 1]]));
@@ -177,7 +176,7 @@ describe('sim station driver', () => {
   });
 
   it('is built from a station config', async () => {
-    const d = createStationDriver({ kind: 'sim', task: TASK, seed: SEED });
+    const d = createStationDriver({ kind: 'sim', seed: SEED });
     expect(d.kind).toBe('sim');
     expect((await d.reset({ instruction: TASK })).step).toBe(0);
     await d.close();

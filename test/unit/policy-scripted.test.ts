@@ -33,7 +33,7 @@ interface EpisodeStats {
  * motion plan and an action chunk until the subtask is reached; malformed answers are asked again.
  */
 async function runEpisode(task: string, seed: number, policy: ScriptedPolicy, maxAsks = 400): Promise<EpisodeStats> {
-  const station = new SimStationDriver({ task, seed });
+  const station = new SimStationDriver({ seed });
   await station.reset({ instruction: task });
   const simTask = station.simTask();
   const stats: EpisodeStats = { success: false, chunks: [], answers: 0, parseFailures: 0, unsafe: [], subtasks: [] };
@@ -94,7 +94,7 @@ describe('scripted policy plan', () => {
 
   it('answers all three stages in the trained formats, parsed by the same parser', async () => {
     const task = 'put the carrot on the plate';
-    const station = new SimStationDriver({ task, seed: 1 });
+    const station = new SimStationDriver({ seed: 1 });
     await station.reset({ instruction: task });
     const policy = createScriptedPolicy({ seed: 1, noise: NO_NOISE });
     const ctx = { task: station.simTask(), world: station.simWorld(), subtaskIndex: 0 };
@@ -122,7 +122,7 @@ describe('scripted policy plan', () => {
 
   it('is deterministic per seed and differs between seeds', async () => {
     const task = 'pick up the eggplant';
-    const station = new SimStationDriver({ task, seed: 2 });
+    const station = new SimStationDriver({ seed: 2 });
     await station.reset({ instruction: task });
     const ctx = { task: station.simTask(), world: station.simWorld(), subtaskIndex: 0 };
     const noise = { actionStdMeters: 0.003, formatErrorRate: 0.3, wrongSubtaskRate: 0.3 };
@@ -137,7 +137,7 @@ describe('scripted policy plan', () => {
 
   it('names a distractor instead of the task object at wrongSubtaskRate, still well-formed', async () => {
     const task = 'put the carrot on the plate';
-    const station = new SimStationDriver({ task, seed: 4 });
+    const station = new SimStationDriver({ seed: 4 });
     await station.reset({ instruction: task });
     const ctx = { task: station.simTask(), world: station.simWorld(), subtaskIndex: 0 };
     const policy = createScriptedPolicy({ seed: 4, noise: { ...NO_NOISE, wrongSubtaskRate: 1 } });
@@ -173,7 +173,7 @@ describe('scripted policy drives the simulator', () => {
 
   it('with 0.5 format errors: about half the answers fail to parse, exactly the malformed ones, and every parsed chunk is safe', async () => {
     const task = 'put the carrot on the plate';
-    const station = new SimStationDriver({ task, seed: 5 });
+    const station = new SimStationDriver({ seed: 5 });
     await station.reset({ instruction: task });
     const policy = createScriptedPolicy({ seed: 5, noise: { actionStdMeters: 0.004, formatErrorRate: 0.5 } });
     const stages = [PolicyStage.subtasks, PolicyStage.motionPlan, PolicyStage.action] as const;

@@ -9,8 +9,8 @@ describe('README Web UI inputs', () => {
   const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
   const blocks = [...readme.matchAll(/<!-- ui-input: (\w+) -->\s*```json\n([\s\S]*?)```/g)];
 
-  it('documents an input for every workflow', () => {
-    expect(blocks.map((b) => b[1]).sort()).toEqual(Object.keys(WORKFLOW_INPUTS).sort());
+  it('documents an input for every workflow (some more than one)', () => {
+    expect([...new Set(blocks.map((b) => b[1]))].sort()).toEqual(Object.keys(WORKFLOW_INPUTS).sort());
   });
 
   it.each(blocks.map((b) => [b[1]!, b[2]!]))('%s input parses', (workflow, json) => {

@@ -276,10 +276,10 @@ describe('the scripted demonstrator on the new tasks', () => {
 
 describe('the scripted policy completes every Figure-5 task in the simulator (no noise)', () => {
   /** Subtasks once from the first frame, then chunks until the oracle says each subtask is reached. */
-  async function runEpisode(sceneText: string, instruction: string, seed: number): Promise<{ subtasks: string[]; history: readonly World[]; initial: World; task: Task }> {
-    // The scene is asked for in the instruction's own words (any language): the station parses it too.
-    const station = new SimStationDriver({ task: sceneText, seed });
-    await station.reset({ instruction, scene: instruction });
+  async function runEpisode(instruction: string, seed: number): Promise<{ subtasks: string[]; history: readonly World[]; initial: World; task: Task }> {
+    // No scene: the station lays out what the instruction asks for, in any language it reads.
+    const station = new SimStationDriver({ seed });
+    await station.reset({ instruction });
     const task = station.simTask();
     const initial = station.simWorld();
     const policy = createScriptedPolicy({ seed, noise: { actionStdMeters: 0, formatErrorRate: 0 } });
@@ -311,7 +311,7 @@ describe('the scripted policy completes every Figure-5 task in the simulator (no
     it(`${suite.id}: success with every rubric milestone, and its plan is a hit (seeds 0-2)`, async () => {
       for (const seed of [0, 1, 2]) {
         const { text } = suiteInstruction(suite, seed);
-        const { subtasks, history, initial, task } = await runEpisode(suite.scene, text, seed);
+        const { subtasks, history, initial, task } = await runEpisode(text, seed);
         expect(task.text).toBe(suite.scene);
         const outcome = task.evaluate(history);
         expect(outcome.success, `${suite.id} seed ${seed}`).toBe(true);

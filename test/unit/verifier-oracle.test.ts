@@ -186,7 +186,7 @@ describe('oracle verifier', () => {
 
   it('drives a simulated episode: proceeds exactly when the true plan step is reached, and the task succeeds', async () => {
     const task = 'put the eggplant in the pan then lift the fish';
-    const station = new SimStationDriver({ task, seed: 3 });
+    const station = new SimStationDriver({ seed: 3 });
     let before = await station.reset({ instruction: task });
     const simTask = station.simTask();
     const plan = scriptedSubtasks(simTask);

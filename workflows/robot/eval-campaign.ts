@@ -29,7 +29,8 @@ export const trialKey = (t: Pick<CampaignTrial, 'taskId' | 'trial'>): string => 
 export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
   const input = parseWorkflowInput('evalCampaign', EvalCampaignInput, raw);
   const { workflowId } = workflowInfo();
-  const trials = await cpu.planCampaign({ tasks: input.tasks, trials: input.trials, seed: input.seed });
+  const design = { tasks: input.tasks, trials: input.trials, preset: input.preset, trialsPerTask: input.trialsPerTask, seed: input.seed };
+  const trials = await cpu.planCampaign(design);
   const progress: CampaignProgress = { total: trials.length, done: 0, running: {}, failed: 0 };
   setHandler(campaignProgressQuery, () => progress);
 
@@ -76,6 +77,7 @@ export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
     policy: input.policy,
     verifier: input.verifier,
     stations: input.stations,
+    design,
     outcomes,
   });
 }

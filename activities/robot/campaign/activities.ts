@@ -10,7 +10,7 @@ import { simScene } from '../station/sim';
 import { summarizeCampaign, type CampaignEpisodeSummary, type FilmstripFrame } from './metrics';
 import { planHit } from './plan-hit';
 import { renderCampaignReportHtml } from './report';
-import { FIGURE_5_SUITE, suiteInstruction, suiteTask } from './suite';
+import { campaignTrialDesign, FIGURE_5_SUITE, suiteInstruction, suiteTask, type CampaignDesignInput, type TrialDesign } from './suite';
 
 /** One episode of a campaign, as planned. */
 export interface CampaignTrial {
@@ -33,6 +33,15 @@ export interface TrialOutcome {
   outputUri: string;
   /** The episode workflow failed (not: the episode failed its task). */
   error: string | null;
+}
+
+/** The trial design, or a non-retryable InvalidCampaign failure naming what is wrong. */
+function designOf(input: CampaignDesignInput): TrialDesign {
+  try {
+    return campaignTrialDesign(input);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidCampaign');
+  }
 }
 
 export const CAMPAIGN_REPORT_FILE = 'report.html';
@@ -81,17 +90,15 @@ export function summarizeEpisode(o: TrialOutcome, record: EpisodeRecord | undefi
 export function createCampaignActivities(deps: { store: ObjectStore }) {
   const { store } = deps;
   return {
-    /** The trials of a campaign: each task's instructions in turn (languages for the multilingual row), scene seeds seed + trial. */
-    planCampaign: (input: { tasks: SuiteTaskId[]; trials: number; seed: number }): Promise<CampaignTrial[]> => {
+    /**
+     * The trials of a campaign (`campaignTrialDesign` says how many per task): each task's
+     * instructions in turn (languages for the multilingual row), scene seeds seed + trial.
+     */
+    planCampaign: (input: CampaignDesignInput): Promise<CampaignTrial[]> => {
       const plan: CampaignTrial[] = [];
-      for (const id of input.tasks) {
-        let task;
-        try {
-          task = suiteTask(id);
-        } catch (err) {
-          throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidCampaign');
-        }
-        for (let trial = 0; trial < input.trials; trial++) {
+      for (const { taskId, trials } of designOf(input).tasks) {
+        const task = suiteTask(taskId);
+        for (let trial = 0; trial < trials; trial++) {
           const instruction = suiteInstruction(task, trial);
           plan.push({
             taskId: task.id,
@@ -110,13 +117,24 @@ export function createCampaignActivities(deps: { store: ObjectStore }) {
 
     /** summary.json and report.html (Figure-5 table, statistics, filmstrips) from the episodes' records. */
     writeCampaignReport: classified(
-      async (input: { campaignId: string; title: string; outputUri: string; policy: PolicySpec; verifier: VerifierSpec; stations: string[]; outcomes: TrialOutcome[] }): Promise<EvalCampaignResult> => {
+      async (input: {
+        campaignId: string;
+        title: string;
+        outputUri: string;
+        policy: PolicySpec;
+        verifier: VerifierSpec;
+        stations: string[];
+        /** Absent in campaigns recorded before the report showed the design. */
+        design?: CampaignDesignInput;
+        outcomes: TrialOutcome[];
+      }): Promise<EvalCampaignResult> => {
         const reportUri = joinUri(input.outputUri, CAMPAIGN_REPORT_FILE);
         const summaryUri = joinUri(input.outputUri, CAMPAIGN_SUMMARY_FILE);
         const episodes = await Promise.all(
           input.outcomes.map(async (o) => summarizeEpisode(o, await getJsonIfExists(store, joinUri(o.outputUri, EPISODE_RECORD_FILE), EpisodeRecord), reportUri)),
         );
         const summary = summarizeCampaign(episodes);
+        const design = input.design === undefined ? null : designOf(input.design);
         const paper = FIGURE_5_SUITE.map((t) => ({ taskId: t.id, name: t.name, ...t.paper, trials: t.paperTrials }));
         const describePolicy =
           input.policy.kind === 'scripted'
@@ -130,11 +148,12 @@ export function createCampaignActivities(deps: { store: ObjectStore }) {
           policy: describePolicy,
           verifier: describeVerifier,
           stations: input.stations,
+          design,
           summary,
           episodes,
           paper,
         });
-        await putJson(store, summaryUri, { campaignId: input.campaignId, summary, episodes });
+        await putJson(store, summaryUri, { campaignId: input.campaignId, design, summary, episodes });
         await store.put(reportUri, html, { contentType: 'text/html; charset=utf-8' });
         return {
           campaignId: input.campaignId,

@@ -6,6 +6,7 @@
  * their subtask and verdict. Frames are whatever `frameUri` says (data: URLs keep the page one file).
  */
 import { escapeMarkup } from '../../relabel/spot-check';
+import type { TrialDesign } from './suite';
 import { LATENCY_STAGES, PAPER_CYCLE_LATENCY, type CampaignEpisodeSummary, type CampaignSummary, type FilmstripFrame, type GroupSummary, type LatencyStage, type LatencyStats, type TaskSummary, type WilsonInterval } from './metrics';
 
 /** One row of the paper's Figure 5: success % per method over `trials` trials. */
@@ -27,6 +28,8 @@ export interface CampaignReportInput {
   policy: string;
   verifier: string;
   stations: string[];
+  /** How many trials each task was planned with (null: not known, a campaign from before it was recorded). */
+  design: TrialDesign | null;
   summary: CampaignSummary;
   episodes: CampaignEpisodeSummary[];
   /** Figure 5 rows; tasks of the summary without a row are listed after them. */
@@ -218,6 +221,18 @@ section.episode h3 { margin: 4px 0; font-size: 16px; }
 .verdict.none { color: #888; }
 `;
 
+/** The trial design in words: the preset, each task's count (per language where it has several), the seeds. */
+function designParagraph(design: TrialDesign | null): string {
+  if (!design) return '';
+  const from = design.preset ? `preset ${design.preset} (${design.presetDescription ?? ''})` : 'trial counts given per campaign';
+  const tasks = design.tasks.map((t) => {
+    const langs = t.languages ? ` (${Object.entries(t.languages).map(([lang, n]) => `${lang} ${n}`).join(', ')})` : '';
+    const own = t.from === 'trialsPerTask' && design.preset ? ', set per task' : '';
+    return `<span class="design-task" data-task="${escapeMarkup(t.taskId)}" data-trials="${t.trials}">${escapeMarkup(t.taskId)} ${t.trials}${escapeMarkup(langs)}${own}</span>`;
+  });
+  return `<p id="design" data-preset="${escapeMarkup(design.preset ?? '')}">Trial design: ${escapeMarkup(from)}; ${design.totalTrials} trials: ${tasks.join('; ')}. Scene seeds: ${design.seed} + trial.</p>`;
+}
+
 export function renderCampaignReportHtml(input: CampaignReportInput): string {
   const { summary } = input;
   const overall = summary.overall;
@@ -234,6 +249,7 @@ export function renderCampaignReportHtml(input: CampaignReportInput): string {
 <body>
 <h1>${escapeMarkup(input.title)}</h1>
 <p id="meta">${escapeMarkup(meta)}</p>
+${designParagraph(input.design)}
 <h2>Success rate (paper Figure 5)</h2>
 ${figure5Table(summary, input.paper)}
 <p class="note">Paper figures are success % over their trials (30 per cell, 90 for multilingual). This run: success % with its 95% Wilson score interval; the bar shows the interval, the dark dot the rate and the red tick the paper's VLM2VLA figure.</p>

@@ -4,7 +4,7 @@
  * stage's decoding temperature depends on it) and the paper's success rates to set results against.
  * Plain data and pure functions (no I/O, no Node imports).
  */
-import type { SuiteTaskId } from '../../../data-schemas/robot';
+import { DEFAULT_CAMPAIGN_TRIALS, type CampaignPreset, type EvalCampaignInput, type SuiteTaskId } from '../../../data-schemas/robot';
 import { instructionIn, type Language } from '../sim/languages';
 import { resolveTask } from '../sim/tasks';
 
@@ -107,4 +107,67 @@ export function suiteInstruction(task: SuiteTask, trial: number): SuiteInstructi
   const instruction = task.instructions[trial % task.instructions.length];
   if (!instruction) throw new Error(`the Figure-5 task "${task.id}" has no instructions`);
   return instruction;
+}
+
+/** The trial designs a campaign can name (`preset`). */
+export const CAMPAIGN_PRESETS: Readonly<Record<CampaignPreset, { readonly description: string; readonly trials: (task: SuiteTask) => number }>> = {
+  'figure5-paper': {
+    description: "the paper's Figure-5 design: 30 trials per task, 90 for the multilingual task (30 in each language)",
+    trials: (task) => task.paperTrials,
+  },
+};
+
+export interface TaskTrialDesign {
+  readonly taskId: SuiteTaskId;
+  readonly trials: number;
+  /** What set the count: the task's own entry, the preset, `trials`, or the default. */
+  readonly from: 'trialsPerTask' | 'preset' | 'trials' | 'default';
+  /** Trials per instruction language, for a task asked in several (the multilingual one); else null. */
+  readonly languages: Readonly<Partial<Record<Language, number>>> | null;
+}
+
+/** A campaign's trial design, as planned and as its report shows it. */
+export interface TrialDesign {
+  readonly preset: CampaignPreset | null;
+  readonly presetDescription: string | null;
+  /** Scene seeds are seed + trial (per task). */
+  readonly seed: number;
+  readonly tasks: readonly TaskTrialDesign[];
+  readonly totalTrials: number;
+}
+
+/**
+ * What decides a campaign's trials. `trialsPerTask` may be absent: a planCampaign scheduled by a
+ * campaign that started before it existed.
+ */
+export type CampaignDesignInput = Pick<EvalCampaignInput, 'tasks' | 'trials' | 'preset' | 'seed'> & Partial<Pick<EvalCampaignInput, 'trialsPerTask'>>;
+
+/** How many trials each task gets: its `trialsPerTask` entry, else the preset's count, else `trials` (default 3). */
+export function campaignTrialDesign(input: CampaignDesignInput): TrialDesign {
+  const preset = input.preset === undefined ? undefined : CAMPAIGN_PRESETS[input.preset];
+  const tasks = input.tasks.map((id): TaskTrialDesign => {
+    const task = suiteTask(id);
+    const own = input.trialsPerTask?.[id];
+    const [trials, from] =
+      own !== undefined
+        ? ([own, 'trialsPerTask'] as const)
+        : preset
+          ? ([preset.trials(task), 'preset'] as const)
+          : input.trials !== undefined
+            ? ([input.trials, 'trials'] as const)
+            : ([DEFAULT_CAMPAIGN_TRIALS, 'default'] as const);
+    const languages: Partial<Record<Language, number>> = {};
+    for (let trial = 0; trial < trials; trial++) {
+      const lang = suiteInstruction(task, trial).lang;
+      languages[lang] = (languages[lang] ?? 0) + 1;
+    }
+    return { taskId: id, trials, from, languages: new Set(task.instructions.map((i) => i.lang)).size > 1 ? languages : null };
+  });
+  return {
+    preset: input.preset ?? null,
+    presetDescription: preset?.description ?? null,
+    seed: input.seed,
+    tasks,
+    totalTrials: tasks.reduce((n, t) => n + t.trials, 0),
+  };
 }

@@ -69,6 +69,9 @@ export function createStationActivities(deps: StationActivityDeps) {
       throw new StationError('busy', current === undefined ? `station ${deps.stationId} has no episode: reset it first` : `station ${deps.stationId} belongs to episode ${current}, not ${episodeId}`);
     }
   };
+  const release = (episodeId: string): void => {
+    if (owner() === episodeId) rmSync(ownerFile, { force: true });
+  };
   const sim = (): SimStationDriver => {
     if (!(driver instanceof SimStationDriver)) throw new Error(`station ${deps.stationId} is a real arm (${driver.kind}); only a simulated station knows the true scene`);
     return driver;
@@ -77,7 +80,14 @@ export function createStationActivities(deps: StationActivityDeps) {
   return {
     stationReset: classified(async (input: EpisodeRef & { instruction: string; scene?: string; seed?: number }): Promise<ObservationRef> => {
       claim(input.episodeId);
-      const o = await driver.reset({ instruction: input.instruction, ...(input.scene !== undefined && { scene: input.scene }), ...(input.seed !== undefined && { seed: input.seed }) });
+      let o;
+      try {
+        o = await driver.reset({ instruction: input.instruction, ...(input.scene !== undefined && { scene: input.scene }), ...(input.seed !== undefined && { seed: input.seed }) });
+      } catch (err) {
+        // A refused episode (a scene the station cannot set up) never had the arm: nothing to release later.
+        if (err instanceof StationError && err.code === 'bad_request') release(input.episodeId);
+        throw err;
+      }
       return stageObservation(store, input.outputUri, o);
     }),
 
@@ -121,7 +131,7 @@ export function createStationActivities(deps: StationActivityDeps) {
 
     /** Lets the arm go: the next episode's reset claims it. */
     stationRelease: classified((input: { episodeId: string }): Promise<void> => {
-      if (owner() === input.episodeId) rmSync(ownerFile, { force: true });
+      release(input.episodeId);
       return Promise.resolve();
     }),
 

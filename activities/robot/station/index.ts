@@ -19,7 +19,6 @@ export function createStationDriver(input: StationConfigInput, options: { simSta
   switch (config.kind) {
     case 'sim':
       return new SimStationDriver({
-        task: config.task,
         seed: config.seed,
         stepDelayMs: config.stepDelayMs,
         safety: config.safety,

@@ -14,16 +14,14 @@ import type { ActionChunk } from '../../../data-schemas/d-lan';
 import { SafetyLimits, type SafetyLimitsInput } from '../../../data-schemas/station';
 import { renderFrame } from '../sim/render';
 import { episodeRng } from '../sim/rng';
-import { resolveTask, UnknownTaskError, type Task } from '../sim/tasks';
-import { MAX_STEP_M, state7, step, WORKSPACE, type World } from '../sim/world';
+import { groundSpec, resolveTask, UnknownTaskError, type GroundedSpec, type Task } from '../sim/tasks';
+import { findObject, MAX_STEP_M, OBJECT_SPECS, type ObjectKind, state7, step, WORKSPACE, type World } from '../sim/world';
 import { StationError } from './errors';
 import { assertChunkSafe, intersectBounds } from './safety';
 import type { ExecuteOptions, ExecuteResult, Observation, ResetTask, StationDriver } from './types';
 
 export interface SimStationOptions {
-  /** The default scene's task, in words the simulator understands. */
-  task: string;
-  /** The default scene seed. */
+  /** The scene seed of a reset that names none. */
   seed?: number;
   /** Wall-clock pause after each action, milliseconds (200 is real time at 5 Hz). */
   stepDelayMs?: number;
@@ -38,8 +36,12 @@ export interface SimStationOptions {
   stateFile?: string;
 }
 
-/** One line of the arm log: the reset that began the episode, or the world after a control step. */
-type ArmLogLine = { reset: { scene: string; seed: number }; actions: 0; world: World } | { actions: number; world: World };
+/**
+ * One line of the arm log: the reset that began the episode (the scene laid out and the task the
+ * episode is judged against; logs written before the two could differ have no `task`), or the world
+ * after a control step.
+ */
+type ArmLogLine = { reset: { scene: string; task?: string; seed: number }; actions: 0; world: World } | { actions: number; world: World };
 
 /** The box the simulated arm can reach. */
 export const SIM_BOUNDS = {
@@ -55,6 +57,60 @@ export function simScene(task: Task, seed: number): World {
   const rng = episodeRng(seed, task.slug, 0);
   task.phrase(rng);
   return task.sampleScene(rng);
+}
+
+/** What a simulated episode sets up and is judged against. */
+export interface SimEpisodePlan {
+  /** The task whose scene is laid out. */
+  readonly sceneTask: Task;
+  /** The task the episode is judged against (success, partial credit, the oracle, the scripted policy). */
+  readonly task: Task;
+  /** Where `task` came from: the episode's instruction, or (an instruction the simulator cannot read) its scene. */
+  readonly judgedAgainst: 'instruction' | 'scene';
+  /** The initial world. */
+  readonly world: World;
+}
+
+const resolveOrError = (text: string): Task | UnknownTaskError => {
+  try {
+    return resolveTask(text);
+  } catch (err) {
+    if (err instanceof UnknownTaskError) return err;
+    throw err;
+  }
+};
+
+/**
+ * The scene and the task of a simulated episode, or a StationError 'bad_request' before anything
+ * moves. Without a scene the instruction is the scene (in any language the simulator reads), so an
+ * instruction it cannot set up is refused. With a scene, an instruction the simulator reads is what
+ * the episode is judged against (and it must be doable there); one it cannot read is judged against
+ * the scene, the episode's own statement of what the instruction means.
+ */
+export function planSimEpisode(request: Pick<ResetTask, 'instruction' | 'scene'>, seed: number): SimEpisodePlan {
+  const fromInstruction = resolveOrError(request.instruction);
+  if (request.scene === undefined) {
+    if (fromInstruction instanceof UnknownTaskError) {
+      throw new StationError('bad_request', `the episode names no scene and the simulator cannot set up its instruction: ${fromInstruction.message}`, { cause: fromInstruction });
+    }
+    return { sceneTask: fromInstruction, task: fromInstruction, judgedAgainst: 'instruction', world: simScene(fromInstruction, seed) };
+  }
+  const sceneTask = resolveOrError(request.scene);
+  if (sceneTask instanceof UnknownTaskError) throw new StationError('bad_request', sceneTask.message, { cause: sceneTask });
+  const world = simScene(sceneTask, seed);
+  if (fromInstruction instanceof UnknownTaskError) return { sceneTask, task: sceneTask, judgedAgainst: 'scene', world };
+  const nameOf = (k: ObjectKind): string => OBJECT_SPECS[k].names[0] ?? k;
+  const cannot = (why: string): StationError =>
+    new StationError('bad_request', `the instruction "${request.instruction}" cannot be done in the scene "${sceneTask.text}" (seed ${seed}): ${why} (it has: ${world.objects.map((o) => nameOf(o.kind)).join(', ')})`);
+  let grounded: GroundedSpec;
+  try {
+    grounded = groundSpec(fromInstruction.spec, world);
+  } catch (err) {
+    throw cannot((err as Error).message);
+  }
+  const missing = [...new Set(grounded.steps.flatMap((s) => (s.kind === 'pick_place' ? [s.source, s.target] : [s.object])))].filter((k) => findObject(world, k) === undefined);
+  if (missing.length > 0) throw cannot(`it needs the ${missing.map(nameOf).join(' and the ')}, which the scene does not have`);
+  return { sceneTask, task: fromInstruction, judgedAgainst: 'instruction', world };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -115,7 +171,7 @@ export class SimStationDriver implements StationDriver {
     }
     const first = lines[0];
     if (!first || !('reset' in first)) return;
-    this.task = resolveTask(first.reset.scene);
+    this.task = resolveTask(first.reset.task ?? first.reset.scene);
     this.history = lines.map((l) => l.world);
     const last = lines[lines.length - 1] ?? first;
     this.world = last.world;
@@ -139,19 +195,13 @@ export class SimStationDriver implements StationDriver {
     if (this.busy) throw new StationError('busy', 'cannot reset while a chunk is executing', { retryable: true });
     const seed = task.seed ?? this.options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw new StationError('bad_request', `seed must be a non-negative integer, got ${seed}`);
-    let resolved: Task;
-    try {
-      resolved = resolveTask(task.scene ?? this.options.task);
-    } catch (err) {
-      if (err instanceof UnknownTaskError) throw new StationError('bad_request', err.message, { cause: err });
-      throw err;
-    }
-    this.task = resolved;
-    this.world = simScene(resolved, seed);
+    const plan = planSimEpisode(task, seed);
+    this.task = plan.task;
+    this.world = plan.world;
     this.history = [this.world];
     this.actions = 0;
     this.stopRequested = false;
-    this.log({ reset: { scene: resolved.text, seed }, actions: 0, world: this.world });
+    this.log({ reset: { scene: plan.sceneTask.text, task: plan.task.text, seed }, actions: 0, world: this.world });
     return this.observe();
   }
 
@@ -218,7 +268,7 @@ export class SimStationDriver implements StationDriver {
     return structuredClone(this.current());
   }
 
-  /** The task whose scene the last reset laid out. */
+  /** The task the last reset's episode is judged against (see `planSimEpisode`). */
   simTask(): Task {
     if (!this.task) throw new StationError('not_ready', 'the station has not been reset');
     return this.task;

@@ -28,7 +28,8 @@ export interface ResetTask {
   seed?: number;
   /**
    * The task whose scene to set up, in words the simulator understands ("put the carrot on the
-   * plate"); defaults to the station's configured task. A real arm's server shows it to the operator.
+   * plate"). Without it a simulated station sets up what the instruction asks for, or refuses an
+   * instruction it cannot (see `planSimEpisode`). A real arm's server shows it to the operator.
    */
   scene?: string;
 }
