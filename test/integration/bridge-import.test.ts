@@ -21,7 +21,7 @@ import {
   writeDataset,
   type PendingTrajectory,
 } from '../../activities/data';
-import { FileStore, type ObjectStore } from '../../activities/store';
+import { FileStore, sha256Hex, type ObjectStore } from '../../activities/store';
 import { editExample, writeTfRecordFile } from '../fixtures/tfrecord-writer';
 import { BRIDGE_SAMPLE } from '../../infra/config';
 import { splitOf } from '../../activities/training/shard-plan';
@@ -212,7 +212,10 @@ describe('one episode set in two files, in different orders', () => {
     const byId = (m: DatasetManifest): Map<string, string | undefined> => new Map(m.trajectories.map((t) => [t.id, t.contentSha256]));
     const fromB = byId(b);
     expect(a.trajectories).toHaveLength(10);
-    for (const [id, contentSha256] of byId(a)) expect(fromB.get(id), id).toBe(contentSha256);
+    for (const [id, contentSha256] of byId(a)) {
+      expect(fromB.has(id), `${id} is not among the ids of the other file's import`).toBe(true);
+      expect(fromB.get(id), id).toBe(contentSha256);
+    }
     // The frames are the same objects under the same paths.
     const framesOf = (m: DatasetManifest): string[] => m.files.filter((f) => f.path.startsWith('frames/')).map((f) => `${f.path} ${f.sha256}`);
     const bFrames = new Set(framesOf(b));
@@ -295,6 +298,24 @@ describe('validateDataset finds damage', () => {
     await store.put(joinUri(root, MANIFEST_FILE), JSON.stringify({ ...m, files, counts: { ...m.counts, files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) } }));
     const { issues } = await validateDataset(store, root);
     expect(issues).toEqual([{ file: `trajectories/${id}.json`, record: id, step: 9, field: 'frames.image_2', message: `${unlisted} is not listed in manifest.json` }]);
+  });
+
+  it('reports a record whose recording no longer hashes to the manifest\'s content hash', async () => {
+    const root = newRoot();
+    const m = await importBridgeRlds(store, { files: [BRIDGE], outUri: root, name: 'rehashed', limit: 1 });
+    const entry = m.trajectories[0] as DatasetManifest['trajectories'][number];
+    // A state edited and the record's sha256 and size updated to match: only the content hash can tell.
+    const record = JSON.parse((await store.get(joinUri(root, entry.record))).toString()) as DRobTrajectory;
+    (record.steps[2] as DRobTrajectory['steps'][number]).state[0] += 0.01;
+    const body = Buffer.from(JSON.stringify(record) + '\n');
+    await store.put(joinUri(root, entry.record), body);
+    const files = m.files.map((f) => (f.path === entry.record ? { ...f, sha256: sha256Hex(body), bytes: body.length } : f));
+    await store.put(joinUri(root, MANIFEST_FILE), JSON.stringify({ ...m, files, counts: { ...m.counts, bytes: files.reduce((n, f) => n + f.bytes, 0) } }));
+    const fileSha256 = new Map(files.map((f) => [f.path, f.sha256]));
+    const actual = trajectoryContentSha256(record, (path) => fileSha256.get(path));
+    expect((await validateDataset(store, root)).issues.map(formatIssue)).toEqual([
+      `${entry.record}: record ${entry.id} field contentSha256: the recording hashes to ${actual}, manifest.json says ${entry.contentSha256}`,
+    ]);
   });
 
   it('reports a manifest that does not parse, naming the field', async () => {
