@@ -25,6 +25,12 @@ export const ManifestTrajectory = z.strictObject({
   record: RelativeRef,
   instruction: z.string().min(1),
   steps: z.int().positive(),
+  /**
+   * sha256 of the recording (states, actions, frame bytes; not the instruction, id or source):
+   * what datasets dedupe on and what the train/validation split hashes. Absent in manifests
+   * written before it existed; the shard planner then computes it from the record.
+   */
+  contentSha256: Sha256Hex.optional(),
 });
 export type ManifestTrajectory = z.infer<typeof ManifestTrajectory>;
 

@@ -11,10 +11,11 @@ if (maj < 20 || (maj === 20 && min < 19)) { console.error(`Node ${process.versio
 stamp=node_modules/.vla-lock-sha256
 want=$(sha256sum package-lock.json | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: installing npm packages from package-lock.json"
-  # Not `npm ci`: the registry mirror here lacks other platforms' optional binaries (e.g.
-  # @swc/core-darwin-arm64), which npm ci demands in the lock; npm install keeps the locked versions.
-  npm install --no-audit --no-fund --loglevel=error
+  echo "setup: installing npm packages from package-lock.json (npm ci)"
+  # npm ci installs exactly the lock and never writes it, so a fresh clone stays clean (and its
+  # runs record a clean git revision). The lock must list every platform's optional binaries
+  # (test/unit/package-lock.test.ts checks): npm install would add missing ones to the lock.
+  npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
 

@@ -1,9 +1,8 @@
 import { access } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { BRIDGE_CONTROL_HZ, Camera, D_ROB_FORMAT_VERSION, DRobTrajectory, type DatasetManifest, type DRobStep } from '../../data-schemas';
 import { sha256Hex } from '../store/checksum';
 import type { ObjectStore } from '../store/types';
-import { framePath, writeDataset, type PendingTrajectory } from './dataset-writer';
+import { framePath, recordingSha256, writeDataset, type PendingTrajectory, type RecordedStep } from './dataset-writer';
 import { BridgeRecordError, DataError, DataErrorCode } from './errors';
 import { formatFieldPath } from './issues';
 import { TfExample } from './tf-example';
@@ -45,20 +44,21 @@ export interface ImportBridgeOptions {
   skipWithoutInstruction?: boolean;
   /** Called with the number of trajectories written so far. */
   onProgress?: (n: number) => void;
+  /**
+   * Called with the reason for each episode left out: one already imported (the same recording
+   * earlier in the files: overlapping releases), or one without an instruction when
+   * `skipWithoutInstruction` is set.
+   */
+  onSkip?: (reason: string) => void;
 }
 
 /**
- * `bridge-<recordIndex:05d>-<first 10 hex of sha256("<originalPath>#<episodeId>")>`.
- * The record index keeps ids in file order; the hash ties the id to the source episode itself,
- * so ids stay the same on every import and differ between shards. Without episode metadata the
- * hash falls back to `<file basename>#<recordIndex>`.
+ * `bridge-<first 16 hex of the recording's sha256>` (recordingSha256: states, actions, frame
+ * bytes). The id is the episode's content: the same episode gets the same id from any file, at any
+ * record index, in any import, and two files that overlap give the same ids for the shared episodes.
  */
-export function bridgeTrajectoryId(recordIndex: number, source: { file: string; originalPath?: string; episodeId?: number }): string {
-  const key =
-    source.originalPath !== undefined || source.episodeId !== undefined
-      ? `${source.originalPath ?? ''}#${source.episodeId ?? ''}`
-      : `${basename(source.file)}#${recordIndex}`;
-  return `bridge-${String(recordIndex).padStart(5, '0')}-${sha256Hex(new TextEncoder().encode(key)).slice(0, 10)}`;
+export function bridgeTrajectoryId(recordingSha256Hex: string): string {
+  return `bridge-${recordingSha256Hex.slice(0, 16)}`;
 }
 
 function imageExt(b: Uint8Array): 'jpg' | 'png' | undefined {
@@ -120,11 +120,8 @@ export function bridgeEpisode(data: Uint8Array, file: string, recordIndex: numbe
   const originalPath = ex.has(BridgeFeature.filePath) ? ex.strings(BridgeFeature.filePath)[0] : undefined;
   const episodeId = ex.has(BridgeFeature.episodeId) ? ex.ints(BridgeFeature.episodeId)[0] : undefined;
   const source = { kind: 'bridge_rlds' as const, file, recordIndex, ...(episodeId !== undefined && { episodeId }), ...(originalPath && { originalPath }) };
-  const id = bridgeTrajectoryId(recordIndex, source);
 
-  const files = new Map<string, Uint8Array>();
-  const cameras: Camera[] = [];
-  const frames: Partial<Record<Camera, string>>[] = Array.from({ length: n }, () => ({}));
+  const shotsByCamera: { camera: Camera; shots: { bytes: Uint8Array; ext: 'jpg' | 'png'; sha256: string }[] }[] = [];
   for (const [camera, feature] of cameraFeatures) {
     const shots = perStep(feature, ex.bytes(feature));
     const empty = shots.flatMap((b, i) => (b.length === 0 ? [i] : []));
@@ -133,16 +130,32 @@ export function bridgeEpisode(data: Uint8Array, file: string, recordIndex: numbe
     if (empty.length === n) continue;
     if (n > 1 && shots.every((b) => sameBytes(b, shots[0] as Uint8Array))) continue;
     if (empty.length > 0) throw fail(feature, `empty frame at step ${empty.join(', ')} while other steps have frames`);
-    cameras.push(camera);
-    shots.forEach((bytes, step) => {
+    const typed = shots.map((bytes, step) => {
       const ext = imageExt(bytes);
       if (!ext) throw fail(feature, `frame at step ${step} is neither JPEG nor PNG`);
+      return { bytes, ext, sha256: sha256Hex(bytes) };
+    });
+    shotsByCamera.push({ camera, shots: typed });
+  }
+  if (shotsByCamera.length === 0) throw fail(undefined, `no camera feature has frames (looked for ${IMAGE_PREFIX}0..3)`);
+
+  // The id hashes the recording itself, so the frame paths (which contain it) come after.
+  const recorded: RecordedStep[] = Array.from({ length: n }, (_, i) => ({
+    state: states[i] as number[],
+    action: actions[i] as number[],
+    frameSha256: Object.fromEntries(shotsByCamera.map(({ camera, shots }) => [camera, shots[i]?.sha256])),
+  }));
+  const id = bridgeTrajectoryId(recordingSha256(recorded));
+  const files = new Map<string, Uint8Array>();
+  const cameras = shotsByCamera.map((c) => c.camera);
+  const frames: Partial<Record<Camera, string>>[] = Array.from({ length: n }, () => ({}));
+  for (const { camera, shots } of shotsByCamera) {
+    shots.forEach(({ bytes, ext }, step) => {
       const path = framePath(id, camera, step, ext);
       files.set(path, bytes);
       (frames[step] as Partial<Record<Camera, string>>)[camera] = path;
     });
   }
-  if (cameras.length === 0) throw fail(undefined, `no camera feature has frames (looked for ${IMAGE_PREFIX}0..3)`);
 
   const steps: DRobStep[] = Array.from({ length: n }, (_, i) => ({
     index: i,
@@ -172,7 +185,11 @@ export function bridgeEpisode(data: Uint8Array, file: string, recordIndex: numbe
   return { kind: 'trajectory', pending: { trajectory: parsed.data, files } };
 }
 
-/** Streams the episodes of the given TFRecord files as pending trajectories. */
+/**
+ * Streams the episodes of the given TFRecord files as pending trajectories. An episode whose
+ * recording came earlier (same id: see bridgeTrajectoryId) is skipped and reported to `onSkip`
+ * with both places; `limit` counts the episodes yielded.
+ */
 export async function* readBridgeEpisodes(
   files: readonly string[],
   options: { limit?: number; skipWithoutInstruction?: boolean; onSkip?: (reason: string) => void } = {},
@@ -190,7 +207,10 @@ export async function* readBridgeEpisodes(
       }
       const id = episode.pending.trajectory.id;
       const first = seen.get(id);
-      if (first !== undefined) throw new BridgeRecordError(file, record.index, undefined, `same episode as ${first} (trajectory id ${id})`);
+      if (first !== undefined) {
+        options.onSkip?.(`${file}: record ${record.index}: same episode as ${first} (trajectory id ${id}), skipped`);
+        continue;
+      }
       seen.set(id, `${file}: record ${record.index}`);
       yield episode.pending;
       if (options.limit !== undefined && ++count >= options.limit) return;
@@ -200,7 +220,8 @@ export async function* readBridgeEpisodes(
 
 /**
  * Imports RLDS `bridge_dataset` TFRecords as a D_rob dataset at `outUri`. Frames are copied
- * byte-for-byte. A corrupt or invalid record anywhere fails the import and leaves nothing
+ * byte-for-byte. Each episode is imported once however many of the files hold it (`onSkip` says
+ * which were left out). A corrupt or invalid record anywhere fails the import and leaves nothing
  * behind (writeDataset deletes what it wrote).
  *
  * @throws DatasetExistsError, TfRecordError, TfExampleError, BridgeRecordError

@@ -35,6 +35,11 @@ export interface WriteDatasetOptions {
   /** Called with the number of trajectories whose record and files are all written. */
   onProgress?: (n: number) => void;
   /**
+   * Called for each trajectory skipped because the dataset already holds its recording (same
+   * content hash, see trajectoryContentSha256), with the id of the one kept.
+   */
+  onDuplicate?: (skipped: DRobTrajectory, keptId: string) => void;
+  /**
    * Writes in flight at once.
    * @default 16
    */
@@ -51,6 +56,47 @@ export function framePath(id: string, camera: Camera, step: number, ext: 'jpg' |
   return `frames/${id}/${camera}/${String(step).padStart(3, '0')}.${ext}`;
 }
 
+/** One step as its content hash sees it: the state, the action and the sha256 of each camera's frame. */
+export interface RecordedStep {
+  state: readonly number[];
+  action: readonly number[];
+  frameSha256: Partial<Record<Camera, string>>;
+}
+
+/**
+ * sha256 of what the robot recorded: per step the state, the action and the bytes (as sha256) of
+ * each camera's frame. The instruction, the id, the frame paths and the source (file, record
+ * index) are left out, so the same episode hashes the same from whichever file, at whichever
+ * position and under whichever label it arrives. Imported ids are derived from it, datasets hold
+ * each recording once, and the train/validation split hashes it (activities/training/shard-plan.ts).
+ */
+export function recordingSha256(steps: readonly RecordedStep[]): string {
+  const byCamera = (f: Partial<Record<Camera, string>>): [string, string][] =>
+    Object.entries(f)
+      .filter((e): e is [string, string] => e[1] !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return sha256Hex(JSON.stringify(steps.map((step) => [step.state, step.action, byCamera(step.frameSha256)])));
+}
+
+/**
+ * recordingSha256 of a stored trajectory, given the sha256 of its frames by path (the manifest's
+ * `files`, or the bytes about to be written).
+ * @throws DatasetInvalidError when a frame's sha256 is unknown
+ */
+export function trajectoryContentSha256(t: DRobTrajectory, frameSha256: (path: string) => string | undefined): string {
+  return recordingSha256(
+    t.steps.map((step) => {
+      const frames: Partial<Record<Camera, string>> = {};
+      for (const [camera, path] of Object.entries(step.frames) as [Camera, string][]) {
+        const sha = frameSha256(path);
+        if (sha === undefined) throw new DatasetInvalidError(`trajectory ${t.id} step ${step.index}: no sha256 for frame ${path}`);
+        frames[camera] = sha;
+      }
+      return { state: step.state, action: step.action, frameSha256: frames };
+    }),
+  );
+}
+
 function contentType(path: string): string {
   if (path.endsWith('.json')) return 'application/json';
   if (path.endsWith('.jpg') || path.endsWith('.jpeg')) return 'image/jpeg';
@@ -58,7 +104,7 @@ function contentType(path: string): string {
   return 'application/octet-stream';
 }
 
-function checkPending(p: PendingTrajectory, ordinal: number, seenIds: Set<string>): DRobTrajectory {
+function checkPending(p: PendingTrajectory, ordinal: number): DRobTrajectory {
   const parsed = DRobTrajectory.safeParse(p.trajectory);
   const rawId = (p.trajectory as { id?: unknown }).id;
   const label = typeof rawId === 'string' ? rawId : `#${ordinal}`;
@@ -67,8 +113,6 @@ function checkPending(p: PendingTrajectory, ordinal: number, seenIds: Set<string
     throw new DatasetInvalidError(`trajectory ${label} is invalid:\n  ${lines.join('\n  ')}`);
   }
   const t = parsed.data;
-  if (seenIds.has(t.id)) throw new DatasetInvalidError(`duplicate trajectory id ${t.id}`);
-  seenIds.add(t.id);
   const prefix = `frames/${t.id}/`;
   for (const path of p.files.keys()) {
     const ref = RelativeRef.safeParse(path);
@@ -89,6 +133,10 @@ function checkPending(p: PendingTrajectory, ordinal: number, seenIds: Set<string
  * The one way a dataset gets written. Layout (docs/dataset-format.md):
  * `<root>/trajectories/<id>.json`, `<root>/frames/<id>/<camera>/<step:03d>.jpg`, and
  * `<root>/manifest.json` last, created only if absent: until it exists there is no dataset.
+ *
+ * Each recording is written once: a trajectory whose content hash (trajectoryContentSha256) an
+ * earlier one already has is skipped and reported to `onDuplicate`; two different recordings
+ * under one id fail the write. The manifest lists each trajectory's content hash.
  *
  * Refuses before writing anything when a manifest already exists. Any failure part-way (bad
  * trajectory, failing source iterator, store error) deletes every object this call wrote, then
@@ -117,11 +165,13 @@ export async function writeDataset(
   const files: ManifestFile[] = [];
   const entries: ManifestTrajectory[] = [];
   const seenIds = new Set<string>();
+  /** content hash -> id of the trajectory written with it */
+  const seenContent = new Map<string, string>();
   const pool = new TaskPool(concurrency);
   let done = 0;
 
-  const write = async (path: string, body: Uint8Array, onWritten: () => void): Promise<void> => {
-    files.push({ path, sha256: sha256Hex(body), bytes: body.byteLength });
+  const write = async (path: string, body: Uint8Array, sha256: string, onWritten: () => void): Promise<void> => {
+    files.push({ path, sha256, bytes: body.byteLength });
     const uri = joinUri(rootUri, path);
     // Recorded before the put: a put that fails late (a timeout) may still have landed.
     written.push(uri);
@@ -134,16 +184,26 @@ export async function writeDataset(
   try {
     let ordinal = 0;
     for await (const pending of trajectories) {
-      const t = checkPending(pending, ordinal++, seenIds);
+      const t = checkPending(pending, ordinal++);
+      const fileSha256 = new Map([...pending.files].map(([path, body]) => [path, sha256Hex(body)]));
+      const contentSha256 = trajectoryContentSha256(t, (path) => fileSha256.get(path));
+      const kept = seenContent.get(contentSha256);
+      if (kept !== undefined) {
+        options.onDuplicate?.(t, kept);
+        continue;
+      }
+      if (seenIds.has(t.id)) throw new DatasetInvalidError(`duplicate trajectory id ${t.id} (two different recordings)`);
+      seenIds.add(t.id);
+      seenContent.set(contentSha256, t.id);
       const record = new TextEncoder().encode(JSON.stringify(t) + '\n');
       const recordPath = trajectoryRecordPath(t.id);
-      entries.push({ id: t.id, record: recordPath, instruction: t.instruction, steps: t.steps.length });
+      entries.push({ id: t.id, record: recordPath, instruction: t.instruction, steps: t.steps.length, contentSha256 });
       let remaining = pending.files.size + 1;
       const onWritten = (): void => {
         if (--remaining === 0) options.onProgress?.(++done);
       };
-      await write(recordPath, record, onWritten);
-      for (const [path, body] of pending.files) await write(path, body, onWritten);
+      await write(recordPath, record, sha256Hex(record), onWritten);
+      for (const [path, body] of pending.files) await write(path, body, fileSha256.get(path) as string, onWritten);
     }
     await pool.settle();
     pool.throwIfFailed();
@@ -236,4 +296,21 @@ export async function readTrajectory(store: ObjectStore, rootUri: string, entry:
   }
   if (parsed.data.id !== entry.id) throw new DatasetInvalidError(`${uri}: record id ${parsed.data.id} does not match manifest id ${entry.id}`);
   return parsed.data;
+}
+
+/**
+ * The content hash (trajectoryContentSha256) of a trajectory of this dataset: the manifest's, or,
+ * for manifests written before they carried one, computed from the record and the frames' sha256
+ * in the manifest.
+ * @throws DatasetInvalidError when the id is not in the manifest or the record does not match it
+ */
+export function contentSha256Of(store: ObjectStore, rootUri: string, manifest: DatasetManifest): (trajectoryId: string) => Promise<string> {
+  const entries = new Map(manifest.trajectories.map((t) => [t.id, t]));
+  const fileSha256 = new Map(manifest.files.map((f) => [f.path, f.sha256]));
+  return async (trajectoryId) => {
+    const entry = entries.get(trajectoryId);
+    if (entry === undefined) throw new DatasetInvalidError(`trajectory ${trajectoryId} is not in ${joinUri(rootUri, MANIFEST_FILE)}`);
+    if (entry.contentSha256 !== undefined) return entry.contentSha256;
+    return trajectoryContentSha256(await readTrajectory(store, rootUri, entry), (path) => fileSha256.get(path));
+  };
 }

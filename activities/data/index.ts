@@ -2,13 +2,17 @@ export * from './errors';
 export { maskedCrc32c, readTfRecords, type ReadTfRecordsOptions, type TfRecord } from './tfrecord';
 export { decodeExample, encodeExample, ExampleType, TF_EXAMPLE_PROTO, TfExample, type Feature, type FeatureKind } from './tf-example';
 export {
+  contentSha256Of,
   framePath,
   readManifest,
   readTrajectory,
+  recordingSha256,
+  trajectoryContentSha256,
   trajectoryRecordPath,
   writeDataset,
   type DatasetMeta,
   type PendingTrajectory,
+  type RecordedStep,
   type WriteDatasetOptions,
 } from './dataset-writer';
 export { formatFieldPath, formatIssue, type ValidationIssue } from './issues';

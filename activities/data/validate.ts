@@ -2,6 +2,7 @@ import { DatasetManifest, DLanRecord, DRobTrajectory, joinUri, MANIFEST_FILE, ty
 import { sha256HexOfStream } from '../store/checksum';
 import { ObjectNotFoundError } from '../store/errors';
 import type { ObjectStore } from '../store/types';
+import { trajectoryContentSha256 } from './dataset-writer';
 import { DatasetNotFoundError } from './errors';
 import { fromZodError, type ValidationIssue } from './issues';
 import { forEachConcurrent } from './pool';
@@ -97,7 +98,7 @@ export async function validateDataset(store: ObjectStore, rootUri: string, optio
     }
   });
 
-  const listed = new Set(manifest.files.map((f) => f.path));
+  const listed = new Map(manifest.files.map((f) => [f.path, f.sha256]));
   await forEachConcurrent(manifest.trajectories, concurrency, async (entry) => {
     // A missing record was reported above; one issue per cause.
     if (missing.has(entry.record)) return;
@@ -111,7 +112,8 @@ async function checkTrajectory(
   rootUri: string,
   kind: DatasetKind,
   entry: ManifestTrajectory,
-  listed: ReadonlySet<string>,
+  /** sha256 of every file the manifest lists, by path. */
+  listed: ReadonlyMap<string, string>,
 ): Promise<ValidationIssue[]> {
   const file = entry.record;
   const record = entry.id;
@@ -136,6 +138,13 @@ async function checkTrajectory(
   for (const step of t.steps) {
     for (const [camera, ref] of Object.entries(step.frames)) {
       if (!listed.has(ref)) issues.push({ file, record, step: step.index, field: `frames.${camera}`, message: `${ref} is not listed in ${MANIFEST_FILE}` });
+    }
+  }
+  // Only when every frame is listed: an unlisted one is reported above, and has no sha256 to hash.
+  if (entry.contentSha256 !== undefined && issues.length === 0) {
+    const actual = trajectoryContentSha256(t, (path) => listed.get(path));
+    if (actual !== entry.contentSha256) {
+      issues.push({ file, record, field: 'contentSha256', message: `the recording hashes to ${actual}, ${MANIFEST_FILE} says ${entry.contentSha256}` });
     }
   }
   return issues;

@@ -21,6 +21,7 @@ import {
 } from '../../data-schemas/relabel';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import { readManifest, trajectoryRecordPath } from '../data/dataset-writer';
+import { DatasetInvalidError } from '../data/errors';
 import { forEachConcurrent } from '../data/pool';
 import { classified } from '../failures';
 import { getJson, putJson, sha256Hex } from '../store';
@@ -72,6 +73,11 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     const etag = (await store.head(manifestUri))?.etag;
     if (etag !== undefined && manifestCache?.uri === manifestUri && manifestCache.etag === etag) return manifestCache;
     const manifest = await readManifest(store, datasetUri);
+    // A D_lan dataset (a relabel's output) has records, not D_rob trajectories: without this check
+    // every child would fail on its own and the run would "complete" with all of them failed.
+    if (manifest.kind !== 'd_rob') {
+      throw new DatasetInvalidError(`${datasetUri} is a ${manifest.kind} dataset; relabelDataset takes a d_rob dataset (an import, a simulation or robot episodes), not a relabel's output`);
+    }
     const entry = { uri: manifestUri, etag: etag ?? '', name: manifest.name, ids: manifest.trajectories.map((t) => t.id) };
     if (etag !== undefined) manifestCache = entry;
     return entry;

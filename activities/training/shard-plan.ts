@@ -1,5 +1,5 @@
 /**
- * The pure part of `shardDataset`: sample keys, the split and shard assignment by trajectory hash,
+ * The pure part of `shardDataset`: sample keys, the split and shard assignment by content hash,
  * the samples of one D_lan record, tar size estimates and the plan file's schema. No I/O: the
  * activities (./shard.ts) and the tests import these.
  */
@@ -31,20 +31,25 @@ function sampleKeyPrefix(trajectoryId: string): string {
   return `${trajectoryId.replace(/[^A-Za-z0-9_-]/g, '_')}__${sha256(trajectoryId).slice(0, 8)}__`;
 }
 
-/** sha256 of `${seed}:${trajectoryId}`: the only input to a trajectory's split and shard. */
-export function trajectoryHash(trajectoryId: string, seed: number): string {
-  return sha256(`${seed}:${trajectoryId}`);
+/**
+ * sha256 of `${seed}:${contentSha256}`: the only input to a trajectory's split and shard. It hashes
+ * the recording's content hash (trajectoryContentSha256 in activities/data/dataset-writer.ts), not
+ * the id: copies of one episode under different ids land in the same split and shard, so no episode
+ * is ever on both sides of the split.
+ */
+export function trajectoryHash(contentSha256: string, seed: number): string {
+  return sha256(`${seed}:${contentSha256}`);
 }
 
 /** Validation when the hash's first 8 hex digits, as a uint32 / 2^32, fall below the fraction. */
-export function splitOf(trajectoryId: string, seed: number, validationFraction: number): Split {
-  const u = Number.parseInt(trajectoryHash(trajectoryId, seed).slice(0, 8), 16) / 2 ** 32;
+export function splitOf(contentSha256: string, seed: number, validationFraction: number): Split {
+  const u = Number.parseInt(trajectoryHash(contentSha256, seed).slice(0, 8), 16) / 2 ** 32;
   return u < validationFraction ? 'validation' : 'train';
 }
 
 /** The shard within its split: the hash's next 8 hex digits mod the split's shard count. */
-export function shardOf(trajectoryId: string, seed: number, numShards: number): number {
-  return Number.parseInt(trajectoryHash(trajectoryId, seed).slice(8, 16), 16) % numShards;
+export function shardOf(contentSha256: string, seed: number, numShards: number): number {
+  return Number.parseInt(trajectoryHash(contentSha256, seed).slice(8, 16), 16) % numShards;
 }
 
 /** max(1, ceil(estimatedBytes / targetShardBytes)). */
@@ -136,12 +141,20 @@ export const PlannedTrajectory = z.strictObject({
   /** The D_lan record, relative to the D_lan dataset, and its sha256 from the D_lan manifest. */
   record: RelativeRef,
   recordSha256: Sha256Hex,
+  /**
+   * The source recording's content hash, which decides split and shard. Absent in plans made
+   * before the split hashed content (those split by id; their shard sets keep that split).
+   */
+  contentSha256: Sha256Hex.optional(),
   split: Split,
   shard: z.int().nonnegative(),
   samples: z.int().positive(),
   estimatedBytes: z.int().nonnegative(),
 });
 export type PlannedTrajectory = z.infer<typeof PlannedTrajectory>;
+
+/** A trajectory before assignShards gives it a split and shard; new plans always carry the content hash. */
+export type TrajectoryToPlace = Omit<PlannedTrajectory, 'split' | 'shard' | 'contentSha256'> & { contentSha256: string };
 
 /** What decides the plan: the same key always gives the same plan, byte for byte. */
 export const ShardPlanKey = z.strictObject({
@@ -175,16 +188,16 @@ export const samePlanKey = (a: ShardPlanKey, b: ShardPlanKey): boolean =>
   a.targetShardBytes === b.targetShardBytes;
 
 /**
- * Splits by trajectory and assigns shards: the split from the trajectory's hash, the number of
- * shards per split from the split's estimated bytes, the shard from the hash mod that number.
- * Independent of input order (the output is sorted by id).
+ * Splits by recording and assigns shards: the split from the hash of the trajectory's content hash,
+ * the number of shards per split from the split's estimated bytes, the shard from the hash mod that
+ * number. Independent of input order (the output is sorted by id).
  */
 export function assignShards(
-  trajectories: readonly Omit<PlannedTrajectory, 'split' | 'shard'>[],
+  trajectories: readonly TrajectoryToPlace[],
   options: { seed: number; validationFraction: number; targetShardBytes: number },
 ): { trajectories: PlannedTrajectory[]; shardsPerSplit: Record<Split, number> } {
   const sorted = [...trajectories].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const withSplit = sorted.map((t) => ({ ...t, split: splitOf(t.id, options.seed, options.validationFraction) }));
+  const withSplit = sorted.map((t) => ({ ...t, split: splitOf(t.contentSha256, options.seed, options.validationFraction) }));
   const bytes: Record<Split, number> = { train: 0, validation: 0 };
   const any: Record<Split, boolean> = { train: false, validation: false };
   for (const t of withSplit) {
@@ -195,7 +208,7 @@ export function assignShards(
     train: any.train ? shardCount(bytes.train, options.targetShardBytes) : 0,
     validation: any.validation ? shardCount(bytes.validation, options.targetShardBytes) : 0,
   };
-  return { trajectories: withSplit.map((t) => ({ ...t, shard: shardOf(t.id, options.seed, shardsPerSplit[t.split]) })), shardsPerSplit };
+  return { trajectories: withSplit.map((t) => ({ ...t, shard: shardOf(t.contentSha256, options.seed, shardsPerSplit[t.split]) })), shardsPerSplit };
 }
 
 /** The non-empty shards of a plan, train first, each with its trajectories in id order. */

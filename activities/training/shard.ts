@@ -28,7 +28,7 @@ import {
 } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
 import { DatasetInvalidError, DatasetNotFoundError } from '../data/errors';
-import { readManifest } from '../data/dataset-writer';
+import { contentSha256Of, readManifest } from '../data/dataset-writer';
 import { forEachConcurrent } from '../data/pool';
 import { classified } from '../failures';
 import { getJson, InvalidObjectError, ObjectNotFoundError, putJson, sha256Hex } from '../store';
@@ -43,6 +43,7 @@ import {
   type BuiltSample,
   type PlannedTrajectory,
   type ShardPlanKey,
+  type TrajectoryToPlace,
 } from './shard-plan';
 
 /** Failure types of shardDataset (ApplicationFailure `type`), all non-retryable. */
@@ -168,12 +169,13 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     return entry;
   }
 
-  const drobCache = new Map<string, Promise<Map<string, number>>>();
-  /** Frame sizes of a D_rob dataset, by path, from its manifest. */
-  function drobFiles(rootUri: string): Promise<Map<string, number>> {
+  type DrobSource = { files: Map<string, number>; contentSha256: (trajectoryId: string) => Promise<string> };
+  const drobCache = new Map<string, Promise<DrobSource>>();
+  /** Frame sizes of a D_rob dataset, by path, and its trajectories' content hashes, from its manifest. */
+  function drobFiles(rootUri: string): Promise<DrobSource> {
     let files = drobCache.get(rootUri);
     if (!files) {
-      files = readManifest(store, rootUri).then((m) => new Map(m.files.map((f) => [f.path, f.bytes])));
+      files = readManifest(store, rootUri).then((m) => ({ files: new Map(m.files.map((f) => [f.path, f.bytes])), contentSha256: contentSha256Of(store, rootUri, m) }));
       files.catch(() => drobCache.delete(rootUri));
       drobCache.set(rootUri, files);
     }
@@ -219,7 +221,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
   async function computePlan(input: PlanShardsInput, key: ShardPlanKey, manifest: DatasetManifest): Promise<ShardPlanFile> {
     const h = hooks();
     const shaOf = new Map(manifest.files.map((f) => [f.path, f.sha256]));
-    const planned: Omit<PlannedTrajectory, 'split' | 'shard'>[] = [];
+    const planned: TrajectoryToPlace[] = [];
     let labeler: Labeler | undefined;
     let done = 0;
     await forEachConcurrent(manifest.trajectories, PLAN_CONCURRENCY, async (t) => {
@@ -230,7 +232,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       if (record.trajectoryId !== t.id) throw new DatasetInvalidError(`${recordUri}: trajectoryId ${record.trajectoryId} does not match the manifest's ${t.id}`);
       const samples = samplesOf(record, recordUri);
       const source = record.provenance.sourceDataset;
-      const files = await drobFiles(source);
+      const { files, contentSha256 } = await drobFiles(source);
       const estimatedBytes = estimateSampleBytes(samples, (path) => {
         const bytes = files.get(path);
         if (bytes === undefined) {
@@ -242,7 +244,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       else if (labeler.name !== record.labeler.name || labeler.version !== record.labeler.version) {
         throw new DatasetInvalidError(`${recordUri}: labeler ${record.labeler.name}-${record.labeler.version} differs from the other records' ${labeler.name}-${labeler.version}`);
       }
-      planned.push({ id: t.id, record: t.record, recordSha256: sha, samples: samples.length, estimatedBytes });
+      planned.push({ id: t.id, record: t.record, recordSha256: sha, contentSha256: await contentSha256(record.trajectoryId), samples: samples.length, estimatedBytes });
       if (++done % 100 === 0) h.heartbeat({ planned: done });
     });
     if (labeler === undefined) throw new DatasetInvalidError(`${input.datasetUri} holds no trajectories: nothing to shard`);

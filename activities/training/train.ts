@@ -477,7 +477,12 @@ function* walkFiles(dir: string): Generator<string> {
   }
 }
 
-/** The git revision of the running code, recorded with every training run ("unknown" outside a git checkout). */
+/**
+ * The git revision of the running code, recorded with every training run and model card:
+ * `<commit>`, or `<commit>-dirty` when a tracked file differs from it (staged or not), or
+ * "unknown" outside a git checkout. Ignored and untracked files never make it dirty: they are
+ * no part of any revision (outputs, caches, notes), and counting them would mark every run dirty.
+ */
 export function gitRevisionOf(repoRoot: string): string {
   try {
     const revision = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();

@@ -16,15 +16,21 @@ export function registerDataImport(data: Command): void {
     .option('--skip-unlabeled', 'skip episodes without a language instruction instead of failing', false)
     .action(async (files: string[], opts: { out: string; name: string; limit?: number; license?: string; skipUnlabeled: boolean }) => {
       const outUri = toObjectUri(opts.out);
+      let skipped = 0;
       const manifest = await importBridgeRlds(createObjectStore(), {
         files,
         outUri,
         name: opts.name,
         skipWithoutInstruction: opts.skipUnlabeled,
+        onSkip: (reason) => {
+          skipped++;
+          console.error(`skipped ${reason}`);
+        },
         ...(opts.limit !== undefined && { limit: opts.limit }),
         ...(opts.license !== undefined && { license: opts.license }),
       });
       const c = manifest.counts;
-      console.log(`imported ${c.trajectories} trajectories (${c.steps} steps, ${c.files} files, ${c.bytes} bytes) as "${manifest.name}" to ${outUri}`);
+      const skips = skipped > 0 ? `; ${skipped} episodes skipped, listed above` : '';
+      console.log(`imported ${c.trajectories} trajectories (${c.steps} steps, ${c.files} files, ${c.bytes} bytes${skips}) as "${manifest.name}" to ${outUri}`);
     });
 }

@@ -56,6 +56,7 @@ export function registerDataSimulate(data: Command): void {
         outUri,
         { name: opts.name, kind: 'd_rob', source: { producer: 'vla-sim', producerVersion: SIMULATOR_VERSION, inputs: tasks.map((t) => t.text) } },
         counted(),
+        { onDuplicate: (t, keptId) => console.error(`skipped ${t.id}: the same recording as ${keptId}`) },
       );
       const c = manifest.counts;
       const secs = ((Date.now() - started) / 1000).toFixed(1);

@@ -23,7 +23,9 @@ export function simulateSample(store: ObjectStore, uri: string, tasks: string[],
 
 /**
  * `copies` copies of a dataset's trajectories under new ids (`<id>-c<k>`), frames included: a
- * cheap way to a few hundred real trajectories for fault tests.
+ * cheap way to a few hundred real trajectories for fault tests. A dataset holds each recording
+ * once, so copy k > 0 raises the first step's z by k micrometres: a distinct recording whose labels
+ * do not change.
  */
 export async function replicateDataset(store: ObjectStore, sourceUri: string, outUri: string, copies: number): Promise<DatasetManifest> {
   const source = await readManifest(store, sourceUri);
@@ -41,7 +43,8 @@ export async function replicateDataset(store: ObjectStore, sourceUri: string, ou
               files.set(newPath, await store.get(joinUri(sourceUri, path)));
               frames[camera] = newPath;
             }
-            return { ...step, frames };
+            const state = step.index === 0 ? (step.state.map((v, i) => (i === 2 ? v + k * 1e-6 : v)) as typeof step.state) : step.state;
+            return { ...step, state, frames };
           }),
         );
         yield { trajectory: { ...t, id, steps }, files };

@@ -16,13 +16,15 @@ import {
   readTfRecords,
   readTrajectory,
   TfRecordError,
+  trajectoryContentSha256,
   validateDataset,
   writeDataset,
   type PendingTrajectory,
 } from '../../activities/data';
-import { FileStore, type ObjectStore } from '../../activities/store';
+import { FileStore, sha256Hex, type ObjectStore } from '../../activities/store';
 import { editExample, writeTfRecordFile } from '../fixtures/tfrecord-writer';
 import { BRIDGE_SAMPLE } from '../../infra/config';
+import { splitOf } from '../../activities/training/shard-plan';
 
 const BRIDGE = BRIDGE_SAMPLE;
 const INSTRUCTIONS = ['flip pot upright which is in sink', 'put carrot on plate', 'put cup from counter or drying rack into sink', 'turn lever vertical to front'];
@@ -133,8 +135,13 @@ describe('importBridgeRlds on the real 25-episode sample', () => {
     }
   });
 
-  it('gives stable ids derived from record index and source episode', async () => {
-    expect(trajectories[4]?.id).toMatch(/^bridge-00004-[0-9a-f]{10}$/);
+  it('gives ids derived from the recording, listed with its content hash in the manifest', async () => {
+    const fileSha256 = new Map(manifest.files.map((f) => [f.path, f.sha256]));
+    trajectories.forEach((t, i) => {
+      const contentSha256 = trajectoryContentSha256(t, (path) => fileSha256.get(path));
+      expect(manifest.trajectories[i]?.contentSha256).toBe(contentSha256);
+      expect(t.id).toBe(`bridge-${contentSha256.slice(0, 16)}`);
+    });
     expect(new Set(trajectories.map((t) => t.id)).size).toBe(25);
     const again = await importBridgeRlds(store, { files: [BRIDGE], outUri: newRoot(), name: 'again', limit: 5 });
     expect(again.trajectories.map((e) => e.id)).toEqual(manifest.trajectories.slice(0, 5).map((e) => e.id));
@@ -187,6 +194,53 @@ describe('importBridgeRlds on the real 25-episode sample', () => {
     const after = await Promise.all((await listUnder(root)).map(async (uri) => [uri, (await store.head(uri))?.etag]));
     expect(after).toEqual(before);
     expect((await store.get(joinUri(root, MANIFEST_FILE))).equals(manifestBytes)).toBe(true);
+  });
+});
+
+describe('one episode set in two files, in different orders', () => {
+  // Public releases ship overlapping files: the same real episodes at other record indexes.
+  const forward = (): string => join(dir, 'episodes-0-9.tfrecord');
+  const backward = (): string => join(dir, 'episodes-9-0-and-10-12.tfrecord');
+  beforeAll(async () => {
+    await writeTfRecordFile(forward(), records.slice(0, 10));
+    await writeTfRecordFile(backward(), [...records.slice(0, 10).reverse(), ...records.slice(10, 13)]);
+  });
+
+  it('gives every episode the same id and the same split from either file', async () => {
+    const a = await importBridgeRlds(store, { files: [forward()], outUri: newRoot(), name: 'forward' });
+    const b = await importBridgeRlds(store, { files: [backward()], outUri: newRoot(), name: 'backward' });
+    const byId = (m: DatasetManifest): Map<string, string | undefined> => new Map(m.trajectories.map((t) => [t.id, t.contentSha256]));
+    const fromB = byId(b);
+    expect(a.trajectories).toHaveLength(10);
+    for (const [id, contentSha256] of byId(a)) {
+      expect(fromB.has(id), `${id} is not among the ids of the other file's import`).toBe(true);
+      expect(fromB.get(id), id).toBe(contentSha256);
+    }
+    // The frames are the same objects under the same paths.
+    const framesOf = (m: DatasetManifest): string[] => m.files.filter((f) => f.path.startsWith('frames/')).map((f) => `${f.path} ${f.sha256}`);
+    const bFrames = new Set(framesOf(b));
+    expect(framesOf(a).filter((f) => !bFrames.has(f))).toEqual([]);
+    for (const seed of [0, 1, 7]) {
+      for (const t of a.trajectories) expect(splitOf(fromB.get(t.id) as string, seed, 0.3)).toBe(splitOf(t.contentSha256 as string, seed, 0.3));
+    }
+  });
+
+  it('imports each episode once when both files are given, and says which it skipped', async () => {
+    const skipped: string[] = [];
+    const both = await importBridgeRlds(store, { files: [forward(), backward()], outUri: newRoot(), name: 'both', onSkip: (r) => skipped.push(r) });
+    expect(both.trajectories).toHaveLength(13);
+    expect(new Set(both.trajectories.map((t) => t.contentSha256)).size).toBe(13);
+    expect(skipped).toHaveLength(10);
+    // Record 0 of the backward file is record 9 of the forward one.
+    expect(skipped[0]).toBe(`${backward()}: record 0: same episode as ${forward()}: record 9 (trajectory id ${both.trajectories[9]?.id}), skipped`);
+  });
+
+  it('the same file twice: every episode once, each repeat reported with both places', async () => {
+    const skipped: string[] = [];
+    const m = await importBridgeRlds(store, { files: [BRIDGE, BRIDGE], outUri: newRoot(), name: 'twice', limit: 30, onSkip: (r) => skipped.push(r) });
+    expect(m.trajectories).toHaveLength(25);
+    expect(skipped).toHaveLength(25);
+    expect(skipped[3]).toBe(`${BRIDGE}: record 3: same episode as ${BRIDGE}: record 3 (trajectory id ${m.trajectories[3]?.id}), skipped`);
   });
 });
 
@@ -244,6 +298,24 @@ describe('validateDataset finds damage', () => {
     await store.put(joinUri(root, MANIFEST_FILE), JSON.stringify({ ...m, files, counts: { ...m.counts, files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) } }));
     const { issues } = await validateDataset(store, root);
     expect(issues).toEqual([{ file: `trajectories/${id}.json`, record: id, step: 9, field: 'frames.image_2', message: `${unlisted} is not listed in manifest.json` }]);
+  });
+
+  it('reports a record whose recording no longer hashes to the manifest\'s content hash', async () => {
+    const root = newRoot();
+    const m = await importBridgeRlds(store, { files: [BRIDGE], outUri: root, name: 'rehashed', limit: 1 });
+    const entry = m.trajectories[0] as DatasetManifest['trajectories'][number];
+    // A state edited and the record's sha256 and size updated to match: only the content hash can tell.
+    const record = JSON.parse((await store.get(joinUri(root, entry.record))).toString()) as DRobTrajectory;
+    (record.steps[2] as DRobTrajectory['steps'][number]).state[0] += 0.01;
+    const body = Buffer.from(JSON.stringify(record) + '\n');
+    await store.put(joinUri(root, entry.record), body);
+    const files = m.files.map((f) => (f.path === entry.record ? { ...f, sha256: sha256Hex(body), bytes: body.length } : f));
+    await store.put(joinUri(root, MANIFEST_FILE), JSON.stringify({ ...m, files, counts: { ...m.counts, bytes: files.reduce((n, f) => n + f.bytes, 0) } }));
+    const fileSha256 = new Map(files.map((f) => [f.path, f.sha256]));
+    const actual = trajectoryContentSha256(record, (path) => fileSha256.get(path));
+    expect((await validateDataset(store, root)).issues.map(formatIssue)).toEqual([
+      `${entry.record}: record ${entry.id} field contentSha256: the recording hashes to ${actual}, manifest.json says ${entry.contentSha256}`,
+    ]);
   });
 
   it('reports a manifest that does not parse, naming the field', async () => {
@@ -359,12 +431,6 @@ describe('bad input leaves nothing behind', () => {
     expect(err.message).toBe(`${file}: record 1: steps/observation/image_1: empty frame at step 2, 5 while other steps have frames`);
   });
 
-  it('the same episode twice: names both places', async () => {
-    const root = newRoot();
-    const err = await rejection(importBridgeRlds(store, { files: [BRIDGE, BRIDGE], outUri: root, name: 'twice' }));
-    expect(err.message).toMatch(new RegExp(`^${BRIDGE}: record 0: same episode as ${BRIDGE}: record 0 \\(trajectory id bridge-00000-[0-9a-f]{10}\\)$`));
-    expect(await listUnder(root)).toEqual([]);
-  });
 
   it('a missing input file fails before anything is written', async () => {
     const root = newRoot();
@@ -417,6 +483,27 @@ describe('writeDataset', () => {
     });
     await expect(writeDataset(racing, root, meta, await pending(1))).rejects.toThrow(`dataset already exists at ${root}`);
     expect((await listUnder(root)).length).toBe(1 + 1 + 30);
+  });
+
+  it('writes a recording once: a copy under another id is skipped and reported; two recordings under one id fail', async () => {
+    const [a, b] = await pending(2);
+    if (!a || !b) throw new Error('fixture: need two episodes');
+    const renamed = (p: PendingTrajectory, id: string): PendingTrajectory => {
+      const move = (path: string): string => path.replace(`frames/${p.trajectory.id}/`, `frames/${id}/`);
+      const steps = p.trajectory.steps.map((s) => ({ ...s, frames: Object.fromEntries(Object.entries(s.frames).map(([c, path]) => [c, move(path)])) }));
+      return { trajectory: { ...p.trajectory, id, instruction: 'another label', steps }, files: new Map([...p.files].map(([path, body]) => [move(path), body])) };
+    };
+    const root = newRoot();
+    const duplicates: string[] = [];
+    const m = await writeDataset(store, root, meta, [a, renamed(a, 'copy-of-a'), b], { onDuplicate: (t, kept) => duplicates.push(`${t.id} = ${kept}`) });
+    expect(m.trajectories.map((t) => t.id)).toEqual([a.trajectory.id, b.trajectory.id]);
+    expect(duplicates).toEqual([`copy-of-a = ${a.trajectory.id}`]);
+    expect((await listUnder(root)).some((uri) => uri.includes('copy-of-a'))).toBe(false);
+
+    const clash = newRoot();
+    const err = await rejection(writeDataset(store, clash, meta, [a, renamed(b, a.trajectory.id)]));
+    expect(err.message).toBe(`duplicate trajectory id ${a.trajectory.id} (two different recordings)`);
+    expect(await listUnder(clash)).toEqual([]);
   });
 
   it('rejects a bad dataset name and root before touching the store', async () => {

@@ -105,4 +105,36 @@ describe('relabelDataset with the heuristic labeler (real dev server, real store
       expect(cause.message).toContain(missingUri);
     });
   });
+
+  it('refuses a D_lan dataset up front, naming its kind, and starts no child', async () => {
+    await withWorker(async (taskQueue) => {
+      const labels = await run(taskQueue, `${taskQueue}-labels`, { datasetUri: simUri, outputUri: fileUri(join(dir, 'sim-labels-as-input')) });
+      const wrong = await run(taskQueue, `${taskQueue}-dlan`, { datasetUri: labels.outputUri }).catch((e: unknown) => e);
+      expect(wrong).toBeInstanceOf(WorkflowFailedError);
+      const cause = ((wrong as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
+      expect(cause.type).toBe('DATASET_INVALID');
+      expect(cause.message).toBe(
+        `${labels.outputUri} is a d_lan dataset; relabelDataset takes a d_rob dataset (an import, a simulation or robot episodes), not a relabel's output`,
+      );
+      const history = await env.client.workflow.getHandle(`${taskQueue}-dlan`).fetchHistory();
+      expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+    });
+  });
+
+  it('writes the root cause of each failed trajectory into report.json, not the wrapper\'s "Activity task failed"', async () => {
+    const datasetUri = fileUri(join(dir, 'bridge-one-broken'));
+    const manifest = await importBridgeSample(store, datasetUri, 2);
+    const broken = manifest.trajectories[1]!;
+    const brokenUri = joinUri(datasetUri, broken.record);
+    await store.put(brokenUri, 'not json');
+    await withWorker(async (taskQueue) => {
+      const result = await run(taskQueue, `${taskQueue}-broken`, { datasetUri, outputUri: fileUri(join(dir, 'broken-labels')) });
+      expect(result.counts).toMatchObject({ total: 2, done: 1, failed: 1 });
+      const report = await getJson(store, result.reportUri, RelabelReport);
+      expect(report.failed).toHaveLength(1);
+      expect(report.failed[0]!.trajectoryId).toBe(broken.id);
+      const prefix = `InvalidTrajectory: ${brokenUri} is not JSON: `;
+      expect(report.failed[0]!.reason.slice(0, prefix.length)).toBe(prefix);
+    });
+  });
 });

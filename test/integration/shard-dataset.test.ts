@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readManifest } from '../../activities/data';
 import { createObjectStore, getJson, S3Store, sha256Hex, type ObjectInfo } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
-import { ShardManifest, ShardSample, SHARD_MANIFEST_FILE, defaultShardOutput, type ShardDatasetResult } from '../../data-schemas/training';
+import { ShardManifest, ShardSample, SHARD_MANIFEST_FILE, SHARD_PLAN_FILE, defaultShardOutput, type ShardDatasetResult } from '../../data-schemas/training';
+import { ShardPlanFile, splitOf } from '../../activities/training/shard-plan';
 import { joinUri } from '../../data-schemas/uri';
 import type { relabelDataset, shardDataset } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
@@ -97,6 +98,14 @@ describe('shardDataset (real dev server, real S3 store)', () => {
       }
     }
     expect([...where.keys()].sort()).toEqual(dlan.trajectories.map((t) => t.id).sort());
+    // The split hashes each source recording's content hash, taken from the D_rob manifest.
+    const plan = await getJson(store, joinUri(outputUri(), SHARD_PLAN_FILE), ShardPlanFile);
+    const drobContent = new Map((await readManifest(store, bridgeUri)).trajectories.map((t) => [t.id, t.contentSha256]));
+    for (const t of plan.trajectories) {
+      expect(t.contentSha256, t.id).toBe(drobContent.get(t.id));
+      expect(t.split, t.id).toBe(splitOf(t.contentSha256 as string, 1, 0.2));
+      expect(where.get(t.id), t.id).toBe(t.split);
+    }
 
     const records = new Map<string, DLanRecord>();
     for (const t of dlan.trajectories) records.set(t.id, await getJson(store, joinUri(dlanUri, t.record), DLanRecord));

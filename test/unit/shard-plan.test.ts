@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   STAGE_ORDER,
@@ -71,8 +72,9 @@ describe('sample keys', () => {
 });
 
 describe('split and shard assignment', () => {
+  const contentOf = (key: string): string => createHash('sha256').update(key).digest('hex');
   const trajectories = fc.uniqueArray(safeId, { minLength: 1, maxLength: 200 }).map((ids) =>
-    ids.map((id, i) => ({ id, record: `records/${id}.json`, recordSha256: 'a'.repeat(64), samples: 1 + 2 * ((i % 5) + 1), estimatedBytes: 10_000 + (i % 7) * 5_000 })),
+    ids.map((id, i) => ({ id, record: `records/${id}.json`, recordSha256: 'a'.repeat(64), contentSha256: contentOf(id), samples: 1 + 2 * ((i % 5) + 1), estimatedBytes: 10_000 + (i % 7) * 5_000 })),
   );
   const options = fc.record({ seed: fc.integer({ min: 0, max: 1000 }), validationFraction: fc.double({ min: 0, max: 0.5, noNaN: true }), targetShardBytes: fc.integer({ min: 65_536, max: 2_000_000 }) });
 
@@ -90,12 +92,33 @@ describe('split and shard assignment', () => {
             expect(seen.has(t.id), `${t.id} in two shards`).toBe(false);
             seen.set(t.id, s.split);
             expect(t.split).toBe(s.split);
-            expect(t.split).toBe(splitOf(t.id, opts.seed, opts.validationFraction));
+            expect(t.split).toBe(splitOf(t.contentSha256 as string, opts.seed, opts.validationFraction));
           }
         }
         expect(seen.size).toBe(ts.length);
         const train = new Set(planned.filter((t) => t.split === 'train').map((t) => t.id));
         expect(planned.filter((t) => t.split === 'validation').some((t) => train.has(t.id))).toBe(false);
+      }),
+    );
+  });
+
+  it('splits by recording: copies of one episode under different ids share one split and one shard', () => {
+    const recordings = 40;
+    const copies = ['a', 'b', 'c'];
+    const ts = Array.from({ length: recordings }, (_, r) =>
+      copies.map((c) => ({ id: `import-${c}-${r}`, record: `r/${c}${r}.json`, recordSha256: 'a'.repeat(64), contentSha256: contentOf(`recording ${r}`), samples: 3, estimatedBytes: 1000 })),
+    ).flat();
+    fc.assert(
+      fc.property(options, (opts) => {
+        const { trajectories: planned } = assignShards(ts, { ...opts, validationFraction: Math.max(opts.validationFraction, 0.2) });
+        const placeOf = new Map<string, Set<string>>();
+        for (const t of planned) {
+          const places = placeOf.get(t.contentSha256 as string) ?? new Set<string>();
+          places.add(`${t.split}/${t.shard}`);
+          placeOf.set(t.contentSha256 as string, places);
+        }
+        expect(placeOf.size).toBe(recordings);
+        for (const places of placeOf.values()) expect([...places]).toHaveLength(1);
       }),
     );
   });
@@ -112,7 +135,7 @@ describe('split and shard assignment', () => {
   it('sizes each split by its estimated bytes', () => {
     expect(shardCount(0, 100)).toBe(1);
     expect(shardCount(250, 100)).toBe(3);
-    const ts = Array.from({ length: 400 }, (_, i) => ({ id: `t${i}`, record: `r/t${i}.json`, recordSha256: 'a'.repeat(64), samples: 3, estimatedBytes: 1000 }));
+    const ts = Array.from({ length: 400 }, (_, i) => ({ id: `t${i}`, record: `r/t${i}.json`, recordSha256: 'a'.repeat(64), contentSha256: contentOf(`t${i}`), samples: 3, estimatedBytes: 1000 }));
     const { shardsPerSplit, trajectories: planned } = assignShards(ts, { seed: 3, validationFraction: 0.25, targetShardBytes: 20_000 });
     const val = planned.filter((t) => t.split === 'validation').length;
     expect(val).toBeGreaterThan(60);
@@ -122,8 +145,8 @@ describe('split and shard assignment', () => {
   });
 
   it('validation fraction of about the requested share', () => {
-    const ids = Array.from({ length: 5000 }, (_, i) => `traj-${i}`);
-    const share = ids.filter((id) => splitOf(id, 0, 0.1) === 'validation').length / ids.length;
+    const contents = Array.from({ length: 5000 }, (_, i) => contentOf(`traj-${i}`));
+    const share = contents.filter((c) => splitOf(c, 0, 0.1) === 'validation').length / contents.length;
     expect(share).toBeGreaterThan(0.085);
     expect(share).toBeLessThan(0.115);
   });

@@ -1,6 +1,5 @@
 import {
   ApplicationFailure,
-  ChildWorkflowFailure,
   continueAsNew,
   defineQuery,
   executeChild,
@@ -26,6 +25,7 @@ import {
   type TokenUsage,
   isFatalGeminiFailure,
 } from '../../data-schemas/relabel';
+import { causeChain, rootCause } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
 import { VlaDataset, VlaStage } from '../search-attributes';
 import { addUsage, relabelTrajectory } from './relabel-trajectory';
@@ -63,12 +63,7 @@ function overBudget(input: RelabelDatasetInput, usage: TokenUsage): boolean {
 }
 
 function fatalCause(err: unknown): ApplicationFailure | undefined {
-  let cause: unknown = err;
-  while (cause instanceof Error) {
-    if (cause instanceof ApplicationFailure && isFatalGeminiFailure(cause.type)) return cause;
-    cause = cause.cause;
-  }
-  return undefined;
+  return causeChain(err).find((cause): cause is ApplicationFailure => cause instanceof ApplicationFailure && isFatalGeminiFailure(cause.type));
 }
 
 /**
@@ -128,8 +123,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
       }
       counts = { ...counts, failed: counts.failed + 1 };
       if (failed.length < MAX_FAILED_KEPT) {
-        const reason = err instanceof ChildWorkflowFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
-        failed.push({ trajectoryId, reason });
+        failed.push({ trajectoryId, reason: rootCause(err) });
       }
     }
   };
