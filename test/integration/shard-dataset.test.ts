@@ -85,7 +85,7 @@ describe('shardDataset (real dev server, real S3 store)', () => {
     expect(manifest.counts.bySplit.train.trajectories + manifest.counts.bySplit.validation.trajectories).toBe(25);
     expect(manifest.counts.bySplit.validation.trajectories).toBeGreaterThan(0);
     expect(manifest.counts.bySplit.train.shards + manifest.counts.bySplit.validation.shards).toBe(manifest.shards.length);
-    expect(manifest.source).toMatchObject({ dataset: dlanUri, labeler: { name: 'heuristic', version: 'h1' }, promptVersion: 'v1' });
+    expect(manifest.source).toMatchObject({ dataset: dlanUri, labeler: { name: 'heuristic', version: 'h2' }, promptVersion: 'v1' });
     expect(manifest.source.datasetManifestSha256).toBe(sha256Hex(await store.get(joinUri(dlanUri, 'manifest.json'))));
 
     // Every trajectory in exactly one shard, so in exactly one split.
