@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from '../../data-schemas/common';
-import { Labeler, type DLanRecord } from '../../data-schemas/d-lan';
+import { Labeler, subtaskRuns, type DLanRecord } from '../../data-schemas/d-lan';
 import { actionPrompt, formatActionChunk, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
 import { ShardSample, Split, type ShardStage } from '../../data-schemas/training';
 
@@ -69,7 +69,8 @@ export interface BuiltSample {
 }
 
 /**
- * The 1 + 2N samples of one D_lan record, in tar order: `subtasks` (o_0, every l_i), then a
+ * The 1 + 2N samples of one D_lan record, in tar order: `subtasks` (o_0, the subtask list: every
+ * l_i, consecutive repeats once, see `subtaskRuns`), then a
  * `motion_plan` (o_i, l_i -> m_i) and an `action` (o_i, l_i, m_i -> a_i) per step, each stage in
  * step order. Every sample is validated against ShardSample unless `validate` is false (the
  * shard writer, whose records were validated when planning and are checked by sha256).
@@ -105,7 +106,8 @@ export function buildSamples(record: DLanRecord, options: { validate?: boolean }
     out.push({ sample, json: Buffer.from(JSON.stringify(sample), 'utf8'), framePath });
   };
   const steps = record.steps;
-  add('subtasks', 0, steps[0]!.keyFrame, subtasksPrompt(record.instruction), formatSubtaskList(steps.map((s) => s.subtask)));
+  // One entry per run of equal subtasks: the list an episode walks, never "Move to X" twice in a row.
+  add('subtasks', 0, steps[0]!.keyFrame, subtasksPrompt(record.instruction), formatSubtaskList(subtaskRuns(steps.map((s) => s.subtask)).map((r) => r.subtask)));
   for (const s of steps) add('motion_plan', s.index, s.keyFrame, motionPlanPrompt(s.subtask), s.motionPlan);
   for (const s of steps) add('action', s.index, s.keyFrame, actionPrompt(s.subtask, s.motionPlan), formatActionChunk(s.actionChunk));
   return out;

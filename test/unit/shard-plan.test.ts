@@ -162,6 +162,17 @@ describe('samples of a D_lan record', () => {
     );
   });
 
+  it('lists a subtask spread over consecutive steps once in the stage-1 target, as an episode walks it', () => {
+    const r = record('t-runs', 6);
+    const names = ['Move to carrot', 'Move to carrot', 'Grasp carrot', 'Move to plate', 'Move to plate', 'Move to carrot'];
+    const withRuns = DLanRecord.parse({ ...r, steps: r.steps.map((s, i) => ({ ...s, subtask: names[i] })) });
+    const samples = buildSamples(withRuns);
+    const target = samples[0]!.sample.messages[1].content[0].text;
+    expect(target).toBe(formatSubtaskList(['Move to carrot', 'Grasp carrot', 'Move to plate', 'Move to carrot']));
+    // The per-step stages keep every step: a subtask still gets one motion plan and chunk per step.
+    expect(samples.filter((s) => s.sample.stage === 'motion_plan').map((s) => s.sample.messages[0].content[1].text)).toEqual(names.map((n) => motionPlanPrompt(n)));
+  });
+
   it('renders the action chunk as the model sees it', () => {
     const act = buildSamples(record('t1', 2)).find((s) => s.sample.stage === 'action' && s.sample.step === 1)!;
     expect(act.sample.messages[1].content[0].text).toBe('[[0.012, -0.003, 0.000, 1], [0.000, 0.000, 0.000, 0]]');
