@@ -11,7 +11,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { DLanRecord, type Labeler } from '../../data-schemas/d-lan';
-import { DatasetManifest, MANIFEST_FILE } from '../../data-schemas/manifest';
+import { DatasetManifest, MANIFEST_FILE, type ManifestFile } from '../../data-schemas/manifest';
 import { POLICY_PROMPT_VERSION } from '../../data-schemas/prompts';
 import {
   SHARD_FORMAT,
@@ -168,12 +168,12 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     return entry;
   }
 
-  const drobCache = new Map<string, Promise<Map<string, number>>>();
-  /** Frame sizes of a D_rob dataset, by path, from its manifest. */
-  function drobFiles(rootUri: string): Promise<Map<string, number>> {
+  const drobCache = new Map<string, Promise<Map<string, ManifestFile>>>();
+  /** The files of a D_rob dataset (size and sha256), by path, from its manifest. */
+  function drobFiles(rootUri: string): Promise<Map<string, ManifestFile>> {
     let files = drobCache.get(rootUri);
     if (!files) {
-      files = readManifest(store, rootUri).then((m) => new Map(m.files.map((f) => [f.path, f.bytes])));
+      files = readManifest(store, rootUri).then((m) => new Map(m.files.map((f) => [f.path, f])));
       files.catch(() => drobCache.delete(rootUri));
       drobCache.set(rootUri, files);
     }
@@ -232,11 +232,11 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       const source = record.provenance.sourceDataset;
       const files = await drobFiles(source);
       const estimatedBytes = estimateSampleBytes(samples, (path) => {
-        const bytes = files.get(path);
-        if (bytes === undefined) {
+        const file = files.get(path);
+        if (file === undefined) {
           throw new DatasetInvalidError(`${recordUri}: key frame ${joinUri(source, path)} is missing from its D_rob dataset (not in ${joinUri(source, MANIFEST_FILE)})`);
         }
-        return bytes;
+        return file.bytes;
       });
       if (labeler === undefined) labeler = record.labeler;
       else if (labeler.name !== record.labeler.name || labeler.version !== record.labeler.version) {
@@ -296,14 +296,32 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     frames: Map<string, Buffer>;
   }
 
-  /** The trajectories of one shard, records and frames read ahead of the tar writer, in plan order. */
+  /**
+   * One key frame's bytes, checked against the sha256 its D_rob manifest lists: a frame corrupted
+   * or replaced after import must not go into training silently.
+   */
+  async function readFrame(trajectoryId: string, source: string, path: string): Promise<Buffer> {
+    const uri = joinUri(source, path);
+    const listed = (await drobFiles(source)).get(path);
+    if (listed === undefined) throw new DatasetInvalidError(`trajectory ${trajectoryId}: key frame ${uri} is missing from its D_rob dataset (not in ${joinUri(source, MANIFEST_FILE)})`);
+    const bytes = await store.get(uri);
+    const sha256 = sha256Hex(bytes);
+    if (sha256 !== listed.sha256 || bytes.length !== listed.bytes) {
+      throw new DatasetInvalidError(
+        `trajectory ${trajectoryId}: key frame ${uri} fails its checksum (sha256 ${sha256}, ${bytes.length} bytes; ${joinUri(source, MANIFEST_FILE)} lists ${listed.sha256}, ${listed.bytes} bytes); restore the frame or re-import the D_rob dataset (vla data validate lists every bad file)`,
+      );
+    }
+    return bytes;
+  }
+
+  /** The trajectories of one shard, records and verified frames read ahead of the tar writer, in plan order. */
   function loadTrajectories(datasetUri: string, trajectories: readonly PlannedTrajectory[]): AsyncGenerator<LoadedTrajectory> {
     return orderedMap(trajectories, PREFETCH_TRAJECTORIES, async (t) => {
       const record = await readRecord(datasetUri, t.record, t.recordSha256, true);
       const samples = samplesOf(record, joinUri(datasetUri, t.record), false);
       const source = record.provenance.sourceDataset;
       const paths = [...new Set(samples.map((s) => s.framePath))];
-      const frames = new Map(await Promise.all(paths.map(async (p) => [p, await store.get(joinUri(source, p))] as const)));
+      const frames = new Map(await Promise.all(paths.map(async (p) => [p, await readFrame(record.trajectoryId, source, p)] as const)));
       return { samples, frames };
     });
   }
@@ -313,6 +331,11 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     body: Readable;
     /** Valid once `body` has ended. */
     digest(): { sha256: string; bytes: number };
+    /**
+     * The producer's own error when it failed (a corrupt frame, a bad record): the store's upload
+     * wraps a body's error in a store error of its own, which would hide the cause and its type.
+     */
+    failure(): { err: unknown } | undefined;
   }
 
   /**
@@ -398,7 +421,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       }
     };
     void produce();
-    return { body, digest: () => ({ sha256: hash.digest('hex'), bytes }) };
+    return { body, digest: () => ({ sha256: hash.digest('hex'), bytes }), failure: () => failure };
   }
 
   function throttledHeartbeat(h: ActivityHooks, details: (bytes: number) => unknown): (bytes: number) => void {
@@ -658,13 +681,17 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       const abort = (): void => void body.destroy(new Error('cancelled'));
       h.signal?.addEventListener('abort', abort);
       try {
-        const put = await store.putStream(uri, body, {
-          ifAbsent: true,
-          contentType: 'application/x-tar',
-          onProgress: (p) => {
-            uploaded = p.loadedBytes;
-          },
-        });
+        const put = await store
+          .putStream(uri, body, {
+            ifAbsent: true,
+            contentType: 'application/x-tar',
+            onProgress: (p) => {
+              uploaded = p.loadedBytes;
+            },
+          })
+          .catch((err: unknown) => {
+            throw build.failure()?.err ?? err;
+          });
         // Another writer created it between our HEAD and our upload: the retry checks its bytes.
         if (!put.created) throw ApplicationFailure.retryable(`${uri} appeared while this attempt was writing it; retrying to check its bytes`, 'SHARD_RACE');
       } finally {

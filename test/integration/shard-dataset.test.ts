@@ -210,6 +210,32 @@ describe('shardDataset (real dev server, real S3 store)', () => {
     expect(drobCause.message).toContain('D_lan');
   });
 
+  it('a key frame whose bytes fail their checksum fails non-retryable, naming the trajectory and the frame, and writes no shards.json', async () => {
+    const dlan = await readManifest(store, dlanUri);
+    const t = dlan.trajectories[1]!;
+    const record = await getJson(store, joinUri(dlanUri, t.record), DLanRecord);
+    const frameUri = joinUri(record.provenance.sourceDataset, record.steps[record.steps.length - 1]!.keyFrame);
+    const original = await store.get(frameUri);
+    // Same size, still a JPEG by its magic bytes: only the D_rob manifest's sha256 can tell.
+    const corrupted = Buffer.from(original);
+    corrupted[corrupted.length - 3] = corrupted[corrupted.length - 3]! ^ 0xff;
+    await store.put(frameUri, corrupted);
+    try {
+      const out = `${root}/corrupt-frame`;
+      const err = await shard({ ...input(), outputUri: out }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
+      expect(cause.type).toBe('DATASET_INVALID');
+      expect(cause.nonRetryable).toBe(true);
+      expect(cause.message).toContain(`trajectory ${t.id}`);
+      expect(cause.message).toContain(frameUri);
+      expect(cause.message).toContain('checksum');
+      expect(await store.head(joinUri(out, SHARD_MANIFEST_FILE))).toBeUndefined();
+    } finally {
+      await store.put(frameUri, original);
+    }
+  });
+
   // Last: it breaks the D_rob dataset the other tests read.
   it('a D_rob frame missing from the store fails non-retryable, naming the frame, and leaves no shard behind', async () => {
     const record = await getJson(store, joinUri(dlanUri, 'records', `${(await readManifest(store, dlanUri)).trajectories[0]!.id}.json`), DLanRecord);
