@@ -97,6 +97,8 @@ export interface PlanShardsInput {
   seed: number;
   validationFraction: number;
   targetShardBytes: number;
+  /** Add a `direction` sample per D_lan step (ShardDatasetInput.directionLabels). */
+  directionLabels: boolean;
 }
 
 export interface PlanShardsResult {
@@ -205,9 +207,9 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     return parsed.data;
   }
 
-  function samplesOf(record: DLanRecord, recordUri: string, validate = true): BuiltSample[] {
+  function samplesOf(record: DLanRecord, recordUri: string, directionLabels: boolean, validate = true): BuiltSample[] {
     try {
-      return buildSamples(record, { validate });
+      return buildSamples(record, { validate, directionLabels });
     } catch (err) {
       throw new DatasetInvalidError(`${recordUri}: ${(err as Error).message}`);
     }
@@ -228,7 +230,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       if (sha === undefined) throw new DatasetInvalidError(`${joinUri(input.datasetUri, MANIFEST_FILE)}: record ${t.record} is not listed in files`);
       const record = await readRecord(input.datasetUri, t.record, sha);
       if (record.trajectoryId !== t.id) throw new DatasetInvalidError(`${recordUri}: trajectoryId ${record.trajectoryId} does not match the manifest's ${t.id}`);
-      const samples = samplesOf(record, recordUri);
+      const samples = samplesOf(record, recordUri, key.directionLabels);
       const source = record.provenance.sourceDataset;
       const files = await drobFiles(source);
       const estimatedBytes = estimateSampleBytes(samples, (path) => {
@@ -315,10 +317,11 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
   }
 
   /** The trajectories of one shard, records and verified frames read ahead of the tar writer, in plan order. */
-  function loadTrajectories(datasetUri: string, trajectories: readonly PlannedTrajectory[]): AsyncGenerator<LoadedTrajectory> {
+  function loadTrajectories(plan: ShardPlanFile, trajectories: readonly PlannedTrajectory[]): AsyncGenerator<LoadedTrajectory> {
+    const datasetUri = plan.datasetUri;
     return orderedMap(trajectories, PREFETCH_TRAJECTORIES, async (t) => {
       const record = await readRecord(datasetUri, t.record, t.recordSha256, true);
-      const samples = samplesOf(record, joinUri(datasetUri, t.record), false);
+      const samples = samplesOf(record, joinUri(datasetUri, t.record), plan.key.directionLabels, false);
       const source = record.provenance.sourceDataset;
       const paths = [...new Set(samples.map((s) => s.framePath))];
       const frames = new Map(await Promise.all(paths.map(async (p) => [p, await readFrame(record.trajectoryId, source, p)] as const)));
@@ -345,7 +348,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
    * buffer hashed once and handed on whole; a trajectory's files go into the pack at once, and the
    * pack's buffer holds a trajectory or so, so no file waits on the one before it.
    */
-  function buildTar(datasetUri: string, trajectories: readonly PlannedTrajectory[], onBytes: (bytes: number) => void): TarBuild {
+  function buildTar(plan: ShardPlanFile, trajectories: readonly PlannedTrajectory[], onBytes: (bytes: number) => void): TarBuild {
     const pack = tar.pack({ highWaterMark: PACK_BUFFER_BYTES });
     const hash: Hash = createHash('sha256');
     let bytes = 0;
@@ -398,7 +401,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
 
     const produce = async (): Promise<void> => {
       try {
-        for await (const { samples, frames } of loadTrajectories(datasetUri, trajectories)) {
+        for await (const { samples, frames } of loadTrajectories(plan, trajectories)) {
           if (body.destroyed) return;
           // All of a trajectory's files at once: tar-stream writes entries in the order they were
           // added, so the last one written means all are (a failure fails every later entry).
@@ -435,8 +438,8 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
   }
 
   /** Builds a shard's tar into a hasher only, uploading nothing. */
-  async function hashShard(datasetUri: string, trajectories: readonly PlannedTrajectory[], h: ActivityHooks): Promise<{ sha256: string; bytes: number }> {
-    const build = buildTar(datasetUri, trajectories, throttledHeartbeat(h, (bytes) => ({ phase: 'hashing', bytes })));
+  async function hashShard(plan: ShardPlanFile, trajectories: readonly PlannedTrajectory[], h: ActivityHooks): Promise<{ sha256: string; bytes: number }> {
+    const build = buildTar(plan, trajectories, throttledHeartbeat(h, (bytes) => ({ phase: 'hashing', bytes })));
     for await (const _ of build.body) {
       if (h.signal?.aborted) throw new Error('cancelled');
     }
@@ -609,6 +612,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
         seed: input.seed,
         validationFraction: input.validationFraction,
         targetShardBytes: input.targetShardBytes,
+        directionLabels: input.directionLabels,
       };
       const manifestUri = joinUri(input.outputUri, SHARD_MANIFEST_FILE);
       let complete = false;
@@ -633,7 +637,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       if (!samePlanKey(plan.key, key)) {
         const was = plan.key;
         throw outputConflict(
-          `${planUri} belongs to another shard set (source manifest sha256 ${was.datasetManifestSha256}, seed ${was.seed}, validationFraction ${was.validationFraction}, targetShardBytes ${was.targetShardBytes}, prompts ${was.promptVersion}); this run has sha256 ${sha256}, seed ${key.seed}, validationFraction ${key.validationFraction}, targetShardBytes ${key.targetShardBytes}, prompts ${key.promptVersion}: choose a new outputUri`,
+          `${planUri} belongs to another shard set (source manifest sha256 ${was.datasetManifestSha256}, seed ${was.seed}, validationFraction ${was.validationFraction}, targetShardBytes ${was.targetShardBytes}, prompts ${was.promptVersion}, directionLabels ${was.directionLabels}); this run has sha256 ${sha256}, seed ${key.seed}, validationFraction ${key.validationFraction}, targetShardBytes ${key.targetShardBytes}, prompts ${key.promptVersion}, directionLabels ${key.directionLabels}: choose a new outputUri`,
         );
       }
       const trajectories = { train: 0, validation: 0 };
@@ -666,7 +670,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       if (object && sidecar) return { path, written: false, bytes: object.bytes, samples };
       if (object) {
         // A crash between the shard and its sidecar (or a concurrent writer): same bytes, keep it.
-        const [fresh, stored] = await Promise.all([hashShard(plan.datasetUri, shard.trajectories, h), storeSha256(uri)]);
+        const [fresh, stored] = await Promise.all([hashShard(plan, shard.trajectories, h), storeSha256(uri)]);
         if (fresh.sha256 === stored.sha256) {
           await putJson(store, sidecarUri, entryFor(input, shard.trajectories, fresh));
           return { path, written: false, bytes: fresh.bytes, samples };
@@ -676,7 +680,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
 
       let uploaded = 0;
       const beat = throttledHeartbeat(h, (generated) => ({ phase: 'uploading', path, generated, uploaded }));
-      const build = buildTar(plan.datasetUri, shard.trajectories, beat);
+      const build = buildTar(plan, shard.trajectories, beat);
       const body = build.body;
       const abort = (): void => void body.destroy(new Error('cancelled'));
       h.signal?.addEventListener('abort', abort);
@@ -740,14 +744,14 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
         train: { trajectories: 0, samples: 0, shards: 0 },
         validation: { trajectories: 0, samples: 0, shards: 0 },
       };
-      const byStage: Record<ShardStage, number> = { subtasks: 0, motion_plan: 0, action: 0 };
+      const byStage: Partial<Record<ShardStage, number>> = { subtasks: 0, motion_plan: 0, action: 0, ...(plan.key.directionLabels && { direction: 0 }) };
+      // A trajectory of N steps has 1 + 2N samples, or 1 + 3N with direction labels (buildSamples).
+      const perStep = plan.key.directionLabels ? 3 : 2;
       for (const t of plan.trajectories) {
         bySplit[t.split].trajectories++;
         bySplit[t.split].samples += t.samples;
-        const steps = (t.samples - 1) / 2;
-        byStage.subtasks++;
-        byStage.motion_plan += steps;
-        byStage.action += steps;
+        const steps = (t.samples - 1) / perStep;
+        for (const stage of Object.keys(byStage) as ShardStage[]) byStage[stage] = (byStage[stage] ?? 0) + (stage === 'subtasks' ? 1 : steps);
       }
       for (const e of list) bySplit[e.split].shards++;
       const manifest: ShardManifest = ShardManifest.parse({

@@ -68,7 +68,7 @@ describe('shardDataset (real dev server, real S3 store)', () => {
   it('writes several verified shards whose counts add up, splits by trajectory, and holds the D_rob frame bytes', async () => {
     const result = await shard(input());
     expect(result.outputUri).toBe(outputUri());
-    expect(result.outputUri).toMatch(/\/shards\/v1-s1-v20$/);
+    expect(result.outputUri).toMatch(/\/shards\/v2-s1-v20$/);
     expect(result.manifestUri).toBe(joinUri(outputUri(), SHARD_MANIFEST_FILE));
     expect(result.shards).toBeGreaterThan(2);
     expect(result.written).toBe(result.shards);
@@ -78,14 +78,15 @@ describe('shardDataset (real dev server, real S3 store)', () => {
     const dlan = await readManifest(store, dlanUri);
     const steps = dlan.trajectories.reduce((n, t) => n + t.steps, 0);
     expect(manifest.counts.shards).toBe(manifest.shards.length);
-    expect(manifest.counts.samples).toBe(25 + 2 * steps);
+    // Direction labels are on by default: a direction sample per step beside the motion plan and the action.
+    expect(manifest.counts.samples).toBe(25 + 3 * steps);
     expect(manifest.counts.samples).toBe(manifest.shards.reduce((n, s) => n + s.samples, 0));
     expect(manifest.counts.bytes).toBe(manifest.shards.reduce((n, s) => n + s.bytes, 0));
-    expect(manifest.counts.byStage).toEqual({ subtasks: 25, motion_plan: steps, action: steps });
+    expect(manifest.counts.byStage).toEqual({ subtasks: 25, motion_plan: steps, action: steps, direction: steps });
     expect(manifest.counts.bySplit.train.trajectories + manifest.counts.bySplit.validation.trajectories).toBe(25);
     expect(manifest.counts.bySplit.validation.trajectories).toBeGreaterThan(0);
     expect(manifest.counts.bySplit.train.shards + manifest.counts.bySplit.validation.shards).toBe(manifest.shards.length);
-    expect(manifest.source).toMatchObject({ dataset: dlanUri, labeler: { name: 'heuristic', version: 'h2' }, promptVersion: 'v1' });
+    expect(manifest.source).toMatchObject({ dataset: dlanUri, labeler: { name: 'heuristic', version: 'h2' }, promptVersion: 'v2' });
     expect(manifest.source.datasetManifestSha256).toBe(sha256Hex(await store.get(joinUri(dlanUri, 'manifest.json'))));
 
     // Every trajectory in exactly one shard, so in exactly one split.
