@@ -69,7 +69,7 @@ describe('relabel spot check (HTML page and PNG contact sheet of one D_lan recor
       const title = /<title>([^<]*)<\/title>/.exec(html)?.[1] ?? '';
       expect(title).toContain(record.trajectoryId);
       expect(title).toContain(escapeMarkup(record.instruction));
-      expect(title).toContain('heuristic h1');
+      expect(title).toContain('heuristic h2');
       for (const step of record.steps) {
         expect(html).toContain(escapeMarkup(step.subtask));
         expect(html).toContain(escapeMarkup(step.motionPlan));
