@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     const shard = createShardActivities({ store, hooks: () => ({ heartbeat: () => undefined }) });
     const planOut = `s3://bench/plan`;
     const tPlan = performance.now();
-    const plan = await shard.planShards({ datasetUri: dlanUri, outputUri: planOut, seed: 0, validationFraction: 0.05, targetShardBytes: cfg.shardMb * MiB });
+    const plan = await shard.planShards({ datasetUri: dlanUri, outputUri: planOut, seed: 0, validationFraction: 0.05, targetShardBytes: cfg.shardMb * MiB, directionLabels: true });
     const planSeconds = seconds(tPlan);
     const planBytes = await store.get(joinUri(planOut, SHARD_PLAN_FILE));
 

@@ -40,6 +40,29 @@ export const AuxiliaryLabels = z.strictObject({
 });
 export type AuxiliaryLabels = z.infer<typeof AuxiliaryLabels>;
 
+/** A run of consecutive language steps with the same subtask: steps fromStep .. toStep - 1. */
+export interface SubtaskRun {
+  subtask: string;
+  fromStep: number;
+  toStep: number;
+}
+
+/**
+ * The runs of equal consecutive subtasks. A run is one subtask worked on over several steps (the
+ * heuristic gives one step per motion direction, as a robot episode runs one chunk per verifier
+ * cycle until the verifier says proceed), so the subtask list a model learns and an episode walks
+ * has one entry per run, and a subtask-completion tuple spans a run.
+ */
+export function subtaskRuns(subtasks: readonly string[]): SubtaskRun[] {
+  const runs: SubtaskRun[] = [];
+  subtasks.forEach((subtask, i) => {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.subtask === subtask) last.toStep = i + 1;
+    else runs.push({ subtask, fromStep: i, toStep: i + 1 });
+  });
+  return runs;
+}
+
 export const Labeler = z.strictObject({
   /** 'policy': the steps a robot episode's own policy produced (subtask, plan and chunk per cycle). */
   name: z.enum(['heuristic', 'gemini', 'policy']),

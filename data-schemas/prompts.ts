@@ -1,4 +1,4 @@
-import type { ActionChunk } from './d-lan';
+import type { ActionChunk, Direction } from './d-lan';
 
 /**
  * The VLA's three prompts (docs/method.md, "The three prompts and their decoding"). Training samples (`shardDataset`) and
@@ -6,7 +6,8 @@ import type { ActionChunk } from './d-lan';
  * time exactly what it was trained on. Changing a template changes POLICY_PROMPT_VERSION, which is
  * recorded in every shard manifest and training run.
  */
-export const POLICY_PROMPT_VERSION = 'v1';
+// v2: the subtask list names a run of equal subtasks once; the training-only direction-label prompt.
+export const POLICY_PROMPT_VERSION = 'v2';
 
 export const PolicyStage = {
   subtasks: 'subtasks',
@@ -47,6 +48,23 @@ export function actionPrompt(subtask: string, motionPlan: string): string {
     'Output only the action chunk: a list of [dx, dy, dz, gripper] with dx, dy, dz in metres',
     '(+x forward, +y left, +z up) and gripper 1 for open, 0 for closed.',
   ].join('\n');
+}
+
+/**
+ * The auxiliary direction labels (training only, not asked at run time): from o_i and l_i, the
+ * dominant direction of each of the step's `steps` control steps.
+ */
+export function directionPrompt(subtask: string, steps: number): string {
+  return [
+    `Current subtask: "${subtask}".`,
+    `In which direction does the gripper move at each of the next ${steps} control steps? Answer one word per step,`,
+    'separated by commas: forward, backward, left, right, up, down or none (+x forward, +y left, +z up).',
+  ].join('\n');
+}
+
+/** Direction labels as the model writes them: `forward, forward, down, none`. */
+export function formatDirections(directions: readonly Direction[]): string {
+  return directions.join(', ');
 }
 
 /** Fixed decimals, without the "-0.000" that toFixed gives tiny negatives. */

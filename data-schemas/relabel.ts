@@ -9,7 +9,7 @@ import { joinUri } from './uri';
  */
 
 /** Version of the heuristic labeler's rules; bump when its output changes. Part of the output key. */
-export const HEURISTIC_LABELER_VERSION = 'h1';
+export const HEURISTIC_LABELER_VERSION = 'h2';
 export const DEFAULT_GEMINI_MODEL = 'gemini-2.5-flash';
 
 export const LabelerChoice = z.discriminatedUnion('name', [
@@ -65,11 +65,17 @@ export interface CleanedTrajectory {
   gripper: (0 | 1)[];
 }
 
-/** Post-processing thresholds (docs/method.md: about 2.5 cm per direction, 5 cm absolute). */
+/**
+ * Post-processing of action chunks (docs/method.md, "Action chunk post-processing": about 2.5 cm per direction, 5 cm absolute).
+ * Both take effect: a command is emitted once one axis reaches `perAxisMeters`, and no command is
+ * ever longer than `absoluteMeters` (definition: `aggregateChunkExplained`). The default cap equals
+ * the stations' default per-step limit (DEFAULT_MAX_STEP_METERS), so default D_lan chunks never
+ * trip a default station's safety check.
+ */
 export const ChunkAggregation = z.strictObject({
-  /** Movement along one axis is emitted once it reaches this many metres. @default 0.025 */
+  /** A command is emitted once its movement along one axis reaches this many metres. @default 0.025 */
   perAxisMeters: z.number().positive().max(1).default(0.025),
-  /** ... or once the total movement since the last emitted command reaches this. @default 0.05 */
+  /** Upper bound on a command's norm (m): a command is closed before the step that would take it past this, and a longer step is split. @default 0.05 */
   absoluteMeters: z.number().positive().max(1).default(0.05),
 });
 export type ChunkAggregation = z.infer<typeof ChunkAggregation>;
@@ -114,7 +120,7 @@ export function labelerIdentity(choice: LabelerChoice): Labeler {
   return { name: 'gemini', version: `${choice.model}-${GEMINI_PROMPT_VERSION}`, model: choice.model, promptVersion: GEMINI_PROMPT_VERSION };
 }
 
-/** `heuristic-h1`, `gemini-gemini-2.5-flash-p1`: names the output folder and child workflow ids. */
+/** `heuristic-h2`, `gemini-gemini-2.5-flash-p1`: names the output folder and child workflow ids. */
 export function labelerKey(choice: LabelerChoice): string {
   const id = labelerIdentity(choice);
   return `${id.name}-${id.version}`;

@@ -26,7 +26,8 @@ export const SHARD_PLAN_FILE = 'shards-plan.json';
 export const Split = z.enum(['train', 'validation']);
 export type Split = z.infer<typeof Split>;
 
-export const ShardStage = z.enum(['subtasks', 'motion_plan', 'action']);
+/** The three policy stages, and `direction`: the auxiliary per-step direction labels (when `directionLabels` is on). */
+export const ShardStage = z.enum(['subtasks', 'motion_plan', 'action', 'direction']);
 export type ShardStage = z.infer<typeof ShardStage>;
 
 const TextPart = z.strictObject({ type: z.literal('text'), text: z.string().min(1) });
@@ -95,7 +96,8 @@ export const ShardManifest = z.strictObject({
     samples: z.int().nonnegative(),
     bytes: z.int().nonnegative(),
     bySplit: z.record(Split, z.strictObject({ trajectories: z.int().nonnegative(), samples: z.int().nonnegative(), shards: z.int().nonnegative() })),
-    byStage: z.record(ShardStage, z.int().nonnegative()),
+    /** Samples per stage; `direction` only in shard sets made with direction labels. */
+    byStage: z.partialRecord(ShardStage, z.int().nonnegative()),
   }),
   shards: z.array(ShardEntry),
 });
@@ -109,7 +111,7 @@ export const ShardDatasetInput = z.strictObject({
   datasetUri: ObjectUri,
   /**
    * Where the shard set goes. Default `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<validation %, rounded>`,
-   * e.g. `.../shards/v1-s0-v5` (see `defaultShardOutput`). One root holds one shard set: a run with
+   * e.g. `.../shards/v2-s0-v5` (see `defaultShardOutput`). One root holds one shard set: a run with
    * another source manifest or other split settings into an existing root fails; choose a new one.
    */
   outputUri: ObjectUri.optional(),
@@ -119,6 +121,12 @@ export const ShardDatasetInput = z.strictObject({
   seed: z.int().nonnegative().default(0),
   /** Shards are planned to hold about this many bytes. @default 256 MiB */
   targetShardBytes: z.int().min(64 * 1024).default(256 * 1024 * 1024),
+  /**
+   * Also train the auxiliary direction labels: one `direction` sample per D_lan step (its key frame
+   * and subtask -> the direction of each source step it covers), the paper's additional training
+   * signal (docs/training.md). Off gives the three policy stages only. @default true
+   */
+  directionLabels: z.boolean().default(true),
   /** Shards written at once. @default 4 */
   maxConcurrentShards: z.int().min(1).max(64).default(4),
 });

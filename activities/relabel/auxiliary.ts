@@ -2,7 +2,7 @@
  * Auxiliary labels of a D_lan record (docs/method.md, "D_lan"): subtask-completion tuples (o_i, o_j, l_i)
  * and per-step direction labels.
  */
-import type { AuxiliaryLabels, Direction } from '../../data-schemas/d-lan';
+import { subtaskRuns, type AuxiliaryLabels, type Direction } from '../../data-schemas/d-lan';
 import type { CleanedTrajectory, SegmentLabel } from '../../data-schemas/relabel';
 
 export type Vec3 = readonly [number, number, number];
@@ -53,14 +53,7 @@ export function dominantDirection(d: Vec3, minNorm = DIRECTION_MIN_NORM): Direct
  * ('none' below DIRECTION_MIN_NORM).
  */
 export function auxiliaryLabels(segments: readonly SegmentLabel[], cleaned: CleanedTrajectory): AuxiliaryLabels {
-  const subtaskCompletion: AuxiliaryLabels['subtaskCompletion'] = [];
-  let runStart = 0;
-  segments.forEach((s, i) => {
-    const next = segments[i + 1];
-    if (next !== undefined && next.subtask === s.subtask) return;
-    subtaskCompletion.push({ fromStep: runStart, toStep: i + 1, subtask: (segments[runStart] as SegmentLabel).subtask });
-    runStart = i + 1;
-  });
+  const subtaskCompletion = subtaskRuns(segments.map((s) => s.subtask)).map(({ fromStep, toStep, subtask }) => ({ fromStep, toStep, subtask }));
   const directions = cleaned.translation.map((d, sourceStep) => ({ sourceStep, direction: dominantDirection(d) }));
   return { subtaskCompletion, directions };
 }

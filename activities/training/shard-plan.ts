@@ -6,12 +6,12 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from '../../data-schemas/common';
-import { Labeler, type DLanRecord } from '../../data-schemas/d-lan';
-import { actionPrompt, formatActionChunk, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
+import { Labeler, subtaskRuns, type DLanRecord } from '../../data-schemas/d-lan';
+import { actionPrompt, directionPrompt, formatActionChunk, formatDirections, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
 import { ShardSample, Split, type ShardStage } from '../../data-schemas/training';
 
 /** Stage order inside a trajectory's run of samples. */
-export const STAGE_ORDER: readonly ShardStage[] = ['subtasks', 'motion_plan', 'action'];
+export const STAGE_ORDER: readonly ShardStage[] = ['subtasks', 'motion_plan', 'action', 'direction'];
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -74,13 +74,17 @@ export interface BuiltSample {
 }
 
 /**
- * The 1 + 2N samples of one D_lan record, in tar order: `subtasks` (o_0, every l_i), then a
- * `motion_plan` (o_i, l_i -> m_i) and an `action` (o_i, l_i, m_i -> a_i) per step, each stage in
- * step order. Every sample is validated against ShardSample unless `validate` is false (the
- * shard writer, whose records were validated when planning and are checked by sha256).
- * @throws Error naming the trajectory when a key frame is neither jpg nor png or a sample is invalid
+ * The samples of one D_lan record, in tar order: `subtasks` (o_0, the subtask list: every l_i,
+ * consecutive repeats once, see `subtaskRuns`), then a `motion_plan` (o_i, l_i -> m_i) and an
+ * `action` (o_i, l_i, m_i -> a_i) per step, and with `directionLabels` a `direction` (o_i, l_i ->
+ * the direction label of each source step in sourceSteps) per step, each stage in step order:
+ * 1 + 2N samples, or 1 + 3N with direction labels. Every sample is validated against ShardSample
+ * unless `validate` is false (the shard writer, whose records were validated when planning and are
+ * checked by sha256).
+ * @throws Error naming the trajectory when a key frame is neither jpg nor png, a source step has no
+ * direction label, or a sample is invalid
  */
-export function buildSamples(record: DLanRecord, options: { validate?: boolean } = {}): BuiltSample[] {
+export function buildSamples(record: DLanRecord, options: { validate?: boolean; directionLabels?: boolean } = {}): BuiltSample[] {
   const validate = options.validate ?? true;
   const out: BuiltSample[] = [];
   // One sha256 per trajectory, not per sample: sampleKey() with the prefix computed once.
@@ -110,9 +114,22 @@ export function buildSamples(record: DLanRecord, options: { validate?: boolean }
     out.push({ sample, json: Buffer.from(JSON.stringify(sample), 'utf8'), framePath });
   };
   const steps = record.steps;
-  add('subtasks', 0, steps[0]!.keyFrame, subtasksPrompt(record.instruction), formatSubtaskList(steps.map((s) => s.subtask)));
+  // One entry per run of equal subtasks: the list an episode walks, never "Move to X" twice in a row.
+  add('subtasks', 0, steps[0]!.keyFrame, subtasksPrompt(record.instruction), formatSubtaskList(subtaskRuns(steps.map((s) => s.subtask)).map((r) => r.subtask)));
   for (const s of steps) add('motion_plan', s.index, s.keyFrame, motionPlanPrompt(s.subtask), s.motionPlan);
   for (const s of steps) add('action', s.index, s.keyFrame, actionPrompt(s.subtask, s.motionPlan), formatActionChunk(s.actionChunk));
+  if (options.directionLabels) {
+    const bySourceStep = new Map(record.auxiliary.directions.map((d) => [d.sourceStep, d.direction]));
+    for (const s of steps) {
+      const [start, end] = s.sourceSteps;
+      const labels = Array.from({ length: end - start }, (_, k) => {
+        const label = bySourceStep.get(start + k);
+        if (label === undefined) throw new Error(`trajectory ${record.trajectoryId}: auxiliary.directions has no label for source step ${start + k} (step ${s.index})`);
+        return label;
+      });
+      add('direction', s.index, s.keyFrame, directionPrompt(s.subtask, labels.length), formatDirections(labels));
+    }
+  }
   return out;
 }
 
@@ -163,6 +180,8 @@ export const ShardPlanKey = z.strictObject({
   seed: z.int().nonnegative(),
   validationFraction: z.number().min(0).max(0.5),
   targetShardBytes: z.int().positive(),
+  /** Whether the shards hold `direction` samples; plans written before the switch existed had none. */
+  directionLabels: z.boolean().default(false),
 });
 export type ShardPlanKey = z.infer<typeof ShardPlanKey>;
 
@@ -185,7 +204,8 @@ export const samePlanKey = (a: ShardPlanKey, b: ShardPlanKey): boolean =>
   a.promptVersion === b.promptVersion &&
   a.seed === b.seed &&
   a.validationFraction === b.validationFraction &&
-  a.targetShardBytes === b.targetShardBytes;
+  a.targetShardBytes === b.targetShardBytes &&
+  a.directionLabels === b.directionLabels;
 
 /**
  * Splits by recording and assigns shards: the split from the hash of the trajectory's content hash,

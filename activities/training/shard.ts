@@ -11,7 +11,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { DLanRecord, type Labeler } from '../../data-schemas/d-lan';
-import { DatasetManifest, MANIFEST_FILE } from '../../data-schemas/manifest';
+import { DatasetManifest, MANIFEST_FILE, type ManifestFile } from '../../data-schemas/manifest';
 import { POLICY_PROMPT_VERSION } from '../../data-schemas/prompts';
 import {
   SHARD_FORMAT,
@@ -98,6 +98,8 @@ export interface PlanShardsInput {
   seed: number;
   validationFraction: number;
   targetShardBytes: number;
+  /** Add a `direction` sample per D_lan step (ShardDatasetInput.directionLabels). */
+  directionLabels: boolean;
 }
 
 export interface PlanShardsResult {
@@ -169,13 +171,13 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     return entry;
   }
 
-  type DrobSource = { files: Map<string, number>; contentSha256: (trajectoryId: string) => Promise<string> };
+  type DrobSource = { files: Map<string, ManifestFile>; contentSha256: (trajectoryId: string) => Promise<string> };
   const drobCache = new Map<string, Promise<DrobSource>>();
-  /** Frame sizes of a D_rob dataset, by path, and its trajectories' content hashes, from its manifest. */
+  /** The files of a D_rob dataset (size and sha256), by path, and its trajectories' content hashes, from its manifest. */
   function drobFiles(rootUri: string): Promise<DrobSource> {
     let files = drobCache.get(rootUri);
     if (!files) {
-      files = readManifest(store, rootUri).then((m) => ({ files: new Map(m.files.map((f) => [f.path, f.bytes])), contentSha256: contentSha256Of(store, rootUri, m) }));
+      files = readManifest(store, rootUri).then((m) => ({ files: new Map(m.files.map((f) => [f.path, f])), contentSha256: contentSha256Of(store, rootUri, m) }));
       files.catch(() => drobCache.delete(rootUri));
       drobCache.set(rootUri, files);
     }
@@ -207,9 +209,9 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     return parsed.data;
   }
 
-  function samplesOf(record: DLanRecord, recordUri: string, validate = true): BuiltSample[] {
+  function samplesOf(record: DLanRecord, recordUri: string, directionLabels: boolean, validate = true): BuiltSample[] {
     try {
-      return buildSamples(record, { validate });
+      return buildSamples(record, { validate, directionLabels });
     } catch (err) {
       throw new DatasetInvalidError(`${recordUri}: ${(err as Error).message}`);
     }
@@ -230,15 +232,15 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       if (sha === undefined) throw new DatasetInvalidError(`${joinUri(input.datasetUri, MANIFEST_FILE)}: record ${t.record} is not listed in files`);
       const record = await readRecord(input.datasetUri, t.record, sha);
       if (record.trajectoryId !== t.id) throw new DatasetInvalidError(`${recordUri}: trajectoryId ${record.trajectoryId} does not match the manifest's ${t.id}`);
-      const samples = samplesOf(record, recordUri);
+      const samples = samplesOf(record, recordUri, key.directionLabels);
       const source = record.provenance.sourceDataset;
       const { files, contentSha256 } = await drobFiles(source);
       const estimatedBytes = estimateSampleBytes(samples, (path) => {
-        const bytes = files.get(path);
-        if (bytes === undefined) {
+        const file = files.get(path);
+        if (file === undefined) {
           throw new DatasetInvalidError(`${recordUri}: key frame ${joinUri(source, path)} is missing from its D_rob dataset (not in ${joinUri(source, MANIFEST_FILE)})`);
         }
-        return bytes;
+        return file.bytes;
       });
       if (labeler === undefined) labeler = record.labeler;
       else if (labeler.name !== record.labeler.name || labeler.version !== record.labeler.version) {
@@ -298,14 +300,33 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     frames: Map<string, Buffer>;
   }
 
-  /** The trajectories of one shard, records and frames read ahead of the tar writer, in plan order. */
-  function loadTrajectories(datasetUri: string, trajectories: readonly PlannedTrajectory[]): AsyncGenerator<LoadedTrajectory> {
+  /**
+   * One key frame's bytes, checked against the sha256 its D_rob manifest lists: a frame corrupted
+   * or replaced after import must not go into training silently.
+   */
+  async function readFrame(trajectoryId: string, source: string, path: string): Promise<Buffer> {
+    const uri = joinUri(source, path);
+    const listed = (await drobFiles(source)).files.get(path);
+    if (listed === undefined) throw new DatasetInvalidError(`trajectory ${trajectoryId}: key frame ${uri} is missing from its D_rob dataset (not in ${joinUri(source, MANIFEST_FILE)})`);
+    const bytes = await store.get(uri);
+    const sha256 = sha256Hex(bytes);
+    if (sha256 !== listed.sha256 || bytes.length !== listed.bytes) {
+      throw new DatasetInvalidError(
+        `trajectory ${trajectoryId}: key frame ${uri} fails its checksum (sha256 ${sha256}, ${bytes.length} bytes; ${joinUri(source, MANIFEST_FILE)} lists ${listed.sha256}, ${listed.bytes} bytes); restore the frame or re-import the D_rob dataset (vla data validate lists every bad file)`,
+      );
+    }
+    return bytes;
+  }
+
+  /** The trajectories of one shard, records and verified frames read ahead of the tar writer, in plan order. */
+  function loadTrajectories(plan: ShardPlanFile, trajectories: readonly PlannedTrajectory[]): AsyncGenerator<LoadedTrajectory> {
+    const datasetUri = plan.datasetUri;
     return orderedMap(trajectories, PREFETCH_TRAJECTORIES, async (t) => {
       const record = await readRecord(datasetUri, t.record, t.recordSha256, true);
-      const samples = samplesOf(record, joinUri(datasetUri, t.record), false);
+      const samples = samplesOf(record, joinUri(datasetUri, t.record), plan.key.directionLabels, false);
       const source = record.provenance.sourceDataset;
       const paths = [...new Set(samples.map((s) => s.framePath))];
-      const frames = new Map(await Promise.all(paths.map(async (p) => [p, await store.get(joinUri(source, p))] as const)));
+      const frames = new Map(await Promise.all(paths.map(async (p) => [p, await readFrame(record.trajectoryId, source, p)] as const)));
       return { samples, frames };
     });
   }
@@ -315,6 +336,11 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     body: Readable;
     /** Valid once `body` has ended. */
     digest(): { sha256: string; bytes: number };
+    /**
+     * The producer's own error when it failed (a corrupt frame, a bad record): the store's upload
+     * wraps a body's error in a store error of its own, which would hide the cause and its type.
+     */
+    failure(): { err: unknown } | undefined;
   }
 
   /**
@@ -324,7 +350,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
    * buffer hashed once and handed on whole; a trajectory's files go into the pack at once, and the
    * pack's buffer holds a trajectory or so, so no file waits on the one before it.
    */
-  function buildTar(datasetUri: string, trajectories: readonly PlannedTrajectory[], onBytes: (bytes: number) => void): TarBuild {
+  function buildTar(plan: ShardPlanFile, trajectories: readonly PlannedTrajectory[], onBytes: (bytes: number) => void): TarBuild {
     const pack = tar.pack({ highWaterMark: PACK_BUFFER_BYTES });
     const hash: Hash = createHash('sha256');
     let bytes = 0;
@@ -377,7 +403,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
 
     const produce = async (): Promise<void> => {
       try {
-        for await (const { samples, frames } of loadTrajectories(datasetUri, trajectories)) {
+        for await (const { samples, frames } of loadTrajectories(plan, trajectories)) {
           if (body.destroyed) return;
           // All of a trajectory's files at once: tar-stream writes entries in the order they were
           // added, so the last one written means all are (a failure fails every later entry).
@@ -400,7 +426,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       }
     };
     void produce();
-    return { body, digest: () => ({ sha256: hash.digest('hex'), bytes }) };
+    return { body, digest: () => ({ sha256: hash.digest('hex'), bytes }), failure: () => failure };
   }
 
   function throttledHeartbeat(h: ActivityHooks, details: (bytes: number) => unknown): (bytes: number) => void {
@@ -414,8 +440,8 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
   }
 
   /** Builds a shard's tar into a hasher only, uploading nothing. */
-  async function hashShard(datasetUri: string, trajectories: readonly PlannedTrajectory[], h: ActivityHooks): Promise<{ sha256: string; bytes: number }> {
-    const build = buildTar(datasetUri, trajectories, throttledHeartbeat(h, (bytes) => ({ phase: 'hashing', bytes })));
+  async function hashShard(plan: ShardPlanFile, trajectories: readonly PlannedTrajectory[], h: ActivityHooks): Promise<{ sha256: string; bytes: number }> {
+    const build = buildTar(plan, trajectories, throttledHeartbeat(h, (bytes) => ({ phase: 'hashing', bytes })));
     for await (const _ of build.body) {
       if (h.signal?.aborted) throw new Error('cancelled');
     }
@@ -588,6 +614,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
         seed: input.seed,
         validationFraction: input.validationFraction,
         targetShardBytes: input.targetShardBytes,
+        directionLabels: input.directionLabels,
       };
       const manifestUri = joinUri(input.outputUri, SHARD_MANIFEST_FILE);
       let complete = false;
@@ -612,7 +639,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       if (!samePlanKey(plan.key, key)) {
         const was = plan.key;
         throw outputConflict(
-          `${planUri} belongs to another shard set (source manifest sha256 ${was.datasetManifestSha256}, seed ${was.seed}, validationFraction ${was.validationFraction}, targetShardBytes ${was.targetShardBytes}, prompts ${was.promptVersion}); this run has sha256 ${sha256}, seed ${key.seed}, validationFraction ${key.validationFraction}, targetShardBytes ${key.targetShardBytes}, prompts ${key.promptVersion}: choose a new outputUri`,
+          `${planUri} belongs to another shard set (source manifest sha256 ${was.datasetManifestSha256}, seed ${was.seed}, validationFraction ${was.validationFraction}, targetShardBytes ${was.targetShardBytes}, prompts ${was.promptVersion}, directionLabels ${was.directionLabels}); this run has sha256 ${sha256}, seed ${key.seed}, validationFraction ${key.validationFraction}, targetShardBytes ${key.targetShardBytes}, prompts ${key.promptVersion}, directionLabels ${key.directionLabels}: choose a new outputUri`,
         );
       }
       const trajectories = { train: 0, validation: 0 };
@@ -645,7 +672,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       if (object && sidecar) return { path, written: false, bytes: object.bytes, samples };
       if (object) {
         // A crash between the shard and its sidecar (or a concurrent writer): same bytes, keep it.
-        const [fresh, stored] = await Promise.all([hashShard(plan.datasetUri, shard.trajectories, h), storeSha256(uri)]);
+        const [fresh, stored] = await Promise.all([hashShard(plan, shard.trajectories, h), storeSha256(uri)]);
         if (fresh.sha256 === stored.sha256) {
           await putJson(store, sidecarUri, entryFor(input, shard.trajectories, fresh));
           return { path, written: false, bytes: fresh.bytes, samples };
@@ -655,18 +682,22 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
 
       let uploaded = 0;
       const beat = throttledHeartbeat(h, (generated) => ({ phase: 'uploading', path, generated, uploaded }));
-      const build = buildTar(plan.datasetUri, shard.trajectories, beat);
+      const build = buildTar(plan, shard.trajectories, beat);
       const body = build.body;
       const abort = (): void => void body.destroy(new Error('cancelled'));
       h.signal?.addEventListener('abort', abort);
       try {
-        const put = await store.putStream(uri, body, {
-          ifAbsent: true,
-          contentType: 'application/x-tar',
-          onProgress: (p) => {
-            uploaded = p.loadedBytes;
-          },
-        });
+        const put = await store
+          .putStream(uri, body, {
+            ifAbsent: true,
+            contentType: 'application/x-tar',
+            onProgress: (p) => {
+              uploaded = p.loadedBytes;
+            },
+          })
+          .catch((err: unknown) => {
+            throw build.failure()?.err ?? err;
+          });
         // Another writer created it between our HEAD and our upload: the retry checks its bytes.
         if (!put.created) throw ApplicationFailure.retryable(`${uri} appeared while this attempt was writing it; retrying to check its bytes`, 'SHARD_RACE');
       } finally {
@@ -715,14 +746,14 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
         train: { trajectories: 0, samples: 0, shards: 0 },
         validation: { trajectories: 0, samples: 0, shards: 0 },
       };
-      const byStage: Record<ShardStage, number> = { subtasks: 0, motion_plan: 0, action: 0 };
+      const byStage: Partial<Record<ShardStage, number>> = { subtasks: 0, motion_plan: 0, action: 0, ...(plan.key.directionLabels && { direction: 0 }) };
+      // A trajectory of N steps has 1 + 2N samples, or 1 + 3N with direction labels (buildSamples).
+      const perStep = plan.key.directionLabels ? 3 : 2;
       for (const t of plan.trajectories) {
         bySplit[t.split].trajectories++;
         bySplit[t.split].samples += t.samples;
-        const steps = (t.samples - 1) / 2;
-        byStage.subtasks++;
-        byStage.motion_plan += steps;
-        byStage.action += steps;
+        const steps = (t.samples - 1) / perStep;
+        for (const stage of Object.keys(byStage) as ShardStage[]) byStage[stage] = (byStage[stage] ?? 0) + (stage === 'subtasks' ? 1 : steps);
       }
       for (const e of list) bySplit[e.split].shards++;
       const manifest: ShardManifest = ShardManifest.parse({

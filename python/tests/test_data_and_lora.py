@@ -109,6 +109,9 @@ def test_shard_index_and_corruption(tmp_path):
     assert len(ds) == 4
     item = ds[3]
     assert item["sample"]["key"] == make_samples(4)[3]["key"] and item["image"].mode == "RGB"
+    # the auxiliary direction-label samples (shardDataset's directionLabels) are a stage like the others
+    direction = dict(make_samples(1)[0], stage="direction", step=1, key="traj-000_direction_0001")
+    assert ShardDataset([str(write_shard(tmp_path / "direction.tar", [direction]))])[0]["sample"]["stage"] == "direction"
 
     data = good.read_bytes()
     truncated = tmp_path / "truncated.tar"

@@ -55,7 +55,7 @@ describe('relabelDataset with the heuristic labeler (real dev server, real store
       for await (const o of store.list(joinUri(first.outputUri, 'records') + '/')) records.push(o.uri);
       expect(records).toHaveLength(25);
       const record = await getJson(store, records[0]!, DLanRecord);
-      expect(record.labeler).toEqual({ name: 'heuristic', version: 'h1' });
+      expect(record.labeler).toEqual({ name: 'heuristic', version: 'h2' });
       expect(record.steps[0]!.subtask).toMatch(/^Move to/);
       const mtime = statSync(new URL(records[0]!)).mtimeMs;
 

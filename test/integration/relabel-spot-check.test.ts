@@ -53,7 +53,7 @@ describe('relabel spot check (HTML page and PNG contact sheet of one D_lan recor
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vla-spot-check-'));
     bridgeUri = fileUri(join(dir, 'bridge'));
-    outUri = joinUri(bridgeUri, 'labels', 'heuristic-h1');
+    outUri = joinUri(bridgeUri, 'labels', 'heuristic-h2');
     const manifest = await importBridgeSample(store, bridgeUri, 2);
     records = await relabelWithoutTemporal(store, bridgeUri, manifest, outUri);
   });
@@ -69,7 +69,7 @@ describe('relabel spot check (HTML page and PNG contact sheet of one D_lan recor
       const title = /<title>([^<]*)<\/title>/.exec(html)?.[1] ?? '';
       expect(title).toContain(record.trajectoryId);
       expect(title).toContain(escapeMarkup(record.instruction));
-      expect(title).toContain('heuristic h1');
+      expect(title).toContain('heuristic h2');
       for (const step of record.steps) {
         expect(html).toContain(escapeMarkup(step.subtask));
         expect(html).toContain(escapeMarkup(step.motionPlan));
@@ -150,7 +150,7 @@ describe('relabel spot check (HTML page and PNG contact sheet of one D_lan recor
       const id = records[0]!.trajectoryId;
       const htmlFile = join(dir, 'out', `${id}.html`);
       const pngFile = join(dir, 'out', `${id}.png`);
-      await program.parseAsync(['relabel', 'show', join(dir, 'bridge', 'labels', 'heuristic-h1'), id, '--out', htmlFile, '--png', pngFile], { from: 'user' });
+      await program.parseAsync(['relabel', 'show', join(dir, 'bridge', 'labels', 'heuristic-h2'), id, '--out', htmlFile, '--png', pngFile], { from: 'user' });
       expect(readFileSync(htmlFile, 'utf8')).toContain(escapeMarkup(records[0]!.steps[0]!.subtask));
       expect((await sharp(readFileSync(pngFile)).metadata()).format).toBe('png');
       expect(log.mock.calls.map((c) => String(c[0]))).toEqual([`wrote ${htmlFile}`, `wrote ${pngFile}`]);

@@ -69,7 +69,7 @@ describe('shardDataset (real dev server, real S3 store)', () => {
   it('writes several verified shards whose counts add up, splits by trajectory, and holds the D_rob frame bytes', async () => {
     const result = await shard(input());
     expect(result.outputUri).toBe(outputUri());
-    expect(result.outputUri).toMatch(/\/shards\/v1-s1-v20$/);
+    expect(result.outputUri).toMatch(/\/shards\/v2-s1-v20$/);
     expect(result.manifestUri).toBe(joinUri(outputUri(), SHARD_MANIFEST_FILE));
     expect(result.shards).toBeGreaterThan(2);
     expect(result.written).toBe(result.shards);
@@ -79,14 +79,15 @@ describe('shardDataset (real dev server, real S3 store)', () => {
     const dlan = await readManifest(store, dlanUri);
     const steps = dlan.trajectories.reduce((n, t) => n + t.steps, 0);
     expect(manifest.counts.shards).toBe(manifest.shards.length);
-    expect(manifest.counts.samples).toBe(25 + 2 * steps);
+    // Direction labels are on by default: a direction sample per step beside the motion plan and the action.
+    expect(manifest.counts.samples).toBe(25 + 3 * steps);
     expect(manifest.counts.samples).toBe(manifest.shards.reduce((n, s) => n + s.samples, 0));
     expect(manifest.counts.bytes).toBe(manifest.shards.reduce((n, s) => n + s.bytes, 0));
-    expect(manifest.counts.byStage).toEqual({ subtasks: 25, motion_plan: steps, action: steps });
+    expect(manifest.counts.byStage).toEqual({ subtasks: 25, motion_plan: steps, action: steps, direction: steps });
     expect(manifest.counts.bySplit.train.trajectories + manifest.counts.bySplit.validation.trajectories).toBe(25);
     expect(manifest.counts.bySplit.validation.trajectories).toBeGreaterThan(0);
     expect(manifest.counts.bySplit.train.shards + manifest.counts.bySplit.validation.shards).toBe(manifest.shards.length);
-    expect(manifest.source).toMatchObject({ dataset: dlanUri, labeler: { name: 'heuristic', version: 'h1' }, promptVersion: 'v1' });
+    expect(manifest.source).toMatchObject({ dataset: dlanUri, labeler: { name: 'heuristic', version: 'h2' }, promptVersion: 'v2' });
     expect(manifest.source.datasetManifestSha256).toBe(sha256Hex(await store.get(joinUri(dlanUri, 'manifest.json'))));
 
     // Every trajectory in exactly one shard, so in exactly one split.
@@ -217,6 +218,32 @@ describe('shardDataset (real dev server, real S3 store)', () => {
     const drobCause = ((drob as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
     expect(drobCause.type).toBe('DATASET_INVALID');
     expect(drobCause.message).toContain('D_lan');
+  });
+
+  it('a key frame whose bytes fail their checksum fails non-retryable, naming the trajectory and the frame, and writes no shards.json', async () => {
+    const dlan = await readManifest(store, dlanUri);
+    const t = dlan.trajectories[1]!;
+    const record = await getJson(store, joinUri(dlanUri, t.record), DLanRecord);
+    const frameUri = joinUri(record.provenance.sourceDataset, record.steps[record.steps.length - 1]!.keyFrame);
+    const original = await store.get(frameUri);
+    // Same size, still a JPEG by its magic bytes: only the D_rob manifest's sha256 can tell.
+    const corrupted = Buffer.from(original);
+    corrupted[corrupted.length - 3] = corrupted[corrupted.length - 3]! ^ 0xff;
+    await store.put(frameUri, corrupted);
+    try {
+      const out = `${root}/corrupt-frame`;
+      const err = await shard({ ...input(), outputUri: out }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
+      expect(cause.type).toBe('DATASET_INVALID');
+      expect(cause.nonRetryable).toBe(true);
+      expect(cause.message).toContain(`trajectory ${t.id}`);
+      expect(cause.message).toContain(frameUri);
+      expect(cause.message).toContain('checksum');
+      expect(await store.head(joinUri(out, SHARD_MANIFEST_FILE))).toBeUndefined();
+    } finally {
+      await store.put(frameUri, original);
+    }
   });
 
   // Last: it breaks the D_rob dataset the other tests read.

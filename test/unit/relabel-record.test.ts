@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import type { DRobTrajectory } from '../../data-schemas/d-rob';
@@ -8,6 +9,8 @@ import { auxiliaryLabels } from '../../activities/relabel/auxiliary';
 import { cleanTrajectory } from '../../activities/relabel/clean';
 import { heuristicSegments } from '../../activities/relabel/heuristic';
 import { buildDLanRecord, validateSegments, type BuildDLanRecordArgs } from '../../activities/relabel/record';
+import { findSafetyViolation } from '../../activities/robot/station/safety';
+import { SafetyLimits } from '../../data-schemas/station';
 import { BRIDGE_SAMPLE } from '../../infra/config';
 
 const seg = (start: number, end: number, subtask = 'Move to carrot'): SegmentLabel => ({ start, end, subtask, motionPlan: 'Move forward (about 2 cm), keeping the gripper open.' });
@@ -115,7 +118,8 @@ describe('buildDLanRecord on simulated trajectories', () => {
         }
         expect(step.keyFrame).toBe(trajectory.steps[start]!.frames.image_0);
         expect(files.has(step.keyFrame)).toBe(true);
-        expect(step.actionChunk.length).toBeLessThanOrEqual(end - start);
+        const oversized = a.cleaned.translation.slice(start, end).some((d) => Math.hypot(...d) > a.aggregation.absoluteMeters);
+        if (!oversized) expect(step.actionChunk.length).toBeLessThanOrEqual(end - start);
       }
       expect(record.auxiliary.directions).toHaveLength(trajectory.steps.length);
       expect(record.provenance.sourceDataset).toBe('file:///tmp/d-rob');
@@ -136,6 +140,41 @@ describe('buildDLanRecord on simulated trajectories', () => {
     expect(() => buildDLanRecord(args(trajectory, { labeledAt: 'yesterday' }))).toThrow(new RegExp(`trajectory ${trajectory.id}: D_lan record is invalid: provenance\\.labeledAt`));
     const cleaned = cleanTrajectory(trajectory);
     expect(() => buildDLanRecord(args(trajectory, { cleaned: { ...cleaned, steps: n - 1 } }))).toThrow(/cleaned trajectory has/);
+  });
+});
+
+describe('buildDLanRecord: every chunk command passes a default station', () => {
+  const limits = SafetyLimits.parse({});
+  /** Only the per-step limit: the workspace box depends on where the arm is when a chunk runs. */
+  const stepLimitOnly = { ...limits, bounds: { min: [-100, -100, -100] as [number, number, number], max: [100, 100, 100] as [number, number, number] } };
+  const delta = fc.oneof(fc.double({ min: -0.015, max: 0.015, noNaN: true }), fc.double({ min: -0.1, max: 0.1, noNaN: true }));
+  const trajectory = fc.array(fc.tuple(delta, delta, delta, fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 50 }).map((rows): DRobTrajectory => {
+    let pos = [0.3, 0, 0.1];
+    let g = 1;
+    return {
+      formatVersion: 1,
+      id: 'prop-t',
+      instruction: 'put the carrot on the plate',
+      robot: 'widowx_250s',
+      controlHz: 5,
+      cameras: ['image_0'],
+      source: { kind: 'simulator', simulatorVersion: 'prop', task: 'put the carrot on the plate', seed: 0, episodeIndex: 0, success: true },
+      steps: rows.map(([dx, dy, dz, r], index) => {
+        if (r === 0) g = 1 - g;
+        const state = [pos[0]!, pos[1]!, pos[2]!, 0, 0, 0, g] as DRobTrajectory['steps'][number]['state'];
+        pos = [pos[0]! + dx, pos[1]! + dy, pos[2]! + dz];
+        return { index, frames: { image_0: `frames/${index}.jpg` }, state, action: [dx, dy, dz, 0, 0, 0, g], isFirst: index === 0, isLast: index === rows.length - 1, isTerminal: index === rows.length - 1 };
+      }),
+    };
+  });
+
+  it('holds for heuristic records of random trajectories, large jumps included', () => {
+    fc.assert(
+      fc.property(trajectory, (t) => {
+        const record = buildDLanRecord(args(t));
+        for (const step of record.steps) expect(findSafetyViolation(step.actionChunk, [0, 0, 0, 0, 0, 0, 1], stepLimitOnly)).toBeNull();
+      }),
+    );
   });
 });
 

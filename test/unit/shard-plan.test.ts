@@ -13,7 +13,7 @@ import {
   tarEntryBytes,
 } from '../../activities/training/shard-plan';
 import { DLanRecord } from '../../data-schemas/d-lan';
-import { actionPrompt, formatActionChunk, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
+import { actionPrompt, directionPrompt, formatActionChunk, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
 import { ShardSample, defaultShardOutput, shardPath } from '../../data-schemas/training';
 
 const safeId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$/);
@@ -185,6 +185,38 @@ describe('samples of a D_lan record', () => {
     );
   });
 
+  it('lists a subtask spread over consecutive steps once in the stage-1 target, as an episode walks it', () => {
+    const r = record('t-runs', 6);
+    const names = ['Move to carrot', 'Move to carrot', 'Grasp carrot', 'Move to plate', 'Move to plate', 'Move to carrot'];
+    const withRuns = DLanRecord.parse({ ...r, steps: r.steps.map((s, i) => ({ ...s, subtask: names[i] })) });
+    const samples = buildSamples(withRuns);
+    const target = samples[0]!.sample.messages[1].content[0].text;
+    expect(target).toBe(formatSubtaskList(['Move to carrot', 'Grasp carrot', 'Move to plate', 'Move to carrot']));
+    // The per-step stages keep every step: a subtask still gets one motion plan and chunk per step.
+    expect(samples.filter((s) => s.sample.stage === 'motion_plan').map((s) => s.sample.messages[0].content[1].text)).toEqual(names.map((n) => motionPlanPrompt(n)));
+  });
+
+  it('with direction labels, adds one direction sample per step: its key frame and subtask -> the label of each source step', () => {
+    const r = record('t-dir', 3);
+    const words = ['none', 'forward', 'left', 'up', 'down', 'right', 'backward', 'forward', 'none'] as const;
+    const withDirections = DLanRecord.parse({ ...r, auxiliary: { subtaskCompletion: [], directions: words.map((direction, sourceStep) => ({ sourceStep, direction })) } });
+    expect(buildSamples(withDirections)).toHaveLength(1 + 2 * 3);
+    const samples = buildSamples(withDirections, { directionLabels: true });
+    expect(samples).toHaveLength(1 + 3 * 3);
+    const direction = samples.filter((s) => s.sample.stage === 'direction');
+    expect(direction.map((s) => s.sample.step)).toEqual([0, 1, 2]);
+    direction.forEach((s, i) => {
+      const step = withDirections.steps[i]!;
+      expect(s.framePath).toBe(step.keyFrame);
+      expect(s.sample.key).toBe(sampleKey('t-dir', 'direction', i));
+      expect(s.sample.messages[0].content[1].text).toBe(directionPrompt(step.subtask, 3));
+      expect(s.sample.messages[1].content[0].text).toBe(words.slice(3 * i, 3 * i + 3).join(', '));
+    });
+    // A record whose labels do not cover its steps is named, not trained on half-labelled.
+    const short = DLanRecord.parse({ ...withDirections, auxiliary: { subtaskCompletion: [], directions: withDirections.auxiliary.directions.slice(0, 7) } });
+    expect(() => buildSamples(short, { directionLabels: true })).toThrow('trajectory t-dir: auxiliary.directions has no label for source step 7 (step 2)');
+  });
+
   it('renders the action chunk as the model sees it', () => {
     const act = buildSamples(record('t1', 2)).find((s) => s.sample.stage === 'action' && s.sample.step === 1)!;
     expect(act.sample.messages[1].content[0].text).toBe('[[0.012, -0.003, 0.000, 1], [0.000, 0.000, 0.000, 0]]');
@@ -207,6 +239,6 @@ describe('samples of a D_lan record', () => {
 describe('paths', () => {
   it('names shards and the default output root', () => {
     expect(shardPath('train', 3)).toBe('train/shard-000003.tar');
-    expect(defaultShardOutput('s3://b/d_lan', 7, 0.05)).toBe('s3://b/d_lan/shards/v1-s7-v5');
+    expect(defaultShardOutput('s3://b/d_lan', 7, 0.05)).toBe('s3://b/d_lan/shards/v2-s7-v5');
   });
 });

@@ -48,6 +48,7 @@ export async function shardDataset(rawInput: unknown, carry?: ShardCarry): Promi
     seed: input.seed,
     validationFraction: input.validationFraction,
     targetShardBytes: input.targetShardBytes,
+    directionLabels: input.directionLabels,
   });
   upsertSearchAttributes([{ key: VlaDataset, value: plan.datasetName }]);
   progress.total = plan.shards.length;

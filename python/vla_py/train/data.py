@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from .events import BadConfig, CorruptShard
 
 IGNORE_INDEX = -100
-STAGES = ("subtasks", "motion_plan", "action")
+STAGES = ("subtasks", "motion_plan", "action", "direction")
 IMAGE_EXTS = ("jpg", "png")
 _KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset: the key ends at the basename's first dot
 _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
