@@ -328,11 +328,15 @@ def _spawn(*args: str) -> subprocess.Popen:
 def test_process_protocol_end_to_end(tiny_model_dir):
     p = _spawn("--base-model", str(tiny_model_dir), "--device", "cpu", "--batch-window-ms", "200")
     lines = "".join(json.dumps(req(i, maxNewTokens=3)) + "\n" for i in range(5))
+    # Action tokens asked of a model without an action-tokens adapter: refused, not answered as text.
+    lines += json.dumps(req("at", actionTokens=True)) + "\n"
     out, err = p.communicate(lines, timeout=120)
     assert p.returncode == 0, err
     msgs = [json.loads(l) for l in out.splitlines()]
     assert msgs[0]["ready"] is True and msgs[0]["model"] == str(tiny_model_dir) and msgs[0]["adapter"] is None
-    answers = {m["id"]: m for m in msgs[1:]}
+    refused = [m for m in msgs[1:] if m.get("id") == "at"]
+    assert refused == [{"id": "at", "error": {"code": "bad_request", "message": "actionTokens: no adapter is loaded (not an action-tokens adapter)"}}]
+    answers = {m["id"]: m for m in msgs[1:] if m.get("id") != "at"}
     assert set(answers) == {str(i) for i in range(5)}
     assert all(m["outputTokens"] <= 3 and m["inputTokens"] > 0 for m in answers.values())
     assert max(m["batchSize"] for m in answers.values()) == 5

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def prepare(r: Request) -> None:
         if r.action_tokens and loaded.action_mapping is None:
-            raise ProtocolError(f"actionTokens: the adapter {args.adapter} has no action_tokens.json (not an action-tokens adapter)", r.id)
+            what = f"the adapter {args.adapter} has no action_tokens.json" if args.adapter else "no adapter is loaded"
+            raise ProtocolError(f"actionTokens: {what} (not an action-tokens adapter)", r.id)
         try:
             r.payload = engine.decode_images(r)
         except engine.BadInput as e:
