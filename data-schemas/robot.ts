@@ -3,6 +3,8 @@ import { Finite, IsoDateTime, ObjectUri, SafeId } from './common';
 import { ActionChunk } from './d-lan';
 import { State7 } from './d-rob';
 import { PolicyStage } from './prompts';
+import { ActionRepresentation } from './training';
+import { fileUri } from './uri';
 import { ModelSpec } from './vqa';
 
 /**
@@ -34,12 +36,45 @@ export const PolicySpec = z.discriminatedUnion('kind', [
     model: ModelSpec,
     /** Constrain the action stage to the chunk's JSON schema where the backend offers it (vLLM, Gemini). */
     structuredDecoding: z.boolean().default(false),
+    /**
+     * How the model writes the digits of an action chunk: `language` (VLM2VLA) or `action-tokens`
+     * (the VLM2VLA-AT ablation: digits as ten rare tokens, mapped back to digits with the adapter's
+     * action_tokens.json before the chunk is parsed).
+     */
+    actionRepresentation: ActionRepresentation.default('language'),
+    /**
+     * The adapter's folder (trainLora's `adapterUri`), where action_tokens.json lies. Needed for
+     * `action-tokens` on an OpenAI-compatible server, which serves the adapter by name; the local
+     * backend reads it from `model.adapter` when this is absent.
+     */
+    adapterUri: ObjectUri.optional(),
     /** Where the model is called; by default the station's queue (openai), vla-gemini (gemini), vla-gpu (local). */
     taskQueue: z.string().min(1).optional(),
   }),
-]);
+]).superRefine((policy, ctx) => {
+  if (policy.kind !== 'model' || policy.actionRepresentation !== 'action-tokens') return;
+  if (policy.model.backend === 'gemini') {
+    ctx.addIssue({ code: 'custom', path: ['actionRepresentation'], message: 'action-tokens needs a VLM2VLA-AT adapter (backend openai or local), not Gemini' });
+  } else if (policyAdapterUri(policy) === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['adapterUri'], message: 'action-tokens needs the adapter\'s folder (adapterUri, or model.adapter for the local backend) to read its action_tokens.json' });
+  }
+  if (policy.structuredDecoding) {
+    ctx.addIssue({ code: 'custom', path: ['structuredDecoding'], message: 'structured decoding holds the chunk to JSON numbers, which an action-tokens adapter never writes: turn it off' });
+  }
+});
 export type PolicySpec = z.infer<typeof PolicySpec>;
 export type PolicySpecInput = z.input<typeof PolicySpec>;
+
+/**
+ * The URI of a model policy's adapter folder: `adapterUri`, else the local backend's `model.adapter`
+ * (a plain path taken as a file on the worker). Undefined when the policy names no adapter.
+ */
+export function policyAdapterUri(policy: Pick<Extract<PolicySpec, { kind: 'model' }>, 'model' | 'adapterUri'>): string | undefined {
+  if (policy.adapterUri !== undefined) return policy.adapterUri;
+  if (policy.model.backend !== 'local' || policy.model.adapter === undefined) return undefined;
+  const adapter = policy.model.adapter;
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(adapter) ? adapter : adapter.startsWith('/') ? fileUri(adapter) : undefined;
+}
 
 /** Who judges each executed chunk. */
 export const VerifierSpec = z.discriminatedUnion('kind', [

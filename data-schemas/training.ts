@@ -172,6 +172,39 @@ export type ShardDatasetResult = z.infer<typeof ShardDatasetResult>;
 export const ActionRepresentation = z.enum(['language', 'action-tokens']);
 export type ActionRepresentation = z.infer<typeof ActionRepresentation>;
 
+/** The file beside an action-tokens adapter (and each of its checkpoints) holding its digit mapping. */
+export const ACTION_TOKENS_FILE = 'action_tokens.json';
+
+/** Characters an action chunk writes besides digits: a mapped token made only of these could not be told apart. */
+const CHUNK_PUNCTUATION = /^[[\](),.\-+\s]*$/;
+
+/** One digit's token: its id in the base model's vocabulary, the vocabulary entry and its decoded text. */
+const ActionToken = z.looseObject({
+  id: z.int().nonnegative(),
+  token: z.string().min(1),
+  text: z
+    .string()
+    .min(1)
+    .refine((t) => !/\d/.test(t), 'a mapped token\'s text must contain no digit')
+    .refine((t) => !CHUNK_PUNCTUATION.test(t), 'a mapped token\'s text must not be only chunk punctuation or spaces'),
+});
+
+/**
+ * `action_tokens.json` as python/vla_py/train/action_tokens.py writes it: the digits 0-9 of action
+ * chunks written as ten distinct tokens of the base model's vocabulary (the VLM2VLA-AT ablation).
+ */
+export const ActionTokenMapping = z
+  .looseObject({
+    method: z.string().min(1),
+    digits: z.strictObject({ 0: ActionToken, 1: ActionToken, 2: ActionToken, 3: ActionToken, 4: ActionToken, 5: ActionToken, 6: ActionToken, 7: ActionToken, 8: ActionToken, 9: ActionToken }),
+  })
+  .superRefine((m, ctx) => {
+    const entries = Object.values(m.digits);
+    if (new Set(entries.map((e) => e.id)).size !== entries.length) ctx.addIssue({ code: 'custom', path: ['digits'], message: 'two digits share a token id' });
+    if (new Set(entries.map((e) => e.text)).size !== entries.length) ctx.addIssue({ code: 'custom', path: ['digits'], message: 'two digits share a token text' });
+  });
+export type ActionTokenMapping = z.infer<typeof ActionTokenMapping>;
+
 export const DistributedBackend = z.enum(['ddp', 'deepspeed-zero2', 'fsdp']);
 export type DistributedBackend = z.infer<typeof DistributedBackend>;
 

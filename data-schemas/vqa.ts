@@ -68,6 +68,11 @@ export interface VqaRequest {
    * vLLM's guided decoding via `response_format`, Gemini's `responseJsonSchema`. Others ignore it.
    */
   jsonSchema?: { name: string; schema: Record<string, unknown> };
+  /**
+   * Decode the answer's action-token ids back to digits with the adapter's action_tokens.json, where
+   * the backend can (`InferenceBackend.decodesActionTokens`: the local backend). Others ignore it.
+   */
+  actionTokens?: boolean;
 }
 
 /**

@@ -34,6 +34,7 @@ def req(i: int | str, **kw) -> dict:
 def test_parse_request_accepts_a_valid_line():
     r = parse_request(req("a", topP=0.9, temperature=0.7, logprobs=True))
     assert r.id == "a" and r.max_new_tokens == 4 and r.temperature == 0.7 and r.top_p == 0.9 and r.logprobs
+    assert not r.action_tokens and parse_request(req("b", actionTokens=True)).action_tokens
     assert r.images == [base64.b64decode(B64)]
     assert parse_request({"id": "t", "prompt": "hi", "maxNewTokens": 1}).images == []
 
@@ -52,6 +53,7 @@ def test_parse_request_accepts_a_valid_line():
         ({"temperature": float("nan")}, "temperature"),
         ({"topP": 0}, "topP"),
         ({"logprobs": "yes"}, "logprobs"),
+        ({"actionTokens": 1}, "actionTokens"),
         ({"extra": 1}, "unknown fields"),
     ],
 )
@@ -326,11 +328,15 @@ def _spawn(*args: str) -> subprocess.Popen:
 def test_process_protocol_end_to_end(tiny_model_dir):
     p = _spawn("--base-model", str(tiny_model_dir), "--device", "cpu", "--batch-window-ms", "200")
     lines = "".join(json.dumps(req(i, maxNewTokens=3)) + "\n" for i in range(5))
+    # Action tokens asked of a model without an action-tokens adapter: refused, not answered as text.
+    lines += json.dumps(req("at", actionTokens=True)) + "\n"
     out, err = p.communicate(lines, timeout=120)
     assert p.returncode == 0, err
     msgs = [json.loads(l) for l in out.splitlines()]
     assert msgs[0]["ready"] is True and msgs[0]["model"] == str(tiny_model_dir) and msgs[0]["adapter"] is None
-    answers = {m["id"]: m for m in msgs[1:]}
+    refused = [m for m in msgs[1:] if m.get("id") == "at"]
+    assert refused == [{"id": "at", "error": {"code": "bad_request", "message": "actionTokens: no adapter is loaded (not an action-tokens adapter)"}}]
+    answers = {m["id"]: m for m in msgs[1:] if m.get("id") != "at"}
     assert set(answers) == {str(i) for i in range(5)}
     assert all(m["outputTokens"] <= 3 and m["inputTokens"] > 0 for m in answers.values())
     assert max(m["batchSize"] for m in answers.values()) == 5
@@ -343,3 +349,41 @@ def test_process_reports_a_load_failure_as_its_first_line(tmp_path):
     assert p.returncode == 2
     first = json.loads(out.splitlines()[0])
     assert first == {"ready": False, "error": {"code": "not_found", "message": f"base model directory {tmp_path / 'missing'} does not exist"}}
+
+
+def test_action_tokens_are_decoded_by_ids_with_the_adapters_mapping(tiny_model_dir, adapters, tmp_path):
+    """An action-tokens adapter's answer: the mapped ids it generates become digits, decoded by id."""
+    import torch
+
+    from vla_py.infer import engine
+    from vla_py.train import action_tokens as at
+
+    adapter = shutil.copytree(adapters["good"], tmp_path / "at-adapter")
+    plain_model = engine.load(str(tiny_model_dir), str(adapter), device="cpu", dtype="float32")
+    assert plain_model.action_mapping is None
+    tok = plain_model.processor.tokenizer
+    # The ids the adapter generates greedily, seen where the engine decodes them.
+    seen: list[list[int]] = []
+    decode = tok.decode
+    tok.decode = lambda ids, **kw: seen.append(list(ids)) or decode(ids, **kw)
+    try:
+        prompt = "Output only the action chunk"
+        plain = engine.generate_batch(plain_model, [_prepared(0, prompt, [(200, 0, 0)], max_new=12, logprobs=False)])[0]["text"]
+    finally:
+        tok.decode = decode
+    generated = seen[-1]
+    # The decoding maps whatever ids the mapping names, so the generated ones serve (selection is the trainer's test).
+    usable = list(dict.fromkeys(generated))[:10]
+    rest = [i for i in at.pick_least_likely(tok, torch.arange(len(tok), dtype=torch.float32), k=20) if i not in usable]
+    mapping = at.build_mapping(tok, usable + rest[: 10 - len(usable)])
+    at.save_mapping(mapping, adapter)
+
+    with_mapping = engine.load(str(tiny_model_dir), str(adapter), device="cpu", dtype="float32")
+    assert with_mapping.action_mapping == mapping
+    r = _prepared(0, prompt, [(200, 0, 0)], max_new=12, logprobs=False)
+    r.action_tokens = True
+    mapped = engine.generate_batch(with_mapping, [r])[0]["text"]
+    assert mapped == at.decode_action_ids(tok, generated, mapping, skip_special_tokens=True)
+    assert mapped != plain and any(c.isdigit() for c in mapped)
+    # Without the flag the same adapter answers text, as before.
+    assert engine.generate_batch(with_mapping, [_prepared(0, prompt, [(200, 0, 0)], max_new=12, logprobs=False)])[0]["text"] == plain

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACTION_CHUNK_JSON_SCHEMA } from '../../activities/robot/policy/decoding';
+import { digitsToActionTokens } from '../../activities/robot/policy/action-tokens';
 import { createPolicyModel, decodeStage, type PolicyModel } from '../../activities/robot/policy/model';
 import { repairPrompt } from '../../activities/robot/policy/parse';
 import { BackendError, type BackendErrorCode } from '../../activities/vqa/backends/types';
 import { measureFormatFailures } from '../../bench/episode-format';
+import { ActionTokenMapping } from '../../data-schemas/training';
 import { actionPrompt, motionPlanPrompt, PolicyStage, subtasksPrompt, type PolicyStage as Stage } from '../../data-schemas/prompts';
 import { DEFAULT_THINKING_BUDGET } from '../../activities/vqa/backends/gemini';
 import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
@@ -179,6 +181,33 @@ describe('policy model on an OpenAI-compatible server (real openai client, vLLM 
     expect(auth.nonRetryable).toBe(true);
     await rejection(policy(false, 'vla-other').check(), 'not_found');
     await rejection(policy(false, 'vla-other').ask({ stage: PolicyStage.motionPlan, prompt: PROMPTS.motion_plan, image: image(), inDistribution: true }), 'not_found');
+  });
+
+  it('an action-tokens model: the chunk vLLM returns as token text is mapped back to digits before parsing; subtasks and plans are left as they are', async () => {
+    // Every digit written as the rare token the adapter learned for it, as vLLM detokenizes them.
+    const mapping = ActionTokenMapping.parse({
+      method: 'least-likely-v1',
+      digits: Object.fromEntries(['Ġcabinet', 'Ġpan', 'inet', 'Ġsponge', 'towel', 'Ġfork', 'knife', 'Ġcarefully', 'Ġtowards', 'Ġslightly'].map((t, d) => [String(d), { id: 50 + d, token: t, text: t.replace('Ġ', ' ') }])),
+    });
+    const atChunk = digitsToActionTokens(CHUNK_TEXT, mapping);
+    // A plan that happens to contain a mapped token's text stays as written.
+    const atPlan = 'Move towards the sponge carefully, keeping the gripper open.';
+    server.setAnswer((req) => (req.promptText.startsWith(PROMPTS.action) ? atChunk : req.promptText.startsWith(PROMPTS.motion_plan) ? atPlan : wellFormedAnswer(req.promptText)));
+    try {
+      const model = createPolicyModel({ model: spec(), structuredDecoding: false }, { openaiApiKey: KEY }, { actionTokens: mapping });
+      const chunk = await decodeStage(model, { stage: PolicyStage.action, prompt: PROMPTS.action, image: image(), inDistribution: true, maxRepairs: 0 });
+      expect(chunk).toMatchObject({ ok: true, value: CHUNK });
+      expect(chunk.attempts[0]!.raw).toBe(CHUNK_TEXT);
+      const plan = await decodeStage(model, { stage: PolicyStage.motionPlan, prompt: PROMPTS.motion_plan, image: image(), inDistribution: true, maxRepairs: 0 });
+      expect(plan).toMatchObject({ ok: true, value: atPlan });
+      const subtasks = await decodeStage(model, { stage: PolicyStage.subtasks, prompt: PROMPTS.subtasks, image: image(), inDistribution: true, maxRepairs: 0 });
+      expect(subtasks.ok).toBe(true);
+      // Without the mapping the same answer is no chunk at all: what an AT adapter got before.
+      const unmapped = await decodeStage(policy(false), { stage: PolicyStage.action, prompt: PROMPTS.action, image: image(), inDistribution: true, maxRepairs: 0 });
+      expect(unmapped.ok).toBe(false);
+    } finally {
+      server.setAnswer((req) => wellFormedAnswer(req.promptText));
+    }
   });
 
   it('the local backend has no structured decoding (and starts nothing until asked)', async () => {

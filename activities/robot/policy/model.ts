@@ -4,10 +4,12 @@
  * the LoRA adapter, Gemini zero-shot, local transformers + peft) with the paper's decoding settings,
  * and answers parsed and repaired by ./parse. The scripted policy (./scripted) is not wrapped here.
  */
-import type { PolicyStage } from '../../../data-schemas/prompts';
+import { PolicyStage } from '../../../data-schemas/prompts';
+import type { ActionTokenMapping } from '../../../data-schemas/training';
 import type { StationImageMime } from '../../../data-schemas/station';
 import type { ModelSpec } from '../../../data-schemas/vqa';
 import { createBackend, type BackendEnv, type GenerateResult } from '../../vqa/backends/types';
+import { actionTokensToDigits } from './action-tokens';
 import { policyDecoding, stageJsonSchema } from './decoding';
 import { decodeWithRepair, type DecodeAttempt, type StageValue } from './parse';
 
@@ -31,6 +33,7 @@ export interface PolicyQuestion {
 }
 
 export interface PolicyAnswer {
+  /** The answer; for an action-tokens model's action stage, with the mapped tokens already turned into digits. */
   text: string;
   /** Whether this answer was constrained to a JSON schema (grammar-constrained decoding). */
   structured: boolean;
@@ -47,23 +50,38 @@ export interface PolicyModel {
   close(): Promise<void>;
 }
 
-export function createPolicyModel(spec: PolicyModelSpec, env: BackendEnv): PolicyModel {
+export interface PolicyModelOptions {
+  /**
+   * A VLM2VLA-AT adapter's digit mapping: action-stage answers are mapped back to digits before
+   * anything parses them (subtasks and plans are plain language and left as they are).
+   */
+  actionTokens?: ActionTokenMapping;
+}
+
+export function createPolicyModel(spec: PolicyModelSpec, env: BackendEnv, options: PolicyModelOptions = {}): PolicyModel {
   const backend = createBackend(spec.model, env);
+  const { actionTokens } = options;
   const structuredDecoding = spec.structuredDecoding && backend.structuredOutput === true;
   return {
     structuredDecoding,
     async ask(q, signal) {
       const jsonSchema = structuredDecoding ? stageJsonSchema(q.stage) : undefined;
+      // The one place an action-tokens answer becomes digits, whichever backend wrote it: by token
+      // ids where the backend sees them (local), else by the tokens' text (vLLM's answer).
+      const mapActionTokens = actionTokens !== undefined && q.stage === PolicyStage.action;
+      const byIds = mapActionTokens && backend.decodesActionTokens === true;
       const answer = await backend.generate(
         {
           prompt: q.prompt,
           images: [q.image],
           generation: policyDecoding(q.stage, { inDistribution: q.inDistribution }),
           ...(jsonSchema !== undefined && { jsonSchema }),
+          ...(byIds && { actionTokens: true }),
         },
         signal,
       );
-      return { text: answer.text, structured: jsonSchema !== undefined, ...(answer.usage && { usage: answer.usage }) };
+      const text = mapActionTokens && !byIds ? actionTokensToDigits(answer.text, actionTokens) : answer.text;
+      return { text, structured: jsonSchema !== undefined, ...(answer.usage && { usage: answer.usage }) };
     },
     check: () => backend.check(),
     close: () => backend.close(),

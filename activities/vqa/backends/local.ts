@@ -255,6 +255,7 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
       temperature: g.temperature,
       ...(g.topP !== undefined && { topP: g.topP }),
       ...(callOptions.logprobs && { logprobs: true }),
+      ...(request.actionTokens === true && { actionTokens: true }),
     });
     return new Promise<LocalAnswer>((resolve, reject) => {
       const onAbort = (): void => {
@@ -278,6 +279,7 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
   }
 
   return {
+    decodesActionTokens: true,
     get info() {
       return info;
     },

@@ -30,6 +30,11 @@ export interface InferenceBackend {
    * Gemini's JSON mode). Absent means no: the schema is ignored and the answer is free text.
    */
   readonly structuredOutput?: boolean;
+  /**
+   * Whether generate() honours `request.actionTokens` by decoding the adapter's action-token ids to
+   * digits (the local backend, which sees the ids). Absent means no: the answer is the tokens' text.
+   */
+  readonly decodesActionTokens?: boolean;
 }
 
 /** Secrets and machinery a worker supplies; never part of a ModelSpec. */

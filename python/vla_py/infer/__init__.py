@@ -8,7 +8,8 @@ Protocol (one JSON object per line; stdout carries nothing else, logs go to stde
   or ``{"ready": false, "error": {"code", "message"}}`` and exit code 2 when loading fails
   (codes ``not_found``, ``adapter_mismatch``, ``bad_request``, ``server``).
 * request (stdin): ``{"id": "...", "prompt": "...", "images": ["<base64>", ...], "maxNewTokens": 16,
-  "temperature": 0, "topP": 0.9?, "logprobs": false?}``
+  "temperature": 0, "topP": 0.9?, "logprobs": false?, "actionTokens": false?}``; ``actionTokens`` decodes the
+  answer's action-token ids back to digits with the adapter's ``action_tokens.json`` (VLM2VLA-AT adapters)
 * answer: ``{"id", "text", "inputTokens", "outputTokens", "batchSize", "logprobs"?}`` or
   ``{"id", "error": {"code", "message"}}`` (``id`` is null when the line had no usable id).
 

@@ -90,6 +90,8 @@ class Loaded:
     device: str
     dtype: str
     adapter_base: str | None
+    #: The adapter's action_tokens.json (VLM2VLA-AT adapters), else None.
+    action_mapping: dict | None = None
 
 
 def load(base: str, adapter: str | None = None, device: str | None = None, dtype: str | None = None) -> Loaded:
@@ -146,7 +148,15 @@ def load(base: str, adapter: str | None = None, device: str | None = None, dtype
     tok.padding_side = "left"
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    return Loaded(model, processor, device, dtype, adapter_base)
+    action_mapping = None
+    if adapter is not None:
+        from ..train.action_tokens import load_mapping
+
+        try:
+            action_mapping = load_mapping(os.path.expanduser(adapter))
+        except ValueError as e:
+            raise LoadError("adapter_mismatch", f"adapter {adapter}: its action_tokens.json is not valid JSON: {e}") from None
+    return Loaded(model, processor, device, dtype, adapter_base, action_mapping)
 
 
 def decode_images(req: Request) -> list:
@@ -212,9 +222,16 @@ def generate_batch(loaded: Loaded, batch: list[Request]) -> list[dict]:
         n = next((j + 1 for j, t in enumerate(ids) if t in stops), len(ids))
         kept = ids[:n]
         text_ids = [t for t in kept if t not in stops]
+        if r.action_tokens:
+            # By ids, not by text: two mapped tokens' texts can read as a third's.
+            from ..train.action_tokens import decode_action_ids
+
+            text = decode_action_ids(tok, text_ids, loaded.action_mapping, skip_special_tokens=True)
+        else:
+            text = tok.decode(text_ids, skip_special_tokens=True)
         answer: dict[str, Any] = {
             "id": r.id,
-            "text": tok.decode(text_ids, skip_special_tokens=True),
+            "text": text,
             "inputTokens": int(input_tokens[i]),
             "outputTokens": len(kept),
             "batchSize": len(batch),

@@ -14,7 +14,7 @@ from typing import Any, Callable
 ERROR_CODES = ("not_found", "bad_request", "server", "adapter_mismatch", "malformed")
 
 MAX_NEW_TOKENS_LIMIT = 4096
-_FIELDS = {"id", "prompt", "images", "maxNewTokens", "temperature", "topP", "logprobs"}
+_FIELDS = {"id", "prompt", "images", "maxNewTokens", "temperature", "topP", "logprobs", "actionTokens"}
 
 
 class ProtocolError(ValueError):
@@ -34,6 +34,8 @@ class Request:
     temperature: float
     top_p: float | None = None
     logprobs: bool = False
+    #: Decode the adapter's action-token ids back to digits (VLM2VLA-AT action chunks).
+    action_tokens: bool = False
     #: Filled by the server before batching (decoded images); kept opaque here.
     payload: Any = field(default=None, repr=False)
 
@@ -81,7 +83,10 @@ def parse_request(obj: Any) -> Request:
     logprobs = obj.get("logprobs", False)
     if not isinstance(logprobs, bool):
         raise ProtocolError('"logprobs" must be a boolean', rid)
-    return Request(rid, prompt, decoded, mnt, float(temperature), None if top_p is None else float(top_p), logprobs)
+    action_tokens = obj.get("actionTokens", False)
+    if not isinstance(action_tokens, bool):
+        raise ProtocolError('"actionTokens" must be a boolean', rid)
+    return Request(rid, prompt, decoded, mnt, float(temperature), None if top_p is None else float(top_p), logprobs, action_tokens)
 
 
 def error_answer(request_id: str | None, code: str, message: str) -> dict:

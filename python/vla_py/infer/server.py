@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     out({"ready": True, "model": args.base_model, "adapter": args.adapter, "adapterBase": loaded.adapter_base, "device": loaded.device, "dtype": loaded.dtype, "maxBatchSize": args.max_batch_size})
 
     def prepare(r: Request) -> None:
+        if r.action_tokens and loaded.action_mapping is None:
+            what = f"the adapter {args.adapter} has no action_tokens.json" if args.adapter else "no adapter is loaded"
+            raise ProtocolError(f"actionTokens: {what} (not an action-tokens adapter)", r.id)
         try:
             r.payload = engine.decode_images(r)
         except engine.BadInput as e:
