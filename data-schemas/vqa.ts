@@ -315,6 +315,8 @@ export const NightlyEvaluationInput = z.strictObject({
   concurrency: z.int().min(1).max(256).default(4),
   /** Task queue of the local inference (the GPU workers). @default 'vla-gpu' */
   localTaskQueue: z.string().min(1).default('vla-gpu'),
+  /** The retention gate: overall retention below this (a fraction) fails it. @default 0.85 */
+  retentionThreshold: RetentionThreshold.optional(),
 });
 export type NightlyEvaluationInput = z.infer<typeof NightlyEvaluationInput>;
 
@@ -324,6 +326,12 @@ export const NightlyEvaluationResult = z.strictObject({
   adapterUri: ObjectUri.optional(),
   reportUri: ObjectUri.optional(),
   overallRetention: Finite.optional(),
+  /**
+   * The retention gate of an evaluated night: `failed` when overall retention is below the threshold.
+   * Also the search attribute VlaRetentionGate, for Web UI filters and alerts (docs/vqa.md).
+   */
+  retentionGate: z.enum(['passed', 'failed']).optional(),
+  retentionThreshold: Finite.optional(),
 });
 export type NightlyEvaluationResult = z.infer<typeof NightlyEvaluationResult>;
 

@@ -21,6 +21,7 @@ import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
+import { VlaRetentionGate } from '../../workflows/search-attributes';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
@@ -272,12 +273,26 @@ describe('the nightly evaluation and its Schedule', () => {
         limit: 2,
         concurrency: 2,
         localTaskQueue: queues.gpu,
+        // Above any ratio two items allow (at most 2 = 100% / 50%): the gate must fail.
+        retentionThreshold: 3,
       };
       const night = (id: string) => env.client.workflow.execute<typeof nightlyEvaluation>('nightlyEvaluation', { taskQueue: queues.cpu, workflowId: id, args: [input] });
-      const first = await night(`nightly-${randomUUID()}`);
-      expect(first).toMatchObject({ status: 'evaluated', run: 'tiny-r1', adapterUri: result.adapterUri });
+      const firstId = `nightly-${randomUUID()}`;
+      const first = await night(firstId);
+      expect(first).toMatchObject({ status: 'evaluated', run: 'tiny-r1', adapterUri: result.adapterUri, retentionGate: 'failed', retentionThreshold: 3 });
       expect(first.overallRetention).toBeGreaterThan(0);
       expect((await store.head(first.reportUri!))?.bytes).toBeGreaterThan(0);
+      expect((await store.get(first.reportUri!)).toString('utf8')).toMatch(/Retention gate FAILED: tiny-r1 keeps .* below the 300\.0% threshold/);
+      // The failed gate is a search attribute: the alert's list query finds this night (visibility is eventually consistent).
+      const query = `WorkflowId = '${firstId}' AND VlaRetentionGate = 'failed'`;
+      let found: string[] = [];
+      for (let attempt = 0; attempt < 100 && found.length === 0; attempt++) {
+        found = [];
+        for await (const w of env.client.workflow.list({ query })) found.push(w.workflowId);
+        if (found.length === 0) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(found).toEqual([firstId]);
+      expect((await env.client.workflow.getHandle(firstId).describe()).typedSearchAttributes.get(VlaRetentionGate)).toBe('failed');
 
       const secondId = `nightly-${randomUUID()}`;
       const second = await night(secondId);
