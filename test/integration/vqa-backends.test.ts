@@ -293,14 +293,20 @@ describe('local backend: python -m vla_py.infer on a tiny VLM (real transformers
       expect(a.inputTokens).toBeGreaterThan(4);
       expect(a.outputTokens).toBeGreaterThan(0);
       expect(a.outputTokens).toBeLessThanOrEqual(reqs[i]!.generation.maxNewTokens);
-      // Cut at the limit: 3 to 5 new tokens are too few for the tiny model's random weights to finish.
-      expect(a.truncated).toBe(true);
+      // An answer that ended before its limit was not cut.
+      if (a.outputTokens < reqs[i]!.generation.maxNewTokens) expect(a.truncated).toBe(false);
     });
+    // 3 to 5 new tokens are too few for the tiny model's random weights to finish an answer.
+    expect(answers.some((a) => a.truncated)).toBe(true);
     expect(Math.max(...answers.map((a) => a.batchSize))).toBeGreaterThan(1);
     expect(b.info).toMatchObject({ ready: true, model: baseModel, adapter: null, device: 'cpu' });
     // The interface's generate() gives text and usage; a lone request is a batch of one.
     const one = await b.generate(reqs[0]!);
-    expect(one).toEqual({ text: answers[0]!.text, usage: { inputTokens: answers[0]!.inputTokens, outputTokens: answers[0]!.outputTokens }, truncated: true });
+    expect(one).toEqual({
+      text: answers[0]!.text,
+      usage: { inputTokens: answers[0]!.inputTokens, outputTokens: answers[0]!.outputTokens },
+      ...(answers[0]!.truncated && { truncated: true }),
+    });
   });
 
   it('an adapter changes the logits of the answer', async () => {
