@@ -68,7 +68,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       }
     }
     server = await createOpenAIServer({ models: ['oracle-vlm'], answer: (req) => oracle.get(req.promptText) ?? 'Z' });
-  }, 120_000);
+  }, 600_000);
 
   afterAll(async () => {
     await server?.close();
