@@ -26,7 +26,6 @@
 import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forEachConcurrent } from '../activities/data/pool';
@@ -213,6 +212,8 @@ interface Env {
   sources: Record<BenchmarkId, string>;
   /** The sweep output the throughput runs share (items materialised once). */
   sharedUri: string;
+  /** Each benchmark's item set in the shared output (prepareBenchmark's itemsUri). */
+  itemsUris: Partial<Record<BenchmarkId, string>>;
 }
 
 async function measure(env: Env, fn: () => Promise<void>): Promise<Measured> {
@@ -258,15 +259,27 @@ async function runSweep(env: Env, input: VqaSweepInput, tag: string): Promise<Me
 async function runDirect(env: Env, items: VqaItem[], concurrency: number): Promise<Measured> {
   const backend = createOpenAIBackend({ baseUrl: env.openai.baseUrl, model: SERVED_MODEL });
   const out = join(env.dir, 'direct', String(++seq));
-  const itemsDir = (b: BenchmarkId): string => join(env.dir, 'shared', 'items', b);
   return measure(env, () =>
     forEachConcurrent(items, concurrency, async (item) => {
       const definition = BENCHMARKS[item.benchmark];
-      const images = await Promise.all(item.images.map(async (p) => ({ mimeType: mimeTypeOf(p.slice(p.lastIndexOf('.') + 1)), data: new Uint8Array(await readFile(join(itemsDir(item.benchmark), p))) })));
+      const images = await Promise.all(item.images.map(async (p) => ({ mimeType: mimeTypeOf(p.slice(p.lastIndexOf('.') + 1)), data: new Uint8Array(await store.get(joinUri(env.itemsUris[item.benchmark]!, p))) })));
       const prompt = definition.prompt(item);
       const started = performance.now();
       const answer = await backend.generate({ prompt, images, generation: definition.generation });
-      const prediction: VqaPrediction = { itemId: item.id, benchmark: item.benchmark, model: 'direct', prompt, response: answer.text, latencyMs: performance.now() - started };
+      // The same object as predictItems writes; the pool has no model identity, so its key is fixed.
+      const prediction: VqaPrediction = {
+        itemId: item.id,
+        benchmark: item.benchmark,
+        model: 'direct',
+        key: 'direct',
+        modelKey: 'direct',
+        itemSha256: 'direct',
+        generation: definition.generation,
+        prompt,
+        response: answer.text,
+        truncated: answer.truncated === true,
+        latencyMs: performance.now() - started,
+      };
       await putJson(store, fileUri(join(out, item.benchmark, `${item.id}.json`)), prediction, { ifAbsent: true });
     }),
   );
@@ -295,14 +308,16 @@ async function main(): Promise<void> {
     const sharedUri = fileUri(join(dir, 'shared'));
     const { activities } = createVqaRuntime({ store });
     const items: VqaItem[] = [];
+    const itemsUris: Partial<Record<BenchmarkId, string>> = {};
     for (const benchmark of BENCHMARK_IDS) {
-      await activities.prepareBenchmark({ source: { benchmark, uri: fileUri(sources[benchmark]) }, outputUri: sharedUri });
-      const lines = (await store.get(joinUri(sharedUri, 'items', benchmark, ITEMS_FILE))).toString('utf8').split('\n').filter((l) => l.trim());
+      const { itemsUri } = await activities.prepareBenchmark({ source: { benchmark, uri: fileUri(sources[benchmark]) }, outputUri: sharedUri });
+      itemsUris[benchmark] = itemsUri;
+      const lines = (await store.get(joinUri(itemsUri, ITEMS_FILE))).toString('utf8').split('\n').filter((l) => l.trim());
       items.push(...lines.map((l) => VqaItem.parse(JSON.parse(l))));
     }
     const perBenchmark = BENCHMARK_IDS.map((b) => `${items.filter((i) => i.benchmark === b).length} ${b}`).join(' + ');
     log(`${items.length} items (${perBenchmark}), dev server ${server.address}, openai wire server ${openai.baseUrl} (latency ${cfg.latencyMs} ms); setup ${seconds(t0).toFixed(1)} s`);
-    const env: Env = { client, server, openai, dir, sources, sharedUri };
+    const env: Env = { client, server, openai, dir, sources, sharedUri, itemsUris };
 
     // --- 1. throughput: vqaSweep vs a promise pool ------------------------------------------
     const biggest = Math.max(...cfg.batchSizes);
@@ -347,7 +362,15 @@ async function main(): Promise<void> {
     log(`  re-run with nothing missing: ${describe(nothing)}`);
     // Every other item of each benchmark loses its prediction.
     const deleted = items.filter((_, i) => i % 2 === 0);
-    await Promise.all(deleted.map((i) => store.delete(joinUri(resumeUri, 'predictions', 'resume', i.benchmark, `${i.id}.json`))));
+    // A prediction is `<item>.<key>.json`; the key is a hash the bench need not recompute.
+    const deletedNames = new Set(deleted.map((i) => `${i.benchmark}/${i.id}`));
+    const predictionsUri = joinUri(resumeUri, 'predictions', 'resume');
+    const doomed: string[] = [];
+    for await (const o of store.list(`${predictionsUri}/`)) {
+      const m = /^(.+)\.[0-9a-f]{32}\.json$/.exec(o.uri.slice(predictionsUri.length + 1));
+      if (m && deletedNames.has(m[1]!)) doomed.push(o.uri);
+    }
+    await Promise.all(doomed.map((uri) => store.delete(uri)));
     const resumed = await runSweep(env, sweepInput(env, resumeUri, 'resume', resumeVariant), 'resume');
     log(`  re-run with ${deleted.length} predictions deleted: ${describe(resumed)}`);
     const resumeOk = resumed.calls === deleted.length && resumed.result.predictions.made === deleted.length && resumed.result.predictions.reused === N - deleted.length;

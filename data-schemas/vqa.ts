@@ -116,13 +116,46 @@ export const ModelSpec = z.discriminatedUnion('backend', [
 ]);
 export type ModelSpec = z.infer<typeof ModelSpec>;
 
-/** One stored prediction: `<sweep>/predictions/<model>/<benchmark>/<item id>.json`. */
+/**
+ * What a prediction depends on besides the item: the model behind the name (backend, base model
+ * identity, adapter content hash). Computed by the worker that serves the model (checkBackend).
+ */
+export const ModelIdentity = z.discriminatedUnion('backend', [
+  z.strictObject({ backend: z.literal('openai'), baseUrl: z.string(), model: z.string() }),
+  /** thinkingBudget null: the backend's default. */
+  z.strictObject({ backend: z.literal('gemini'), model: z.string(), thinkingBudget: z.int().nullable() }),
+  z.strictObject({
+    backend: z.literal('local'),
+    /** `sha256:<hex>` of a model directory's files, or `hub:<id>` for a hub id. */
+    baseModel: z.string(),
+    /** `sha256:<hex>` of the adapter directory's files; null: the base model alone. */
+    adapter: z.string().nullable(),
+  }),
+]);
+export type ModelIdentity = z.infer<typeof ModelIdentity>;
+
+/** The model's identity and its hash, the `modelKey` every prediction key starts from. */
+export const ResolvedModel = z.strictObject({ identity: ModelIdentity, modelKey: z.string().regex(/^[0-9a-f]{64}$/) });
+export type ResolvedModel = z.infer<typeof ResolvedModel>;
+
+/**
+ * One stored prediction: `<sweep>/predictions/<model>/<benchmark>/<item id>.<key>.json`. The key is
+ * a hash of everything that made the answer (model identity, prompt text, generation settings, the
+ * item's content), so a stored answer is reused only for the very same question to the very same model.
+ */
 export const VqaPrediction = z.strictObject({
   itemId: z.string(),
   benchmark: BenchmarkId,
   model: z.string(),
+  /** The prediction key (in the object name). */
+  key: z.string(),
+  modelKey: z.string(),
+  itemSha256: z.string(),
+  generation: GenerationSettings,
   prompt: z.string(),
   response: z.string(),
+  /** The answer stopped at generation.maxNewTokens: scored as wrong and counted. */
+  truncated: z.boolean(),
   latencyMs: z.number().nonnegative(),
   usage: z.strictObject({ inputTokens: z.int().nonnegative(), outputTokens: z.int().nonnegative() }).optional(),
 });
@@ -141,6 +174,24 @@ export const BenchmarkScore = z.strictObject({
 });
 export type BenchmarkScore = z.infer<typeof BenchmarkScore>;
 
+/**
+ * A benchmark's score as the sweep stores and reports it (`scores/<model>/<benchmark>.json`): the
+ * scorer's BenchmarkScore with its standard error and the answers that were truncated or missing.
+ */
+export const BenchmarkResult = BenchmarkScore.extend({
+  /**
+   * Standard error of `value`, on its scale, as lmms-eval computes it: sample standard deviation /
+   * sqrt(n) for a mean over items, the standard deviation over bootstrap resamples of the items otherwise.
+   */
+  stderr: Finite,
+  stderrMethod: z.enum(['mean', 'bootstrap']),
+  /** Answers that stopped at the token limit; scored as wrong. */
+  truncated: z.int().nonnegative(),
+  /** Items without a stored prediction (scored as wrong); 0 after a finished sweep. */
+  missing: z.int().nonnegative(),
+});
+export type BenchmarkResult = z.infer<typeof BenchmarkResult>;
+
 /** Where a benchmark's data lies: a directory or object prefix in the layout its loader documents. */
 export const BenchmarkSource = z.strictObject({
   benchmark: BenchmarkId,
@@ -156,6 +207,9 @@ export const PAPER_TABLE_1: Record<'base' | 'vlm2vla', Record<BenchmarkId, numbe
 
 /** The paper's claim: a fine-tuned model keeps over 85% of its base's scores. */
 export const RETENTION_THRESHOLD = 0.85;
+
+/** The retention threshold of an input (a fraction: 0.85 is 85%). */
+const RetentionThreshold = z.number().positive();
 
 export const VqaSweepInput = z
   .strictObject({
@@ -175,6 +229,8 @@ export const VqaSweepInput = z
     batchSize: z.int().min(1).max(10_000).optional(),
     /** (model, benchmark) children running at once. @default 2 */
     maxConcurrentEvaluations: z.int().min(1).max(64).default(2),
+    /** Retention below this (fine-tuned / base, a fraction) is flagged in the report. @default 0.85 */
+    retentionThreshold: RetentionThreshold.optional(),
     /** Task queue per backend: local inference needs the GPU workers (Python env), Gemini its rate-limited queue. */
     taskQueues: z
       .strictObject({
@@ -203,7 +259,11 @@ export type VqaSweepInput = z.infer<typeof VqaSweepInput>;
 
 export const VqaEvaluateInput = z.strictObject({
   outputUri: ObjectUri,
+  /** The benchmark's materialised item set (prepareBenchmark's `itemsUri`). */
+  itemsUri: ObjectUri,
   model: ModelSpec,
+  /** checkBackend's hash of the model's identity; a worker serving another model refuses. */
+  modelKey: z.string().regex(/^[0-9a-f]{64}$/),
   benchmark: BenchmarkId,
   concurrency: z.int().min(1).max(256),
   batchSize: z.int().min(1).max(10_000),
@@ -211,14 +271,26 @@ export const VqaEvaluateInput = z.strictObject({
 });
 export type VqaEvaluateInput = z.infer<typeof VqaEvaluateInput>;
 
+/** A 95% interval [low, high]. */
+export const Interval = z.tuple([Finite, Finite]);
+export type Interval = z.infer<typeof Interval>;
+
 export const Retention = z.strictObject({
   model: z.string(),
   base: z.string(),
   /** fine-tuned / base per benchmark (1 = kept everything). */
   perBenchmark: z.record(z.string(), Finite),
+  /** Paired bootstrap 95% interval of each ratio, over the items both models answered. */
+  perBenchmarkInterval: z.record(z.string(), Interval),
+  /** Items both models answered, per benchmark (the bootstrap's sample). */
+  pairedItems: z.record(z.string(), z.int().nonnegative()),
   /** Mean of the per-benchmark ratios. */
   overall: Finite,
-  /** Benchmarks under RETENTION_THRESHOLD. */
+  /** Paired bootstrap 95% interval of `overall` (every benchmark resampled in each round). */
+  overallInterval: Interval,
+  /** The threshold the flags use. */
+  threshold: Finite,
+  /** Benchmarks under the threshold. */
   below: z.array(BenchmarkId),
 });
 export type Retention = z.infer<typeof Retention>;
@@ -226,11 +298,14 @@ export type Retention = z.infer<typeof Retention>;
 export const VqaSweepResult = z.strictObject({
   outputUri: ObjectUri,
   /** scores[model][benchmark] */
-  scores: z.record(z.string(), z.record(z.string(), BenchmarkScore)),
+  scores: z.record(z.string(), z.record(z.string(), BenchmarkResult)),
   retention: z.array(Retention),
   reportUri: ObjectUri,
   chartUri: ObjectUri,
-  predictions: z.strictObject({ made: z.int().nonnegative(), reused: z.int().nonnegative() }),
+  /** Each benchmark's materialised item set (`items/<benchmark>/<set>`), the items its scores are over. */
+  itemSets: z.record(z.string(), ObjectUri),
+  /** Predictions this sweep made, those it reused from the store, and the truncated answers among all scored. */
+  predictions: z.strictObject({ made: z.int().nonnegative(), reused: z.int().nonnegative(), truncated: z.int().nonnegative() }),
 });
 export type VqaSweepResult = z.infer<typeof VqaSweepResult>;
 
@@ -245,6 +320,8 @@ export const NightlyEvaluationInput = z.strictObject({
   concurrency: z.int().min(1).max(256).default(4),
   /** Task queue of the local inference (the GPU workers). @default 'vla-gpu' */
   localTaskQueue: z.string().min(1).default('vla-gpu'),
+  /** The retention gate: overall retention below this (a fraction) fails it. @default 0.85 */
+  retentionThreshold: RetentionThreshold.optional(),
 });
 export type NightlyEvaluationInput = z.infer<typeof NightlyEvaluationInput>;
 
@@ -254,6 +331,12 @@ export const NightlyEvaluationResult = z.strictObject({
   adapterUri: ObjectUri.optional(),
   reportUri: ObjectUri.optional(),
   overallRetention: Finite.optional(),
+  /**
+   * The retention gate of an evaluated night: `failed` when overall retention is below the threshold.
+   * Also the search attribute VlaRetentionGate, for Web UI filters and alerts (docs/vqa.md).
+   */
+  retentionGate: z.enum(['passed', 'failed']).optional(),
+  retentionThreshold: Finite.optional(),
 });
 export type NightlyEvaluationResult = z.infer<typeof NightlyEvaluationResult>;
 

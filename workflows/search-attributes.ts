@@ -4,3 +4,5 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const VlaDataset = defineSearchAttributeKey('VlaDataset', SearchAttributeType.KEYWORD);
 export const VlaStage = defineSearchAttributeKey('VlaStage', SearchAttributeType.KEYWORD);
 export const VlaModel = defineSearchAttributeKey('VlaModel', SearchAttributeType.KEYWORD);
+/** The nightly evaluation's retention gate: `passed` or `failed` (retention below the threshold). */
+export const VlaRetentionGate = defineSearchAttributeKey('VlaRetentionGate', SearchAttributeType.KEYWORD);

@@ -1,44 +1,57 @@
 /**
  * Activities of the VQA sweep. Layout under the sweep's `outputUri`:
  *
- *   items/<benchmark>/items.jsonl + images/        the benchmark, materialised (loaders.ts)
- *   predictions/<model>/<benchmark>/<item>.json    one VqaPrediction per item, create-if-absent
- *   scores/<model>/<benchmark>.json                BenchmarkScore, from the stored predictions
- *   report.json, report.html, chart.png            written last
+ *   items/<benchmark>/<set>/items.jsonl + images/     the benchmark, materialised (loaders.ts); <set> is a
+ *                                                     hash of the source (URI and listing) and `limit`
+ *   items/<benchmark>/<set>/item-sha256.json          each item's content hash (fields and image bytes)
+ *   predictions/<model>/<benchmark>/<item>.<key>.json one VqaPrediction per item and key, create-if-absent
+ *   scores/<model>/<benchmark>.json                   BenchmarkScore of the latest sweep
+ *   report.json, report.html, chart.png               written last
  *
- * A prediction is written once and never redone: a re-run or a retried activity asks which items
- * still lack one and predicts only those.
+ * A prediction's key hashes everything that made it (prediction-key.ts): the model's identity (backend,
+ * base model, adapter content), the prompt version and text, the generation settings and the item's content. A
+ * re-run or a retried activity predicts only the items that lack a prediction under their current key;
+ * predictions under other keys (another adapter, prompt, item set) stay beside them, unused.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import {
   BenchmarkId,
-  BenchmarkScore,
+  BenchmarkResult,
   ModelSpec,
   VqaItem,
   VqaPrediction,
   type BenchmarkSource,
+  type ModelIdentity,
+  type ResolvedModel,
   type Retention,
   type VqaSweepResult,
 } from '../../data-schemas/vqa';
 import type { PythonEnv } from '../../infra/python';
 import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
-import { getJson, getJsonIfExists, ObjectNotFoundError, putJson, sha256Hex } from '../store';
+import { getJson, getJsonIfExists, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
+import { openAIBaseUrl } from './backends/openai';
 import { BackendError, createBackend, type InferenceBackend } from './backends/types';
 import { screenshotElement } from './browser';
 import { BenchmarkLayoutError, ITEMS_FILE, limitItems, loadBenchmark, materializeItems, mimeTypeOf } from './loaders';
-import { computeRetention, renderReportHtml, type ScoreTable } from './report';
+import { directorySha256, itemSha256, modelKeyOf, predictionFile, predictionKey } from './prediction-key';
+import { computeRetention, renderReportHtml, type PairedIntervals, type ScoreTable } from './report';
 import { BENCHMARKS } from './scoring';
+import { pairedRetentionIntervals, scoreStderr, type PairedBenchmark } from './uncertainty';
 
 /** Failure types of the sweep that no retry heals. */
 export const VqaFailure = {
   benchmarkLayout: 'BenchmarkLayout',
   backendCheck: 'BackendCheckFailed',
+  /** The model behind a name changed (another adapter content) after the sweep checked it. */
+  modelChanged: 'VqaModelChanged',
 } as const;
 
 export interface VqaDeps {
@@ -53,71 +66,165 @@ export interface VqaDeps {
   adapterCacheDir?: string;
 }
 
-const itemsRoot = (outputUri: string, benchmark: BenchmarkId): string => joinUri(outputUri, 'items', benchmark);
+/** Bumped when the item-set recipe changes. */
+const ITEM_SET_RECIPE = 'vqa-item-set/1';
+const ITEM_HASHES_FILE = 'item-sha256.json';
+const ItemHashes = z.record(z.string(), z.string());
+
 const predictionsRoot = (outputUri: string, model: string, benchmark: BenchmarkId): string => joinUri(outputUri, 'predictions', model, benchmark);
 export const scoreUri = (outputUri: string, model: string, benchmark: BenchmarkId): string => joinUri(outputUri, 'scores', model, `${benchmark}.json`);
+
+/** A path of the worker's machine, from a path or a file:// URI. */
+const localPathOf = (value: string): string => (value.startsWith('file://') ? fileURLToPath(value) : value);
+const isDirectory = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+/** An item set and what each item's prediction key needs. */
+interface ItemSet {
+  items: VqaItem[];
+  sha256: Map<string, string>;
+}
+
+/** The key of an item's prediction by a model. */
+function keyOf(benchmark: BenchmarkId, item: VqaItem, set: ItemSet, modelKey: string): string {
+  const definition = BENCHMARKS[benchmark];
+  const sha = set.sha256.get(item.id);
+  if (sha === undefined) throw new BenchmarkLayoutError(`item ${item.id} of ${benchmark} has no content hash in ${ITEM_HASHES_FILE}`);
+  return predictionKey({ modelKey, promptVersion: definition.promptVersion, prompt: definition.prompt(item), generation: definition.generation, itemSha256: sha });
+}
 
 /** The sweep's activities, plus `close` for the worker's shutdown (stops local inference processes). */
 export function createVqaRuntime(deps: VqaDeps) {
   const { store } = deps;
-  /** One backend per model spec per worker: the local one is a child process kept warm across activities. */
-  const backends = new Map<string, Promise<InferenceBackend>>();
-  const backendFor = (spec: ModelSpec): Promise<InferenceBackend> => {
-    const key = JSON.stringify(spec);
-    let backend = backends.get(key);
-    if (!backend) {
-      backend = makeBackend(spec);
-      backends.set(key, backend);
-      // A failed start is not cached: the next attempt tries again.
-      backend.catch(() => backends.delete(key));
+
+  /** The model behind a spec, as it is now: an adapter's content is hashed, not its name. */
+  const identify = async (spec: ModelSpec): Promise<{ identity: ModelIdentity; adapterDir?: string }> => {
+    switch (spec.backend) {
+      case 'openai':
+        // A served name is all a client can see; docs/vqa.md asks for a new served name per adapter version.
+        return { identity: { backend: 'openai', baseUrl: openAIBaseUrl(spec.baseUrl), model: spec.model } };
+      case 'gemini':
+        return { identity: { backend: 'gemini', model: spec.model, thinkingBudget: spec.thinkingBudget ?? null } };
+      case 'local': {
+        const base = localPathOf(spec.baseModel);
+        const baseModel = isDirectory(base) ? await directorySha256(base) : `hub:${spec.baseModel}`;
+        if (spec.adapter === undefined) return { identity: { backend: 'local', baseModel, adapter: null } };
+        const adapterDir = spec.adapter.startsWith('s3://') ? await stageAdapter(spec.adapter) : localPathOf(spec.adapter);
+        if (!isDirectory(adapterDir)) throw new BackendError('not_found', `model ${spec.name}: adapter directory ${spec.adapter} does not exist`);
+        return { identity: { backend: 'local', baseModel, adapter: await directorySha256(adapterDir) }, adapterDir };
+      }
     }
-    return backend;
   };
-  const makeBackend = async (spec: ModelSpec): Promise<InferenceBackend> => {
-    // An adapter in S3 (a trainLora output) is staged on this machine first; file:// is read in place.
-    const resolved = spec.backend === 'local' && spec.adapter?.startsWith('s3://') ? { ...spec, adapter: await stageAdapter(spec.adapter) } : spec;
-    return createBackend(resolved, {
+
+  /** One backend per model spec per worker (the local one is a child process kept warm across activities), replaced when the model behind the spec changes. */
+  const backends = new Map<string, { modelKey: string; backend: Promise<InferenceBackend> }>();
+  const resolving = new Map<string, Promise<ResolvedModel & { backend: InferenceBackend }>>();
+  const resolve = async (spec: ModelSpec, specKey: string): Promise<ResolvedModel & { backend: InferenceBackend }> => {
+    const { identity, adapterDir } = await identify(spec);
+    const modelKey = modelKeyOf(identity);
+    let entry = backends.get(specKey);
+    if (entry && entry.modelKey !== modelKey) {
+      // A warm local process still holds the old weights.
+      void entry.backend.then((b) => b.close()).catch(() => undefined);
+      backends.delete(specKey);
+      entry = undefined;
+    }
+    if (!entry) {
+      const backend = makeBackend(spec.backend === 'local' && adapterDir !== undefined ? { ...spec, adapter: adapterDir } : spec);
+      const created = { modelKey, backend };
+      backends.set(specKey, created);
+      // A failed start is not cached: the next attempt tries again.
+      backend.catch(() => {
+        if (backends.get(specKey) === created) backends.delete(specKey);
+      });
+      entry = created;
+    }
+    return { identity, modelKey, backend: await entry.backend };
+  };
+  const backendFor = (spec: ModelSpec): Promise<ResolvedModel & { backend: InferenceBackend }> => {
+    const specKey = JSON.stringify(spec);
+    let pending = resolving.get(specKey);
+    if (!pending) {
+      pending = resolve(spec, specKey).finally(() => resolving.delete(specKey));
+      resolving.set(specKey, pending);
+    }
+    return pending;
+  };
+  const makeBackend = (spec: ModelSpec): Promise<InferenceBackend> =>
+    Promise.resolve().then(() =>
+      createBackend(spec, {
         ...(deps.geminiApiKey !== undefined && { geminiApiKey: deps.geminiApiKey }),
         ...(deps.geminiBaseUrl !== undefined && { geminiBaseUrl: deps.geminiBaseUrl }),
         ...(deps.openaiApiKey !== undefined && { openaiApiKey: deps.openaiApiKey }),
         ...(deps.python !== undefined && { python: deps.python }),
-    });
-  };
-  /** Downloads an adapter directory from the store into the local cache (once per URI). */
+      }),
+    );
+  /**
+   * Downloads an adapter directory from the store into the local cache. The cache folder is named
+   * by the listing (paths, sizes, ETags), so new content behind the same URI is downloaded again.
+   */
   const stageAdapter = async (uri: string): Promise<string> => {
-    const dir = join(deps.adapterCacheDir ?? join(tmpdir(), 'vla-adapters'), sha256Hex(uri).slice(0, 16));
-    if (existsSync(join(dir, '.complete'))) return dir;
     const prefix = `${uri.replace(/\/$/, '')}/`;
-    for await (const info of store.list(prefix)) {
-      const target = join(dir, ...info.uri.slice(prefix.length).split('/'));
+    const objects: { rel: string; uri: string; bytes: number; etag: string | null }[] = [];
+    for await (const info of store.list(prefix)) objects.push({ rel: info.uri.slice(prefix.length), uri: info.uri, bytes: info.bytes, etag: info.etag ?? null });
+    objects.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+    if (!objects.some((o) => o.rel === 'adapter_config.json')) throw new BackendError('not_found', `no LoRA adapter at ${uri} (adapter_config.json missing)`);
+    const listing = objects.map(({ rel, bytes, etag }) => [rel, bytes, etag]);
+    const dir = join(deps.adapterCacheDir ?? join(tmpdir(), 'vla-adapters'), sha256Hex(JSON.stringify([uri, listing])).slice(0, 16));
+    if (existsSync(join(dir, '.complete'))) return dir;
+    for (const object of objects) {
+      const target = join(dir, ...object.rel.split('/'));
       mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(target, await store.get(info.uri));
+      writeFileSync(target, await store.get(object.uri));
     }
-    if (!existsSync(join(dir, 'adapter_config.json'))) throw new BackendError('not_found', `no LoRA adapter at ${uri} (adapter_config.json missing)`);
     writeFileSync(join(dir, '.complete'), '');
     return dir;
   };
 
-  const itemCache = new Map<string, VqaItem[]>();
-  async function readItems(outputUri: string, benchmark: BenchmarkId): Promise<VqaItem[]> {
-    const uri = joinUri(itemsRoot(outputUri, benchmark), ITEMS_FILE);
-    const cached = itemCache.get(uri);
+  const itemSets = new Map<string, ItemSet>();
+  /** An item set is written once under its content-derived folder, so it is cached by URI. */
+  async function readItemSet(itemsUri: string): Promise<ItemSet> {
+    const cached = itemSets.get(itemsUri);
     if (cached) return cached;
-    const lines = (await store.get(uri)).toString('utf8').split('\n').filter((l) => l.trim());
+    const lines = (await store.get(joinUri(itemsUri, ITEMS_FILE))).toString('utf8').split('\n').filter((l) => l.trim());
     const items = lines.map((l) => VqaItem.parse(JSON.parse(l)));
-    itemCache.set(uri, items);
-    return items;
+    const hashes = await getJson(store, joinUri(itemsUri, ITEM_HASHES_FILE), ItemHashes);
+    const set = { items, sha256: new Map(Object.entries(hashes)) };
+    itemSets.set(itemsUri, set);
+    return set;
   }
 
-  async function predictedIds(outputUri: string, model: string, benchmark: BenchmarkId): Promise<Set<string>> {
+  /** Names of the prediction objects stored for a (model, benchmark). */
+  async function storedPredictionFiles(outputUri: string, model: string, benchmark: BenchmarkId): Promise<Set<string>> {
     const root = predictionsRoot(outputUri, model, benchmark);
-    const ids = new Set<string>();
+    const names = new Set<string>();
     for await (const info of store.list(`${root}/`)) {
       const rel = relativeTo(root, info.uri);
-      if (rel?.endsWith('.json')) ids.add(rel.slice(0, -'.json'.length));
+      if (rel?.endsWith('.json')) names.add(rel);
     }
-    return ids;
+    return names;
   }
+
+  /** The stored predictions of a model for an item set, under their current keys. */
+  async function readPredictions(input: { outputUri: string; itemsUri: string; model: string; modelKey: string; benchmark: BenchmarkId }): Promise<Map<string, VqaPrediction>> {
+    const set = await readItemSet(input.itemsUri);
+    const root = predictionsRoot(input.outputUri, input.model, input.benchmark);
+    const predictions = new Map<string, VqaPrediction>();
+    await forEachConcurrent(set.items, 16, async (item) => {
+      const prediction = await getJsonIfExists(store, joinUri(root, predictionFile(item.id, keyOf(input.benchmark, item, set, input.modelKey))), VqaPrediction);
+      if (prediction) predictions.set(item.id, prediction);
+    });
+    return predictions;
+  }
+
+  /** The answers a scorer sees: a truncated answer is left out, so it scores as wrong (docs/vqa.md "Truncated answers"). */
+  const scoredResponses = (predictions: ReadonlyMap<string, VqaPrediction>): Map<string, string> =>
+    new Map([...predictions].flatMap(([id, p]) => (p.truncated ? [] : [[id, p.response] as const])));
 
   const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
@@ -131,20 +238,33 @@ export function createVqaRuntime(deps: VqaDeps) {
     };
 
   const activities = {
-    /** Loads a benchmark from the user's layout and materialises it (once) into the sweep. */
-    prepareBenchmark: wrap(async (input: { source: BenchmarkSource; outputUri: string; limit?: number }): Promise<{ benchmark: BenchmarkId; items: number }> => {
-      const root = itemsRoot(input.outputUri, input.source.benchmark);
-      if (await store.head(joinUri(root, ITEMS_FILE))) return { benchmark: input.source.benchmark, items: (await readItems(input.outputUri, input.source.benchmark)).length };
-      const loaded = limitItems(await loadBenchmark(store, input.source.benchmark, input.source.uri), input.limit);
-      if (loaded.length === 0) throw new BenchmarkLayoutError(`${input.source.uri} holds no ${input.source.benchmark} items`);
-      const { items } = await materializeItems(store, loaded, root);
-      return { benchmark: input.source.benchmark, items: items.length };
+    /**
+     * Loads a benchmark from the user's layout and materialises it into the item set of this source
+     * (its URI and the listing under it) and `limit`; an item set already written is reused.
+     */
+    prepareBenchmark: wrap(async (input: { source: BenchmarkSource; outputUri: string; limit?: number }): Promise<{ benchmark: BenchmarkId; items: number; itemsUri: string }> => {
+      const { benchmark, uri } = input.source;
+      const listing: [string, number, string | null][] = [];
+      for await (const info of store.list(`${uri.replace(/\/$/, '')}/`)) listing.push([info.uri, info.bytes, info.etag ?? null]);
+      listing.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      const setKey = sha256Hex(JSON.stringify([ITEM_SET_RECIPE, benchmark, uri, input.limit ?? null, listing])).slice(0, 16);
+      const itemsUri = joinUri(input.outputUri, 'items', benchmark, setKey);
+      // The hashes are written after items.jsonl: both present means the set is complete.
+      if (await store.head(joinUri(itemsUri, ITEM_HASHES_FILE))) return { benchmark, items: (await readItemSet(itemsUri)).items.length, itemsUri };
+      const loaded = limitItems(await loadBenchmark(store, benchmark, uri), input.limit);
+      if (loaded.length === 0) throw new BenchmarkLayoutError(`${uri} holds no ${benchmark} items`);
+      const { items } = await materializeItems(store, loaded, itemsUri);
+      const hashes = Object.fromEntries(loaded.map(({ item, images }) => [item.id, itemSha256(item, images.map((image) => sha256Hex(image.data)))]));
+      await putJson(store, joinUri(itemsUri, ITEM_HASHES_FILE), hashes);
+      return { benchmark, items: items.length, itemsUri };
     }),
 
-    /** Fails early, and for good, when a model cannot be reached or does not fit its base. */
-    checkBackend: wrap(async (spec: ModelSpec): Promise<void> => {
+    /** Fails early, and for good, when a model cannot be reached or does not fit its base; returns the model's identity and key. */
+    checkBackend: wrap(async (spec: ModelSpec): Promise<ResolvedModel> => {
       try {
-        await (await backendFor(ModelSpec.parse(spec))).check();
+        const resolved = await backendFor(ModelSpec.parse(spec));
+        await resolved.backend.check();
+        return { identity: resolved.identity, modelKey: resolved.modelKey };
       } catch (err) {
         if (err instanceof BackendError && err.code !== 'adapter_mismatch') {
           throw ApplicationFailure.nonRetryable(`model ${spec.name}: ${err.message}`, VqaFailure.backendCheck);
@@ -153,19 +273,38 @@ export function createVqaRuntime(deps: VqaDeps) {
       }
     }),
 
-    /** Item ids of a benchmark that still lack a prediction of this model. */
-    pendingItems: wrap(async (input: { outputUri: string; model: string; benchmark: BenchmarkId }): Promise<{ pending: string[]; total: number }> => {
-      const items = await readItems(input.outputUri, input.benchmark);
-      const done = await predictedIds(input.outputUri, input.model, input.benchmark);
-      return { pending: items.filter((i) => !done.has(i.id)).map((i) => i.id), total: items.length };
-    }),
+    /** Item ids of a benchmark that still lack a prediction of this model under their current key. */
+    pendingItems: wrap(
+      async (input: { outputUri: string; itemsUri: string; model: string; modelKey: string; benchmark: BenchmarkId }): Promise<{ pending: string[]; total: number }> => {
+        const set = await readItemSet(input.itemsUri);
+        const stored = await storedPredictionFiles(input.outputUri, input.model, input.benchmark);
+        const pending = set.items.filter((item) => !stored.has(predictionFile(item.id, keyOf(input.benchmark, item, set, input.modelKey))));
+        return { pending: pending.map((i) => i.id), total: set.items.length };
+      },
+    ),
 
-    /** Predicts the given items (those already predicted are skipped), `concurrency` requests at a time. */
+    /** Predicts the given items (those already predicted under their key are skipped), `concurrency` requests at a time. */
     predictItems: wrap(
-      async (input: { outputUri: string; model: ModelSpec; benchmark: BenchmarkId; itemIds: string[]; concurrency: number }): Promise<{ made: number; reused: number }> => {
+      async (input: {
+        outputUri: string;
+        itemsUri: string;
+        model: ModelSpec;
+        modelKey: string;
+        benchmark: BenchmarkId;
+        itemIds: string[];
+        concurrency: number;
+      }): Promise<{ made: number; reused: number }> => {
         const definition = BENCHMARKS[input.benchmark];
-        const items = new Map((await readItems(input.outputUri, input.benchmark)).map((i) => [i.id, i]));
-        const backend = await backendFor(input.model);
+        const set = await readItemSet(input.itemsUri);
+        const items = new Map(set.items.map((i) => [i.id, i]));
+        const { backend, modelKey } = await backendFor(input.model);
+        if (modelKey !== input.modelKey) {
+          // Answers of other weights must not be stored under the checked model's key.
+          throw ApplicationFailure.nonRetryable(
+            `model ${input.model.name} changed after the sweep checked it (its base model or adapter content differs); start the sweep again to evaluate the new one`,
+            VqaFailure.modelChanged,
+          );
+        }
         const root = predictionsRoot(input.outputUri, input.model.name, input.benchmark);
         const ctx = Context.current();
         let made = 0;
@@ -173,13 +312,14 @@ export function createVqaRuntime(deps: VqaDeps) {
         await forEachConcurrent(input.itemIds, input.concurrency, async (id) => {
           const item = items.get(id);
           if (!item) throw new BenchmarkLayoutError(`item ${id} is not in ${input.benchmark}'s items`);
-          const uri = joinUri(root, `${id}.json`);
+          const key = keyOf(input.benchmark, item, set, modelKey);
+          const uri = joinUri(root, predictionFile(id, key));
           if (await store.head(uri)) {
             reused++;
             return;
           }
           const images = await Promise.all(
-            item.images.map(async (p) => ({ mimeType: mimeTypeOf(p.slice(p.lastIndexOf('.') + 1)), data: new Uint8Array(await store.get(joinUri(itemsRoot(input.outputUri, input.benchmark), p))) })),
+            item.images.map(async (p) => ({ mimeType: mimeTypeOf(p.slice(p.lastIndexOf('.') + 1)), data: new Uint8Array(await store.get(joinUri(input.itemsUri, p))) })),
           );
           const prompt = definition.prompt(item);
           const started = performance.now();
@@ -188,8 +328,13 @@ export function createVqaRuntime(deps: VqaDeps) {
             itemId: id,
             benchmark: input.benchmark,
             model: input.model.name,
+            key,
+            modelKey,
+            itemSha256: set.sha256.get(id) ?? '',
+            generation: definition.generation,
             prompt,
             response: answer.text,
+            truncated: answer.truncated === true,
             latencyMs: performance.now() - started,
             ...(answer.usage && { usage: answer.usage }),
           };
@@ -203,37 +348,87 @@ export function createVqaRuntime(deps: VqaDeps) {
       },
     ),
 
-    /** Scores a (model, benchmark) from its stored predictions and stores the score. */
-    scoreBenchmark: wrap(async (input: { outputUri: string; model: string; benchmark: BenchmarkId }): Promise<BenchmarkScore> => {
-      const items = await readItems(input.outputUri, input.benchmark);
-      const root = predictionsRoot(input.outputUri, input.model, input.benchmark);
-      const predictions = new Map<string, string>();
-      await forEachConcurrent(items, 16, async (item) => {
-        try {
-          predictions.set(item.id, (await getJson(store, joinUri(root, `${item.id}.json`), VqaPrediction)).response);
-        } catch (err) {
-          if (!(err instanceof ObjectNotFoundError)) throw err;
-        }
+    /** Scores a (model, benchmark) from its stored predictions, with the standard error and the truncated answers, and stores the score. */
+    scoreBenchmark: wrap(async (input: { outputUri: string; itemsUri: string; model: string; modelKey: string; benchmark: BenchmarkId }): Promise<BenchmarkResult> => {
+      const { items } = await readItemSet(input.itemsUri);
+      const predictions = await readPredictions(input);
+      const responses = scoredResponses(predictions);
+      const definition = BENCHMARKS[input.benchmark];
+      const { stderr, method } = scoreStderr(definition, items, responses, `stderr|${input.modelKey}|${input.itemsUri}`);
+      const score = BenchmarkResult.parse({
+        ...definition.score(items, responses),
+        stderr,
+        stderrMethod: method,
+        truncated: [...predictions.values()].filter((p) => p.truncated).length,
+        missing: items.length - predictions.size,
       });
-      const score = BenchmarkScore.parse(BENCHMARKS[input.benchmark].score(items, predictions));
       await putJson(store, scoreUri(input.outputUri, input.model, input.benchmark), score);
       return score;
     }),
 
     /** report.json, report.html (self-contained) and chart.png (Chromium's rendering of its chart). */
     writeReport: wrap(
-      async (input: { outputUri: string; title: string; models: ModelSpec[]; benchmarks: BenchmarkId[]; made: number; reused: number }): Promise<VqaSweepResult> => {
+      async (input: {
+        outputUri: string;
+        title: string;
+        models: ModelSpec[];
+        benchmarks: BenchmarkId[];
+        made: number;
+        reused: number;
+        /** checkBackend's key of each model, by name. */
+        modelKeys: Record<string, string>;
+        /** prepareBenchmark's item set of each benchmark. */
+        itemsUris: Partial<Record<BenchmarkId, string>>;
+        retentionThreshold: number;
+      }): Promise<VqaSweepResult> => {
         const scores: ScoreTable = {};
         const itemCounts: Partial<Record<BenchmarkId, number>> = {};
         for (const model of input.models) {
           for (const b of input.benchmarks) {
-            const score = await getJsonIfExists(store, scoreUri(input.outputUri, model.name, b), BenchmarkScore);
+            const score = await getJsonIfExists(store, scoreUri(input.outputUri, model.name, b), BenchmarkResult);
             if (score) (scores[model.name] ??= {})[b] = score;
             if (score) itemCounts[b] = score.items;
           }
         }
-        const retention: Retention[] = computeRetention(input.models, scores, input.benchmarks);
-        const html = renderReportHtml({ title: input.title, models: input.models, benchmarks: input.benchmarks, scores, retention, generatedAt: new Date().toISOString(), items: itemCounts });
+        // Paired data first (store reads), then the pure bootstrap per (model, base).
+        const pairedData = new Map<string, PairedBenchmark[]>();
+        const pairedItems = new Map<string, Partial<Record<BenchmarkId, number>>>();
+        for (const model of input.models) {
+          if (model.baseOf === undefined) continue;
+          const benchmarks: PairedBenchmark[] = [];
+          const counts: Partial<Record<BenchmarkId, number>> = {};
+          for (const b of input.benchmarks) {
+            const itemsUri = input.itemsUris[b];
+            const ftKey = input.modelKeys[model.name];
+            const baseKey = input.modelKeys[model.baseOf];
+            if (itemsUri === undefined || ftKey === undefined || baseKey === undefined) continue;
+            const ft = await readPredictions({ outputUri: input.outputUri, itemsUri, model: model.name, modelKey: ftKey, benchmark: b });
+            const base = await readPredictions({ outputUri: input.outputUri, itemsUri, model: model.baseOf, modelKey: baseKey, benchmark: b });
+            const items = (await readItemSet(itemsUri)).items.filter((item) => ft.has(item.id) && base.has(item.id));
+            counts[b] = items.length;
+            if (items.length > 0) benchmarks.push({ definition: BENCHMARKS[b], items, fineTuned: scoredResponses(ft), base: scoredResponses(base) });
+          }
+          pairedData.set(model.name, benchmarks);
+          pairedItems.set(model.name, counts);
+        }
+        const paired = (model: string, base: string, benchmarks: readonly BenchmarkId[]): PairedIntervals => {
+          const data = (pairedData.get(model) ?? []).filter((p) => benchmarks.includes(p.definition.id));
+          const intervals = pairedRetentionIntervals(data, `retention|${input.modelKeys[model]}|${input.modelKeys[base]}`);
+          return { ...intervals, pairedItems: pairedItems.get(model) ?? {} };
+        };
+        const retention: Retention[] = computeRetention(input.models, scores, input.benchmarks, { threshold: input.retentionThreshold, paired });
+        const truncated = Object.values(scores).reduce((a, row) => a + Object.values(row).reduce((t, score) => t + score.truncated, 0), 0);
+        const html = renderReportHtml({
+          title: input.title,
+          models: input.models,
+          benchmarks: input.benchmarks,
+          scores,
+          retention,
+          generatedAt: new Date().toISOString(),
+          items: itemCounts,
+          predictions: { made: input.made, reused: input.reused },
+          threshold: input.retentionThreshold,
+        });
         const reportUri = joinUri(input.outputUri, 'report.html');
         const chartUri = joinUri(input.outputUri, 'chart.png');
         await store.put(chartUri, await screenshotElement(html, '#chart'));
@@ -244,7 +439,8 @@ export function createVqaRuntime(deps: VqaDeps) {
           retention,
           reportUri,
           chartUri,
-          predictions: { made: input.made, reused: input.reused },
+          itemSets: Object.fromEntries(Object.entries(input.itemsUris).filter((e): e is [string, string] => e[1] !== undefined)),
+          predictions: { made: input.made, reused: input.reused, truncated },
         };
         await putJson(store, joinUri(input.outputUri, 'report.json'), result);
         return result;
@@ -254,7 +450,7 @@ export function createVqaRuntime(deps: VqaDeps) {
   return {
     activities,
     async close(): Promise<void> {
-      await Promise.all([...backends.values()].map(async (b) => (await b.catch(() => undefined))?.close()));
+      await Promise.all([...backends.values()].map(async (entry) => (await entry.backend.catch(() => undefined))?.close()));
       backends.clear();
     },
   };

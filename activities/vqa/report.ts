@@ -1,15 +1,34 @@
 /**
- * The retention report: scores per model and benchmark, each fine-tuned model's retention against
- * its base (flagging < 85%), the paper's Table 1 beside ours, and a bar chart (inline SVG, so the
- * page is one self-contained file; the PNG is Chromium's rendering of the same SVG).
+ * The retention report: scores per model and benchmark with their standard errors, each fine-tuned
+ * model's retention against its base with paired bootstrap intervals (flagging those under the
+ * threshold), how many predictions were reused and how many answers were truncated, the paper's
+ * Table 1 beside ours, and a bar chart (inline SVG, so the page is one self-contained file; the PNG
+ * is Chromium's rendering of the same SVG).
  */
 import { escapeMarkup } from '../relabel/spot-check';
-import { PAPER_TABLE_1, RETENTION_THRESHOLD, type BenchmarkId, type BenchmarkScore, type ModelSpec, type Retention } from '../../data-schemas/vqa';
+import { PAPER_TABLE_1, RETENTION_THRESHOLD, type BenchmarkId, type BenchmarkResult, type Interval, type ModelSpec, type Retention } from '../../data-schemas/vqa';
+import { retentionRatio } from './uncertainty';
 
-export type ScoreTable = Record<string, Partial<Record<BenchmarkId, BenchmarkScore>>>;
+export type ScoreTable = Record<string, Partial<Record<BenchmarkId, BenchmarkResult>>>;
 
-/** Each model with a `baseOf`: fine-tuned / base per benchmark, their mean, and those below the threshold. */
-export function computeRetention(models: readonly ModelSpec[], scores: ScoreTable, benchmarks: readonly BenchmarkId[]): Retention[] {
+/** A (fine-tuned, base) pair's bootstrap results, from the items both answered. */
+export interface PairedIntervals {
+  perBenchmark: Partial<Record<BenchmarkId, Interval>>;
+  overall: Interval;
+  pairedItems: Partial<Record<BenchmarkId, number>>;
+}
+
+/**
+ * Each model with a `baseOf`: fine-tuned / base per benchmark, their mean, those below the
+ * threshold, and the intervals `paired` gives for the pair.
+ */
+export function computeRetention(
+  models: readonly ModelSpec[],
+  scores: ScoreTable,
+  benchmarks: readonly BenchmarkId[],
+  options: { threshold?: number; paired?: (model: string, base: string, benchmarks: readonly BenchmarkId[]) => PairedIntervals } = {},
+): Retention[] {
+  const threshold = options.threshold ?? RETENTION_THRESHOLD;
   const out: Retention[] = [];
   for (const model of models) {
     if (model.baseOf === undefined) continue;
@@ -19,13 +38,24 @@ export function computeRetention(models: readonly ModelSpec[], scores: ScoreTabl
       const ft = scores[model.name]?.[b]?.value;
       const base = scores[model.baseOf]?.[b]?.value;
       if (ft === undefined || base === undefined) continue;
-      // A base that scores 0 leaves nothing to retain: count it as kept.
-      const ratio = base === 0 ? 1 : ft / base;
+      const ratio = retentionRatio(ft, base);
       perBenchmark[b] = ratio;
-      if (ratio < RETENTION_THRESHOLD) below.push(b);
+      if (ratio < threshold) below.push(b);
     }
     const ratios = Object.values(perBenchmark);
-    out.push({ model: model.name, base: model.baseOf, perBenchmark, overall: ratios.length ? ratios.reduce((a, r) => a + r, 0) / ratios.length : 0, below });
+    const overall = ratios.length ? ratios.reduce((a, r) => a + r, 0) / ratios.length : 0;
+    const paired = options.paired?.(model.name, model.baseOf, Object.keys(perBenchmark) as BenchmarkId[]);
+    out.push({
+      model: model.name,
+      base: model.baseOf,
+      perBenchmark,
+      perBenchmarkInterval: { ...paired?.perBenchmark },
+      pairedItems: { ...paired?.pairedItems },
+      overall,
+      overallInterval: paired?.overall ?? [overall, overall],
+      threshold,
+      below,
+    });
   }
   return out;
 }
@@ -53,6 +83,8 @@ const BENCHMARK_TITLES: Record<BenchmarkId, string> = {
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7'];
 
 const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(1));
+const percent = (v: number): string => `${(v * 100).toFixed(1)}%`;
+const intervalText = (i: Interval | undefined): string => (i === undefined ? '' : ` <span class="interval">[${percent(i[0])}, ${percent(i[1])}]</span>`);
 
 /** Grouped bars: per benchmark one bar per model, height = score / the benchmark's maximum. */
 export function renderChartSvg(models: readonly string[], benchmarks: readonly BenchmarkId[], scores: ScoreTable): string {
@@ -95,6 +127,10 @@ export interface ReportInput {
   generatedAt: string;
   /** Items per benchmark (a smoke run's limit shows here). */
   items: Partial<Record<BenchmarkId, number>>;
+  /** Predictions this sweep made and those it reused from earlier runs. */
+  predictions: { made: number; reused: number };
+  /** @default RETENTION_THRESHOLD */
+  threshold?: number;
 }
 
 export function renderReportHtml(r: ReportInput): string {
@@ -103,7 +139,11 @@ export function renderReportHtml(r: ReportInput): string {
     .map(
       (m) =>
         `<tr data-model="${escapeMarkup(m.name)}"><td>${escapeMarkup(m.name)}</td>${r.benchmarks
-          .map((b) => `<td class="score" data-benchmark="${b}">${fmt(r.scores[m.name]?.[b]?.value)}</td>`)
+          .map((b) => {
+            const score = r.scores[m.name]?.[b];
+            const stderr = score === undefined ? '' : ` <span class="stderr" title="standard error (${score.stderrMethod})">± ${score.stderr.toFixed(1)}</span>`;
+            return `<td class="score" data-benchmark="${b}"><span class="value">${fmt(score?.value)}</span>${stderr}</td>`;
+          })
           .join('')}</tr>`,
     )
     .join('');
@@ -120,11 +160,25 @@ export function renderReportHtml(r: ReportInput): string {
         `<tr data-retention="${escapeMarkup(ret.model)}"><td>${escapeMarkup(ret.model)} / ${escapeMarkup(ret.base)}</td>${r.benchmarks
           .map((b) => {
             const v = ret.perBenchmark[b];
-            return v === undefined ? '<td>–</td>' : `<td class="${v < RETENTION_THRESHOLD ? 'below' : 'kept'}">${(v * 100).toFixed(1)}%</td>`;
+            if (v === undefined) return '<td>–</td>';
+            return `<td class="${v < ret.threshold ? 'below' : 'kept'}" data-benchmark="${b}"><span class="value">${percent(v)}</span>${intervalText(ret.perBenchmarkInterval[b])}</td>`;
           })
-          .join('')}<td class="${ret.overall < RETENTION_THRESHOLD ? 'below' : 'kept'} overall">${(ret.overall * 100).toFixed(1)}%</td></tr>`,
+          .join('')}<td class="${ret.overall < ret.threshold ? 'below' : 'kept'} overall"><span class="value">${percent(ret.overall)}</span>${intervalText(ret.overallInterval)}</td></tr>`,
     )
     .join('');
+  // The gate in one line per fine-tuned model: what a reader (and the nightly alert) looks at first.
+  const gateLines = r.retention
+    .map((ret) => {
+      const failed = ret.overall < ret.threshold;
+      return `<p class="gate ${failed ? 'failed' : 'passed'}" data-retention="${escapeMarkup(ret.model)}">Retention gate ${failed ? 'FAILED' : 'passed'}: ${escapeMarkup(ret.model)} keeps ${percent(ret.overall)} of ${escapeMarkup(ret.base)} (95% interval ${percent(ret.overallInterval[0])} to ${percent(ret.overallInterval[1])}), ${failed ? 'below' : 'at or above'} the ${percent(ret.threshold)} threshold.</p>`;
+    })
+    .join('\n');
+  const truncated = r.models
+    .flatMap((m) => r.benchmarks.map((b) => ({ model: m.name, benchmark: b, n: r.scores[m.name]?.[b]?.truncated ?? 0 })))
+    .filter((t) => t.n > 0);
+  const truncatedTotal = truncated.reduce((a, t) => a + t.n, 0);
+  const truncatedText = truncated.map((t) => `${escapeMarkup(t.model)} ${BENCHMARK_TITLES[t.benchmark]} ${t.n}`).join(', ');
+  const threshold = r.threshold ?? RETENTION_THRESHOLD;
   const paperOverall = paperRetention.reduce((a, v) => a + v, 0) / Math.max(1, paperRetention.length);
   const items = r.benchmarks.map((b) => `${BENCHMARK_TITLES[b]} ${r.items[b] ?? '?'}`).join(', ');
   return `<!doctype html>
@@ -137,13 +191,19 @@ th:first-child, td:first-child { text-align: left; }
 tr.paper td { color: #777; font-style: italic; }
 td.below { background: #fbe3e4; color: #a00; font-weight: bold; }
 td.kept { background: #e6f4ea; }
+span.stderr, span.interval { color: #666; font-size: 0.85em; }
+p.gate.failed { color: #a00; font-weight: bold; }
+p.gate.passed { color: #176b2c; }
 </style></head>
 <body>
 <h1>${escapeMarkup(r.title)}</h1>
-<p>Generated ${escapeMarkup(r.generatedAt)}. Items per benchmark: ${escapeMarkup(items)}. Scores on the paper's scale: accuracy in %, MME perception (max 2000), OCRBench hits / 10.</p>
+<p>Generated ${escapeMarkup(r.generatedAt)}. Items per benchmark: ${escapeMarkup(items)}. Scores on the paper's scale: accuracy in %, MME perception (max 2000), OCRBench hits / 10; ± is the standard error.</p>
+${gateLines}
+<p id="predictions">Predictions: <span class="made">${r.predictions.made}</span> made by this run, <span class="reused">${r.predictions.reused}</span> reused from earlier runs (same model content, prompt, settings and item).</p>
+<p id="truncated">Truncated answers (stopped at the token limit, scored as wrong): <span class="count">${truncatedTotal}</span>${truncatedText ? ` (${truncatedText})` : ''}.</p>
 <h2>Scores</h2>
 <table id="scores"><thead>${head}</thead><tbody>${modelRows}${paperRows}</tbody></table>
-<h2>Retention (fine-tuned / base; flagged below ${RETENTION_THRESHOLD * 100}%)</h2>
+<h2>Retention (fine-tuned / base, paired bootstrap 95% interval; flagged below ${percent(threshold)})</h2>
 <table id="retention"><thead><tr><th>model / base</th>${r.benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}<th>overall</th></tr></thead>
 <tbody>${retentionRows}<tr class="paper"><td>paper: VLM2VLA / Gemma-3-12B-IT</td>${paperRetention.map((v) => `<td>${(v * 100).toFixed(1)}%</td>`).join('')}<td>${(paperOverall * 100).toFixed(1)}%</td></tr></tbody></table>
 <h2>Chart</h2>

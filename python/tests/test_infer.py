@@ -224,6 +224,21 @@ def test_left_padded_batch_answers_like_single_requests(loaded):
     assert batched[1]["outputTokens"] <= 3
 
 
+def test_an_answer_cut_at_max_new_tokens_is_marked_truncated(loaded):
+    """truncated: the request's own limit was reached without an end-of-sequence token."""
+    from vla_py.infer import engine
+
+    short = _prepared(0, "Describe the scene in detail.", [(200, 0, 0)], max_new=2, logprobs=False)
+    roomy = _prepared(1, "What is it?", [(0, 200, 0)], max_new=40, logprobs=False)
+    batched = engine.generate_batch(loaded, [short, roomy])
+    for r, a in zip([short, roomy], batched):
+        assert a["truncated"] == engine.generate_batch(loaded, [r])[0]["truncated"]
+        if a["outputTokens"] < r.max_new_tokens:
+            assert a["truncated"] is False
+    # Two new tokens are not enough for the tiny model (random weights) to finish its answer.
+    assert batched[0]["outputTokens"] == 2 and batched[0]["truncated"] is True
+
+
 def test_bad_image_is_bad_input():
     from vla_py.infer import engine
 

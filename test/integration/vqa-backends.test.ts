@@ -92,6 +92,18 @@ describe('openai backend against a local OpenAI-wire server (real openai client)
     const content = rec.body!.messages[0]!.content as { type: string }[];
     expect(content.map((p) => p.type)).toEqual(['image_url', 'image_url', 'text']);
     expect(answer.usage).toEqual({ inputTokens: 7 + 2 * 256, outputTokens: Math.ceil(answer.text.length / 4) });
+    expect(answer.truncated).toBeUndefined();
+  });
+
+  it('an answer the server stops at max_tokens (finish_reason "length") is marked truncated', async () => {
+    server.setAnswer(() => 'a long answer that goes on and on '.repeat(20));
+    const req = await request('Describe everything.');
+    req.generation = { maxNewTokens: 8, temperature: 0 };
+    const answer = await backend().generate(req);
+    expect(answer.text).toHaveLength(8 * 4);
+    expect(answer.truncated).toBe(true);
+    server.setAnswer(() => 'short');
+    expect((await backend().generate(req)).truncated).toBeUndefined();
   });
 
   it('a scripted answer function; top_p left out when unset; createBackend builds it from a ModelSpec', async () => {
@@ -324,12 +336,20 @@ describe('local backend: python -m vla_py.infer on a tiny VLM (real transformers
       expect(a.inputTokens).toBeGreaterThan(4);
       expect(a.outputTokens).toBeGreaterThan(0);
       expect(a.outputTokens).toBeLessThanOrEqual(reqs[i]!.generation.maxNewTokens);
+      // An answer that ended before its limit was not cut.
+      if (a.outputTokens < reqs[i]!.generation.maxNewTokens) expect(a.truncated).toBe(false);
     });
+    // 3 to 5 new tokens are too few for the tiny model's random weights to finish an answer.
+    expect(answers.some((a) => a.truncated)).toBe(true);
     expect(Math.max(...answers.map((a) => a.batchSize))).toBeGreaterThan(1);
     expect(b.info).toMatchObject({ ready: true, model: baseModel, adapter: null, device: 'cpu' });
     // The interface's generate() gives text and usage; a lone request is a batch of one.
     const one = await b.generate(reqs[0]!);
-    expect(one).toEqual({ text: answers[0]!.text, usage: { inputTokens: answers[0]!.inputTokens, outputTokens: answers[0]!.outputTokens } });
+    expect(one).toEqual({
+      text: answers[0]!.text,
+      usage: { inputTokens: answers[0]!.inputTokens, outputTokens: answers[0]!.outputTokens },
+      ...(answers[0]!.truncated && { truncated: true }),
+    });
   });
 
   it('an adapter changes the logits of the answer', async () => {

@@ -3,9 +3,19 @@ import { describe, expect, it } from 'vitest';
 import { screenshotElement, withBrowserPage } from '../../activities/vqa/browser';
 import { collectPageErrors } from '../helpers/browser';
 import { computeRetention, renderReportHtml, type ScoreTable } from '../../activities/vqa/report';
-import type { BenchmarkId, BenchmarkScore, ModelSpec } from '../../data-schemas/vqa';
+import type { BenchmarkId, BenchmarkResult, ModelSpec } from '../../data-schemas/vqa';
 
-const score = (benchmark: BenchmarkId, value: number): BenchmarkScore => ({ benchmark, value, metric: 'accuracy', items: 10, breakdown: {} });
+const score = (benchmark: BenchmarkId, value: number, truncated = 0): BenchmarkResult => ({
+  benchmark,
+  value,
+  metric: 'accuracy',
+  items: 10,
+  breakdown: {},
+  stderr: value / 50,
+  stderrMethod: 'mean',
+  truncated,
+  missing: 0,
+});
 
 const models: ModelSpec[] = [
   { name: 'gemma3-base', backend: 'local', baseModel: '/models/base' },
@@ -14,7 +24,7 @@ const models: ModelSpec[] = [
 const benchmarks: BenchmarkId[] = ['mmbench-en', 'mme', 'ocrbench'];
 const scores: ScoreTable = {
   'gemma3-base': { 'mmbench-en': score('mmbench-en', 76.9), mme: score('mme', 1182.3), ocrbench: score('ocrbench', 75) },
-  vlm2vla: { 'mmbench-en': score('mmbench-en', 68.5), mme: score('mme', 1391.7), ocrbench: score('ocrbench', 60) },
+  vlm2vla: { 'mmbench-en': score('mmbench-en', 68.5, 2), mme: score('mme', 1391.7), ocrbench: score('ocrbench', 60, 1) },
 };
 
 describe('the retention report', () => {
@@ -25,23 +35,49 @@ describe('the retention report', () => {
     expect(r!.perBenchmark.ocrbench).toBeCloseTo(0.8, 10);
     expect(r!.below).toEqual(['ocrbench']);
     expect(r!.overall).toBeCloseTo((68.5 / 76.9 + 1391.7 / 1182.3 + 0.8) / 3, 10);
+    expect(r!.threshold).toBe(0.85);
     // A model without baseOf has no retention row.
     expect(computeRetention([models[0]!], scores, benchmarks)).toEqual([]);
+    // A configured threshold flags by it.
+    const [strict] = computeRetention(models, scores, benchmarks, { threshold: 0.9 });
+    expect(strict!.below).toEqual(['mmbench-en', 'ocrbench']);
   });
 
   it('renders a page that a real headless Chromium shows with the scores, the flags, the paper beside ours and one bar per score', async () => {
-    const retention = computeRetention(models, scores, benchmarks);
-    const html = renderReportHtml({ title: 'VQA retention <test>', models, benchmarks, scores, retention, generatedAt: '2026-11-22T00:00:00Z', items: { 'mmbench-en': 10, mme: 10, ocrbench: 10 } });
+    const retention = computeRetention(models, scores, benchmarks, {
+      threshold: 1,
+      paired: () => ({ perBenchmark: { ocrbench: [0.7, 0.9] }, overall: [0.85, 1.02], pairedItems: { ocrbench: 10 } }),
+    });
+    const html = renderReportHtml({
+      title: 'VQA retention <test>',
+      models,
+      benchmarks,
+      scores,
+      retention,
+      generatedAt: '2026-11-22T00:00:00Z',
+      items: { 'mmbench-en': 10, mme: 10, ocrbench: 10 },
+      predictions: { made: 7, reused: 53 },
+      threshold: 1,
+    });
     await withBrowserPage(async (page) => {
       const errors = collectPageErrors(page);
       await page.setContent(html, { waitUntil: 'load' });
       expect(await page.title()).toBe('VQA retention <test>');
-      expect(await page.locator('#scores tr[data-model="vlm2vla"] td[data-benchmark="mme"]').innerText()).toBe('1391.7');
+      expect(await page.locator('#scores tr[data-model="vlm2vla"] td[data-benchmark="mme"] .value').innerText()).toBe('1391.7');
+      // Every score carries its standard error.
+      expect(await page.locator('#scores tr[data-model="vlm2vla"] td[data-benchmark="mme"]').innerText()).toBe('1391.7 ± 27.8');
+      // Retention carries its paired interval; the gate's line says where the model stands.
+      expect(await page.locator('#retention tr[data-retention="vlm2vla"] td[data-benchmark="ocrbench"]').innerText()).toBe('80.0% [70.0%, 90.0%]');
+      expect(await page.locator('#retention tr[data-retention="vlm2vla"] td.overall').innerText()).toContain('[85.0%, 102.0%]');
+      expect(await page.locator('p.gate.failed[data-retention="vlm2vla"]').innerText()).toMatch(/^Retention gate FAILED: vlm2vla keeps 95\.6% of gemma3-base \(95% interval 85\.0% to 102\.0%\), below the 100\.0% threshold\.$/);
+      expect(await page.locator('#predictions .made').innerText()).toBe('7');
+      expect(await page.locator('#predictions .reused').innerText()).toBe('53');
+      expect(await page.locator('#truncated').innerText()).toBe('Truncated answers (stopped at the token limit, scored as wrong): 3 (vlm2vla MMB-en 2, vlm2vla OCRBench 1).');
       expect(await page.locator('#scores tr.paper').count()).toBe(2);
       expect(await page.locator('#scores tr.paper').first().innerText()).toContain('1182.3');
       const flagged = page.locator('#retention tr[data-retention="vlm2vla"] td.below');
-      expect(await flagged.count()).toBe(1);
-      expect(await flagged.innerText()).toBe('80.0%');
+      expect(await flagged.count()).toBe(3);
+      expect(await flagged.first().innerText()).toBe('89.1%');
       expect(await page.locator('#chart rect.bar').count()).toBe(6);
       const chart = await page.locator('#chart').boundingBox();
       expect(chart!.width).toBeGreaterThan(200);

@@ -21,6 +21,7 @@ import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
+import { VlaRetentionGate } from '../../workflows/search-attributes';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
@@ -28,12 +29,12 @@ import { withCpuAndGpuWorkers } from '../helpers/workers';
 const exec = promisify(execFile);
 const SAMPLES = join(REPO_ROOT, 'data', 'samples', 'vqa-samples');
 
-/** A LoRA adapter with non-zero weights for the tiny model (what a short trainLora run would give). */
+/** A LoRA adapter with non-zero weights for the tiny model (what a short trainLora run would give); argv[3]: the seed (default 1). */
 const MAKE_ADAPTER = `
 import sys, torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForImageTextToText
-torch.manual_seed(1)
+torch.manual_seed(int(sys.argv[3]) if len(sys.argv) > 3 else 1)
 lora = LoraConfig(r=4, lora_alpha=16, target_modules=r".*language_model.*\\.(q_proj|v_proj)", init_lora_weights=False)
 get_peft_model(AutoModelForImageTextToText.from_pretrained(sys.argv[1]), lora).save_pretrained(sys.argv[2])
 `;
@@ -67,13 +68,21 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       }
     }
     server = await createOpenAIServer({ models: ['oracle-vlm'], answer: (req) => oracle.get(req.promptText) ?? 'Z' });
-  }, 120_000);
+  }, 600_000);
 
   afterAll(async () => {
     await server?.close();
     await env?.close();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  /** The stored prediction objects of a (model, benchmark): `<item>.<key>.json`. */
+  async function predictionUris(outputUri: string, model: string, benchmark: BenchmarkId): Promise<string[]> {
+    const uris: string[] = [];
+    for await (const info of store.list(`${joinUri(outputUri, 'predictions', model, benchmark)}/`)) uris.push(info.uri);
+    return uris.sort();
+  }
+  const chats = (): number => server.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
 
   const withWorkers = <T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>): Promise<T> =>
     withCpuAndGpuWorkers(env, { store, workDir: join(dir, 'gpu-work'), python }, fn);
@@ -121,28 +130,83 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       expect(result.predictions.made).toBe(3 * 2 * 4);
       expect(server.requests.filter((r) => r.path.endsWith('/chat/completions'))).toHaveLength(8);
 
-      // Every prediction is stored per item, with the prompt the benchmark defines.
-      const items = (await store.get(joinUri(outputUri, 'items', 'mmbench-en', ITEMS_FILE))).toString('utf8').trim().split('\n').map((l) => VqaItem.parse(JSON.parse(l)));
+      // Every prediction is stored per item and key, with the prompt the benchmark defines.
+      const items = (await store.get(joinUri(result.itemSets['mmbench-en']!, ITEMS_FILE))).toString('utf8').trim().split('\n').map((l) => VqaItem.parse(JSON.parse(l)));
       expect(items).toHaveLength(4);
-      const stored = await getJson(store, joinUri(outputUri, 'predictions', 'tiny-lora', 'mmbench-en', `${items[0]!.id}.json`), VqaPrediction);
+      const loraFiles = await predictionUris(outputUri, 'tiny-lora', 'mmbench-en');
+      expect(loraFiles).toHaveLength(4);
+      const stored = await getJson(store, loraFiles.find((u) => u.includes(`/${items[0]!.id}.`))!, VqaPrediction);
       expect(stored.prompt).toBe(BENCHMARKS['mmbench-en'].prompt(items[0]!));
+      // The local backend marks an answer cut at max_new_tokens.
+      if (stored.truncated) expect(stored.usage?.outputTokens).toBe(stored.generation.maxNewTokens);
+      for (const model of ['tiny-base', 'tiny-lora', 'oracle']) for (const b of benchmarks) expect(result.scores[model]?.[b]?.stderr).toBeGreaterThanOrEqual(0);
+      expect(result.scores.oracle?.ai2d?.stderr).toBe(0);
 
       await withBrowserPage(async (page) => {
         await page.goto(result.reportUri);
-        expect(await page.locator('#scores tr[data-model="oracle"] td[data-benchmark="ai2d"]').innerText()).toBe('100.0');
+        expect(await page.locator('#scores tr[data-model="oracle"] td[data-benchmark="ai2d"]').innerText()).toBe('100.0 ± 0.0');
         expect(await page.locator('#retention tr[data-retention="tiny-lora"]').count()).toBe(1);
         expect(await page.locator('#chart rect.bar').count()).toBe(6);
       });
       expect((await store.head(result.chartUri))?.bytes).toBeGreaterThan(1000);
 
       // Half the oracle's predictions lost (a crashed worker's unfinished items): only they are redone.
-      const chats = (): number => server.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
       const before = chats();
-      for (const item of items.slice(0, 2)) await store.delete(joinUri(outputUri, 'predictions', 'oracle', 'mmbench-en', `${item.id}.json`));
+      for (const uri of (await predictionUris(outputUri, 'oracle', 'mmbench-en')).slice(0, 2)) await store.delete(uri);
       const again = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
-      expect(again.predictions).toEqual({ made: 2, reused: 3 * 2 * 4 - 2 });
+      expect(again.predictions).toEqual({ made: 2, reused: 3 * 2 * 4 - 2, truncated: result.predictions.truncated });
       expect(chats() - before).toBe(2);
       expect(again.scores).toEqual(result.scores);
+
+      // New weights behind the same adapter path (a re-trained run): the fine-tuned model predicts
+      // again, on the warm GPU worker; the base and the oracle are reused; the old answers stay.
+      await exec(python.python, ['-c', MAKE_ADAPTER, baseModel, adapter, '2'], { env: { ...python.env, HF_HUB_OFFLINE: '1' } });
+      const retrained = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
+      expect(retrained.predictions).toMatchObject({ made: 2 * 4, reused: 2 * 2 * 4 });
+      expect(await predictionUris(outputUri, 'tiny-lora', 'mmbench-en')).toHaveLength(2 * 4);
+      const fresh = await Promise.all((await predictionUris(outputUri, 'tiny-lora', 'mmbench-en')).map((u) => getJson(store, u, VqaPrediction)));
+      expect(new Set(fresh.map((p) => p.modelKey)).size).toBe(2);
+      await withBrowserPage(async (page) => {
+        await page.goto(retrained.reportUri);
+        expect(await page.locator('#predictions').innerText()).toBe(
+          'Predictions: 8 made by this run, 16 reused from earlier runs (same model content, prompt, settings and item).',
+        );
+      });
+    });
+  });
+
+  it('honours limit (2, then 4 predicts the 2 new items) and counts answers cut at the token limit as wrong, the same way for every backend', async () => {
+    await withWorkers(async (queues) => {
+      const outputUri = fileUri(join(dir, 'sweep-limit'));
+      const input = (limit: number): VqaSweepInput => ({
+        ...sweepInput(queues, outputUri),
+        models: [{ name: 'oracle', backend: 'openai', baseUrl: server.baseUrl, model: 'oracle-vlm' }],
+        benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
+        limit,
+      });
+      const run = (limit: number) => env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input(limit)] });
+      // The third item's answer starts right but rambles past max_tokens: the server stops it ("length").
+      const items = (await loadBenchmark(store, 'ai2d', fileUri(join(SAMPLES, 'mmmu-pro-ai2d')))).map((l) => l.item);
+      const rambling = BENCHMARKS.ai2d.prompt({ ...items[2]!, images: ['x.png'] });
+      server.setAnswer((req) => (req.promptText === rambling ? `${items[2]!.answers[0]} because ${'it is so '.repeat(400)}` : (oracle.get(req.promptText) ?? 'Z')));
+      try {
+        const two = await run(2);
+        expect(two.scores.oracle?.ai2d).toMatchObject({ items: 2, value: 100, truncated: 0, stderr: 0 });
+        const four = await run(4);
+        expect(four.scores.oracle?.ai2d).toMatchObject({ items: 4, value: 75, truncated: 1, missing: 0, stderrMethod: 'mean' });
+        // [1, 1, 0, 1]: sample sd 0.5, / sqrt(4), in %.
+        expect(four.scores.oracle?.ai2d?.stderr).toBeCloseTo(25, 10);
+        expect(four.predictions).toEqual({ made: 2, reused: 2, truncated: 1 });
+        expect(four.itemSets.ai2d).not.toBe(two.itemSets.ai2d);
+        const truncated = (await Promise.all((await predictionUris(outputUri, 'oracle', 'ai2d')).map((u) => getJson(store, u, VqaPrediction)))).filter((p) => p.truncated);
+        expect(truncated.map((p) => p.itemId)).toEqual([items[2]!.id]);
+        await withBrowserPage(async (page) => {
+          await page.goto(four.reportUri);
+          expect(await page.locator('#truncated .count').innerText()).toBe('1');
+        });
+      } finally {
+        server.setAnswer((req) => oracle.get(req.promptText) ?? 'Z');
+      }
     });
   });
 
@@ -209,12 +273,26 @@ describe('the nightly evaluation and its Schedule', () => {
         limit: 2,
         concurrency: 2,
         localTaskQueue: queues.gpu,
+        // Above any ratio two items allow (at most 2 = 100% / 50%): the gate must fail.
+        retentionThreshold: 3,
       };
       const night = (id: string) => env.client.workflow.execute<typeof nightlyEvaluation>('nightlyEvaluation', { taskQueue: queues.cpu, workflowId: id, args: [input] });
-      const first = await night(`nightly-${randomUUID()}`);
-      expect(first).toMatchObject({ status: 'evaluated', run: 'tiny-r1', adapterUri: result.adapterUri });
+      const firstId = `nightly-${randomUUID()}`;
+      const first = await night(firstId);
+      expect(first).toMatchObject({ status: 'evaluated', run: 'tiny-r1', adapterUri: result.adapterUri, retentionGate: 'failed', retentionThreshold: 3 });
       expect(first.overallRetention).toBeGreaterThan(0);
       expect((await store.head(first.reportUri!))?.bytes).toBeGreaterThan(0);
+      expect((await store.get(first.reportUri!)).toString('utf8')).toMatch(/Retention gate FAILED: tiny-r1 keeps .* below the 300\.0% threshold/);
+      // The failed gate is a search attribute: the alert's list query finds this night (visibility is eventually consistent).
+      const query = `WorkflowId = '${firstId}' AND VlaRetentionGate = 'failed'`;
+      let found: string[] = [];
+      for (let attempt = 0; attempt < 100 && found.length === 0; attempt++) {
+        found = [];
+        for await (const w of env.client.workflow.list({ query })) found.push(w.workflowId);
+        if (found.length === 0) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(found).toEqual([firstId]);
+      expect((await env.client.workflow.getHandle(firstId).describe()).typedSearchAttributes.get(VlaRetentionGate)).toBe('failed');
 
       const secondId = `nightly-${randomUUID()}`;
       const second = await night(secondId);

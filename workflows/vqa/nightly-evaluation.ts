@@ -1,9 +1,9 @@
 import { executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { NightlyActivities } from '../../activities/vqa/nightly';
 import { joinUri } from '../../data-schemas/uri';
-import { NightlyEvaluationInput, type NightlyEvaluationResult } from '../../data-schemas/vqa';
+import { NightlyEvaluationInput, RETENTION_THRESHOLD, type NightlyEvaluationResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
-import { VlaStage } from '../search-attributes';
+import { VlaRetentionGate, VlaStage } from '../search-attributes';
 import { vqaSweep } from './vqa-sweep';
 
 const store = proxyActivities<NightlyActivities>({
@@ -17,7 +17,9 @@ const modelName = (run: string): string => run.replace(/[^A-Za-z0-9._-]/g, '_').
 /**
  * What the nightly Schedule starts: the newest finished training run's adapter and its base, swept
  * on a benchmark subset. A night with no new checkpoint since the last evaluated one records that
- * and ends at once.
+ * and ends at once. An evaluated night ends with the retention gate: `retentionGate` in the result
+ * and the search attribute VlaRetentionGate (`failed` when overall retention is below the
+ * threshold), so the Web UI and `temporal workflow list --query` find the failed nights.
  */
 export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluationResult> {
   const input = parseWorkflowInput('nightlyEvaluation', NightlyEvaluationInput, raw);
@@ -35,6 +37,7 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
     return { status: 'no-new-checkpoint', run: newest.run, adapterUri: newest.adapterUri, reportUri: last.reportUri };
   }
 
+  const threshold = input.retentionThreshold ?? RETENTION_THRESHOLD;
   const name = modelName(newest.run);
   const outputUri = joinUri(input.outputUri, 'runs', name);
   const sweep = await executeChild(vqaSweep, {
@@ -51,6 +54,7 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
         ...(input.limit !== undefined && { limit: input.limit }),
         concurrency: input.concurrency,
         taskQueues: { local: input.localTaskQueue },
+        retentionThreshold: threshold,
       },
     ],
   });
@@ -62,5 +66,16 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
     state: { resultUri: newest.resultUri, resultEtag: newest.resultEtag, reportUri: sweep.reportUri, evaluatedAt: new Date().toISOString() },
   });
   const retention = sweep.retention.find((r) => r.model === name);
-  return { status: 'evaluated', run: newest.run, adapterUri: newest.adapterUri, reportUri: sweep.reportUri, ...(retention && { overallRetention: retention.overall }) };
+  // No retention figure at all is no evidence that anything was kept.
+  const retentionGate = retention !== undefined && retention.overall >= threshold ? 'passed' : 'failed';
+  upsertSearchAttributes([{ key: VlaRetentionGate, value: retentionGate }]);
+  return {
+    status: 'evaluated',
+    run: newest.run,
+    adapterUri: newest.adapterUri,
+    reportUri: sweep.reportUri,
+    ...(retention && { overallRetention: retention.overall }),
+    retentionGate,
+    retentionThreshold: threshold,
+  };
 }

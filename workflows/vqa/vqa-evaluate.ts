@@ -1,6 +1,6 @@
 import { defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { VqaActivities } from '../../activities/vqa/activities';
-import { BACKEND_FAILURE_TYPES, FATAL_BACKEND_ERRORS, VqaEvaluateInput, type BenchmarkScore } from '../../data-schemas/vqa';
+import { BACKEND_FAILURE_TYPES, FATAL_BACKEND_ERRORS, VqaEvaluateInput, type BenchmarkResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
 
 export interface VqaEvaluateProgress {
@@ -17,12 +17,12 @@ const store = proxyActivities<VqaActivities>({
 });
 
 /**
- * One (model, benchmark): predicts every item that lacks a stored prediction, in batches on the
- * backend's task queue, then scores from the stored predictions. A re-run or a crashed worker
- * redoes no finished item.
+ * One (model, benchmark): predicts every item that lacks a stored prediction under its key (the
+ * model's identity, prompt, settings, item content), in batches on the backend's task queue, then
+ * scores from the stored predictions. A re-run or a crashed worker redoes no finished item.
  */
 export interface VqaEvaluateResult {
-  score: BenchmarkScore;
+  score: BenchmarkResult;
   /** Predictions this run made, and those it found already stored. */
   made: number;
   reused: number;
@@ -37,10 +37,11 @@ export async function vqaEvaluate(raw: unknown): Promise<VqaEvaluateResult> {
     // A batch of model calls; heartbeats per item so a lost worker is noticed within a minute.
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: '2 minutes',
-    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['BenchmarkLayout', ...[...FATAL_BACKEND_ERRORS].map((code) => BACKEND_FAILURE_TYPES[code])] },
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['BenchmarkLayout', 'VqaModelChanged', ...[...FATAL_BACKEND_ERRORS].map((code) => BACKEND_FAILURE_TYPES[code])] },
   });
 
-  const { pending, total } = await store.pendingItems({ outputUri: input.outputUri, model: input.model.name, benchmark: input.benchmark });
+  const keyed = { outputUri: input.outputUri, itemsUri: input.itemsUri, modelKey: input.modelKey, benchmark: input.benchmark };
+  const { pending, total } = await store.pendingItems({ ...keyed, model: input.model.name });
   progress.total = total;
   progress.pending = pending.length;
   progress.reused = total - pending.length;
@@ -48,11 +49,11 @@ export async function vqaEvaluate(raw: unknown): Promise<VqaEvaluateResult> {
   for (let i = 0; i < pending.length; i += input.batchSize) batches.push(pending.slice(i, i + input.batchSize));
   // Batches run one after another per child: the backend's concurrency is within a batch.
   for (const itemIds of batches) {
-    const done = await inference.predictItems({ outputUri: input.outputUri, model: input.model, benchmark: input.benchmark, itemIds, concurrency: input.concurrency });
+    const done = await inference.predictItems({ ...keyed, model: input.model, itemIds, concurrency: input.concurrency });
     progress.made += done.made;
     progress.reused += done.reused;
     progress.pending -= itemIds.length;
   }
-  const score = await store.scoreBenchmark({ outputUri: input.outputUri, model: input.model.name, benchmark: input.benchmark });
+  const score = await store.scoreBenchmark({ ...keyed, model: input.model.name });
   return { score, made: progress.made, reused: progress.reused };
 }

@@ -1,6 +1,6 @@
 import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { VqaActivities } from '../../activities/vqa/activities';
-import { BACKEND_FAILURE_TYPES, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
+import { BACKEND_FAILURE_TYPES, RETENTION_THRESHOLD, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
 import { VlaModel, VlaStage } from '../search-attributes';
 import { vqaEvaluate } from './vqa-evaluate';
@@ -15,9 +15,10 @@ const prepare = proxyActivities<VqaActivities>({
 export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => `vqa-evaluate:${outputUri}:${model}:${benchmark}`;
 
 /**
- * Models x benchmarks: materialise each benchmark once, check every backend early, one child
- * `vqaEvaluate` per (model, benchmark) with bounded concurrency, then the report (scores, retention
- * against each model's base, the paper's Table 1, a chart).
+ * Models x benchmarks: materialise each benchmark's item set (per source and limit), check every
+ * backend early (which also fixes each model's identity: its key), one child `vqaEvaluate` per
+ * (model, benchmark) with bounded concurrency, then the report (scores with standard errors,
+ * retention against each model's base with paired bootstrap intervals, the paper's Table 1, a chart).
  */
 export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
   const input = parseWorkflowInput('vqaSweep', VqaSweepInput, raw);
@@ -28,8 +29,11 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
   const queueOf = (m: ModelSpec): string => input.taskQueues[m.backend];
 
   const benchmarks = input.benchmarks.map((b) => b.benchmark);
-  await Promise.all(input.benchmarks.map((source) => prepare.prepareBenchmark({ source, outputUri: input.outputUri, ...(input.limit !== undefined && { limit: input.limit }) })));
-  await Promise.all(
+  const prepared = await Promise.all(
+    input.benchmarks.map((source) => prepare.prepareBenchmark({ source, outputUri: input.outputUri, ...(input.limit !== undefined && { limit: input.limit }) })),
+  );
+  const itemsUris: Partial<Record<BenchmarkId, string>> = Object.fromEntries(prepared.map((p) => [p.benchmark, p.itemsUri]));
+  const resolved = await Promise.all(
     input.models.map((model) =>
       proxyActivities<VqaActivities>({
         taskQueue: queueOf(model),
@@ -39,6 +43,7 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
       }).checkBackend(model),
     ),
   );
+  const modelKeys: Record<string, string> = Object.fromEntries(input.models.map((m, i) => [m.name, resolved[i]!.modelKey]));
 
   const pairs = input.models.flatMap((model) => benchmarks.map((benchmark) => ({ model, benchmark })));
   let made = 0;
@@ -50,7 +55,18 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
     const p: Promise<void> = executeChild(vqaEvaluate, {
       workflowId: vqaEvaluateId(input.outputUri, model.name, benchmark),
       taskQueue: workflowInfo().taskQueue,
-      args: [{ outputUri: input.outputUri, model, benchmark, concurrency: input.concurrency, batchSize: input.batchSize ?? 32 * input.concurrency, taskQueue: queueOf(model) }],
+      args: [
+        {
+          outputUri: input.outputUri,
+          itemsUri: itemsUris[benchmark]!,
+          model,
+          modelKey: modelKeys[model.name]!,
+          benchmark,
+          concurrency: input.concurrency,
+          batchSize: input.batchSize ?? 32 * input.concurrency,
+          taskQueue: queueOf(model),
+        },
+      ],
     })
       .then((done) => {
         made += done.made;
@@ -65,5 +81,15 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
   }
   await Promise.all(running);
   if (failure) throw failure.err instanceof Error ? failure.err : ApplicationFailure.create({ message: String(failure.err) });
-  return prepare.writeReport({ outputUri: input.outputUri, title: 'VQA retention', models: input.models, benchmarks, made, reused });
+  return prepare.writeReport({
+    outputUri: input.outputUri,
+    title: 'VQA retention',
+    models: input.models,
+    benchmarks,
+    made,
+    reused,
+    modelKeys,
+    itemsUris,
+    retentionThreshold: input.retentionThreshold ?? RETENTION_THRESHOLD,
+  });
 }

@@ -35,6 +35,8 @@ export interface LocalAnswer {
   inputTokens: number;
   outputTokens: number;
   batchSize: number;
+  /** Generation reached maxNewTokens without an end-of-sequence token. */
+  truncated: boolean;
   logprobs?: number[];
 }
 
@@ -57,6 +59,7 @@ const AnswerLine = z.object({
   inputTokens: z.int().nonnegative(),
   outputTokens: z.int().nonnegative(),
   batchSize: z.int().positive(),
+  truncated: z.boolean(),
   logprobs: z.array(z.number()).optional(),
 });
 const ErrorLine = z.object({ id: z.string().nullable(), error: ErrorBody });
@@ -289,7 +292,7 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
     generateRaw,
     async generate(request, signal) {
       const answer = await generateRaw(request, signal ? { signal } : {});
-      return { text: answer.text, usage: { inputTokens: answer.inputTokens, outputTokens: answer.outputTokens } };
+      return { text: answer.text, usage: { inputTokens: answer.inputTokens, outputTokens: answer.outputTokens }, ...(answer.truncated && { truncated: true }) };
     },
     async check() {
       await running();

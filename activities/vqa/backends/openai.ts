@@ -124,7 +124,12 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): InferenceBac
         throw new BackendError('malformed', `OpenAI-compatible server ${baseURL} (model ${JSON.stringify(options.model)}) returned no answer text (${choice ? `finish_reason ${choice.finish_reason}` : 'no choices'})`);
       }
       const usage = response.usage;
-      return { text, ...(usage && { usage: { inputTokens: usage.prompt_tokens, outputTokens: usage.completion_tokens } }) };
+      return {
+        text,
+        ...(usage && { usage: { inputTokens: usage.prompt_tokens, outputTokens: usage.completion_tokens } }),
+        // "length": the server stopped at max_tokens, so the answer is cut off.
+        ...(choice?.finish_reason === 'length' && { truncated: true }),
+      };
     },
 
     async check(): Promise<void> {

@@ -15,8 +15,13 @@ export * from './errors';
 
 export interface GenerateResult {
   text: string;
-  truncated?: boolean;
   usage?: { inputTokens: number; outputTokens: number };
+  /**
+   * The answer stopped at the token limit (`generation.maxNewTokens`) instead of ending by itself:
+   * OpenAI's finish_reason "length", Gemini's MAX_TOKENS, the local model's max_new_tokens without
+   * EOS. The sweep scores such an answer as wrong and counts it (docs/vqa.md "Truncated answers").
+   */
+  truncated?: boolean;
 }
 
 export interface InferenceBackend {

@@ -10,8 +10,9 @@ Protocol (one JSON object per line; stdout carries nothing else, logs go to stde
 * request (stdin): ``{"id": "...", "prompt": "...", "images": ["<base64>", ...], "maxNewTokens": 16,
   "temperature": 0, "topP": 0.9?, "logprobs": false?, "actionTokens": false?}``; ``actionTokens`` decodes the
   answer's action-token ids back to digits with the adapter's ``action_tokens.json`` (VLM2VLA-AT adapters)
-* answer: ``{"id", "text", "inputTokens", "outputTokens", "batchSize", "logprobs"?}`` or
+* answer: ``{"id", "text", "inputTokens", "outputTokens", "batchSize", "truncated", "logprobs"?}`` or
   ``{"id", "error": {"code", "message"}}`` (``id`` is null when the line had no usable id).
+  ``truncated``: generation reached ``maxNewTokens`` without an end-of-sequence token.
 
 Requests are answered by id, not in order: the server gathers up to ``--max-batch-size`` pending requests
 with the same sampling settings (whatever arrived within ``--batch-window-ms`` of the first) into one

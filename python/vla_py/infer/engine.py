@@ -219,7 +219,8 @@ def generate_batch(loaded: Loaded, batch: list[Request]) -> list[dict]:
     answers = []
     for i, r in enumerate(batch):
         ids = sequences[i][: r.max_new_tokens]
-        n = next((j + 1 for j, t in enumerate(ids) if t in stops), len(ids))
+        stop_at = next((j for j, t in enumerate(ids) if t in stops), None)
+        n = len(ids) if stop_at is None else stop_at + 1
         kept = ids[:n]
         text_ids = [t for t in kept if t not in stops]
         if r.action_tokens:
@@ -235,6 +236,8 @@ def generate_batch(loaded: Loaded, batch: list[Request]) -> list[dict]:
             "inputTokens": int(input_tokens[i]),
             "outputTokens": len(kept),
             "batchSize": len(batch),
+            # No end-of-sequence within the request's own limit: the answer was cut off there.
+            "truncated": stop_at is None and len(ids) >= r.max_new_tokens,
         }
         if r.logprobs:
             lp = []
