@@ -156,6 +156,8 @@ export const VqaPrediction = z.strictObject({
   response: z.string(),
   /** The answer stopped at generation.maxNewTokens: scored as wrong and counted. */
   truncated: z.boolean(),
+  /** The provider withheld the answer (a safety or recitation block), with its reason: scored as wrong and counted. */
+  withheld: z.string().optional(),
   latencyMs: z.number().nonnegative(),
   usage: z.strictObject({ inputTokens: z.int().nonnegative(), outputTokens: z.int().nonnegative() }).optional(),
 });
@@ -187,6 +189,8 @@ export const BenchmarkResult = BenchmarkScore.extend({
   stderrMethod: z.enum(['mean', 'bootstrap']),
   /** Answers that stopped at the token limit; scored as wrong. */
   truncated: z.int().nonnegative(),
+  /** Answers the provider withheld (safety, recitation), scored as wrong. */
+  withheld: z.int().nonnegative().default(0),
   /** Items without a stored prediction (scored as wrong); 0 after a finished sweep. */
   missing: z.int().nonnegative(),
 });
@@ -304,8 +308,8 @@ export const VqaSweepResult = z.strictObject({
   chartUri: ObjectUri,
   /** Each benchmark's materialised item set (`items/<benchmark>/<set>`), the items its scores are over. */
   itemSets: z.record(z.string(), ObjectUri),
-  /** Predictions this sweep made, those it reused from the store, and the truncated answers among all scored. */
-  predictions: z.strictObject({ made: z.int().nonnegative(), reused: z.int().nonnegative(), truncated: z.int().nonnegative() }),
+  /** Predictions this sweep made, those it reused from the store, and the truncated and withheld answers among all scored. */
+  predictions: z.strictObject({ made: z.int().nonnegative(), reused: z.int().nonnegative(), truncated: z.int().nonnegative(), withheld: z.int().nonnegative().default(0) }),
 });
 export type VqaSweepResult = z.infer<typeof VqaSweepResult>;
 

@@ -222,9 +222,9 @@ export function createVqaRuntime(deps: VqaDeps) {
     return predictions;
   }
 
-  /** The answers a scorer sees: a truncated answer is left out, so it scores as wrong (docs/vqa.md "Truncated answers"). */
+  /** The answers a scorer sees: a truncated or withheld answer is left out, so it scores as wrong (docs/vqa.md "Truncated and withheld answers"). */
   const scoredResponses = (predictions: ReadonlyMap<string, VqaPrediction>): Map<string, string> =>
-    new Map([...predictions].flatMap(([id, p]) => (p.truncated ? [] : [[id, p.response] as const])));
+    new Map([...predictions].flatMap(([id, p]) => (p.truncated || p.withheld !== undefined ? [] : [[id, p.response] as const])));
 
   const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
@@ -335,6 +335,7 @@ export function createVqaRuntime(deps: VqaDeps) {
             prompt,
             response: answer.text,
             truncated: answer.truncated === true,
+            ...(answer.withheld !== undefined && { withheld: answer.withheld }),
             latencyMs: performance.now() - started,
             ...(answer.usage && { usage: answer.usage }),
           };
@@ -360,6 +361,7 @@ export function createVqaRuntime(deps: VqaDeps) {
         stderr,
         stderrMethod: method,
         truncated: [...predictions.values()].filter((p) => p.truncated).length,
+        withheld: [...predictions.values()].filter((p) => p.withheld !== undefined).length,
         missing: items.length - predictions.size,
       });
       await putJson(store, scoreUri(input.outputUri, input.model, input.benchmark), score);
@@ -417,7 +419,7 @@ export function createVqaRuntime(deps: VqaDeps) {
           return { ...intervals, pairedItems: pairedItems.get(model) ?? {} };
         };
         const retention: Retention[] = computeRetention(input.models, scores, input.benchmarks, { threshold: input.retentionThreshold, paired });
-        const truncated = Object.values(scores).reduce((a, row) => a + Object.values(row).reduce((t, score) => t + score.truncated, 0), 0);
+        const countOf = (field: 'truncated' | 'withheld'): number => Object.values(scores).reduce((a, row) => a + Object.values(row).reduce((t, score) => t + score[field], 0), 0);
         const html = renderReportHtml({
           title: input.title,
           models: input.models,
@@ -440,7 +442,7 @@ export function createVqaRuntime(deps: VqaDeps) {
           reportUri,
           chartUri,
           itemSets: Object.fromEntries(Object.entries(input.itemsUris).filter((e): e is [string, string] => e[1] !== undefined)),
-          predictions: { made: input.made, reused: input.reused, truncated },
+          predictions: { made: input.made, reused: input.reused, truncated: countOf('truncated'), withheld: countOf('withheld') },
         };
         await putJson(store, joinUri(input.outputUri, 'report.json'), result);
         return result;

@@ -173,11 +173,14 @@ export function renderReportHtml(r: ReportInput): string {
       return `<p class="gate ${failed ? 'failed' : 'passed'}" data-retention="${escapeMarkup(ret.model)}">Retention gate ${failed ? 'FAILED' : 'passed'}: ${escapeMarkup(ret.model)} keeps ${percent(ret.overall)} of ${escapeMarkup(ret.base)} (95% interval ${percent(ret.overallInterval[0])} to ${percent(ret.overallInterval[1])}), ${failed ? 'below' : 'at or above'} the ${percent(ret.threshold)} threshold.</p>`;
     })
     .join('\n');
-  const truncated = r.models
-    .flatMap((m) => r.benchmarks.map((b) => ({ model: m.name, benchmark: b, n: r.scores[m.name]?.[b]?.truncated ?? 0 })))
-    .filter((t) => t.n > 0);
-  const truncatedTotal = truncated.reduce((a, t) => a + t.n, 0);
-  const truncatedText = truncated.map((t) => `${escapeMarkup(t.model)} ${BENCHMARK_TITLES[t.benchmark]} ${t.n}`).join(', ');
+  /** How many answers of a kind, in total and per (model, benchmark) that has any. */
+  const countLine = (field: 'truncated' | 'withheld'): string => {
+    const counts = r.models
+      .flatMap((m) => r.benchmarks.map((b) => ({ model: m.name, benchmark: b, n: r.scores[m.name]?.[b]?.[field] ?? 0 })))
+      .filter((t) => t.n > 0);
+    const text = counts.map((t) => `${escapeMarkup(t.model)} ${BENCHMARK_TITLES[t.benchmark]} ${t.n}`).join(', ');
+    return `<span class="count">${counts.reduce((a, t) => a + t.n, 0)}</span>${text ? ` (${text})` : ''}`;
+  };
   const threshold = r.threshold ?? RETENTION_THRESHOLD;
   const paperOverall = paperRetention.reduce((a, v) => a + v, 0) / Math.max(1, paperRetention.length);
   const items = r.benchmarks.map((b) => `${BENCHMARK_TITLES[b]} ${r.items[b] ?? '?'}`).join(', ');
@@ -200,7 +203,8 @@ p.gate.passed { color: #176b2c; }
 <p>Generated ${escapeMarkup(r.generatedAt)}. Items per benchmark: ${escapeMarkup(items)}. Scores on the paper's scale: accuracy in %, MME perception (max 2000), OCRBench hits / 10; ± is the standard error.</p>
 ${gateLines}
 <p id="predictions">Predictions: <span class="made">${r.predictions.made}</span> made by this run, <span class="reused">${r.predictions.reused}</span> reused from earlier runs (same model content, prompt, settings and item).</p>
-<p id="truncated">Truncated answers (stopped at the token limit, scored as wrong): <span class="count">${truncatedTotal}</span>${truncatedText ? ` (${truncatedText})` : ''}.</p>
+<p id="truncated">Truncated answers (stopped at the token limit, scored as wrong): ${countLine('truncated')}.</p>
+<p id="withheld">Withheld answers (blocked by the provider for safety or recitation, scored as wrong): ${countLine('withheld')}.</p>
 <h2>Scores</h2>
 <table id="scores"><thead>${head}</thead><tbody>${modelRows}${paperRows}</tbody></table>
 <h2>Retention (fine-tuned / base, paired bootstrap 95% interval; flagged below ${percent(threshold)})</h2>

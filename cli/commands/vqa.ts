@@ -33,7 +33,7 @@ export async function runVqaSweep(input: VqaSweepInput, say: (line: string) => v
 export function printVqaResult(result: VqaSweepResult, say: (line: string) => void): void {
   for (const [model, scores] of Object.entries(result.scores)) {
     say(`  ${model}: ${Object.values(scores)
-      .map((s) => `${s.benchmark} ${s.value.toFixed(1)} ± ${s.stderr.toFixed(1)} (${s.items} items${s.truncated > 0 ? `, ${s.truncated} truncated` : ''})`)
+      .map((s) => `${s.benchmark} ${s.value.toFixed(1)} ± ${s.stderr.toFixed(1)} (${s.items} items${s.truncated > 0 ? `, ${s.truncated} truncated` : ''}${s.withheld > 0 ? `, ${s.withheld} withheld` : ''})`)
       .join(', ')}`);
   }
   const pct = (v: number): string => `${(v * 100).toFixed(1)}%`;
@@ -42,7 +42,7 @@ export function printVqaResult(result: VqaSweepResult, say: (line: string) => vo
       `  retention ${r.model} / ${r.base}: ${pct(r.overall)} overall (95% interval ${pct(r.overallInterval[0])} to ${pct(r.overallInterval[1])})${r.below.length ? `, below ${pct(r.threshold)} on ${r.below.join(', ')}` : ''}`,
     );
   }
-  say(`  predictions: ${result.predictions.made} made, ${result.predictions.reused} reused from earlier runs, ${result.predictions.truncated} answers truncated (scored as wrong)`);
+  say(`  predictions: ${result.predictions.made} made, ${result.predictions.reused} reused from earlier runs, ${result.predictions.truncated} answers truncated and ${result.predictions.withheld} withheld by the provider (both scored as wrong)`);
   say(`  report: ${result.reportUri}`);
   say(`  chart:  ${result.chartUri}`);
 }

@@ -267,13 +267,14 @@ describe('gemini backend against the local Gemini-wire server (real @google/gena
     expect(thoughtOut.usage).toEqual({ inputTokens: server.requests[1]!.usage!.promptTokenCount, outputTokens: 8 + DEFAULT_THINKING_BUDGET });
   });
 
-  it('an empty answer (no parts) is an empty text; a withheld answer or blocked prompt is content_blocked naming the reason', async () => {
+  it('an empty answer (no parts) is an empty text; a withheld answer or blocked prompt comes back as withheld, naming the reason', async () => {
     server.script('empty', 'safety', 'recitation', { text: '', finishReason: 'SPII' }, 'prompt_blocked', { blockReason: 'BLOCKLIST' }, { text: '', finishReason: 'OTHER' });
     expect(await backend().generate(await request())).toMatchObject({ text: '' });
     for (const reason of ['finishReason SAFETY; blocked categories: HARM_CATEGORY_DANGEROUS_CONTENT', 'finishReason RECITATION', 'finishReason SPII', 'blockReason PROHIBITED_CONTENT', 'blockReason BLOCKLIST']) {
-      const blocked = await failure(backend().generate(await request()), 'content_blocked');
-      expect(blocked.message).toContain(reason);
-      expect(blocked.message).toContain('"gemini-2.5-flash"');
+      const blocked = await backend().generate(await request());
+      expect(blocked.text).toBe('');
+      expect(blocked.withheld).toContain(reason);
+      expect(blocked.withheld).toContain('"gemini-2.5-flash"');
     }
     const other = await failure(backend().generate(await request()), 'malformed');
     expect(other.message).toContain('finishReason OTHER');

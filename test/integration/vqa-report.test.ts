@@ -5,7 +5,7 @@ import { collectPageErrors } from '../helpers/browser';
 import { computeRetention, renderReportHtml, type ScoreTable } from '../../activities/vqa/report';
 import type { BenchmarkId, BenchmarkResult, ModelSpec } from '../../data-schemas/vqa';
 
-const score = (benchmark: BenchmarkId, value: number, truncated = 0): BenchmarkResult => ({
+const score = (benchmark: BenchmarkId, value: number, truncated = 0, withheld = 0): BenchmarkResult => ({
   benchmark,
   value,
   metric: 'accuracy',
@@ -14,6 +14,7 @@ const score = (benchmark: BenchmarkId, value: number, truncated = 0): BenchmarkR
   stderr: value / 50,
   stderrMethod: 'mean',
   truncated,
+  withheld,
   missing: 0,
 });
 
@@ -24,7 +25,7 @@ const models: ModelSpec[] = [
 const benchmarks: BenchmarkId[] = ['mmbench-en', 'mme', 'ocrbench'];
 const scores: ScoreTable = {
   'gemma3-base': { 'mmbench-en': score('mmbench-en', 76.9), mme: score('mme', 1182.3), ocrbench: score('ocrbench', 75) },
-  vlm2vla: { 'mmbench-en': score('mmbench-en', 68.5, 2), mme: score('mme', 1391.7), ocrbench: score('ocrbench', 60, 1) },
+  vlm2vla: { 'mmbench-en': score('mmbench-en', 68.5, 2), mme: score('mme', 1391.7, 0, 4), ocrbench: score('ocrbench', 60, 1) },
 };
 
 describe('the retention report', () => {
@@ -73,6 +74,7 @@ describe('the retention report', () => {
       expect(await page.locator('#predictions .made').innerText()).toBe('7');
       expect(await page.locator('#predictions .reused').innerText()).toBe('53');
       expect(await page.locator('#truncated').innerText()).toBe('Truncated answers (stopped at the token limit, scored as wrong): 3 (vlm2vla MMB-en 2, vlm2vla OCRBench 1).');
+      expect(await page.locator('#withheld').innerText()).toBe('Withheld answers (blocked by the provider for safety or recitation, scored as wrong): 4 (vlm2vla MME 4).');
       expect(await page.locator('#scores tr.paper').count()).toBe(2);
       expect(await page.locator('#scores tr.paper').first().innerText()).toContain('1182.3');
       const flagged = page.locator('#retention tr[data-retention="vlm2vla"] td.below');

@@ -154,7 +154,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       const before = chats();
       for (const uri of (await predictionUris(outputUri, 'oracle', 'mmbench-en')).slice(0, 2)) await store.delete(uri);
       const again = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
-      expect(again.predictions).toEqual({ made: 2, reused: 3 * 2 * 4 - 2, truncated: result.predictions.truncated });
+      expect(again.predictions).toEqual({ made: 2, reused: 3 * 2 * 4 - 2, truncated: result.predictions.truncated, withheld: 0 });
       expect(chats() - before).toBe(2);
       expect(again.scores).toEqual(result.scores);
 
@@ -173,7 +173,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         );
       });
     });
-  });
+  }, 300_000);
 
   it('honours limit (2, then 4 predicts the 2 new items) and counts answers cut at the token limit as wrong, the same way for every backend', async () => {
     await withWorkers(async (queues) => {
@@ -196,7 +196,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         expect(four.scores.oracle?.ai2d).toMatchObject({ items: 4, value: 75, truncated: 1, missing: 0, stderrMethod: 'mean' });
         // [1, 1, 0, 1]: sample sd 0.5, / sqrt(4), in %.
         expect(four.scores.oracle?.ai2d?.stderr).toBeCloseTo(25, 10);
-        expect(four.predictions).toEqual({ made: 2, reused: 2, truncated: 1 });
+        expect(four.predictions).toEqual({ made: 2, reused: 2, truncated: 1, withheld: 0 });
         expect(four.itemSets.ai2d).not.toBe(two.itemSets.ai2d);
         const truncated = (await Promise.all((await predictionUris(outputUri, 'oracle', 'ai2d')).map((u) => getJson(store, u, VqaPrediction)))).filter((p) => p.truncated);
         expect(truncated.map((p) => p.itemId)).toEqual([items[2]!.id]);
@@ -208,7 +208,33 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         server.setAnswer((req) => oracle.get(req.promptText) ?? 'Z');
       }
     });
-  });
+  }, 180_000);
+
+  it('stores an answer the provider withheld (content filter) as withheld, scores it as wrong and counts it', async () => {
+    await withWorkers(async (queues) => {
+      const outputUri = fileUri(join(dir, 'sweep-withheld'));
+      const input: VqaSweepInput = {
+        ...sweepInput(queues, outputUri),
+        models: [{ name: 'oracle', backend: 'openai', baseUrl: server.baseUrl, model: 'oracle-vlm' }],
+        benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
+        limit: 2,
+      };
+      // The next chat answer is withheld; the other item gets the oracle's right answer.
+      server.script({ text: '', finishReason: 'content_filter' });
+      const result = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
+      expect(result.scores.oracle?.ai2d).toMatchObject({ items: 2, value: 50, truncated: 0, withheld: 1, missing: 0 });
+      expect(result.predictions).toEqual({ made: 2, reused: 0, truncated: 0, withheld: 1 });
+      const stored = await Promise.all((await predictionUris(outputUri, 'oracle', 'ai2d')).map((u) => getJson(store, u, VqaPrediction)));
+      const withheld = stored.filter((p) => p.withheld !== undefined);
+      expect(withheld).toHaveLength(1);
+      expect(withheld[0]).toMatchObject({ response: '', truncated: false });
+      expect(withheld[0]!.withheld).toContain('finish_reason content_filter');
+      await withBrowserPage(async (page) => {
+        await page.goto(result.reportUri);
+        expect(await page.locator('#withheld .count').innerText()).toBe('1');
+      });
+    });
+  }, 180_000);
 
   it('refuses bad input early, naming it: unknown benchmark, unknown base, wrong layout, unreachable server, a model the server does not serve', async () => {
     await withWorkers(async (queues) => {

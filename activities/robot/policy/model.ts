@@ -8,7 +8,7 @@ import { PolicyStage } from '../../../data-schemas/prompts';
 import type { ActionTokenMapping } from '../../../data-schemas/training';
 import type { StationImageMime } from '../../../data-schemas/station';
 import type { ModelSpec } from '../../../data-schemas/vqa';
-import { createBackend, type BackendEnv, type GenerateResult } from '../../vqa/backends/types';
+import { BackendError, createBackend, type BackendEnv, type GenerateResult } from '../../vqa/backends/types';
 import { actionTokensToDigits } from './action-tokens';
 import { policyDecoding, stageJsonSchema } from './decoding';
 import { decodeWithRepair, type DecodeAttempt, type StageValue } from './parse';
@@ -80,6 +80,8 @@ export function createPolicyModel(spec: PolicyModelSpec, env: BackendEnv, option
         },
         signal,
       );
+      // A policy cannot act on an answer the provider withheld; retrying gets the same block.
+      if (answer.withheld !== undefined) throw new BackendError('content_blocked', answer.withheld);
       const text = mapActionTokens && !byIds ? actionTokensToDigits(answer.text, actionTokens) : answer.text;
       return { text, structured: jsonSchema !== undefined, ...(answer.usage && { usage: answer.usage }) };
     },

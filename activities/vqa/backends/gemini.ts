@@ -85,9 +85,10 @@ export function createGeminiBackend(options: GeminiBackendOptions): InferenceBac
         throw toBackendError(classifyGeminiError(err, context));
       }
       const what = `Gemini (${where}, model ${JSON.stringify(options.model)})`;
-      // A withheld answer is withheld again on every retry; it is not an empty answer to score.
+      // A withheld answer is withheld again on every retry: no error to retry, and no empty answer
+      // to score as if the model had written it.
       const block = contentBlock(response);
-      if (block) throw new BackendError('content_blocked', `${what}: ${block.description}`);
+      if (block) return { text: '', withheld: `${what}: ${block.description}`, ...usageOf(response) };
       const candidate = response.candidates?.[0];
       if (!candidate) throw new BackendError('malformed', `${what} returned no answer candidate`);
       const finish = candidate.finishReason;

@@ -119,14 +119,19 @@ export function createOpenAIBackend(options: OpenAIBackendOptions): InferenceBac
         signal?.removeEventListener('abort', forward);
       }
       const choice = (response as Partial<typeof response>).choices?.[0];
+      const usage = response.usage;
+      const usageOf = usage && { usage: { inputTokens: usage.prompt_tokens, outputTokens: usage.completion_tokens } };
+      // The server's content filter withheld the answer (its text, if any, is not the model's answer).
+      if (choice?.finish_reason === 'content_filter') {
+        return { text: '', withheld: `OpenAI-compatible server ${baseURL} (model ${JSON.stringify(options.model)}): finish_reason content_filter`, ...usageOf };
+      }
       const text = choice?.message?.content;
       if (typeof text !== 'string') {
         throw new BackendError('malformed', `OpenAI-compatible server ${baseURL} (model ${JSON.stringify(options.model)}) returned no answer text (${choice ? `finish_reason ${choice.finish_reason}` : 'no choices'})`);
       }
-      const usage = response.usage;
       return {
         text,
-        ...(usage && { usage: { inputTokens: usage.prompt_tokens, outputTokens: usage.completion_tokens } }),
+        ...usageOf,
         // "length": the server stopped at max_tokens, so the answer is cut off.
         ...(choice?.finish_reason === 'length' && { truncated: true }),
       };

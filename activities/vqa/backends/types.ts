@@ -22,6 +22,12 @@ export interface GenerateResult {
    * EOS. The sweep scores such an answer as wrong and counts it (docs/vqa.md "Truncated answers").
    */
   truncated?: boolean;
+  /**
+   * The provider withheld the answer (Gemini's SAFETY, RECITATION, ... finishes or a blocked prompt),
+   * with its reason. A VQA sweep stores it and scores it as wrong, like a truncated answer; a robot
+   * policy fails the stage (VqaBackendContentBlocked).
+   */
+  withheld?: string;
 }
 
 export interface InferenceBackend {
