@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskQueue } from '../data-schemas/workflows';
 import { loadConfig } from '../infra/config';
 import { uiUrl } from '../infra/dev-stack';
+import { rootCause } from '../workflows/failure-cause';
 
 /** Where a workflow's progress bar stands: `undefined` while there is nothing to show yet. */
 export interface BarState {
@@ -75,8 +76,8 @@ export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promis
     try {
       return await result;
     } catch (err) {
-      // WorkflowFailedError -> ActivityFailure/ChildWorkflowFailure -> ApplicationFailure: the deepest message says what is wrong.
-      if (err instanceof WorkflowFailedError && err.cause) throw new Error(err.cause.cause instanceof Error ? err.cause.cause.message : err.cause.message);
+      // WorkflowFailedError -> ChildWorkflowFailure/ActivityFailure -> ... -> ApplicationFailure: the innermost says what is wrong.
+      if (err instanceof WorkflowFailedError) throw new Error(rootCause(err));
       throw err;
     }
   });

@@ -365,6 +365,48 @@ export const EvalCampaignInput = z
 export type EvalCampaignInput = z.infer<typeof EvalCampaignInput>;
 export type EvalCampaignInputRaw = z.input<typeof EvalCampaignInput>;
 
+/** Languages a campaign's instructions come in (the multilingual task: Spanish, Mandarin, Hindi). */
+export const InstructionLanguage = z.enum(['en', 'es', 'zh', 'hi']);
+export type InstructionLanguage = z.infer<typeof InstructionLanguage>;
+
+/** One task's share of a campaign's trials, as summary.json's `design.tasks` states it. */
+export const TaskTrialDesign = z.strictObject({
+  taskId: SuiteTaskId,
+  trials: TrialCount,
+  /** What set the count: the task's own `trialsPerTask` entry, the preset, `trials`, or the default. */
+  from: z.enum(['trialsPerTask', 'preset', 'trials', 'default']),
+  /** Trials per instruction language, for a task asked in several (the multilingual one); else null. */
+  languages: z.partialRecord(InstructionLanguage, z.int().positive()).nullable(),
+});
+export type TaskTrialDesign = z.infer<typeof TaskTrialDesign>;
+
+/** A campaign's trial design: summary.json's `design` (null there for campaigns recorded before it), shown in the report. */
+export const CampaignTrialDesign = z
+  .strictObject({
+    preset: CampaignPreset.nullable(),
+    presetDescription: z.string().nullable(),
+    /** Scene seeds are seed + trial (per task). */
+    seed: z.int().nonnegative(),
+    tasks: z.array(TaskTrialDesign).min(1),
+    totalTrials: z.int().positive(),
+  })
+  .superRefine((design, ctx) => {
+    const sum = design.tasks.reduce((n, t) => n + t.trials, 0);
+    if (design.totalTrials !== sum) ctx.addIssue({ code: 'custom', path: ['totalTrials'], message: `totalTrials is ${design.totalTrials} but the tasks' trials add up to ${sum}` });
+    design.tasks.forEach((t, i) => {
+      const perLanguage = t.languages === null ? t.trials : Object.values(t.languages).reduce((n, k) => n + k, 0);
+      if (perLanguage !== t.trials) ctx.addIssue({ code: 'custom', path: ['tasks', i, 'languages'], message: `the languages of "${t.taskId}" add up to ${perLanguage} trials, not ${t.trials}` });
+    });
+  });
+export type CampaignTrialDesign = z.infer<typeof CampaignTrialDesign>;
+
+/** summary.json of a campaign: the parts other tools read by schema (the statistics and episodes are the report's). */
+export const CampaignSummaryFile = z.looseObject({
+  campaignId: z.string().min(1),
+  design: CampaignTrialDesign.nullable(),
+});
+export type CampaignSummaryFile = z.infer<typeof CampaignSummaryFile>;
+
 export const EvalCampaignResult = z.strictObject({
   campaignId: z.string(),
   episodes: z.int().nonnegative(),

@@ -1,10 +1,18 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+// Node-free on purpose: workflows (in Temporal's sandbox) and the `vla` CLI both import this.
+import { ApplicationFailure } from '@temporalio/common';
 
-/** An error and its causes, outermost first (ChildWorkflowFailure -> ActivityFailure -> ApplicationFailure ...). */
+/** An error and its causes, outermost first (WorkflowFailedError -> ChildWorkflowFailure -> ActivityFailure -> ApplicationFailure ...). */
 export function causeChain(err: unknown): Error[] {
   const chain: Error[] = [];
   for (let cause: unknown = err; cause instanceof Error && !chain.includes(cause); cause = cause.cause) chain.push(cause);
   return chain;
+}
+
+/** The innermost ApplicationFailure of a failure chain: the one that says what went wrong, and its type. */
+export function rootFailure(err: unknown): ApplicationFailure | undefined {
+  return causeChain(err)
+    .filter((e): e is ApplicationFailure => e instanceof ApplicationFailure)
+    .at(-1);
 }
 
 /**
@@ -13,9 +21,8 @@ export function causeChain(err: unknown): Error[] {
  * innermost error's message (a timeout, a cancellation).
  */
 export function rootCause(err: unknown): string {
-  const chain = causeChain(err);
-  const app = chain.filter((e): e is ApplicationFailure => e instanceof ApplicationFailure).at(-1);
+  const app = rootFailure(err);
   if (app) return app.type ? `${app.type}: ${app.message}` : app.message;
-  const innermost = chain.at(-1);
+  const innermost = causeChain(err).at(-1);
   return innermost ? innermost.message : String(err);
 }

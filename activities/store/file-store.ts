@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseObjectUri } from '../../data-schemas/uri';
-import { ObjectNotFoundError, StoreError, StoreErrorCode } from './errors';
+import { ObjectNotFoundError, StoreError, StoreErrorCode, watchBody } from './errors';
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
 
 /**
@@ -95,6 +95,7 @@ export class FileStore implements ObjectStore {
         return { created: false, info: existing };
       }
     }
+    const watched = watchBody(body);
     await this.ensureDir(uri, target);
     const tmp = this.tempPathFor(target);
     let loaded = 0;
@@ -106,11 +107,14 @@ export class FileStore implements ObjectStore {
         done(null, chunk);
       },
     });
+    const file = createWriteStream(tmp, { flags: 'wx' });
+    file.once('error', watched.storeFailed);
     try {
-      await pipeline(body, counter, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(body, counter, file);
     } catch (err) {
       await fs.rm(tmp, { force: true });
-      throw toStoreError(uri, err);
+      // The caller's stream failing is the caller's error (e.g. bad input), not the store's.
+      throw watched.bodyFailure()?.err ?? toStoreError(uri, err);
     }
     onProgress?.({ loadedBytes: loaded, totalBytes: loaded });
     if (options?.ifAbsent) return this.linkExclusive(uri, tmp, target);

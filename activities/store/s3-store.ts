@@ -11,7 +11,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { parseObjectUri } from '../../data-schemas/uri';
-import { ObjectNotFoundError, StoreError, StoreErrorCode } from './errors';
+import { ObjectNotFoundError, StoreError, StoreErrorCode, watchBody } from './errors';
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult, TransferProgress } from './types';
 
 const MiB = 1024 * 1024;
@@ -257,6 +257,7 @@ export class S3Store implements ObjectStore {
         return { created: false, info: existing };
       }
     }
+    const watched = watchBody(body);
     let counted = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, done) {
@@ -272,12 +273,21 @@ export class S3Store implements ObjectStore {
         const { etag } = await this.upload(uri, counter, options, ifAbsent);
         options?.onProgress?.({ loadedBytes: counted, totalBytes: counted });
         return { uri, bytes: counted, ...(etag !== undefined && { etag }) };
+      } catch (err) {
+        // Marked before counter.destroy() below makes the pipeline destroy the caller's stream too.
+        watched.storeFailed();
+        throw err;
       } finally {
         counter.destroy();
       }
     };
-    if (ifAbsent) return this.createExclusive(uri, write);
-    return { created: true, info: await write() };
+    try {
+      if (ifAbsent) return await this.createExclusive(uri, write);
+      return { created: true, info: await write() };
+    } catch (err) {
+      // The caller's stream failing is the caller's error (e.g. bad input), not the store's.
+      throw watched.bodyFailure()?.err ?? err;
+    }
   }
 
   async get(uri: string): Promise<Buffer> {

@@ -35,7 +35,10 @@ export interface ObjectStore {
    * its bytes were kept.
    */
   putIfAbsent(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<PutResult>;
-  /** Streams a body of unknown length in; `ifAbsent` gives it create-if-absent semantics. */
+  /**
+   * Streams a body of unknown length in; `ifAbsent` gives it create-if-absent semantics. When the
+   * body itself fails, the put rejects with the body's own error (not a StoreError) and stores nothing.
+   */
   putStream(uri: string, body: Readable, options?: PutOptions & { ifAbsent?: boolean }): Promise<PutResult>;
   /** @throws ObjectNotFoundError */
   get(uri: string): Promise<Buffer>;

@@ -336,11 +336,6 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     body: Readable;
     /** Valid once `body` has ended. */
     digest(): { sha256: string; bytes: number };
-    /**
-     * The producer's own error when it failed (a corrupt frame, a bad record): the store's upload
-     * wraps a body's error in a store error of its own, which would hide the cause and its type.
-     */
-    failure(): { err: unknown } | undefined;
   }
 
   /**
@@ -426,7 +421,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       }
     };
     void produce();
-    return { body, digest: () => ({ sha256: hash.digest('hex'), bytes }), failure: () => failure };
+    return { body, digest: () => ({ sha256: hash.digest('hex'), bytes }) };
   }
 
   function throttledHeartbeat(h: ActivityHooks, details: (bytes: number) => unknown): (bytes: number) => void {
@@ -687,17 +682,14 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       const abort = (): void => void body.destroy(new Error('cancelled'));
       h.signal?.addEventListener('abort', abort);
       try {
-        const put = await store
-          .putStream(uri, body, {
-            ifAbsent: true,
-            contentType: 'application/x-tar',
-            onProgress: (p) => {
-              uploaded = p.loadedBytes;
-            },
-          })
-          .catch((err: unknown) => {
-            throw build.failure()?.err ?? err;
-          });
+        // A failing producer (a corrupt frame, a bad record) fails the put with its own error.
+        const put = await store.putStream(uri, body, {
+          ifAbsent: true,
+          contentType: 'application/x-tar',
+          onProgress: (p) => {
+            uploaded = p.loadedBytes;
+          },
+        });
         // Another writer created it between our HEAD and our upload: the retry checks its bytes.
         if (!put.created) throw ApplicationFailure.retryable(`${uri} appeared while this attempt was writing it; retrying to check its bytes`, 'SHARD_RACE');
       } finally {

@@ -2,19 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { FileStore, getJson } from '../../activities/store';
 import { withBrowserPage } from '../../activities/vqa/browser';
 import { filmstripFrameWidths } from '../helpers/browser';
-import { EpisodeRecord, EvalCampaignResult, type EvalCampaignInput } from '../../data-schemas/robot';
+import { CampaignSummaryFile, EpisodeRecord, EvalCampaignResult, type EvalCampaignInput } from '../../data-schemas/robot';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import type { evalCampaign } from '../../workflows';
 import { connectTestTemporal, recordHistory, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuWorker } from '../helpers/workers';
 import { startStationProcess, type StationProcess } from '../helpers/stations';
-
-/** What the test reads of summary.json: the trial design as written. */
-const CampaignSummaryFile = z.looseObject({ design: z.unknown() });
 
 /**
  * evalCampaign: Figure-5 tasks x trials on real station worker processes, two campaigns sharing

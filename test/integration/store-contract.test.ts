@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { z } from 'zod';
+import { DataError, DataErrorCode } from '../../activities/data/errors';
 import { fileUri, InvalidUriError, joinUri, parseObjectUri } from '../../data-schemas/uri';
 import {
   addS3Defaults,
@@ -161,6 +162,28 @@ function objectStoreContract(name: string, makeFixture: () => Promise<StoreFixtu
       expect(progress.at(-1)?.loadedBytes).toBe(body.length);
       const back = await readAll(await fx.store.getStream(at('stream', 'shard.tar')));
       expect(sha256Hex(back)).toBe(sha256Hex(body));
+    });
+
+    it("putStream fails with the caller's stream's own error (not a retryable store error) and stores nothing", async () => {
+      // Small and multipart-sized bodies, plain and create-if-absent: a producer that finds bad
+      // input midway (e.g. a shard's frame failing its checksum) must not look like a store fault.
+      for (const [ifAbsent, size] of [
+        [false, MiB + 5],
+        [true, MiB + 5],
+        [true, 12 * MiB],
+      ] as const) {
+        const uri = at('producer-fails', `shard-${ifAbsent}-${size}.tar`);
+        const bad = new DataError(DataErrorCode.DatasetInvalid, 'trajectory t7: frame 3 does not match its sha256');
+        const bytes = randomBytes(size);
+        function* produce(): Generator<Buffer> {
+          for (let offset = 0; offset < bytes.length; offset += MiB) yield bytes.subarray(offset, offset + MiB);
+          throw bad;
+        }
+        const err = await fx.store.putStream(uri, Readable.from(produce()), { ifAbsent }).catch((e: unknown) => e);
+        expect(err).toBe(bad);
+        expect(await fx.store.head(uri)).toBeUndefined();
+      }
+      expect(await collect(fx.store.list(`${at('producer-fails')}/`))).toEqual([]);
     });
 
     it('throws ObjectNotFoundError naming the URI for get and getStream of a missing object', async () => {
@@ -341,6 +364,10 @@ describe('S3Store specifics', () => {
     const store = new S3Store({ endpoint: 'http://127.0.0.1:1', credentials: s3Credentials, maxAttempts: 1 });
     const err = await store.get(uri('x')).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: StoreErrorCode.Unavailable, retryable: true });
+    // A streamed put the store fails stays the store's error, though the caller's stream is then destroyed too.
+    for (const ifAbsent of [false, true]) {
+      await expect(store.putStream(uri('y'), chunked(randomBytes(2 * MiB)), { ifAbsent })).rejects.toMatchObject({ code: StoreErrorCode.Unavailable, retryable: true });
+    }
     store.destroy();
   });
 

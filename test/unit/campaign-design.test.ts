@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCampaignActivities } from '../../activities/robot/campaign/activities';
 import { campaignTrialDesign } from '../../activities/robot/campaign/suite';
-import { FileStore } from '../../activities/store';
+import { FileStore, getJson } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
-import { EvalCampaignInput, type EvalCampaignInputRaw } from '../../data-schemas/robot';
+import { CampaignSummaryFile, CampaignTrialDesign, EvalCampaignInput, type EvalCampaignInputRaw } from '../../data-schemas/robot';
+import { fileUri } from '../../data-schemas/uri';
 
 const parse = (raw: Omit<EvalCampaignInputRaw, 'outputUri'>): EvalCampaignInput => EvalCampaignInput.parse({ outputUri: 'file:///tmp/campaign', ...raw });
 
@@ -57,5 +61,45 @@ describe('campaign trial design', () => {
     expect(issues({ tasks: ['pick_up'], trialsPerTask: { multilingual: 4 } }).join('\n')).toMatch(/trialsPerTask\.multilingual: "multilingual" is not one of the campaign's tasks \(pick_up\)/);
     expect(issues({ preset: 'figure5' }).join('\n')).toMatch(/preset/);
     expect(issues({ trialsPerTask: { pick_up: 0 } }).join('\n')).toMatch(/trialsPerTask\.pick_up/);
+  });
+
+  it('summary.json states the design in its schema: written checked, read back typed', async () => {
+    const design = campaignTrialDesign(parse({ tasks: ['pick_up', 'multilingual'], preset: 'figure5-paper', trialsPerTask: { multilingual: 4 }, seed: 5 }));
+    expect(CampaignTrialDesign.parse(design)).toEqual(design);
+    const dir = mkdtempSync(join(tmpdir(), 'vla-campaign-design-'));
+    try {
+      const store = new FileStore();
+      const written = await createCampaignActivities({ store }).writeCampaignReport({
+        campaignId: 'campaign-design',
+        title: 'design only',
+        outputUri: fileUri(dir),
+        policy: { kind: 'scripted', seed: 0, actionStdMeters: 0, formatErrorRate: 0, wrongSubtaskRate: 0 },
+        verifier: { kind: 'oracle' },
+        stations: ['sim-1'],
+        design: { tasks: ['pick_up', 'multilingual'], preset: 'figure5-paper', trialsPerTask: { multilingual: 4 }, seed: 5 },
+        outcomes: [],
+      });
+      const summary = await getJson(store, written.summaryUri, CampaignSummaryFile);
+      expect(summary.design?.tasks.map((t) => [t.taskId, t.trials, t.from, t.languages])).toEqual([
+        ['pick_up', 30, 'preset', null],
+        ['multilingual', 4, 'trialsPerTask', { es: 2, zh: 1, hi: 1 }],
+      ]);
+      expect(summary.design?.totalTrials).toBe(34);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the design schema refuses a design whose counts do not add up, naming the field', () => {
+    const design = campaignTrialDesign(parse({ tasks: ['pick_up', 'multilingual'], trials: 3 }));
+    const issues = (value: unknown): string => {
+      const r = CampaignTrialDesign.safeParse(value);
+      return r.success ? '' : formatZodIssues(r.error).join('\n');
+    };
+    expect(issues(design)).toBe('');
+    expect(issues({ ...design, totalTrials: 7 })).toMatch(/totalTrials: totalTrials is 7 but the tasks' trials add up to 6/);
+    expect(issues({ ...design, tasks: [design.tasks[0], { ...design.tasks[1], languages: { es: 1, zh: 1 } }] })).toMatch(/tasks\.1\.languages: the languages of "multilingual" add up to 2 trials, not 3/);
+    expect(issues({ ...design, tasks: [{ ...design.tasks[0], from: 'guess' }, design.tasks[1]] })).toMatch(/tasks\.0\.from/);
+    expect(issues({ ...design, tasks: [{ ...design.tasks[0], languages: { fr: 3 } }, design.tasks[1]] })).toMatch(/tasks\.0\.languages/);
   });
 });

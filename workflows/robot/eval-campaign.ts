@@ -3,6 +3,7 @@ import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../acti
 import { EvalCampaignInput, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
+import { rootCause } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
 import { robotEpisode } from './robot-episode';
 
@@ -62,7 +63,7 @@ export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
         } catch (err) {
           // A failed episode is a result too (it is counted, not retried): the report shows why.
           progress.failed++;
-          outcomes.push({ trial: t, stationId, workflowId: episodeWorkflowId, outputUri, error: err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err) });
+          outcomes.push({ trial: t, stationId, workflowId: episodeWorkflowId, outputUri, error: rootCause(err) });
         }
         delete progress.running[stationId];
         progress.done++;

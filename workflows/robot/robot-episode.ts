@@ -1,6 +1,5 @@
 import {
   ActivityCancellationType,
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -36,6 +35,7 @@ import {
   type VerdictRecord,
 } from '../../data-schemas/robot';
 import { TaskQueue } from '../../data-schemas/workflows';
+import { rootCause, rootFailure } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
 import { grantedSignal, pingSignal, releaseStation, requestStation } from './station-lock';
 
@@ -58,17 +58,6 @@ const median = (xs: readonly number[]): number | null => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-
-/** Failure type of a Temporal activity failure, when it carries one. */
-function failureType(err: unknown): string | undefined {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
-  if (err instanceof ApplicationFailure) return err.type ?? undefined;
-  return undefined;
-}
-const messageOf = (err: unknown): string => {
-  const cause = err instanceof ActivityFailure ? err.cause : undefined;
-  return (cause instanceof Error ? cause.message : undefined) ?? (err instanceof Error ? err.message : String(err));
 };
 
 class EpisodeEnd extends Error {
@@ -324,17 +313,17 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
       executed = await timed('execute', latencies, () => arm.stationExecute({ ...ref, chunk, expectedStep: obs.step }));
     } catch (err) {
       if (isCancellation(err)) throw err;
-      const type = failureType(err);
+      const type = rootFailure(err)?.type;
       if (type === 'Station:unsafe_action') {
-        return finish({ motionPlan: plan.record, action: act.record, chunk, executeError: messageOf(err), verdict: episodeVerdict(`unsafe chunk refused before moving: ${messageOf(err)}`) }, obs);
+        return finish({ motionPlan: plan.record, action: act.record, chunk, executeError: rootCause(err), verdict: episodeVerdict(`unsafe chunk refused before moving: ${rootCause(err)}`) }, obs);
       }
       if (type === 'Station:stale_observation' || type === 'Station:may_have_moved') {
         // The arm moved without us seeing the end of it (a lost answer, a restarted worker): look again.
         status.phase = 'observing';
         const fresh = await station.stationObserve(ref);
-        return finish({ motionPlan: plan.record, action: act.record, chunk, executeError: messageOf(err), interrupted: true, after: fresh, verdict: episodeVerdict(`chunk outcome unknown, observed again: ${messageOf(err)}`) }, fresh);
+        return finish({ motionPlan: plan.record, action: act.record, chunk, executeError: rootCause(err), interrupted: true, after: fresh, verdict: episodeVerdict(`chunk outcome unknown, observed again: ${rootCause(err)}`) }, fresh);
       }
-      throw new EpisodeEnd('error', `station ${input.stationId}: ${messageOf(err)}`);
+      throw new EpisodeEnd('error', `station ${input.stationId}: ${rootCause(err)}`);
     }
     status.phase = 'verifying';
     let verdict: VerdictRecord;
@@ -344,7 +333,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
       );
     } catch (err) {
       if (isCancellation(err)) throw err;
-      throw new EpisodeEnd('error', `verifier ${input.verifier.kind}: ${messageOf(err)}`);
+      throw new EpisodeEnd('error', `verifier ${input.verifier.kind}: ${rootCause(err)}`);
     }
     return finish({ motionPlan: plan.record, action: act.record, chunk, executed: executed.executed, trace: executed.trace, after: executed.after, verdict }, executed.after);
   };
@@ -411,7 +400,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
         reason = abortReason;
       } else {
         outcome = 'error';
-        reason = messageOf(err);
+        reason = rootCause(err);
       }
     }
     status.phase = 'finishing';

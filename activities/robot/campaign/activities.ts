@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { EpisodeRecord, type EvalCampaignResult, type PolicySpec, type SuiteTaskId, type VerifierSpec } from '../../../data-schemas/robot';
+import { CampaignSummaryFile, EpisodeRecord, type CampaignTrialDesign, type EvalCampaignResult, type PolicySpec, type SuiteTaskId, type VerifierSpec } from '../../../data-schemas/robot';
 import { joinUri, relativeTo } from '../../../data-schemas/uri';
 import { classified } from '../../failures';
 import { getJsonIfExists, putJson } from '../../store';
@@ -10,7 +10,7 @@ import { simScene } from '../station/sim';
 import { summarizeCampaign, type CampaignEpisodeSummary, type FilmstripFrame } from './metrics';
 import { planHit } from './plan-hit';
 import { renderCampaignReportHtml } from './report';
-import { campaignTrialDesign, FIGURE_5_SUITE, suiteInstruction, suiteTask, type CampaignDesignInput, type TrialDesign } from './suite';
+import { campaignTrialDesign, FIGURE_5_SUITE, suiteInstruction, suiteTask, type CampaignDesignInput } from './suite';
 
 /** One episode of a campaign, as planned. */
 export interface CampaignTrial {
@@ -36,7 +36,7 @@ export interface TrialOutcome {
 }
 
 /** The trial design, or a non-retryable InvalidCampaign failure naming what is wrong. */
-function designOf(input: CampaignDesignInput): TrialDesign {
+function designOf(input: CampaignDesignInput): CampaignTrialDesign {
   try {
     return campaignTrialDesign(input);
   } catch (err) {
@@ -153,7 +153,8 @@ export function createCampaignActivities(deps: { store: ObjectStore }) {
           episodes,
           paper,
         });
-        await putJson(store, summaryUri, { campaignId: input.campaignId, design, summary, episodes });
+        // The design is checked against its published shape before it is written (its totals add up).
+        await putJson(store, summaryUri, CampaignSummaryFile.parse({ campaignId: input.campaignId, design, summary, episodes }));
         await store.put(reportUri, html, { contentType: 'text/html; charset=utf-8' });
         return {
           campaignId: input.campaignId,

@@ -5,8 +5,8 @@
  * paper's cycle latency, the cost of malformed answers, and per-episode filmstrips of frames with
  * their subtask and verdict. Frames are whatever `frameUri` says (data: URLs keep the page one file).
  */
+import type { CampaignTrialDesign } from '../../../data-schemas/robot';
 import { escapeMarkup } from '../../relabel/spot-check';
-import type { TrialDesign } from './suite';
 import { LATENCY_STAGES, PAPER_CYCLE_LATENCY, type CampaignEpisodeSummary, type CampaignSummary, type FilmstripFrame, type GroupSummary, type LatencyStage, type LatencyStats, type TaskSummary, type WilsonInterval } from './metrics';
 
 /** One row of the paper's Figure 5: success % per method over `trials` trials. */
@@ -29,7 +29,7 @@ export interface CampaignReportInput {
   verifier: string;
   stations: string[];
   /** How many trials each task was planned with (null: not known, a campaign from before it was recorded). */
-  design: TrialDesign | null;
+  design: CampaignTrialDesign | null;
   summary: CampaignSummary;
   episodes: CampaignEpisodeSummary[];
   /** Figure 5 rows; tasks of the summary without a row are listed after them. */
@@ -222,7 +222,7 @@ section.episode h3 { margin: 4px 0; font-size: 16px; }
 `;
 
 /** The trial design in words: the preset, each task's count (per language where it has several), the seeds. */
-function designParagraph(design: TrialDesign | null): string {
+function designParagraph(design: CampaignTrialDesign | null): string {
   if (!design) return '';
   const from = design.preset ? `preset ${design.preset} (${design.presetDescription ?? ''})` : 'trial counts given per campaign';
   const tasks = design.tasks.map((t) => {

@@ -4,7 +4,7 @@
  * stage's decoding temperature depends on it) and the paper's success rates to set results against.
  * Plain data and pure functions (no I/O, no Node imports).
  */
-import { DEFAULT_CAMPAIGN_TRIALS, type CampaignPreset, type EvalCampaignInput, type SuiteTaskId } from '../../../data-schemas/robot';
+import { DEFAULT_CAMPAIGN_TRIALS, type CampaignPreset, type CampaignTrialDesign, type EvalCampaignInput, type SuiteTaskId, type TaskTrialDesign } from '../../../data-schemas/robot';
 import { instructionIn, type Language } from '../sim/languages';
 import { resolveTask } from '../sim/tasks';
 
@@ -117,25 +117,6 @@ export const CAMPAIGN_PRESETS: Readonly<Record<CampaignPreset, { readonly descri
   },
 };
 
-export interface TaskTrialDesign {
-  readonly taskId: SuiteTaskId;
-  readonly trials: number;
-  /** What set the count: the task's own entry, the preset, `trials`, or the default. */
-  readonly from: 'trialsPerTask' | 'preset' | 'trials' | 'default';
-  /** Trials per instruction language, for a task asked in several (the multilingual one); else null. */
-  readonly languages: Readonly<Partial<Record<Language, number>>> | null;
-}
-
-/** A campaign's trial design, as planned and as its report shows it. */
-export interface TrialDesign {
-  readonly preset: CampaignPreset | null;
-  readonly presetDescription: string | null;
-  /** Scene seeds are seed + trial (per task). */
-  readonly seed: number;
-  readonly tasks: readonly TaskTrialDesign[];
-  readonly totalTrials: number;
-}
-
 /**
  * What decides a campaign's trials. `trialsPerTask` may be absent: a planCampaign scheduled by a
  * campaign that started before it existed.
@@ -143,7 +124,7 @@ export interface TrialDesign {
 export type CampaignDesignInput = Pick<EvalCampaignInput, 'tasks' | 'trials' | 'preset' | 'seed'> & Partial<Pick<EvalCampaignInput, 'trialsPerTask'>>;
 
 /** How many trials each task gets: its `trialsPerTask` entry, else the preset's count, else `trials` (default 3). */
-export function campaignTrialDesign(input: CampaignDesignInput): TrialDesign {
+export function campaignTrialDesign(input: CampaignDesignInput): CampaignTrialDesign {
   const preset = input.preset === undefined ? undefined : CAMPAIGN_PRESETS[input.preset];
   const tasks = input.tasks.map((id): TaskTrialDesign => {
     const task = suiteTask(id);

@@ -6,12 +6,13 @@
  * Text is normalised without assuming Latin script: NFC, Latin accents dropped (so "sarten" and
  * "sartén" match), punctuation of any script (。，！？ ¿¡ ।) removed, and spaces dropped in Chinese.
  */
+import { InstructionLanguage } from '../../../data-schemas/robot';
 import type { Rng } from './rng';
 import type { Task } from './tasks';
 import { OBJECT_KINDS, OBJECT_SPECS, type ObjectKind } from './world';
 
-export const LANGUAGES = ['en', 'es', 'zh', 'hi'] as const;
-export type Language = (typeof LANGUAGES)[number];
+export const LANGUAGES = InstructionLanguage.options;
+export type Language = InstructionLanguage;
 export const LANGUAGE_NAMES: Readonly<Record<Language, string>> = { en: 'English', es: 'Spanish', zh: 'Mandarin', hi: 'Hindi' };
 /** The languages the lexicon translates from. */
 export type ForeignLanguage = Exclude<Language, 'en'>;
