@@ -22,7 +22,7 @@ export interface Observation {
 }
 
 export interface ResetTask {
-  /** What the policy is told (any language); recorded, not interpreted by the station. */
+  /** What the policy is told (any language). A simulated station also sets up and judges the task it names (`planSimEpisode`); a real arm records it. */
   instruction: string;
   /** Scene seed for stations that lay out scenes (the simulator); defaults to the station's. */
   seed?: number;
