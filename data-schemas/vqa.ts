@@ -288,7 +288,7 @@ export const Retention = z.strictObject({
   perBenchmarkInterval: z.record(z.string(), Interval),
   /** Items both models answered, per benchmark (the bootstrap's sample). */
   pairedItems: z.record(z.string(), z.int().nonnegative()),
-  /** Mean of the per-benchmark ratios. */
+  /** Mean of the per-benchmark ratios; 0 when there is none (nothing measured is no evidence of retention). */
   overall: Finite,
   /** Paired bootstrap 95% interval of `overall` (every benchmark resampled in each round). */
   overallInterval: Interval,
@@ -296,6 +296,8 @@ export const Retention = z.strictObject({
   threshold: Finite,
   /** Benchmarks under the threshold. */
   below: z.array(BenchmarkId),
+  /** Benchmarks on which the base scored 0: no retention to measure, so left out of `perBenchmark` and `overall`. */
+  baseScoredZero: z.array(BenchmarkId).default([]),
 });
 export type Retention = z.infer<typeof Retention>;
 

@@ -34,10 +34,16 @@ export function computeRetention(
     if (model.baseOf === undefined) continue;
     const perBenchmark: Record<string, number> = {};
     const below: BenchmarkId[] = [];
+    const baseScoredZero: BenchmarkId[] = [];
     for (const b of benchmarks) {
       const ft = scores[model.name]?.[b]?.value;
       const base = scores[model.baseOf]?.[b]?.value;
       if (ft === undefined || base === undefined) continue;
+      // A base that scores 0 leaves no retention to measure: neither kept (100%) nor lost.
+      if (base === 0) {
+        baseScoredZero.push(b);
+        continue;
+      }
       const ratio = retentionRatio(ft, base);
       perBenchmark[b] = ratio;
       if (ratio < threshold) below.push(b);
@@ -55,6 +61,7 @@ export function computeRetention(
       overallInterval: paired?.overall ?? [overall, overall],
       threshold,
       below,
+      baseScoredZero,
     });
   }
   return out;
@@ -160,6 +167,7 @@ export function renderReportHtml(r: ReportInput): string {
         `<tr data-retention="${escapeMarkup(ret.model)}"><td>${escapeMarkup(ret.model)} / ${escapeMarkup(ret.base)}</td>${r.benchmarks
           .map((b) => {
             const v = ret.perBenchmark[b];
+            if (ret.baseScoredZero.includes(b)) return `<td class="undefined" data-benchmark="${b}">n/a (base 0)</td>`;
             if (v === undefined) return '<td>–</td>';
             return `<td class="${v < ret.threshold ? 'below' : 'kept'}" data-benchmark="${b}"><span class="value">${percent(v)}</span>${intervalText(ret.perBenchmarkInterval[b])}</td>`;
           })
@@ -170,6 +178,9 @@ export function renderReportHtml(r: ReportInput): string {
   const gateLines = r.retention
     .map((ret) => {
       const failed = ret.overall < ret.threshold;
+      if (Object.keys(ret.perBenchmark).length === 0) {
+        return `<p class="gate failed" data-retention="${escapeMarkup(ret.model)}">Retention gate FAILED: no benchmark on which ${escapeMarkup(ret.base)} scores above 0, so ${escapeMarkup(ret.model)}'s retention cannot be measured.</p>`;
+      }
       return `<p class="gate ${failed ? 'failed' : 'passed'}" data-retention="${escapeMarkup(ret.model)}">Retention gate ${failed ? 'FAILED' : 'passed'}: ${escapeMarkup(ret.model)} keeps ${percent(ret.overall)} of ${escapeMarkup(ret.base)} (95% interval ${percent(ret.overallInterval[0])} to ${percent(ret.overallInterval[1])}), ${failed ? 'below' : 'at or above'} the ${percent(ret.threshold)} threshold.</p>`;
     })
     .join('\n');

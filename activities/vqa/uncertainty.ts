@@ -159,7 +159,10 @@ export interface PairedBenchmark {
   base: ReadonlyMap<string, string>;
 }
 
-/** fine-tuned / base; a base that scores 0 leaves nothing to retain, counted as kept. */
+/**
+ * fine-tuned / base. Benchmarks whose base scores 0 are left out before this is called
+ * (computeRetention); a bootstrap resample on which the base happens to score 0 counts as kept.
+ */
 export const retentionRatio = (fineTuned: number, base: number): number => (base === 0 ? 1 : fineTuned / base);
 
 /**

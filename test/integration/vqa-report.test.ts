@@ -44,6 +44,33 @@ describe('the retention report', () => {
     expect(strict!.below).toEqual(['mmbench-en', 'ocrbench']);
   });
 
+  it('leaves out a benchmark on which the base scores 0 (no retention to measure, not 100% kept), and a model with none measurable fails the gate, saying why', async () => {
+    const zeroBase: ScoreTable = {
+      'gemma3-base': { ...scores['gemma3-base'], ocrbench: score('ocrbench', 0) },
+      vlm2vla: scores.vlm2vla!,
+    };
+    const [r] = computeRetention(models, zeroBase, benchmarks);
+    expect(r!.perBenchmark.ocrbench).toBeUndefined();
+    expect(r!.baseScoredZero).toEqual(['ocrbench']);
+    expect(r!.below).toEqual([]);
+    expect(r!.overall).toBeCloseTo((68.5 / 76.9 + 1391.7 / 1182.3) / 2, 10);
+
+    const allZero: ScoreTable = {
+      'gemma3-base': { 'mmbench-en': score('mmbench-en', 0), mme: score('mme', 0), ocrbench: score('ocrbench', 0) },
+      vlm2vla: { 'mmbench-en': score('mmbench-en', 0), mme: score('mme', 0), ocrbench: score('ocrbench', 0) },
+    };
+    const retention = computeRetention(models, allZero, benchmarks);
+    expect(retention[0]).toMatchObject({ perBenchmark: {}, overall: 0, baseScoredZero: benchmarks });
+    const html = renderReportHtml({ title: 'zero', models, benchmarks, scores: allZero, retention, generatedAt: '2026-11-22T00:00:00Z', items: {}, predictions: { made: 0, reused: 0 } });
+    await withBrowserPage(async (page) => {
+      await page.setContent(html, { waitUntil: 'load' });
+      expect(await page.locator('#retention tr[data-retention="vlm2vla"] td[data-benchmark="mme"]').innerText()).toBe('n/a (base 0)');
+      expect(await page.locator('p.gate.failed[data-retention="vlm2vla"]').innerText()).toBe(
+        "Retention gate FAILED: no benchmark on which gemma3-base scores above 0, so vlm2vla's retention cannot be measured.",
+      );
+    });
+  });
+
   it('renders a page that a real headless Chromium shows with the scores, the flags, the paper beside ours and one bar per score', async () => {
     const retention = computeRetention(models, scores, benchmarks, {
       threshold: 1,
