@@ -82,5 +82,5 @@ describe('vla dev', () => {
     const badLogs = await vla('dev', 'logs', 'nope');
     expect(badLogs.code).not.toBe(0);
     expect(badLogs.out).toContain('Allowed choices are temporal, worker-cpu, worker-gemini');
-  });
+  }, 300_000);
 });
