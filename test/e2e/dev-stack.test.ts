@@ -82,5 +82,7 @@ describe('vla dev', () => {
     const badLogs = await vla('dev', 'logs', 'nope');
     expect(badLogs.code).not.toBe(0);
     expect(badLogs.out).toContain('Allowed choices are temporal, worker-cpu, worker-gemini');
+    // Two stack starts and eight CLI runs (each a fresh tsx process): 56-63 s on an idle 2-core
+    // machine, so the default 60 s limit failed whenever another job shared it; 300 s leaves ~5x.
   }, 300_000);
 });
