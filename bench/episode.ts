@@ -27,7 +27,7 @@ import { TaskQueue } from '../data-schemas/workflows';
 import { createStationWorker } from '../workers/station';
 import type { robotEpisode } from '../workflows';
 import { formatFailureTable, measureFormatFailures } from './episode-format';
-import { quantile } from '../activities/robot/campaign/metrics';
+import { quantile } from '../activities/statistics';
 import { tsMs } from './history';
 import { option } from './options';
 import { printTable } from './table';

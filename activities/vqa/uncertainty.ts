@@ -14,6 +14,7 @@
  */
 import type { BenchmarkId, Interval, VqaItem } from '../../data-schemas/vqa';
 import { createRng, type Rng } from '../robot/sim/rng';
+import { quantile } from '../statistics';
 import type { BenchmarkDefinition } from './scoring';
 import { mmbenchGroup } from './scoring/mmbench';
 import { MME_PERCEPTION } from './scoring/mme';
@@ -38,19 +39,9 @@ export function meanStderr(xs: readonly number[]): number {
   return xs.length < 2 ? 0 : sampleStddev(xs) / Math.sqrt(xs.length);
 }
 
-/** The q-quantile (0..1) of sorted values, interpolating linearly between neighbours (numpy's default). */
-export function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
-
-/** The central 95% of bootstrap values. */
+/** The central 95% of bootstrap values (never empty: every bootstrap has BOOTSTRAP_ROUNDS of them). */
 export function percentileInterval(values: readonly number[]): Interval {
-  const sorted = [...values].sort((a, b) => a - b);
-  return [quantile(sorted, 0.025), quantile(sorted, 0.975)];
+  return [quantile(values, 0.025), quantile(values, 0.975)];
 }
 
 const resampleIndices = (n: number, rng: Rng): number[] => Array.from({ length: n }, () => rng.int(0, n - 1));

@@ -7,11 +7,11 @@ import {
   latencyStats,
   PAPER_CYCLE_LATENCY,
   partialCredit,
-  quantile,
   summarizeCampaign,
   wilsonInterval,
   type FilmstripFrame,
 } from '../../activities/robot/campaign/metrics';
+import { quantile } from '../../activities/statistics';
 import type { StageLatency } from '../../data-schemas/robot';
 
 const Z = 1.959964;

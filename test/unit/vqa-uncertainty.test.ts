@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { directorySha256, itemSha256, modelKeyOf, predictionKey } from '../../activities/vqa/prediction-key';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
-import { HEADLINE_FROM_ITEM_SCORES, MEAN_AGGREGATED, meanStderr, pairedRetentionIntervals, quantile, scoreStderr } from '../../activities/vqa/uncertainty';
+import { quantile } from '../../activities/statistics';
+import { HEADLINE_FROM_ITEM_SCORES, MEAN_AGGREGATED, meanStderr, pairedRetentionIntervals, scoreStderr } from '../../activities/vqa/uncertainty';
 import { createRng } from '../../activities/robot/sim/rng';
 import { BenchmarkId, VqaItem } from '../../data-schemas/vqa';
 

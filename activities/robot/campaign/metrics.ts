@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { EpisodeOutcome, StageLatency, VerdictDecision } from '../../../data-schemas/robot';
+import { quantile } from '../../statistics';
 
 /** docs/method.md, "Latency": median cycle 6.1 s, standard deviation 14.3 s, a long tail over 45 s. */
 export const PAPER_CYCLE_LATENCY = { medianMs: 6100, stdMs: 14300, tailOverMs: 45000 } as const;
@@ -123,22 +124,6 @@ export const LatencyStats = z.strictObject({
   maxMs: z.number(),
 });
 export type LatencyStats = z.infer<typeof LatencyStats>;
-
-/**
- * The q-quantile of `values` by linear interpolation between the closest ranks (Hyndman & Fan type
- * 7, numpy's and R's default): h = (n - 1) q, then sorted[floor h] + (h - floor h) (sorted[floor h + 1] - sorted[floor h]).
- * The median is the 0.5-quantile (the mean of the middle two for even n). Empty input: NaN.
- */
-export function quantile(values: readonly number[], q: number): number {
-  if (!(q >= 0 && q <= 1)) throw new RangeError(`q must be in [0, 1], got ${q}`);
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const h = (sorted.length - 1) * q;
-  const lo = Math.floor(h);
-  const below = sorted[lo]!;
-  const above = sorted[Math.min(lo + 1, sorted.length - 1)]!;
-  return below + (h - lo) * (above - below);
-}
 
 /**
  * Median, sample standard deviation (n - 1 in the denominator, as a report of spread over trials
