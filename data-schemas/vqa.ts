@@ -279,6 +279,9 @@ export type VqaEvaluateInput = z.infer<typeof VqaEvaluateInput>;
 export const Interval = z.tuple([Finite, Finite]);
 export type Interval = z.infer<typeof Interval>;
 
+export const RetentionGate = z.enum(['passed', 'failed']);
+export type RetentionGate = z.infer<typeof RetentionGate>;
+
 export const Retention = z.strictObject({
   model: z.string(),
   base: z.string(),
@@ -298,6 +301,8 @@ export const Retention = z.strictObject({
   below: z.array(BenchmarkId),
   /** Benchmarks on which the base scored 0: no retention to measure, so left out of `perBenchmark` and `overall`. */
   baseScoredZero: z.array(BenchmarkId).default([]),
+  /** The retention gate: `passed` when some retention was measured and `overall` is at or above `threshold`. */
+  gate: RetentionGate,
 });
 export type Retention = z.infer<typeof Retention>;
 
@@ -341,7 +346,7 @@ export const NightlyEvaluationResult = z.strictObject({
    * The retention gate of an evaluated night: `failed` when overall retention is below the threshold.
    * Also the search attribute VlaRetentionGate, for Web UI filters and alerts (docs/vqa.md).
    */
-  retentionGate: z.enum(['passed', 'failed']).optional(),
+  retentionGate: RetentionGate.optional(),
   retentionThreshold: Finite.optional(),
 });
 export type NightlyEvaluationResult = z.infer<typeof NightlyEvaluationResult>;

@@ -62,6 +62,8 @@ export function computeRetention(
       threshold,
       below,
       baseScoredZero,
+      // Nothing measured is no evidence that anything was kept.
+      gate: ratios.length > 0 && overall >= threshold ? 'passed' : 'failed',
     });
   }
   return out;
@@ -177,7 +179,7 @@ export function renderReportHtml(r: ReportInput): string {
   // The gate in one line per fine-tuned model: what a reader (and the nightly alert) looks at first.
   const gateLines = r.retention
     .map((ret) => {
-      const failed = ret.overall < ret.threshold;
+      const failed = ret.gate === 'failed';
       if (Object.keys(ret.perBenchmark).length === 0) {
         return `<p class="gate failed" data-retention="${escapeMarkup(ret.model)}">Retention gate FAILED: no benchmark on which ${escapeMarkup(ret.base)} scores above 0, so ${escapeMarkup(ret.model)}'s retention cannot be measured.</p>`;
       }

@@ -37,6 +37,7 @@ describe('the retention report', () => {
     expect(r!.below).toEqual(['ocrbench']);
     expect(r!.overall).toBeCloseTo((68.5 / 76.9 + 1391.7 / 1182.3 + 0.8) / 3, 10);
     expect(r!.threshold).toBe(0.85);
+    expect(r!.gate).toBe('passed');
     // A model without baseOf has no retention row.
     expect(computeRetention([models[0]!], scores, benchmarks)).toEqual([]);
     // A configured threshold flags by it.
@@ -60,7 +61,9 @@ describe('the retention report', () => {
       vlm2vla: { 'mmbench-en': score('mmbench-en', 0), mme: score('mme', 0), ocrbench: score('ocrbench', 0) },
     };
     const retention = computeRetention(models, allZero, benchmarks);
-    expect(retention[0]).toMatchObject({ perBenchmark: {}, overall: 0, baseScoredZero: benchmarks });
+    expect(retention[0]).toMatchObject({ perBenchmark: {}, overall: 0, baseScoredZero: benchmarks, gate: 'failed' });
+    // Even a threshold of 0 does not pass a model whose retention was never measured.
+    expect(computeRetention(models, allZero, benchmarks, { threshold: 0 })[0]!.gate).toBe('failed');
     const html = renderReportHtml({ title: 'zero', models, benchmarks, scores: allZero, retention, generatedAt: '2026-11-22T00:00:00Z', items: {}, predictions: { made: 0, reused: 0 } });
     await withBrowserPage(async (page) => {
       await page.setContent(html, { waitUntil: 'load' });

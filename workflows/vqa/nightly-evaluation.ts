@@ -67,7 +67,7 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
   });
   const retention = sweep.retention.find((r) => r.model === name);
   // No retention figure at all is no evidence that anything was kept.
-  const retentionGate = retention !== undefined && retention.overall >= threshold ? 'passed' : 'failed';
+  const retentionGate = retention?.gate ?? 'failed';
   upsertSearchAttributes([{ key: VlaRetentionGate, value: retentionGate }]);
   return {
     status: 'evaluated',
