@@ -30,7 +30,9 @@ function filesUnder(root: string): string[] {
 }
 
 /** `vla data ...` as a user runs it: exit codes, one clear message, nothing half-written. */
-describe('vla data', () => {
+// Each test runs the CLI as a fresh tsx process two or three times (10-14 s on an idle 2-core
+// machine); 120 s per test leaves ~10x for a loaded one.
+describe('vla data', { timeout: 120_000 }, () => {
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'vla-cli-'));

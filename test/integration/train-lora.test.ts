@@ -40,7 +40,9 @@ lora = [n for n, _ in model.named_modules() if n.endswith("lora_A")]
 print(json.dumps({"changed": not torch.equal(before, after), "loraModules": len(lora), "vision": sum("vision" in n for n in lora)}))
 `;
 
-describe('trainLora: the real Python trainer on a tiny VLM, through the workflow and a GPU worker', () => {
+// Each test runs the real trainer on the tiny model, 11-17 s on an idle 2-core machine; the default
+// 60 s failed only under load. 180 s per test leaves ~10x.
+describe('trainLora: the real Python trainer on a tiny VLM, through the workflow and a GPU worker', { timeout: 180_000 }, () => {
   const s3 = inject('s3');
   const store: ObjectStore = createObjectStore({
     s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },

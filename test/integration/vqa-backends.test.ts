@@ -301,7 +301,9 @@ for f in base.iterdir():
 get_peft_model(AutoModelForImageTextToText.from_pretrained(other), lora).save_pretrained(foreign)
 `;
 
-describe('local backend: python -m vla_py.infer on a tiny VLM (real transformers + peft)', () => {
+// Each test starts a Python inference process on the tiny model (5-13 s on an idle 2-core
+// machine); 120 s per test leaves ~10x for a loaded one.
+describe('local backend: python -m vla_py.infer on a tiny VLM (real transformers + peft)', { timeout: 120_000 }, () => {
   let dir: string;
   let python: PythonEnv;
   let baseModel: string;

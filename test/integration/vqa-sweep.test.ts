@@ -329,7 +329,9 @@ describe('the nightly evaluation and its Schedule', () => {
       const history = await env.client.workflow.getHandle(secondId).fetchHistory();
       expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
     });
-  });
+    // Builds the tiny model and runs two sweeps through the local backend: ~25 s on an idle 2-core
+    // machine, too close to the default 60 s when other tests share it; 180 s leaves ~7x.
+  }, 180_000);
 
   it('the Schedule is created once and updated after, keeps a pause made in the UI, skips overlaps, and a trigger starts a night', async () => {
     const scheduleId = `nightly-${randomUUID().slice(0, 8)}`;
