@@ -400,7 +400,7 @@ describe('S3Store specifics', () => {
   it('createObjectStore routes by scheme', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vla-routing-'));
     try {
-      const store = createObjectStore({ s3: { endpoint: s3.endpoint, credentials: s3Credentials } });
+      const store = createObjectStore({ roots: 'unconfined', s3: { endpoint: s3.endpoint, credentials: s3Credentials } });
       const s3Uri = uri('routed.txt');
       const fUri = fileUri(join(dir, 'routed.txt'));
       await store.put(s3Uri, 'to s3');
