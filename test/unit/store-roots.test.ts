@@ -5,6 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, RootGuard, StoreError, StoreErrorCode, StoreOutsideRootsError, validateStoreRoots, type StoreRoots } from '../../activities/store';
 import { fileUri } from '../../data-schemas/uri';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { ApplicationFailure } from '@temporalio/common';
+import { createGeminiVerifyActivities } from '../../activities/robot/episode/verify';
+import { createModelPolicyActivities } from '../../activities/robot/episode/policy-model';
+import { PolicySpec } from '../../data-schemas/robot';
 
 describe('store roots: every URI is checked against the configured roots before any I/O', () => {
   let dir: string;
@@ -161,6 +165,30 @@ describe('store roots: every URI is checked against the configured roots before 
     // Inside still works, through the same store.
     await confined.put(`${store}/ok/inside.txt`, 'fine');
     expect((await confined.get(`${store}/ok/inside.txt`)).toString()).toBe('fine');
+  });
+
+  it('the activities that read frames fail non-retryable on a frame outside the roots', async () => {
+    const confined = createObjectStore({ roots });
+    const frameUri = fileUri(join(dir, 'outside', 'secret.txt'));
+    const observation = { frameUri, state: [0, 0, 0, 0, 0, 0, 0] as [number, number, number, number, number, number, number], step: 0, timestamp: '2026-01-01T00:00:00Z' };
+    // A key so the clients can be built; no request is made, the frame read is refused first.
+    const refusals = [
+      () =>
+        createGeminiVerifyActivities({ store: confined, gemini: { apiKey: 'never-sent' } }).verifyGemini({
+          episodeId: 'e1', cycle: 0, instruction: 'pick up the eggplant', subtasks: ['grab it'], subtaskIndex: 0, before: observation, after: observation, model: 'gemini-2.5-flash',
+        }),
+      () =>
+        createModelPolicyActivities({ store: confined, env: { geminiApiKey: 'never-sent' } }).policyStage({
+          episodeId: 'e1', cycle: 0, stage: 'subtasks', instruction: 'pick up the eggplant', subtasks: [], subtaskIndex: 0, frameUri, inDistribution: true, maxRepairs: 0,
+          policy: PolicySpec.parse({ kind: 'model', model: { name: 'g', backend: 'gemini', model: 'gemini-2.5-flash' } }),
+        }),
+    ];
+    for (const refusal of refusals) {
+      const err = await refusal().then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      expect(err).toMatchObject({ type: StoreErrorCode.OutsideRoots, nonRetryable: true });
+      expect((err as Error).message).toContain(frameUri);
+    }
   });
 
   it('rejects a root that is not a plain root', () => {
