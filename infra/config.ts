@@ -41,7 +41,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig
   try {
     validateStoreRoots(storeRoots);
   } catch (err) {
-    throw new Error(`invalid environment configuration:\n  VLA_STORE_ROOTS / VLA_STORE_READ_ROOTS: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`invalid environment configuration:\n  VLA_STORE_ROOTS (default VLA_STORE_URI) / VLA_STORE_READ_ROOTS: ${err instanceof Error ? err.message : String(err)}`);
   }
   // Every output goes under the store URI, so a worker that could not write there could do nothing.
   if (!isInsideRoots(`${storeUri.replace(/\/+$/, '')}/`, storeRoots.readWrite)) {
