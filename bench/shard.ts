@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'vla-bench-shard-'));
   const server = await startS3Server({ dataDir: join(dir, 's3'), logFile: join(dir, 'versitygw.log') });
   const s3Options = { endpoint: server.endpoint, region: server.region, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } };
-  const store = createObjectStore({ s3: s3Options });
+  const store = createObjectStore({ roots: 'unconfined', s3: s3Options });
   const raw = new S3Store(s3Options);
   try {
     await createBucket(server, 'bench');

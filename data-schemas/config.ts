@@ -1,4 +1,19 @@
 import { z } from 'zod';
+import { parseObjectUri } from './uri';
+
+/** Comma- or whitespace-separated object URIs; an empty value is an empty list. */
+const UriList = z
+  .string()
+  .transform((text) => text.split(/[\s,]+/).filter((uri) => uri !== ''))
+  .superRefine((uris, ctx) => {
+    for (const uri of uris) {
+      try {
+        parseObjectUri(uri);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : `${uri}: not an object URI` });
+      }
+    }
+  });
 
 /**
  * Environment variables the project reads, with their defaults. `infra/config.ts` fills the
@@ -11,6 +26,13 @@ export const EnvConfig = z.object({
   VLA_CACHE_DIR: z.string().min(1).optional(),
   /** Object-store root for outputs, `file:///...` (default: `<state>/store`) or `s3://bucket/prefix`. */
   VLA_STORE_URI: z.string().min(1).optional(),
+  /**
+   * Store roots the workers may read and write, `file:///dir` or `s3://bucket[/prefix]`, comma- or
+   * whitespace-separated (default: VLA_STORE_URI). A URI outside every root is refused.
+   */
+  VLA_STORE_ROOTS: UriList.optional(),
+  /** Store roots the workers may only read (default: the repository's bundled `data/samples`). */
+  VLA_STORE_READ_ROOTS: UriList.optional(),
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('vla'),
   /** Port of the Temporal Web UI started by `vla dev up`. */

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeRoots, isInsideRoots, validateStoreRoots, type StoreRoots } from '../activities/store/roots';
 import { EnvConfig } from '../data-schemas/config';
 import { fileUri } from '../data-schemas/uri';
 
@@ -15,6 +16,8 @@ export interface ResolvedConfig {
   stateDir: string;
   cacheDir: string;
   storeUri: string;
+  /** What workers' stores may touch (docs/design.md, "The store confines every URI"). */
+  storeRoots: StoreRoots;
   temporalAddress: string;
   namespace: string;
   uiPort: number;
@@ -29,11 +32,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig
   }
   const cfg = parsed.data;
   const stateDir = resolve(cfg.VLA_STATE_DIR ?? join(REPO_ROOT, '.vla'));
+  const storeUri = cfg.VLA_STORE_URI ?? fileUri(join(stateDir, 'store'));
+  const storeRoots: StoreRoots = {
+    readWrite: cfg.VLA_STORE_ROOTS ?? [storeUri],
+    // The demo's VQA sweep reads the bundled benchmark items where the clone keeps them.
+    readOnly: cfg.VLA_STORE_READ_ROOTS ?? [fileUri(join(REPO_ROOT, 'data', 'samples'))],
+  };
+  try {
+    validateStoreRoots(storeRoots);
+  } catch (err) {
+    throw new Error(`invalid environment configuration:\n  VLA_STORE_ROOTS (default VLA_STORE_URI) / VLA_STORE_READ_ROOTS: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // Every output goes under the store URI, so a worker that could not write there could do nothing.
+  if (!isInsideRoots(`${storeUri.replace(/\/+$/, '')}/`, storeRoots.readWrite)) {
+    throw new Error(`invalid environment configuration:\n  VLA_STORE_URI: ${storeUri} is not under a read-write store root; ${describeRoots(storeRoots)}`);
+  }
   return {
     env: cfg,
     stateDir,
     cacheDir: resolve(cfg.VLA_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vla-pipelines')),
-    storeUri: cfg.VLA_STORE_URI ?? fileUri(join(stateDir, 'store')),
+    storeUri,
+    storeRoots,
     temporalAddress: cfg.TEMPORAL_ADDRESS,
     namespace: cfg.TEMPORAL_NAMESPACE,
     uiPort: cfg.VLA_TEMPORAL_UI_PORT,

@@ -9,6 +9,8 @@ export const StoreErrorCode = {
   AccessDenied: 'STORE_ACCESS_DENIED',
   NoSuchBucket: 'STORE_NO_SUCH_BUCKET',
   Unavailable: 'STORE_UNAVAILABLE',
+  /** The URI is outside the store's configured roots (activities/store/roots.ts); never retried. */
+  OutsideRoots: 'STORE_OUTSIDE_ROOTS',
   Other: 'STORE_ERROR',
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { fileUri, InvalidUriError, parseObjectUri } from '../../data-schemas/uri';
 import { ObjectNotFoundError, StoreError, StoreErrorCode } from './errors';
 import { FileStore } from './file-store';
+import { RootGuard, type StoreAccess, type StoreRoots } from './roots';
 import { S3Store, type S3StoreOptions } from './s3-store';
 import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
 
@@ -11,28 +12,42 @@ export * from './types';
 export * from './errors';
 export { sha256Hex, sha256HexOfStream } from './checksum';
 export { FileStore, TEMP_FILE_PREFIX } from './file-store';
+export { RootGuard, StoreOutsideRootsError, describeRoots, isInsideRoots, validateStoreRoots, type StoreAccess, type StoreRoots } from './roots';
 export { S3Store, addS3Defaults, type S3StoreOptions, type S3Credentials, type ResolvedS3StoreOptions } from './s3-store';
 
 export interface CreateObjectStoreOptions {
+  /**
+   * Where the store may act (docs/design.md, "The store confines every URI"): every URI is checked
+   * against these roots before any I/O, and one outside them fails with STORE_OUTSIDE_ROOTS. Workers
+   * get `loadConfig().storeRoots`. `'unconfined'` is for a command that acts on its own user's paths
+   * with that user's rights (`vla data import`), and for tests.
+   */
+  roots: StoreRoots | 'unconfined';
   /** Options for the S3 side; created on the first s3:// URI, so file-only runs never need credentials. */
   s3?: S3StoreOptions;
 }
 
 /**
  * The store activities use: routes each URI by scheme, `file://` to the filesystem and `s3://`
- * to S3. The S3 client is built lazily on first use.
+ * to S3, after checking it against the roots. The S3 client is built lazily on first use.
+ * @throws Error naming a root URI that is not a usable root
  */
-export function createObjectStore(options: CreateObjectStoreOptions = {}): ObjectStore {
+export function createObjectStore(options: CreateObjectStoreOptions): ObjectStore {
   return new RoutingStore(options);
 }
 
 class RoutingStore implements ObjectStore {
   private readonly file = new FileStore();
   private s3?: S3Store;
+  private readonly guard?: RootGuard;
 
-  constructor(private readonly options: CreateObjectStoreOptions) {}
+  constructor(private readonly options: CreateObjectStoreOptions) {
+    if (options.roots !== 'unconfined') this.guard = new RootGuard(options.roots);
+  }
 
-  private route(uri: string): ObjectStore {
+  /** The store for `uri`, once the roots allow `access` to it. */
+  private async route(uri: string, access: StoreAccess): Promise<ObjectStore> {
+    await this.guard?.check(uri, access);
     let scheme: 'file' | 's3';
     try {
       scheme = parseObjectUri(uri).scheme;
@@ -44,30 +59,36 @@ class RoutingStore implements ObjectStore {
     return this.s3;
   }
 
-  // async throughout, so a bad URI rejects the returned promise instead of throwing synchronously.
   async put(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<ObjectInfo> {
-    return this.route(uri).put(uri, body, options);
+    return (await this.route(uri, 'write')).put(uri, body, options);
   }
   async putIfAbsent(uri: string, body: Uint8Array | string, options?: PutOptions): Promise<PutResult> {
-    return this.route(uri).putIfAbsent(uri, body, options);
+    return (await this.route(uri, 'write')).putIfAbsent(uri, body, options);
   }
   async putStream(uri: string, body: Readable, options?: PutOptions & { ifAbsent?: boolean }): Promise<PutResult> {
-    return this.route(uri).putStream(uri, body, options);
+    let store: ObjectStore;
+    try {
+      store = await this.route(uri, 'write');
+    } catch (err) {
+      body.destroy(); // Nobody will read it now; leave no producer waiting.
+      throw err;
+    }
+    return store.putStream(uri, body, options);
   }
   async get(uri: string): Promise<Buffer> {
-    return this.route(uri).get(uri);
+    return (await this.route(uri, 'read')).get(uri);
   }
   async getStream(uri: string): Promise<Readable> {
-    return this.route(uri).getStream(uri);
+    return (await this.route(uri, 'read')).getStream(uri);
   }
   async head(uri: string): Promise<ObjectInfo | undefined> {
-    return this.route(uri).head(uri);
+    return (await this.route(uri, 'read')).head(uri);
   }
   async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
-    yield* this.route(prefixUri).list(prefixUri);
+    yield* (await this.route(prefixUri, 'read')).list(prefixUri);
   }
   async delete(uri: string): Promise<void> {
-    return this.route(uri).delete(uri);
+    return (await this.route(uri, 'write')).delete(uri);
   }
 }
 

@@ -57,7 +57,7 @@ export function registerDemo(program: Command): void {
     .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan, shard the Bridge D_lan, LoRA-train the tiny VLM on it, and sweep the bundled VQA items with it and its base, then run a short simulated robot evaluation campaign')
     .action(async () => {
       const config = loadConfig();
-      const store = createObjectStore();
+      const store = createObjectStore({ roots: config.storeRoots });
       await devUp(config, say);
 
       const bridgeUri = joinUri(config.storeUri, 'datasets', 'bridge-debug');

@@ -52,7 +52,8 @@ export function registerRelabelShow(relabel: Command): void {
     .option('--png <file.png>', 'also write a PNG contact sheet, one tile per language step')
     .action(async (target: string, trajectoryId: string, opts: { out?: string; png?: string }) => {
       const outputUri = toObjectUri(target);
-      const store = createObjectStore();
+      // Runs in the user's own process on paths the user typed, with the user's rights: not a worker, so not confined (docs/design.md, "The store confines every URI").
+      const store = createObjectStore({ roots: 'unconfined' });
       const recordUri = relabelRecordUri(outputUri, trajectoryId);
       let rendered: Awaited<ReturnType<typeof renderSpotCheck>>;
       try {

@@ -1,7 +1,7 @@
 import { Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { Argument, Command } from 'commander';
-import { createObjectStore } from '../../activities/store';
+import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { ensurePythonEnv } from '../../infra/python';
@@ -32,7 +32,9 @@ export function registerWorker(program: Command): void {
       const config = loadConfig();
       const connection = await NativeConnection.connect({ address: config.temporalAddress });
       try {
-        const store = createObjectStore();
+        // Workflow inputs come from anyone who reaches Temporal: the store touches only the configured roots.
+        const store = createObjectStore({ roots: config.storeRoots });
+        console.log(describeRoots(config.storeRoots));
         const common = { connection, namespace: config.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }) };
         // The key is read here, in the worker that calls Gemini, and nowhere else.
         const apiKey = process.env.GEMINI_API_KEY ?? process.env.GOOGLE_API_KEY;
@@ -63,7 +65,13 @@ export function registerWorker(program: Command): void {
             case 'cpu': {
               // Only for OpenAI-compatible servers started with an API key (vLLM --api-key).
               const openaiApiKey = process.env.OPENAI_API_KEY;
-              return createCpuWorker({ ...common, deps: { store, ...(openaiApiKey !== undefined && { openaiApiKey }) } });
+              // A prebuilt workflow bundle, as for stations (tests start worker processes; webpack is the slow part).
+              const bundlePath = process.env.VLA_WORKFLOW_BUNDLE;
+              return createCpuWorker({
+                ...common,
+                ...(bundlePath !== undefined && { workflowBundle: { codePath: bundlePath } }),
+                deps: { store, ...(openaiApiKey !== undefined && { openaiApiKey }) },
+              });
             }
             case 'gemini':
               return createGeminiWorker({

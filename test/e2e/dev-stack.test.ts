@@ -53,8 +53,8 @@ describe('vla dev', () => {
     expect(status.code, status.out).toBe(0);
     expect(status.out).toContain('temporal health: ok');
 
-    // The detached worker really serves the project's task queue.
-    const outputUri = fileUri(join(stateDir, 'smoke.txt'));
+    // The detached worker really serves the project's task queue, in its store (<state>/store, its default root).
+    const outputUri = fileUri(join(stateDir, 'store', 'smoke.txt'));
     const connection = await Connection.connect({ address });
     const client = new Client({ connection, namespace: 'vla' });
     const result = await client.workflow.execute('storeSmoke', { taskQueue: TaskQueue.cpu, workflowId: 'dev-stack-smoke', args: [{ outputUri, text: 'persisted' }] });

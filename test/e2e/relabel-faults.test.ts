@@ -34,7 +34,8 @@ describe('relabelDataset survives killed workers and a restarted server', () => 
       logFile: join(dir, 'worker.log'),
       detached: true, // its own process group: SIGKILL reaches tsx and node together
       cwd: REPO_ROOT,
-      env: { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace },
+      // The worker's store is confined to its roots; the default root is the store URI.
+      env: { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, VLA_STORE_URI: fileUri(dir) },
     });
   const killWorker = async (): Promise<void> => {
     if (!worker) return;

@@ -31,7 +31,7 @@ async function untar(bytes: Buffer): Promise<{ name: string; data: Buffer; mode?
 }
 
 describe('shardDataset (real dev server, real S3 store)', () => {
-  const store = createObjectStore({ s3: s3Options });
+  const store = createObjectStore({ roots: 'unconfined', s3: s3Options });
   const s3store = new S3Store(s3Options);
   const root = `s3://${s3.bucket}/shard-${randomUUID().slice(0, 8)}`;
   const bridgeUri = `${root}/bridge`;

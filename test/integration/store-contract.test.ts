@@ -279,6 +279,14 @@ objectStoreContract('FileStore', () => {
   return Promise.resolve({ store: new FileStore(), rootUri: fileUri(dir), cleanup: () => rmSync(dir, { recursive: true, force: true }) });
 });
 
+// The same contract through the store workers use, confined to the fixture's root: the root check
+// must not change what a store does inside its roots.
+objectStoreContract('createObjectStore confined to its root (file)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vla-store-confined-'));
+  const rootUri = fileUri(dir);
+  return Promise.resolve({ store: createObjectStore({ roots: { readWrite: [rootUri], readOnly: [] } }), rootUri, cleanup: () => rmSync(dir, { recursive: true, force: true }) });
+});
+
 describe('FileStore specifics', () => {
   let dir: string;
   beforeAll(() => {
@@ -322,6 +330,11 @@ objectStoreContract('S3Store (versitygw)', () => {
   // No forcePathStyle here: the loopback endpoint must switch it on by itself.
   const store = new S3Store({ endpoint: s3.endpoint, region: s3.region, credentials: s3Credentials });
   return Promise.resolve({ store, rootUri: `s3://${s3.bucket}/contract-${randomUUID()}`, cleanup: () => store.destroy() });
+});
+
+objectStoreContract('createObjectStore confined to its root (S3)', () => {
+  const rootUri = `s3://${s3.bucket}/confined-${randomUUID()}`;
+  return Promise.resolve({ store: createObjectStore({ roots: { readWrite: [rootUri], readOnly: [] }, s3: { endpoint: s3.endpoint, region: s3.region, credentials: s3Credentials } }), rootUri });
 });
 
 describe('S3Store specifics', () => {
@@ -400,7 +413,7 @@ describe('S3Store specifics', () => {
   it('createObjectStore routes by scheme', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vla-routing-'));
     try {
-      const store = createObjectStore({ s3: { endpoint: s3.endpoint, credentials: s3Credentials } });
+      const store = createObjectStore({ roots: 'unconfined', s3: { endpoint: s3.endpoint, credentials: s3Credentials } });
       const s3Uri = uri('routed.txt');
       const fUri = fileUri(join(dir, 'routed.txt'));
       await store.put(s3Uri, 'to s3');

@@ -45,6 +45,7 @@ print(json.dumps({"changed": not torch.equal(before, after), "loraModules": len(
 describe('trainLora: the real Python trainer on a tiny VLM, through the workflow and a GPU worker', { timeout: 180_000 }, () => {
   const s3 = inject('s3');
   const store: ObjectStore = createObjectStore({
+    roots: 'unconfined',
     s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },
   });
   const root = `s3://${s3.bucket}/train-${randomUUID().slice(0, 8)}`;

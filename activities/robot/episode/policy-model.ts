@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { fileURLToPath } from 'node:url';
 import { policyAdapterUri, type PolicySpec } from '../../../data-schemas/robot';
 import type { ActionTokenMapping } from '../../../data-schemas/training';
+import { classified } from '../../failures';
 import type { ObjectStore } from '../../store/types';
 import type { BackendEnv } from '../../vqa/backends/types';
 import { ACTION_TOKENS_FAILURE, checkMappingAgainstTokenizer, loadActionTokenMapping, textAmbiguity } from '../policy/action-tokens';
@@ -65,6 +66,7 @@ export async function closePolicyModels(): Promise<void> {
 /** The policy stage on a worker that calls models only (Gemini, GPU): scripted policies live on stations. */
 export function createModelPolicyActivities(deps: { store: ObjectStore; env: PolicyModelEnv }) {
   return {
-    policyStage: (input: PolicyStageInput): Promise<PolicyStageResult> => runModelStage(deps.store, input, deps.env),
+    // Classified like every store-reading activity: a frame URI outside the store roots is not retried.
+    policyStage: classified((input: PolicyStageInput): Promise<PolicyStageResult> => runModelStage(deps.store, input, deps.env)),
   };
 }

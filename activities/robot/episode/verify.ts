@@ -1,4 +1,5 @@
 import type { ObservationRef, VerdictRecord } from '../../../data-schemas/robot';
+import { classified } from '../../failures';
 import type { ObjectStore } from '../../store/types';
 import type { Task } from '../sim/tasks';
 import type { World } from '../sim/world';
@@ -44,13 +45,14 @@ const geminiVerifiers = new Map<string, Verifier>();
 /** The Gemini verifier's activity (on the Gemini worker, where the key lives). */
 export function createGeminiVerifyActivities(deps: { store: ObjectStore; gemini?: GeminiVerifierEnv }) {
   return {
-    verifyGemini: async (input: VerifyInput & { model: string }): Promise<VerdictRecord> => {
+    // Classified like every store-reading activity: a frame URI outside the store roots is not retried.
+    verifyGemini: classified(async (input: VerifyInput & { model: string }): Promise<VerdictRecord> => {
       let verifier = geminiVerifiers.get(input.model);
       if (!verifier) {
         verifier = createGeminiVerifier({ apiKey: deps.gemini?.apiKey ?? '', model: input.model, ...(deps.gemini?.baseUrl !== undefined && { baseUrl: deps.gemini.baseUrl }) });
         geminiVerifiers.set(input.model, verifier);
       }
       return toRecord(await verifier.verify(await request(deps.store, input)));
-    },
+    }),
   };
 }
