@@ -5,7 +5,7 @@ import { ActionChunk } from './d-lan';
 import { State7 } from './d-rob';
 import { PolicyStage } from './prompts';
 import { ActionRepresentation } from './training';
-import { ObjectUriField, fileUri } from './uri';
+import { ObjectUriField, fileUri, objectUriRoot } from './uri';
 import { ModelSpec } from './vqa';
 
 /**
@@ -362,7 +362,7 @@ export const EvalCampaignInput = z
     /** Scene seeds are seed + trial. */
     seed: z.int().nonnegative().default(0),
     /** The campaign's folder: episodes/<task>-<trial>/, summary.json and report.html. */
-    outputUri: ObjectUriField,
+    outputUri: objectUriRoot(64, '/episodes/<task>-t<trial>'),
     title: z.string().min(1).max(200).default('VLM2VLA robot evaluation (Figure 5 tasks)'),
   })
   .superRefine((input, ctx) => {

@@ -107,18 +107,34 @@ export function objectUriProblem(uri: string): string | undefined {
 }
 
 /**
- * An object URI in a workflow input: `file:///abs/path` or `s3://bucket/key`, at most
- * MAX_OBJECT_URI_LENGTH characters, with no traversal and no ambiguous encoding (`objectUriProblem`).
+ * An object URI field of a workflow input: `file:///abs/path` or `s3://bucket/key`, at most
+ * `max` characters, with no traversal and no ambiguous encoding (`objectUriProblem`). A root under
+ * which the workflow builds its children's input URIs takes a smaller `max` (`objectUriRoot`), so
+ * those stay within MAX_OBJECT_URI_LENGTH too.
  */
-export const ObjectUriField = z
-  .string()
-  .max(MAX_OBJECT_URI_LENGTH, `must be an object URI of at most ${MAX_OBJECT_URI_LENGTH} characters`)
-  .superRefine((uri, ctx) => {
-    const problem = objectUriProblem(uri);
-    if (problem !== undefined && uri.length <= MAX_OBJECT_URI_LENGTH) ctx.addIssue({ code: 'custom', message: `must be an object URI (file:///abs/path or s3://bucket/key): ${problem}` });
-  })
-  // For the JSON Schema (docs/schemas): the part of the rules a pattern can say.
-  .meta({
-    pattern: '^(file:///|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/|$))[!-[\\]-~]*$',
-    description: `Object URI, at most ${MAX_OBJECT_URI_LENGTH} characters of printable ASCII: no . or .. segments (raw or percent-encoded), no backslash, well-formed percent-encoding.`,
-  });
+function objectUriField(max: number, why = ''): z.ZodString {
+  return z
+    .string()
+    .max(max, `must be an object URI of at most ${max} characters${why}`)
+    .superRefine((uri, ctx) => {
+      if (uri.length > max) return; // said above; scanning 100 KB of it says nothing new
+      const problem = objectUriProblem(uri);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `must be an object URI (file:///abs/path or s3://bucket/key): ${problem}` });
+    })
+    // For the JSON Schema (docs/schemas): the part of the rules a pattern can say.
+    .meta({
+      pattern: '^(file:///|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/|$))[!-[\\]-~]*$',
+      description: `Object URI, at most ${max} characters of printable ASCII${why}: no . or .. segments (raw or percent-encoded), no backslash, well-formed percent-encoding.`,
+    });
+}
+
+/** The object URI field of every workflow input (see `objectUriField`). */
+export const ObjectUriField = objectUriField(MAX_OBJECT_URI_LENGTH);
+
+/**
+ * The object URI of a root to which the workflow appends up to `reserve` characters (`appended`
+ * says what) for its children's input URIs: at most MAX_OBJECT_URI_LENGTH - reserve.
+ */
+export function objectUriRoot(reserve: number, appended: string): z.ZodString {
+  return objectUriField(MAX_OBJECT_URI_LENGTH - reserve, ` (its children's URIs append up to ${reserve} more: ${appended})`);
+}

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Finite, ObjectUri, RelativeRef } from './common';
 import { ModelRef, TaskQueueName, boundedName } from './bounded';
-import { ObjectUriField } from './uri';
+import { ObjectUriField, objectUriRoot } from './uri';
 
 /**
  * VQA retention (docs/method.md, "VQA retention"): the twelve benchmarks of the paper's Table 1, one item
@@ -220,13 +220,16 @@ export const RETENTION_THRESHOLD = 0.85;
 /** The retention threshold of an input (a fraction: 0.85 is 85%). */
 const RetentionThreshold = z.number().positive();
 
+/** What a sweep appends to its outputUri for its children's `itemsUri`: `/items/<benchmark, <= 11>/<set, 16>` and room to spare. */
+const VQA_SWEEP_URI_RESERVE = 64;
+
 export const VqaSweepInput = z
   .strictObject({
     models: z.array(ModelSpec).min(1),
     /** Each benchmark and where its data lies (docs/vqa.md gives the layouts). */
     benchmarks: z.array(BenchmarkSource).min(1),
     /** Where items, predictions, scores and the report go. */
-    outputUri: ObjectUriField,
+    outputUri: objectUriRoot(VQA_SWEEP_URI_RESERVE, '/items/<benchmark>/<set>'),
     /** Smoke runs: at most this many questions per benchmark (MMBench rotations and MME image pairs stay whole). */
     limit: z.int().positive().optional(),
     /** Requests in flight per (model, benchmark) child; a server sees this times the children of its model running at once. @default 8 */
@@ -329,8 +332,8 @@ export type VqaSweepResult = z.infer<typeof VqaSweepResult>;
 export const NightlyEvaluationInput = z.strictObject({
   /** Where training runs live: every `<runsUri>/<run>/result.json` is a finished trainLora run. */
   runsUri: ObjectUriField,
-  /** Each night's sweep goes to `<outputUri>/<date>-<run>`; `<outputUri>/last.json` remembers what was evaluated. */
-  outputUri: ObjectUriField,
+  /** Each night's sweep goes to `<outputUri>/runs/<run>`; `<outputUri>/last.json` remembers what was evaluated. */
+  outputUri: objectUriRoot(VQA_SWEEP_URI_RESERVE + 70, '/runs/<run>/items/<benchmark>/<set>'),
   benchmarks: z.array(BenchmarkSource).min(1),
   limit: z.int().positive().optional(),
   concurrency: z.int().min(1).max(256).default(4),

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedSearchAttribute, boundedWorkflowId, ModelRef, utf8Bytes, utf8Length } from '../../data-schemas/bounded';
 import { RelabelDatasetInput, relabelChildId } from '../../data-schemas/relabel';
-import { stationLockWorkflowId } from '../../data-schemas/robot';
+import { EvalCampaignInput, stationLockWorkflowId } from '../../data-schemas/robot';
+import { NightlyEvaluationInput, VqaSweepInput } from '../../data-schemas/vqa';
+import { trialKey } from '../../workflows/robot/eval-campaign';
 import { TrainLoraInput } from '../../data-schemas/training';
 import { MAX_OBJECT_URI_LENGTH, ObjectUriField, objectUriProblem } from '../../data-schemas/uri';
 import { vqaEvaluateId } from '../../workflows/vqa/vqa-sweep';
@@ -81,6 +83,20 @@ describe('workflow input fields name themselves', () => {
     const nearMax = `file:///${'d'.repeat(200)}/${'e'.repeat(200)}/${'f'.repeat(200)}/${'g'.repeat(200)}/${'h'.repeat(200)}`;
     expect(issuesOf(RelabelDatasetInput.safeParse({ datasetUri: nearMax }))).toEqual([expect.stringMatching(/^datasetUri: the default outputUri .* over 1024/)]);
     expect(RelabelDatasetInput.safeParse({ datasetUri: nearMax, outputUri: 'file:///out' }).success).toBe(true);
+  });
+
+  it('roots whose children get longer URIs leave room for them: vqaSweep, nightlyEvaluation, evalCampaign', () => {
+    const uri = (n: number): string => `file:///${'u'.repeat(200)}/${'v'.repeat(200)}/${'w'.repeat(200)}/${'x'.repeat(200)}/${'y'.repeat(200)}`.slice(0, n);
+    const benchmarks = [{ benchmark: 'mmmu', uri: 'file:///bench/mmmu' }];
+    const sweep = (outputUri: string) => VqaSweepInput.safeParse({ models: [{ name: 'base', backend: 'local', baseModel: '/m' }], benchmarks, outputUri });
+    expect(sweep(uri(960)).success).toBe(true);
+    expect(issuesOf(sweep(uri(961)))).toEqual([expect.stringMatching(/^outputUri: must be an object URI of at most 960 characters \(its children's URIs append up to 64 more: \/items\/<benchmark>\/<set>\)/)]);
+    expect(issuesOf(NightlyEvaluationInput.safeParse({ runsUri: 'file:///runs', outputUri: uri(891), benchmarks }))).toEqual([expect.stringMatching(/^outputUri: must be an object URI of at most 890 characters/)]);
+    expect(issuesOf(EvalCampaignInput.safeParse({ outputUri: uri(961) }))).toEqual([expect.stringMatching(/^outputUri: must be an object URI of at most 960 characters/)]);
+    // What the workflows append stays within their reserve.
+    expect(`/items/${'realworldqa'}/${'0123456789abcdef'}`.length).toBeLessThanOrEqual(64);
+    expect(`/runs/${'r'.repeat(64)}`.length).toBeLessThanOrEqual(70);
+    expect(`/episodes/${trialKey({ taskId: 'pick_place_lift', trial: 999 })}`.length).toBeLessThanOrEqual(64);
   });
 
   it('model refs and task queues: no control characters, bounded, URIs held to the URI rules', () => {
