@@ -119,7 +119,7 @@ function objectUriField(max: number, why = ''): z.ZodString {
     .superRefine((uri, ctx) => {
       if (uri.length > max) return; // said above; scanning 100 KB of it says nothing new
       const problem = objectUriProblem(uri);
-      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `must be an object URI (file:///abs/path or s3://bucket/key): ${problem}` });
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `must be an object URI: ${problem}` });
     })
     // For the JSON Schema (docs/schemas): the part of the rules a pattern can say.
     .meta({

@@ -71,7 +71,7 @@ describe('workflow input fields name themselves', () => {
   it('trainLora: a 3 KB baseModel and a bad shardsUri are refused by field path', () => {
     const result = TrainLoraInput.safeParse({ shardsUri: 'file:///s/%2e%2e/shards.json', baseModel: 'm'.repeat(3000), outputUri: 'file:///out' });
     expect(issuesOf(result)).toEqual([
-      expect.stringMatching(/^shardsUri: must be an object URI .*"\.\." path segment/),
+      expect.stringMatching(/^shardsUri: must be an object URI: .*"\.\." path segment/),
       expect.stringMatching(/^baseModel: must be at most 512 characters/),
     ]);
   });
