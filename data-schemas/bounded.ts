@@ -41,8 +41,8 @@ export function utf8Length(text: string): number {
   return n;
 }
 
-/** Lowercase hex SHA-256 of the UTF-8 of `text`. */
-export function sha256Hex(text: string): string {
+/** Lowercase hex SHA-256 of the UTF-8 of `text` (activities use the store's node:crypto `sha256Hex`; workflows cannot). */
+function sha256OfText(text: string): string {
   return bytesToHex(sha256(utf8Bytes(text)));
 }
 
@@ -53,7 +53,7 @@ export function sha256Hex(text: string): string {
  */
 export function boundedKey(value: string, maxBytes: number): string {
   if (value.length <= maxBytes / 4 || utf8Length(value) <= maxBytes) return value;
-  const suffix = `~${sha256Hex(value)}`;
+  const suffix = `~${sha256OfText(value)}`;
   const room = maxBytes - suffix.length;
   if (room < 0) throw new RangeError(`maxBytes ${maxBytes} leaves no room for the hash`);
   let prefix = '';
