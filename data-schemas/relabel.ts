@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ObjectUri, SafeId } from './common';
 import { Labeler } from './d-lan';
-import { joinUri } from './uri';
+import { TaskQueueName, boundedWorkflowId } from './bounded';
+import { MAX_OBJECT_URI_LENGTH, ObjectUriField, joinUri } from './uri';
 
 /**
  * The relabel pipeline's contracts (D_rob -> D_lan): labeler choice, what a labeler returns, the
@@ -131,7 +132,7 @@ export function labelerKey(choice: LabelerChoice): string {
  * is done, and two runs writing to different outputs never skip each other's trajectories.
  */
 export function relabelChildId(outputUri: string, key: string, trajectoryId: string): string {
-  return `relabel:${outputUri}:${key}:${trajectoryId}`;
+  return boundedWorkflowId(`relabel:${outputUri}:${key}:${trajectoryId}`);
 }
 
 /** Where a relabel run writes unless told otherwise: beside the source, keyed by labeler version. */
@@ -145,11 +146,11 @@ export const RELABEL_REPORT_FILE = 'report.json';
 
 export const RelabelDatasetInput = z.strictObject({
   /** D_rob dataset root (has manifest.json). */
-  datasetUri: ObjectUri,
+  datasetUri: ObjectUriField,
   /** @default { "name": "heuristic" } */
   labeler: LabelerChoice.default({ name: 'heuristic' }),
   /** D_lan output root. @default `<datasetUri>/labels/<labeler>-<version>` */
-  outputUri: ObjectUri.optional(),
+  outputUri: ObjectUriField.optional(),
   /**
    * Trajectories labelled at once (child workflows in flight). With Gemini, keep it at least twice
    * the Gemini worker's concurrent calls so the model slots never wait on Temporal. @default 32
@@ -166,20 +167,27 @@ export const RelabelDatasetInput = z.strictObject({
   limit: z.int().positive().optional(),
   aggregation: ChunkAggregation.default({ perAxisMeters: 0.025, absoluteMeters: 0.05 }),
   /** Task queue of the Gemini activities (its server-side rate limit is the global quota). @default 'vla-gemini' */
-  geminiTaskQueue: z.string().min(1).default('vla-gemini'),
+  geminiTaskQueue: TaskQueueName.default('vla-gemini'),
   /** Children per workflow run before continue-as-new (history stays bounded). @default 500 */
   childrenPerRun: z.int().min(1).max(5000).default(500),
+}).superRefine((input, ctx) => {
+  // The children's input holds the output URI: a default one past the limit would fail every child.
+  if (input.outputUri !== undefined || input.datasetUri.length > MAX_OBJECT_URI_LENGTH) return;
+  const output = defaultRelabelOutput(input.datasetUri, input.labeler);
+  if (output.length > MAX_OBJECT_URI_LENGTH) {
+    ctx.addIssue({ code: 'custom', path: ['datasetUri'], message: `the default outputUri (<datasetUri>/labels/${labelerKey(input.labeler)}) would be ${output.length} characters, over ${MAX_OBJECT_URI_LENGTH}: give a shorter datasetUri or an outputUri` });
+  }
 });
 export type RelabelDatasetInput = z.infer<typeof RelabelDatasetInput>;
 
 export const RelabelTrajectoryInput = z.strictObject({
-  datasetUri: ObjectUri,
+  datasetUri: ObjectUriField,
   trajectoryId: SafeId,
   labeler: LabelerChoice,
-  outputUri: ObjectUri,
+  outputUri: ObjectUriField,
   maxReprompts: z.int().min(0).max(10),
   aggregation: ChunkAggregation,
-  geminiTaskQueue: z.string().min(1),
+  geminiTaskQueue: TaskQueueName,
 });
 export type RelabelTrajectoryInput = z.infer<typeof RelabelTrajectoryInput>;
 

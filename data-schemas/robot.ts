@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { Finite, IsoDateTime, ObjectUri, SafeId } from './common';
+import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedName, boundedWorkflowId } from './bounded';
 import { ActionChunk } from './d-lan';
 import { State7 } from './d-rob';
 import { PolicyStage } from './prompts';
 import { ActionRepresentation } from './training';
-import { fileUri } from './uri';
+import { ObjectUriField, fileUri, objectUriRoot } from './uri';
 import { ModelSpec } from './vqa';
 
 /**
@@ -47,9 +48,9 @@ export const PolicySpec = z.discriminatedUnion('kind', [
      * `action-tokens` on an OpenAI-compatible server, which serves the adapter by name; the local
      * backend reads it from `model.adapter` when this is absent.
      */
-    adapterUri: ObjectUri.optional(),
+    adapterUri: ObjectUriField.optional(),
     /** Where the model is called; by default the station's queue (openai), vla-gemini (gemini), vla-gpu (local). */
-    taskQueue: z.string().min(1).optional(),
+    taskQueue: TaskQueueName.optional(),
   }),
 ]).superRefine((policy, ctx) => {
   if (policy.kind !== 'model' || policy.actionRepresentation !== 'action-tokens') return;
@@ -82,9 +83,9 @@ export const VerifierSpec = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('oracle') }),
   z.strictObject({
     kind: z.literal('gemini'),
-    model: z.string().min(1).default('gemini-2.5-pro'),
+    model: boundedName(256).default('gemini-2.5-pro'),
     /** @default vla-gemini */
-    taskQueue: z.string().min(1).optional(),
+    taskQueue: TaskQueueName.optional(),
   }),
   /** No automatic verifier: every chunk waits for an operator's verdict signal. */
   z.strictObject({ kind: z.literal('operator') }),
@@ -122,9 +123,12 @@ export const RobotEpisodeInput = z.strictObject({
   verifier: VerifierSpec.default({ kind: 'oracle' }),
   limits: EpisodeLimits.default({ maxRetriesPerSubtask: 4, maxCycles: 40, maxDurationSeconds: 900, maxRepairs: 2 }),
   /** The episode's folder: episode.json (the full log), d_rob/ and d_lan/ datasets, frames. */
-  outputUri: ObjectUri,
-  /** Campaign bookkeeping, copied into the record. */
-  labels: z.record(z.string(), z.string().max(200)).default({}),
+  outputUri: ObjectUriField,
+  /** Campaign bookkeeping, copied into the record: at most 32, names up to 64 characters, values up to 1000 (a campaign's workflow id fits). */
+  labels: z
+    .record(boundedName(64), z.string().max(MAX_WORKFLOW_ID_BYTES))
+    .refine((labels) => Object.keys(labels).length <= 32, 'at most 32 labels')
+    .default({}),
 });
 export type RobotEpisodeInput = z.infer<typeof RobotEpisodeInput>;
 export type RobotEpisodeInputRaw = z.input<typeof RobotEpisodeInput>;
@@ -311,9 +315,16 @@ export type RobotEpisodeResult = z.infer<typeof RobotEpisodeResult>;
 // Station lock: one episode at a time per station.
 
 export const STATION_LOCK_SIGNALS = { acquire: 'acquire', release: 'release', granted: 'stationGranted', ping: 'stationPing' } as const;
-export const StationLeaseRequest = z.strictObject({ workflowId: z.string().min(1), runId: z.string().min(1) });
+export const StationLeaseRequest = z.strictObject({ workflowId: z.string().min(1).max(MAX_WORKFLOW_ID_BYTES), runId: z.string().min(1).max(64) });
 export type StationLeaseRequest = z.infer<typeof StationLeaseRequest>;
-export const stationLockWorkflowId = (stationId: string): string => `station-lock-${stationId}`;
+/** `stationLock`'s input (also what it hands to itself through continue-as-new). */
+export const StationLockInput = z.strictObject({
+  stationId: StationId,
+  holder: StationLeaseRequest.nullable().optional(),
+  waiting: z.array(StationLeaseRequest).max(10_000).optional(),
+});
+export type StationLockInput = z.input<typeof StationLockInput>;
+export const stationLockWorkflowId = (stationId: string): string => boundedWorkflowId(`station-lock-${stationId}`);
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation campaigns
@@ -351,7 +362,7 @@ export const EvalCampaignInput = z
     /** Scene seeds are seed + trial. */
     seed: z.int().nonnegative().default(0),
     /** The campaign's folder: episodes/<task>-<trial>/, summary.json and report.html. */
-    outputUri: ObjectUri,
+    outputUri: objectUriRoot(64, '/episodes/<task>-t<trial>'),
     title: z.string().min(1).max(200).default('VLM2VLA robot evaluation (Figure 5 tasks)'),
   })
   .superRefine((input, ctx) => {

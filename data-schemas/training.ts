@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from './common';
 import { Labeler } from './d-lan';
 import { POLICY_PROMPT_VERSION } from './prompts';
-import { joinUri } from './uri';
+import { ModelRef, TaskQueueName } from './bounded';
+import { ObjectUriField, joinUri } from './uri';
 
 /**
  * Training shards (`shardDataset`) and LoRA training (`trainLora`).
@@ -108,13 +109,13 @@ export type ShardManifest = z.infer<typeof ShardManifest>;
 
 export const ShardDatasetInput = z.strictObject({
   /** A D_lan dataset (the output of relabelDataset). */
-  datasetUri: ObjectUri,
+  datasetUri: ObjectUriField,
   /**
    * Where the shard set goes. Default `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<validation %, rounded>`,
    * e.g. `.../shards/v2-s0-v5` (see `defaultShardOutput`). One root holds one shard set: a run with
    * another source manifest or other split settings into an existing root fails; choose a new one.
    */
-  outputUri: ObjectUri.optional(),
+  outputUri: ObjectUriField.optional(),
   /** Fraction of trajectories held out for validation, assigned by a stable hash. @default 0.05 */
   validationFraction: z.number().min(0).max(0.5).default(0.05),
   /** Salt of the trajectory hash. @default 0 */
@@ -211,11 +212,11 @@ export type DistributedBackend = z.infer<typeof DistributedBackend>;
 /** Defaults are the paper's configuration (docs/method.md, "Training (LoRA only)"). */
 export const TrainLoraInput = z.strictObject({
   /** `shards.json` of a shard set written by shardDataset. */
-  shardsUri: ObjectUri,
-  /** A local directory on the GPU worker or a hub id its machine can reach. */
-  baseModel: z.string().min(1),
+  shardsUri: ObjectUriField,
+  /** A local directory on the GPU worker or a hub id its machine can reach (at most 512 characters). */
+  baseModel: ModelRef,
   /** Where the run writes checkpoints, the adapter and its result. */
-  outputUri: ObjectUri,
+  outputUri: ObjectUriField,
   lora: z
     .strictObject({
       /** @default 16 */
@@ -225,7 +226,7 @@ export const TrainLoraInput = z.strictObject({
       /** @default 0.05 */
       dropout: z.number().min(0).max(0.9).default(0.05),
       /** Module names (suffixes) in the language model; default: every linear layer of the language model, never the vision tower or projector. */
-      targetModules: z.array(z.string().regex(/^[A-Za-z0-9_.]+$/)).min(1).optional(),
+      targetModules: z.array(z.string().regex(/^[A-Za-z0-9_.]{1,200}$/, 'must be 1-200 characters of A-Z a-z 0-9 _ .')).min(1).max(256).optional(),
     })
     .prefault({}),
   /** AdamW learning rate with linear decay. @default 5e-5 */
@@ -259,7 +260,7 @@ export const TrainLoraInput = z.strictObject({
   /** Seconds between progress signals to the workflow (heartbeats go out with every step). @default 30 */
   progressEverySeconds: z.number().min(0.1).max(3600).default(30),
   /** The task queue of the GPU workers. @default 'vla-gpu' */
-  gpuTaskQueue: z.string().min(1).default('vla-gpu'),
+  gpuTaskQueue: TaskQueueName.default('vla-gpu'),
   /** How the training activity is retried when a worker or machine is lost; each attempt resumes from the last checkpoint. */
   retry: z
     .strictObject({

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { Finite, ObjectUri, RelativeRef } from './common';
+import { ModelRef, TaskQueueName, boundedName } from './bounded';
+import { ObjectUriField, objectUriRoot } from './uri';
 
 /**
  * VQA retention (docs/method.md, "VQA retention"): the twelve benchmarks of the paper's Table 1, one item
@@ -79,39 +81,42 @@ export interface VqaRequest {
  * A model under evaluation and how to reach it. Secrets (API keys) never appear here: the worker
  * that calls the backend reads them from its environment.
  */
+/** A model's label in a sweep: names reports, object keys and child workflow ids. */
+const ModelName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ - and start with a letter or digit');
+
 export const ModelSpec = z.discriminatedUnion('backend', [
   z.strictObject({
     /** Label in reports and object keys. */
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    name: ModelName,
     /** An OpenAI-compatible chat completions server (vLLM serves a base model and its LoRA adapters by name). */
     backend: z.literal('openai'),
-    baseUrl: z.url(),
+    baseUrl: z.url().max(1024),
     /** The served model name; for a vLLM LoRA adapter, the adapter's name. */
-    model: z.string().min(1),
+    model: boundedName(256),
     /** For retention: the `name` of this model's base in the same sweep. */
-    baseOf: z.string().optional(),
+    baseOf: ModelName.optional(),
   }),
   z.strictObject({
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    name: ModelName,
     backend: z.literal('gemini'),
-    model: z.string().min(1),
+    model: boundedName(256),
     /**
      * Thinking tokens allowed on thinking models (Gemini 2.5 and later), on top of the answer's own
      * budget: their output limit counts thoughts, which would otherwise eat short answers. 0 turns
      * thinking off where the model allows it (not on Pro). @default 1024
      */
     thinkingBudget: z.int().min(0).max(32_768).optional(),
-    baseOf: z.string().optional(),
+    baseOf: ModelName.optional(),
   }),
   z.strictObject({
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    name: ModelName,
     /** transformers + peft in the project's Python environment, as a child process. */
     backend: z.literal('local'),
     /** A model directory on the worker (or a hub id its machine can reach). */
-    baseModel: z.string().min(1),
+    baseModel: ModelRef,
     /** A LoRA adapter directory or object URI (`PeftModel.from_pretrained`); absent: the base model. */
-    adapter: z.string().min(1).optional(),
-    baseOf: z.string().optional(),
+    adapter: ModelRef.optional(),
+    baseOf: ModelName.optional(),
   }),
 ]);
 export type ModelSpec = z.infer<typeof ModelSpec>;
@@ -199,7 +204,7 @@ export type BenchmarkResult = z.infer<typeof BenchmarkResult>;
 /** Where a benchmark's data lies: a directory or object prefix in the layout its loader documents. */
 export const BenchmarkSource = z.strictObject({
   benchmark: BenchmarkId,
-  uri: ObjectUri,
+  uri: ObjectUriField,
 });
 export type BenchmarkSource = z.infer<typeof BenchmarkSource>;
 
@@ -215,13 +220,16 @@ export const RETENTION_THRESHOLD = 0.85;
 /** The retention threshold of an input (a fraction: 0.85 is 85%). */
 const RetentionThreshold = z.number().positive();
 
+/** What a sweep appends to its outputUri for its children's `itemsUri`: `/items/<benchmark, <= 11>/<set, 16>` and room to spare. */
+const VQA_SWEEP_URI_RESERVE = 64;
+
 export const VqaSweepInput = z
   .strictObject({
     models: z.array(ModelSpec).min(1),
     /** Each benchmark and where its data lies (docs/vqa.md gives the layouts). */
     benchmarks: z.array(BenchmarkSource).min(1),
     /** Where items, predictions, scores and the report go. */
-    outputUri: ObjectUri,
+    outputUri: objectUriRoot(VQA_SWEEP_URI_RESERVE, '/items/<benchmark>/<set>'),
     /** Smoke runs: at most this many questions per benchmark (MMBench rotations and MME image pairs stay whole). */
     limit: z.int().positive().optional(),
     /** Requests in flight per (model, benchmark) child; a server sees this times the children of its model running at once. @default 8 */
@@ -238,9 +246,9 @@ export const VqaSweepInput = z
     /** Task queue per backend: local inference needs the GPU workers (Python env), Gemini its rate-limited queue. */
     taskQueues: z
       .strictObject({
-        openai: z.string().min(1).default('vla-cpu'),
-        gemini: z.string().min(1).default('vla-gemini'),
-        local: z.string().min(1).default('vla-gpu'),
+        openai: TaskQueueName.default('vla-cpu'),
+        gemini: TaskQueueName.default('vla-gemini'),
+        local: TaskQueueName.default('vla-gpu'),
       })
       .prefault({}),
   })
@@ -262,16 +270,16 @@ export const VqaSweepInput = z
 export type VqaSweepInput = z.infer<typeof VqaSweepInput>;
 
 export const VqaEvaluateInput = z.strictObject({
-  outputUri: ObjectUri,
+  outputUri: ObjectUriField,
   /** The benchmark's materialised item set (prepareBenchmark's `itemsUri`). */
-  itemsUri: ObjectUri,
+  itemsUri: ObjectUriField,
   model: ModelSpec,
   /** checkBackend's hash of the model's identity; a worker serving another model refuses. */
   modelKey: z.string().regex(/^[0-9a-f]{64}$/),
   benchmark: BenchmarkId,
   concurrency: z.int().min(1).max(256),
   batchSize: z.int().min(1).max(10_000),
-  taskQueue: z.string().min(1),
+  taskQueue: TaskQueueName,
 });
 export type VqaEvaluateInput = z.infer<typeof VqaEvaluateInput>;
 
@@ -323,14 +331,14 @@ export type VqaSweepResult = z.infer<typeof VqaSweepResult>;
 /** The nightly evaluation (a Temporal Schedule starts it): the newest trained adapter against its base. */
 export const NightlyEvaluationInput = z.strictObject({
   /** Where training runs live: every `<runsUri>/<run>/result.json` is a finished trainLora run. */
-  runsUri: ObjectUri,
-  /** Each night's sweep goes to `<outputUri>/<date>-<run>`; `<outputUri>/last.json` remembers what was evaluated. */
-  outputUri: ObjectUri,
+  runsUri: ObjectUriField,
+  /** Each night's sweep goes to `<outputUri>/runs/<run>`; `<outputUri>/last.json` remembers what was evaluated. */
+  outputUri: objectUriRoot(VQA_SWEEP_URI_RESERVE + 70, '/runs/<run>/items/<benchmark>/<set>'),
   benchmarks: z.array(BenchmarkSource).min(1),
   limit: z.int().positive().optional(),
   concurrency: z.int().min(1).max(256).default(4),
   /** Task queue of the local inference (the GPU workers). @default 'vla-gpu' */
-  localTaskQueue: z.string().min(1).default('vla-gpu'),
+  localTaskQueue: TaskQueueName.default('vla-gpu'),
   /** The retention gate: overall retention below this (a fraction) fails it. @default 0.85 */
   retentionThreshold: RetentionThreshold.optional(),
 });

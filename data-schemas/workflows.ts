@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ObjectUri, Sha256Hex } from './common';
+import { ObjectUriField } from './uri';
 import { RelabelDatasetInput, RelabelTrajectoryInput } from './relabel';
 import { ShardDatasetInput, TrainLoraInput } from './training';
 import { NightlyEvaluationInput, VqaEvaluateInput, VqaSweepInput } from './vqa';
@@ -13,7 +14,7 @@ import { EvalCampaignInput, RobotEpisodeInput } from './robot';
 /** `storeSmoke`: proves the worker bundle loads and an activity writes through the object store. */
 export const StoreSmokeInput = z.strictObject({
   /** Where to write; the object is created only if absent, so a re-run returns the first result. */
-  outputUri: ObjectUri,
+  outputUri: ObjectUriField,
   text: z.string().min(1).max(10_000),
 });
 export type StoreSmokeInput = z.infer<typeof StoreSmokeInput>;

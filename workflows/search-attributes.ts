@@ -1,4 +1,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
+import { upsertSearchAttributes } from '@temporalio/workflow';
+import { boundedSearchAttribute } from '../data-schemas/bounded';
 
 /** The namespace's custom search attributes (registered by `vla dev up` and the test setup). */
 export const VlaDataset = defineSearchAttributeKey('VlaDataset', SearchAttributeType.KEYWORD);
@@ -6,3 +9,12 @@ export const VlaStage = defineSearchAttributeKey('VlaStage', SearchAttributeType
 export const VlaModel = defineSearchAttributeKey('VlaModel', SearchAttributeType.KEYWORD);
 /** The nightly evaluation's retention gate: `passed` or `failed` (retention below the threshold). */
 export const VlaRetentionGate = defineSearchAttributeKey('VlaRetentionGate', SearchAttributeType.KEYWORD);
+
+/**
+ * The one way workflows set search attributes: every value goes through `boundedSearchAttribute`,
+ * so a long value derived from input (a URI, a model path) is kept readable and hashed instead of
+ * getting the workflow terminated by the server's value-size limit.
+ */
+export function upsertKeywords(pairs: { key: SearchAttributeKey<typeof SearchAttributeType.KEYWORD>; value: string }[]): void {
+  upsertSearchAttributes(pairs.map(({ key, value }) => ({ key, value: boundedSearchAttribute(value) })));
+}

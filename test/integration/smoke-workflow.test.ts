@@ -52,7 +52,7 @@ describe('storeSmoke workflow on a real dev server', () => {
       const failure = cause as ApplicationFailure;
       expect(failure.type).toBe(INVALID_WORKFLOW_INPUT);
       expect(failure.nonRetryable).toBe(true);
-      expect(failure.message).toContain('outputUri: must be file:///absolute/path or s3://bucket/key');
+      expect(failure.message).toContain('outputUri: must be an object URI: expected file:///abs/path or s3://bucket/key');
       expect(failure.message).toMatch(/text: Too small/);
       expect(failure.message).toMatch(/Unrecognized key: "extra"/);
     });

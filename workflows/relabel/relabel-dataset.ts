@@ -6,7 +6,6 @@ import {
   patched,
   proxyActivities,
   setHandler,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -27,7 +26,7 @@ import {
 } from '../../data-schemas/relabel';
 import { causeChain, rootCause } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
-import { VlaDataset, VlaStage } from '../search-attributes';
+import { VlaDataset, VlaStage, upsertKeywords } from '../search-attributes';
 import { addUsage, relabelTrajectory } from './relabel-trajectory';
 
 const activities = proxyActivities<RelabelActivities>({
@@ -89,7 +88,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   const first = await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: input.childrenPerRun });
   const total = Math.min(first.total, input.limit ?? Number.POSITIVE_INFINITY);
   counts = { ...counts, total };
-  upsertSearchAttributes([
+  upsertKeywords([
     { key: VlaDataset, value: first.datasetName },
     { key: VlaStage, value: 'relabel' },
   ]);

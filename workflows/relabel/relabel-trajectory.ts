@@ -1,4 +1,4 @@
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { RelabelActivities } from '../../activities/relabel/activities';
 import {
   RelabelTrajectoryInput,
@@ -10,7 +10,7 @@ import {
   FATAL_GEMINI_FAILURES,
 } from '../../data-schemas/relabel';
 import { parseWorkflowInput } from '../input';
-import { VlaStage } from '../search-attributes';
+import { VlaStage, upsertKeywords } from '../search-attributes';
 
 const cpu = proxyActivities<RelabelActivities>({
   // CPU-queue activities of one trajectory (store reads and writes, heuristic labelling): short, so a
@@ -30,7 +30,7 @@ export function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
  */
 export async function relabelTrajectory(rawInput: unknown): Promise<RelabelTrajectoryResult> {
   const input = parseWorkflowInput('relabelTrajectory', RelabelTrajectoryInput, rawInput);
-  upsertSearchAttributes([{ key: VlaStage, value: 'relabel-trajectory' }]);
+  upsertKeywords([{ key: VlaStage, value: 'relabel-trajectory' }]);
   const { datasetUri, trajectoryId, outputUri, labeler } = input;
 
   const existing = await cpu.relabelStatus({ outputUri, trajectoryId });

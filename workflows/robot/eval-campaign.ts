@@ -1,5 +1,6 @@
 import { defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../activities/robot/campaign/activities';
+import { boundedWorkflowId } from '../../data-schemas/bounded';
 import { EvalCampaignInput, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
@@ -41,7 +42,7 @@ export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
     input.stations.map(async (stationId) => {
       for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
         const key = trialKey(t);
-        const episodeWorkflowId = `${workflowId}-${key}`;
+        const episodeWorkflowId = boundedWorkflowId(`${workflowId}-${key}`);
         const outputUri = joinUri(input.outputUri, 'episodes', key);
         const episode: RobotEpisodeInputRaw = {
           stationId,

@@ -10,7 +10,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { STATION_LOCK_SIGNALS, stationLockWorkflowId, type StationLeaseRequest } from '../../data-schemas/robot';
+import { STATION_LOCK_SIGNALS, StationLockInput, stationLockWorkflowId, type StationLeaseRequest } from '../../data-schemas/robot';
+import { parseWorkflowInput } from '../input';
 
 /**
  * One episode at a time per station, by design: each station has one lock workflow
@@ -32,11 +33,6 @@ export interface StationLockState {
 }
 export const stationLockQuery = defineQuery<StationLockState>('state');
 
-export interface StationLockInput {
-  stationId: string;
-  holder?: StationLeaseRequest | null;
-  waiting?: StationLeaseRequest[];
-}
 
 /** How often the lock checks that its holder still runs, while others wait. */
 const LIVENESS_INTERVAL = '20 seconds';
@@ -47,7 +43,8 @@ const GRANTS_PER_RUN = 200;
 
 const same = (a: StationLeaseRequest, b: StationLeaseRequest): boolean => a.workflowId === b.workflowId && a.runId === b.runId;
 
-export async function stationLock(input: StationLockInput): Promise<void> {
+export async function stationLock(raw: StationLockInput): Promise<void> {
+  const input = parseWorkflowInput('stationLock', StationLockInput, raw);
   const state: StationLockState = { stationId: input.stationId, holder: input.holder ?? null, waiting: [...(input.waiting ?? [])], grants: 0 };
   setHandler(stationLockQuery, () => state);
   setHandler(acquireSignal, (req) => {

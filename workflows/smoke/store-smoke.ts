@@ -1,8 +1,8 @@
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type { SmokeActivities } from '../../activities/smoke';
 import { StoreSmokeInput, type StoreSmokeResult } from '../../data-schemas/workflows';
 import { parseWorkflowInput } from '../input';
-import { VlaStage } from '../search-attributes';
+import { VlaStage, upsertKeywords } from '../search-attributes';
 
 const { writeSmokeObject } = proxyActivities<SmokeActivities>({
   startToCloseTimeout: '1 minute',
@@ -13,6 +13,6 @@ const { writeSmokeObject } = proxyActivities<SmokeActivities>({
 /** Proves the worker bundle loads and an activity writes through the object store, exactly once. */
 export async function storeSmoke(rawInput: unknown): Promise<StoreSmokeResult> {
   const input = parseWorkflowInput('storeSmoke', StoreSmokeInput, rawInput);
-  upsertSearchAttributes([{ key: VlaStage, value: 'smoke' }]);
+  upsertKeywords([{ key: VlaStage, value: 'smoke' }]);
   return await writeSmokeObject(input);
 }

@@ -1,8 +1,8 @@
-import { continueAsNew, defineQuery, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ShardActivities, ShardRef } from '../../activities/training/shard';
 import { ShardDatasetInput, defaultShardOutput, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
 import { parseWorkflowInput } from '../input';
-import { VlaDataset, VlaStage } from '../search-attributes';
+import { VlaDataset, VlaStage, upsertKeywords } from '../search-attributes';
 
 const DATA_ERRORS = ['DATASET_NOT_FOUND', 'DATASET_INVALID', 'OBJECT_NOT_FOUND', 'SHARD_OUTPUT_CONFLICT', 'SHARD_CORRUPT'];
 
@@ -40,7 +40,7 @@ export async function shardDataset(rawInput: unknown, carry?: ShardCarry): Promi
   const outputUri = input.outputUri ?? defaultShardOutput(input.datasetUri, input.seed, input.validationFraction);
   const progress: ShardProgress = { phase: 'planning', total: 0, done: carry?.cursor ?? 0, written: carry?.written ?? 0, skipped: carry?.skipped ?? 0, bytes: carry?.bytes ?? 0 };
   setHandler(shardProgressQuery, () => progress);
-  upsertSearchAttributes([{ key: VlaStage, value: 'shard' }]);
+  upsertKeywords([{ key: VlaStage, value: 'shard' }]);
 
   const plan = await planner.planShards({
     datasetUri: input.datasetUri,
@@ -50,7 +50,7 @@ export async function shardDataset(rawInput: unknown, carry?: ShardCarry): Promi
     targetShardBytes: input.targetShardBytes,
     directionLabels: input.directionLabels,
   });
-  upsertSearchAttributes([{ key: VlaDataset, value: plan.datasetName }]);
+  upsertKeywords([{ key: VlaDataset, value: plan.datasetName }]);
   progress.total = plan.shards.length;
   progress.phase = 'writing';
 

@@ -1,8 +1,8 @@
-import { ActivityCancellationType, defineQuery, defineSignal, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityCancellationType, defineQuery, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { TrainingActivities } from '../../activities/training/train';
 import { NON_RETRYABLE_TRAINING_FAILURES, TRAINING_PROGRESS_SIGNAL, TrainLoraInput, type TrainingProgress, type TrainLoraResult } from '../../data-schemas/training';
 import { parseWorkflowInput } from '../input';
-import { VlaDataset, VlaModel, VlaStage } from '../search-attributes';
+import { VlaDataset, VlaModel, VlaStage, upsertKeywords } from '../search-attributes';
 
 export const trainingProgressSignal = defineSignal<[TrainingProgress]>(TRAINING_PROGRESS_SIGNAL);
 export const trainingProgressQuery = defineQuery<TrainingProgress>('progress');
@@ -14,7 +14,7 @@ export const trainingProgressQuery = defineQuery<TrainingProgress>('progress');
  */
 export async function trainLora(raw: unknown): Promise<TrainLoraResult> {
   const input = parseWorkflowInput('trainLora', TrainLoraInput, raw);
-  upsertSearchAttributes([
+  upsertKeywords([
     { key: VlaStage, value: 'train' },
     { key: VlaDataset, value: input.shardsUri },
     { key: VlaModel, value: input.baseModel },

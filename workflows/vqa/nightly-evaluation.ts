@@ -1,9 +1,10 @@
-import { executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { NightlyActivities } from '../../activities/vqa/nightly';
+import { boundedWorkflowId } from '../../data-schemas/bounded';
 import { joinUri } from '../../data-schemas/uri';
 import { NightlyEvaluationInput, RETENTION_THRESHOLD, type NightlyEvaluationResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
-import { VlaRetentionGate, VlaStage } from '../search-attributes';
+import { VlaRetentionGate, VlaStage, upsertKeywords } from '../search-attributes';
 import { vqaSweep } from './vqa-sweep';
 
 const store = proxyActivities<NightlyActivities>({
@@ -23,7 +24,7 @@ const modelName = (run: string): string => run.replace(/[^A-Za-z0-9._-]/g, '_').
  */
 export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluationResult> {
   const input = parseWorkflowInput('nightlyEvaluation', NightlyEvaluationInput, raw);
-  upsertSearchAttributes([{ key: VlaStage, value: 'nightly' }]);
+  upsertKeywords([{ key: VlaStage, value: 'nightly' }]);
   const night = workflowInfo().startTime.toISOString().slice(0, 10);
 
   const newest = await store.findNewestRun({ runsUri: input.runsUri });
@@ -42,7 +43,7 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
   const outputUri = joinUri(input.outputUri, 'runs', name);
   const sweep = await executeChild(vqaSweep, {
     // One sweep per run: a retried night, or the next one after a failure, reuses its predictions.
-    workflowId: `nightly-sweep:${outputUri}`,
+    workflowId: boundedWorkflowId(`nightly-sweep:${outputUri}`),
     args: [
       {
         models: [
@@ -68,7 +69,7 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
   const retention = sweep.retention.find((r) => r.model === name);
   // No retention figure at all is no evidence that anything was kept.
   const retentionGate = retention?.gate ?? 'failed';
-  upsertSearchAttributes([{ key: VlaRetentionGate, value: retentionGate }]);
+  upsertKeywords([{ key: VlaRetentionGate, value: retentionGate }]);
   return {
     status: 'evaluated',
     run: newest.run,

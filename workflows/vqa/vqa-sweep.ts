@@ -1,8 +1,9 @@
-import { ApplicationFailure, executeChild, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { VqaActivities } from '../../activities/vqa/activities';
+import { boundedWorkflowId } from '../../data-schemas/bounded';
 import { BACKEND_FAILURE_TYPES, RETENTION_THRESHOLD, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
-import { VlaModel, VlaStage } from '../search-attributes';
+import { VlaModel, VlaStage, upsertKeywords } from '../search-attributes';
 import { vqaEvaluate } from './vqa-evaluate';
 
 const prepare = proxyActivities<VqaActivities>({
@@ -12,7 +13,7 @@ const prepare = proxyActivities<VqaActivities>({
 });
 
 /** The child id derives from what decides its output, so a re-run finds (or re-attaches to) its work. */
-export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => `vqa-evaluate:${outputUri}:${model}:${benchmark}`;
+export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => boundedWorkflowId(`vqa-evaluate:${outputUri}:${model}:${benchmark}`);
 
 /**
  * Models x benchmarks: materialise each benchmark's item set (per source and limit), check every
@@ -22,7 +23,7 @@ export const vqaEvaluateId = (outputUri: string, model: string, benchmark: Bench
  */
 export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
   const input = parseWorkflowInput('vqaSweep', VqaSweepInput, raw);
-  upsertSearchAttributes([
+  upsertKeywords([
     { key: VlaStage, value: 'vqa' },
     { key: VlaModel, value: input.models.map((m) => m.name).join(',').slice(0, 200) },
   ]);
