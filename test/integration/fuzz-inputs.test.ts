@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileStore } from '../../activities/store';
+import { createObjectStore, type ObjectStore } from '../../activities/store';
 import { StationLockInput } from '../../data-schemas/robot';
 import { fileUri } from '../../data-schemas/uri';
 import { WORKFLOW_INPUTS } from '../../data-schemas/workflows';
@@ -63,7 +63,8 @@ const WORKFLOW_TYPES = Object.entries(workflows)
 const uriField = (path: Field['path'], required = true): Field => ({ path, kind: 'uri', required });
 
 describe('fuzzed malformed inputs for every workflow type (real dev server, real workers)', () => {
-  const store = new FileStore();
+  // Confined as every CLI-started worker is: a case the schemas let through still could not write outside.
+  let store: ObjectStore;
   let env: TemporalTestEnv;
   let dir: string;
   let root: string;
@@ -74,6 +75,7 @@ describe('fuzzed malformed inputs for every workflow type (real dev server, real
     dir = mkdtempSync(join(tmpdir(), 'vla-fuzz-'));
     mkdirSync(join(dir, 'store', 'a', 'b'), { recursive: true });
     root = fileUri(join(dir, 'store', 'a', 'b'));
+    store = createObjectStore({ roots: { readWrite: [fileUri(join(dir, 'store'))], readOnly: [] } });
     // Outside the store: what `<root>/../../../sentinel/...` would reach.
     sentinel = join(dir, 'sentinel');
     mkdirSync(sentinel);

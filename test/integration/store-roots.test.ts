@@ -12,6 +12,7 @@ import { startProcess, stopProcess } from '../../infra/processes';
 import { simulateSample } from '../helpers/datasets';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuWorker } from '../helpers/workers';
+import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 
 /** Every file under `dir`, recursively, with its bytes: what "unchanged" is checked against. */
 function snapshot(dir: string): Record<string, string> {
@@ -79,15 +80,29 @@ describe('the store confines workers to their roots (real dev server, real files
       const inside = await (await smoke(taskQueue, 'inside', `${storeUri}/smoke/ok.txt`)).result();
       expect(inside).toMatchObject({ created: true, bytes: 5 });
 
-      const attempts = [
-        fileUri(join(outsideDir, 'owned.txt')),
-        `${fileUri(join(dir, 'store-evil'))}/owned.txt`,
+      const outside = [fileUri(join(outsideDir, 'owned.txt')), `${fileUri(join(dir, 'store-evil'))}/owned.txt`];
+      for (const [i, uri] of outside.entries()) await expectRefused(await smoke(taskQueue, `out-${i}`, uri), uri);
+
+      // Traversal never reaches a worker: the workflow's input schema refuses it first, naming the
+      // field (the store's own check of the same URIs is in test/unit/store-roots.test.ts).
+      const traversals = [
         `${storeUri}/../outside/owned.txt`,
         `${storeUri}/%2e%2e/outside/owned.txt`,
         `${storeUri}/%2E%2e/outside/owned.txt`,
         `${storeUri}/%252e%252e/outside/owned.txt`,
       ];
-      for (const [i, uri] of attempts.entries()) await expectRefused(await smoke(taskQueue, `out-${i}`, uri), uri);
+      for (const [i, uri] of traversals.entries()) {
+        const err = await (await smoke(taskQueue, `traversal-${i}`, uri)).result().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, `${uri} should be refused`).toBeInstanceOf(WorkflowFailedError);
+        const failure = (err as WorkflowFailedError).cause;
+        expect(failure).toBeInstanceOf(ApplicationFailure);
+        expect((failure as ApplicationFailure).type).toBe(INVALID_WORKFLOW_INPUT);
+        expect((failure as ApplicationFailure).nonRetryable).toBe(true);
+        expect((failure as ApplicationFailure).message).toContain('outputUri');
+      }
     });
     expect(snapshot(outsideDir)).toEqual(before);
     expect(readdirSync(dir).sort()).toEqual(['outside', 'store']);
