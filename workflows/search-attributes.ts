@@ -6,3 +6,5 @@ export const VlaStage = defineSearchAttributeKey('VlaStage', SearchAttributeType
 export const VlaModel = defineSearchAttributeKey('VlaModel', SearchAttributeType.KEYWORD);
 /** The nightly evaluation's retention gate: `passed` or `failed` (retention below the threshold). */
 export const VlaRetentionGate = defineSearchAttributeKey('VlaRetentionGate', SearchAttributeType.KEYWORD);
+/** A task queue the workflow waits on that no worker polls (a misspelled queue, a stopped worker); cleared once one polls. */
+export const VlaWaitingOn = defineSearchAttributeKey('VlaWaitingOn', SearchAttributeType.KEYWORD);

@@ -1,0 +1,54 @@
+import { condition, log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import type { TaskQueueActivities, TaskQueueRole } from '../activities/task-queues';
+import { VlaWaitingOn } from './search-attributes';
+
+const probe = proxyActivities<TaskQueueActivities>({
+  // One DescribeTaskQueue call on the workflow's own queue; a failed look is only a missed warning.
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 3 },
+});
+
+/** Re-checks back off to this, so a run that waits for days adds a few events an hour, not a minute. */
+const MAX_RECHECK_MS = 10 * 60 * 1000;
+
+export interface QueueWatchState {
+  /** Set while `queue` has no poller; what the workflow's status query reports. */
+  waitingOn?: string;
+}
+
+/**
+ * Watches a task queue the workflow sends work to (named in its input) while that work waits:
+ * `firstCheckAfterMs` after the start, and then at growing intervals, it asks the server for the
+ * queue's pollers. With none, it logs a warning naming the queue, sets `state.waitingOn` and the
+ * search attribute VlaWaitingOn; once a worker polls, it clears both and stops. It never fails the
+ * workflow: the work keeps waiting for its worker (a station may come online later).
+ * Ends when `done()` turns true.
+ */
+export async function watchTaskQueue(
+  target: { queue: string; role: TaskQueueRole },
+  options: { firstCheckAfterMs: number; done: () => boolean; state: QueueWatchState },
+): Promise<void> {
+  const { state } = options;
+  let waitMs = options.firstCheckAfterMs;
+  while (!(await condition(options.done, waitMs))) {
+    const pollers = await probe.taskQueuePollers(target).then(
+      (r) => r.pollers,
+      () => undefined,
+    );
+    if (pollers === 0 && state.waitingOn === undefined) {
+      log.warn(`no worker polls task queue ${target.queue} (${target.role} tasks): the work sent there waits; is the queue name right and its worker running?`, {
+        taskQueue: target.queue,
+      });
+      state.waitingOn = target.queue;
+      upsertSearchAttributes([{ key: VlaWaitingOn, value: target.queue }]);
+    } else if (pollers !== undefined && pollers > 0) {
+      break;
+    }
+    waitMs = Math.min(waitMs * 2, MAX_RECHECK_MS);
+  }
+  if (state.waitingOn !== undefined) {
+    log.info(`task queue ${target.queue} is no longer waited on`, { taskQueue: target.queue });
+    delete state.waitingOn;
+    upsertSearchAttributes([{ key: VlaWaitingOn, value: null }]);
+  }
+}
