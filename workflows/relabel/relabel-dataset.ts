@@ -27,7 +27,7 @@ import {
 } from '../../data-schemas/relabel';
 import { causeChain, rootCause, rootCauseType } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
-import { watchTaskQueue } from '../queue-watch';
+import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { VlaDataset, VlaStage } from '../search-attributes';
 import { addUsage, relabelTrajectory } from './relabel-trajectory';
 
@@ -93,7 +93,8 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   const failed = [...(carry?.failed ?? [])];
   const runsSoFar = carry?.runsSoFar ?? 0;
   // One mutable object: children settle concurrently and the query reads it at any time.
-  const run: { status: RelabelStatus; fatalError?: string; outage?: boolean; waitingOn?: string } = { status: 'running' };
+  const run: { status: RelabelStatus; fatalError?: string; outage?: boolean } = { status: 'running' };
+  const queues: QueueWatchState = { waitingOn: [] };
   let streak: FailureStreak | undefined = carry?.failureStreak;
 
   setHandler(relabelProgressQuery, () => ({
@@ -103,7 +104,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
     cursor,
     runsSoFar,
     ...(run.fatalError !== undefined && { fatalError: run.fatalError }),
-    ...(run.waitingOn !== undefined && { waitingOn: run.waitingOn }),
+    ...(queues.waitingOn.length > 0 && { waitingOn: queues.waitingOn.join(',') }),
   }));
 
   const first = await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: input.childrenPerRun });
@@ -120,7 +121,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
     input.labeler.name === 'gemini' && patched('relabel-queue-watch')
       ? watchTaskQueue(
           { queue: input.geminiTaskQueue, role: 'activity' },
-          { firstCheckAfterMs: input.noWorkerWarningSeconds * 1000, done: () => childrenSettled, state: run },
+          { firstCheckAfterMs: input.noWorkerWarningSeconds * 1000, done: () => childrenSettled, state: queues },
         )
       : Promise.resolve();
 
