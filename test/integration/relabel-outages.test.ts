@@ -133,6 +133,32 @@ describe('relabelDataset during outages (real dev server, real Gemini client, lo
     300_000,
   );
 
+  it('the breaker trips on any cause that repeats, not only Gemini: three unreadable trajectories in a row stop a heuristic run', async () => {
+    const brokenUri = fileUri(join(dir, 'sim-broken'));
+    await simulateSample(store, brokenUri, ['put the carrot on the plate', 'pick up the eggplant'], 3, 11);
+    const manifest = await readManifest(store, brokenUri);
+    for (const t of manifest.trajectories.slice(0, 3)) await store.put(joinUri(brokenUri, t.record), 'not json');
+    const cpuQueue = uniqueTaskQueue('breaker-cpu');
+    const cpu = await createCpuWorker({ connection: env.nativeConnection, namespace: env.namespace, taskQueue: cpuQueue, workflowBundle: await workflowBundle(), deps: { store } });
+    const outputUri = fileUri(join(dir, 'labels-broken'));
+    const err = await cpu.runUntil(
+      env.client.workflow
+        .execute<typeof relabelDataset>('relabelDataset', {
+          taskQueue: cpuQueue,
+          workflowId: `${cpuQueue}-broken`,
+          args: [{ datasetUri: brokenUri, outputUri, maxConcurrent: 1, stopAfterConsecutiveFailures: 3 }],
+        })
+        .catch((e: unknown) => e),
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const failure = (err as WorkflowFailedError).cause;
+    expect((failure as ApplicationFailure).type).toBe('RelabelOutage');
+    expect(failure?.message).toContain('3 trajectories in a row failed with InvalidTrajectory');
+    const report = await getJson(store, joinUri(outputUri, 'report.json'), RelabelReport);
+    // One at a time: the three broken ones, and none of the three good ones after them.
+    expect(report.counts).toMatchObject({ total: 6, done: 0, failed: 3 });
+  });
+
   it(
     'a Gemini queue no worker polls is named (progress query, VlaWaitingOn) while the run keeps waiting, and cleared once a worker comes',
     async () => {
