@@ -16,9 +16,12 @@ export interface QueueWatchState {
   waitingOn: string[];
 }
 
-/** The search attribute VlaWaitingOn: the waited-on queues, comma-separated, or unset. */
+/** The server refuses a Keyword value over 2 KB (the workflow task would fail over and over). */
+const MAX_ATTRIBUTE_CHARS = 1000;
+
+/** The search attribute VlaWaitingOn: the waited-on queues, comma-separated (cut to MAX_ATTRIBUTE_CHARS), or unset. */
 function publish(state: QueueWatchState): void {
-  upsertSearchAttributes([{ key: VlaWaitingOn, value: state.waitingOn.length > 0 ? state.waitingOn.join(',') : null }]);
+  upsertSearchAttributes([{ key: VlaWaitingOn, value: state.waitingOn.length > 0 ? state.waitingOn.join(',').slice(0, MAX_ATTRIBUTE_CHARS) : null }]);
 }
 
 /**
