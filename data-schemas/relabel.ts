@@ -107,6 +107,15 @@ export type GeminiFailure = (typeof GeminiFailure)[keyof typeof GeminiFailure];
 /** Failure types after which a relabel run stops instead of failing every trajectory one by one. */
 export const FATAL_GEMINI_FAILURES: readonly string[] = [GeminiFailure.BadRequest, GeminiFailure.Auth, GeminiFailure.UnknownModel, GeminiFailure.QuotaExhausted];
 
+/**
+ * Attempts of one Gemini call while the endpoint is unreachable (GeminiNetwork: connection refused,
+ * DNS, the client's timeout) before the trajectory fails; the activity's other failures keep the
+ * full retry policy. About 15 s of backoff for a refused connection, so an outage fails children
+ * within a minute and the parent's outage breaker (`stopAfterConsecutiveFailures`) trips in
+ * minutes rather than after hours of per-trajectory retries.
+ */
+export const GEMINI_UNREACHABLE_ATTEMPTS = 4;
+
 /** Whether a failure of this type should stop the whole relabel run, not just one trajectory. */
 export function isFatalGeminiFailure(type: string | null | undefined): boolean {
   return type != null && FATAL_GEMINI_FAILURES.includes(type);
@@ -170,6 +179,16 @@ export const RelabelDatasetInput = z.strictObject({
   geminiTaskQueue: TaskQueueName.default('vla-gemini'),
   /** Children per workflow run before continue-as-new (history stays bounded). @default 500 */
   childrenPerRun: z.int().min(1).max(5000).default(500),
+  /**
+   * Outage breaker: after this many trajectories in a row fail with the same cause (e.g. GeminiNetwork,
+   * a full store), no new trajectory starts and the run fails naming the cause; a re-run resumes. @default 5
+   */
+  stopAfterConsecutiveFailures: z.int().min(1).max(10_000).default(5),
+  /**
+   * With the Gemini labeler: after this many seconds, and while no worker polls `geminiTaskQueue`,
+   * the run says so (warning log, `waitingOn` in the progress query, search attribute VlaWaitingOn). @default 60
+   */
+  noWorkerWarningSeconds: z.number().positive().max(86_400).default(60),
 }).superRefine((input, ctx) => {
   // The children's input holds the output URI: a default one past the limit would fail every child.
   if (input.outputUri !== undefined || input.datasetUri.length > MAX_OBJECT_URI_LENGTH) return;
@@ -231,6 +250,8 @@ export const RelabelProgress = z.strictObject({
   cursor: z.int().nonnegative(),
   runsSoFar: z.int().nonnegative(),
   fatalError: z.string().optional(),
+  /** A task queue the run waits on that no worker polls (a misspelled or stopped Gemini queue). */
+  waitingOn: z.string().optional(),
 });
 export type RelabelProgress = z.infer<typeof RelabelProgress>;
 

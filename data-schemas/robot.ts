@@ -364,6 +364,11 @@ export const EvalCampaignInput = z
     /** The campaign's folder: episodes/<task>-<trial>/, summary.json and report.html. */
     outputUri: objectUriRoot(64, '/episodes/<task>-t<trial>'),
     title: z.string().min(1).max(200).default('VLM2VLA robot evaluation (Figure 5 tasks)'),
+    /**
+     * After this many seconds, and while no worker polls a station's task queue, the campaign says so
+     * (warning log, `waitingOn` in the progress query, search attribute VlaWaitingOn); its episodes keep waiting. @default 60
+     */
+    noWorkerWarningSeconds: z.number().positive().max(86_400).default(60),
   })
   .superRefine((input, ctx) => {
     if (input.trials !== undefined && input.preset !== undefined) {

@@ -251,6 +251,11 @@ export const VqaSweepInput = z
         local: TaskQueueName.default('vla-gpu'),
       })
       .prefault({}),
+    /**
+     * After this many seconds, and while no worker polls a backend's task queue, the sweep says so
+     * (warning log, `waitingOn` in the progress query, search attribute VlaWaitingOn); it keeps waiting. @default 60
+     */
+    noWorkerWarningSeconds: z.number().positive().max(86_400).optional(),
   })
   .superRefine((input, ctx) => {
     const names = input.models.map((m) => m.name);

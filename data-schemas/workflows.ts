@@ -29,7 +29,7 @@ export const StoreSmokeResult = z.strictObject({
 export type StoreSmokeResult = z.infer<typeof StoreSmokeResult>;
 
 /** Search attributes the namespace registers; all Keyword. */
-export const SEARCH_ATTRIBUTES = ['VlaDataset', 'VlaStage', 'VlaModel', 'VlaRetentionGate'] as const;
+export const SEARCH_ATTRIBUTES = ['VlaDataset', 'VlaStage', 'VlaModel', 'VlaRetentionGate', 'VlaWaitingOn'] as const;
 
 /** Task queues (docs/design.md, "The five pipelines"). */
 export const TaskQueue = {

@@ -2,6 +2,7 @@ import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio
 import { fileURLToPath } from 'node:url';
 import { TaskQueue } from '../data-schemas/workflows';
 import { createCpuActivities, type ActivityDeps } from '../activities';
+import { createTaskQueueActivities } from '../activities/task-queues';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -22,6 +23,10 @@ export async function createCpuWorker(options: CpuWorkerOptions): Promise<Worker
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TaskQueue.cpu,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createCpuActivities(options.deps),
+    activities: {
+      ...createCpuActivities(options.deps),
+      // Lets workflows notice a queue that no worker polls (a misspelled Gemini or station queue).
+      ...createTaskQueueActivities({ workflowService: options.connection.workflowService, namespace: options.namespace }),
+    },
   });
 }

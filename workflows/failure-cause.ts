@@ -26,3 +26,15 @@ export function rootCause(err: unknown): string {
   const innermost = causeChain(err).at(-1);
   return innermost ? innermost.message : String(err);
 }
+
+/**
+ * What kind of failure this is, for telling "the same cause again" (the relabel outage breaker):
+ * the innermost ApplicationFailure's type (e.g. GeminiNetwork, a store error code), else the
+ * innermost error's class (TimeoutFailure, CancelledFailure ...).
+ */
+export function rootCauseType(err: unknown): string {
+  const type = rootFailure(err)?.type;
+  if (type) return type;
+  const innermost = causeChain(err).at(-1);
+  return innermost ? innermost.name : 'unknown';
+}

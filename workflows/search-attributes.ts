@@ -9,12 +9,14 @@ export const VlaStage = defineSearchAttributeKey('VlaStage', SearchAttributeType
 export const VlaModel = defineSearchAttributeKey('VlaModel', SearchAttributeType.KEYWORD);
 /** The nightly evaluation's retention gate: `passed` or `failed` (retention below the threshold). */
 export const VlaRetentionGate = defineSearchAttributeKey('VlaRetentionGate', SearchAttributeType.KEYWORD);
+/** A task queue the workflow waits on that no worker polls (a misspelled queue, a stopped worker); cleared once one polls. */
+export const VlaWaitingOn = defineSearchAttributeKey('VlaWaitingOn', SearchAttributeType.KEYWORD);
 
 /**
  * The one way workflows set search attributes: every value goes through `boundedSearchAttribute`,
  * so a long value derived from input (a URI, a model path) is kept readable and hashed instead of
- * getting the workflow terminated by the server's value-size limit.
+ * getting the workflow terminated by the server's value-size limit. A null value unsets the key.
  */
-export function upsertKeywords(pairs: { key: SearchAttributeKey<typeof SearchAttributeType.KEYWORD>; value: string }[]): void {
-  upsertSearchAttributes(pairs.map(({ key, value }) => ({ key, value: boundedSearchAttribute(value) })));
+export function upsertKeywords(pairs: { key: SearchAttributeKey<typeof SearchAttributeType.KEYWORD>; value: string | null }[]): void {
+  upsertSearchAttributes(pairs.map(({ key, value }) => ({ key, value: value === null ? null : boundedSearchAttribute(value) })));
 }

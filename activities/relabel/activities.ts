@@ -18,6 +18,7 @@ import {
   type RelabelStatus,
   type SegmentLabel,
   type TokenUsage,
+  GEMINI_UNREACHABLE_ATTEMPTS,
 } from '../../data-schemas/relabel';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import { readManifest, trajectoryRecordPath } from '../data/dataset-writer';
@@ -31,6 +32,20 @@ import { GeminiFailure } from './gemini/errors';
 import { createGeminiLabeler, type GeminiLabeler } from './gemini/labeler';
 import { heuristicSegments } from './heuristic';
 import { buildDLanRecord } from './record';
+
+/**
+ * An unreachable endpoint fails the trajectory after GEMINI_UNREACHABLE_ATTEMPTS attempts instead of
+ * the retry policy's twelve (about 14 minutes): in an outage every trajectory would otherwise spend
+ * that long before the parent's outage breaker hears of it. Other failures pass unchanged.
+ */
+function boundUnreachable(err: unknown, attempt: number): unknown {
+  if (!(err instanceof ApplicationFailure) || err.type !== GeminiFailure.Network || err.nonRetryable || attempt < GEMINI_UNREACHABLE_ATTEMPTS) return err;
+  return ApplicationFailure.create({
+    type: GeminiFailure.Network,
+    nonRetryable: true,
+    message: `${err.message} (gave up after ${attempt} attempts; is the Gemini endpoint reachable from the worker?)`,
+  });
+}
 
 export interface RelabelDeps {
   store: ObjectStore;
@@ -148,11 +163,15 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
       const keySteps = trajectory.steps.filter((s) => s.index % every === 0 && s.frames[camera] !== undefined);
       const keyFrames = await Promise.all(keySteps.map(async (s) => ({ step: s.index, jpeg: await store.get(joinUri(input.datasetUri, s.frames[camera]!)) })));
       const labeler = geminiLabelerFor(gemini.apiKey, input.model);
-      // Cancelling the workflow aborts the HTTP call instead of waiting for the model.
-      return labeler.label(
-        { instruction: trajectory.instruction, cleaned: cleanTrajectory(trajectory), keyFrames, feedback: input.feedback },
-        { abortSignal: Context.current().cancellationSignal },
-      );
+      try {
+        // Cancelling the workflow aborts the HTTP call instead of waiting for the model.
+        return await labeler.label(
+          { instruction: trajectory.instruction, cleaned: cleanTrajectory(trajectory), keyFrames, feedback: input.feedback },
+          { abortSignal: Context.current().cancellationSignal },
+        );
+      } catch (err) {
+        throw boundUnreachable(err, Context.current().info.attempt);
+      }
     }),
 
     /**

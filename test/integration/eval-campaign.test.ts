@@ -108,6 +108,6 @@ describe('evalCampaign', () => {
   }, 600_000);
 });
 
-function EvalCampaignInputOf(x: Omit<EvalCampaignInput, 'verifier' | 'limits' | 'title' | 'trialsPerTask'> & Partial<Pick<EvalCampaignInput, 'trialsPerTask'>>): EvalCampaignInput {
-  return { trialsPerTask: {}, ...x, verifier: { kind: 'oracle' }, limits: { maxRetriesPerSubtask: 4, maxCycles: 60, maxDurationSeconds: 900, maxRepairs: 2 }, title: 'test campaign' };
+function EvalCampaignInputOf(x: Omit<EvalCampaignInput, 'verifier' | 'limits' | 'title' | 'trialsPerTask' | 'noWorkerWarningSeconds'> & Partial<Pick<EvalCampaignInput, 'trialsPerTask'>>): EvalCampaignInput {
+  return { trialsPerTask: {}, ...x, verifier: { kind: 'oracle' }, limits: { maxRetriesPerSubtask: 4, maxCycles: 60, maxDurationSeconds: 900, maxRepairs: 2 }, title: 'test campaign', noWorkerWarningSeconds: 60 };
 }

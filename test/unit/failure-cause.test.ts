@@ -1,7 +1,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, RetryState, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { causeChain, rootCause, rootFailure } from '../../workflows/failure-cause';
+import { causeChain, rootCause, rootCauseType, rootFailure } from '../../workflows/failure-cause';
 
 const app = ApplicationFailure.nonRetryable('cannot simulate "fly to the moon"', 'Station:bad_request');
 const activity = (cause: Error) => new ActivityFailure('Activity task failed', 'stationReset', '1', RetryState.NON_RETRYABLE_FAILURE, 'worker', cause);
@@ -32,5 +32,14 @@ describe('rootCause', () => {
     const b = new Error('b', { cause: a });
     a.cause = b;
     expect(causeChain(a)).toEqual([a, b]);
+  });
+});
+
+describe('rootCauseType', () => {
+  it('is the innermost failure type, else the innermost error class: the key for "the same cause again"', () => {
+    expect(rootCauseType(child(activity(app)))).toBe('Station:bad_request');
+    const timeout = new TimeoutFailure('activity StartToClose timeout', undefined, TimeoutType.START_TO_CLOSE);
+    expect(rootCauseType(child(activity(timeout)))).toBe('TimeoutFailure');
+    expect(rootCauseType('not an error')).toBe('unknown');
   });
 });

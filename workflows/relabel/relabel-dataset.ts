@@ -24,8 +24,9 @@ import {
   type TokenUsage,
   isFatalGeminiFailure,
 } from '../../data-schemas/relabel';
-import { causeChain, rootCause } from '../failure-cause';
+import { causeChain, rootCause, rootCauseType } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
+import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { VlaDataset, VlaStage, upsertKeywords } from '../search-attributes';
 import { addUsage, relabelTrajectory } from './relabel-trajectory';
 
@@ -51,6 +52,14 @@ export interface RelabelCarry {
   runsSoFar: number;
   /** The first failures only, for the report. */
   failed: { trajectoryId: string; reason: string }[];
+  /** The trailing run of failures with one cause, for the outage breaker (absent in carries of older runs). */
+  failureStreak?: FailureStreak;
+}
+
+/** Trajectories that failed one after another with the same cause (rootCauseType). */
+interface FailureStreak {
+  cause: string;
+  count: number;
 }
 
 const MAX_FAILED_KEPT = 100;
@@ -68,7 +77,9 @@ function fatalCause(err: unknown): ApplicationFailure | undefined {
 /**
  * D_rob -> D_lan for a whole dataset: one child `relabelTrajectory` per trajectory with bounded
  * concurrency, continue-as-new every `childrenPerRun` children (or when Temporal suggests it), a
- * budget cap, an early stop on errors that no retry can fix, and a report in the store.
+ * budget cap, an early stop on errors that no retry can fix or on an outage (the same cause failing
+ * `stopAfterConsecutiveFailures` trajectories in a row), a warning while no worker polls the Gemini
+ * queue, and a report in the store.
  */
 export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): Promise<RelabelDatasetResult> {
   const input = parseWorkflowInput('relabelDataset', RelabelDatasetInput, rawInput);
@@ -81,9 +92,19 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   const failed = [...(carry?.failed ?? [])];
   const runsSoFar = carry?.runsSoFar ?? 0;
   // One mutable object: children settle concurrently and the query reads it at any time.
-  const run: { status: RelabelStatus; fatalError?: string } = { status: 'running' };
+  const run: { status: RelabelStatus; fatalError?: string; outage?: boolean } = { status: 'running' };
+  const queues: QueueWatchState = { waitingOn: [] };
+  let streak: FailureStreak | undefined = carry?.failureStreak;
 
-  setHandler(relabelProgressQuery, () => ({ status: run.status, counts, usage, cursor, runsSoFar, ...(run.fatalError !== undefined && { fatalError: run.fatalError }) }));
+  setHandler(relabelProgressQuery, () => ({
+    status: run.status,
+    counts,
+    usage,
+    cursor,
+    runsSoFar,
+    ...(run.fatalError !== undefined && { fatalError: run.fatalError }),
+    ...(queues.waitingOn.length > 0 && { waitingOn: queues.waitingOn.join(',') }),
+  }));
 
   const first = await activities.listTrajectoryPage({ datasetUri: input.datasetUri, offset: cursor, limit: input.childrenPerRun });
   const total = Math.min(first.total, input.limit ?? Number.POSITIVE_INFINITY);
@@ -92,6 +113,16 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
     { key: VlaDataset, value: first.datasetName },
     { key: VlaStage, value: 'relabel' },
   ]);
+
+  // Runs recorded before the queue watch replay without it (no marker in their histories).
+  let childrenSettled = false;
+  const queueWatch =
+    input.labeler.name === 'gemini' && patched('relabel-queue-watch')
+      ? watchTaskQueue(
+          { queue: input.geminiTaskQueue, role: 'activity' },
+          { firstCheckAfterMs: input.noWorkerWarningSeconds * 1000, done: () => childrenSettled, state: queues },
+        )
+      : Promise.resolve();
 
   const running = new Set<Promise<void>>();
   let startedThisRun = 0;
@@ -109,6 +140,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
       const result = await executeChild(relabelTrajectory, { workflowId: relabelChildId(outputUri, key, trajectoryId), args: [childInput] });
       usage = addUsage(usage, result.usage);
       counts = { ...counts, [result.status]: counts[result.status] + 1 };
+      if (result.status !== 'skipped') streak = undefined;
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         // Another run of this relabel owns the trajectory right now; it will write the record.
@@ -123,6 +155,15 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
       counts = { ...counts, failed: counts.failed + 1 };
       if (failed.length < MAX_FAILED_KEPT) {
         failed.push({ trajectoryId, reason: rootCause(err) });
+      }
+      const cause = rootCauseType(err);
+      streak = streak?.cause === cause ? { cause, count: streak.count + 1 } : { cause, count: 1 };
+      // An outage (endpoint down, store full, quota gone) fails every trajectory alike: stop starting
+      // more. Runs recorded before the breaker replay without it (no marker in their histories).
+      if (run.status === 'running' && streak.count >= input.stopAfterConsecutiveFailures && patched('relabel-outage-breaker')) {
+        run.status = 'stopped_fatal';
+        run.outage = true;
+        run.fatalError = `${streak.count} trajectories in a row failed with ${cause} (last: ${rootCause(err)}); no new trajectory was started. Labelled trajectories are kept: fix the cause and re-run the same input, which resumes with the missing ones`;
       }
     }
   };
@@ -162,10 +203,12 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   }
   // Children never cross a continue-as-new: drain them first.
   await Promise.all(running);
+  childrenSettled = true;
+  await queueWatch;
   if (run.status === 'running' && overBudget(input, usage) && cursor < total) run.status = 'budget_exhausted';
 
   if (run.status === 'running' && cursor < total) {
-    const next: RelabelCarry = { cursor, counts, usage, runsSoFar: runsSoFar + 1, failed };
+    const next: RelabelCarry = { cursor, counts, usage, runsSoFar: runsSoFar + 1, failed, ...(streak !== undefined && { failureStreak: streak }) };
     await continueAsNew<typeof relabelDataset>(input, next);
   }
   if (run.status === 'running') run.status = 'completed';
@@ -183,7 +226,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   });
   if (status === 'stopped_fatal') {
     throw ApplicationFailure.create({
-      type: 'RelabelStopped',
+      type: run.outage ? 'RelabelOutage' : 'RelabelStopped',
       nonRetryable: true,
       message: `relabelDataset stopped early: ${fatalError ?? 'a fatal labeler error'} (report: ${final.reportUri})`,
     });

@@ -40,7 +40,9 @@ export async function relabelTrajectory(rawInput: unknown): Promise<RelabelTraje
 
   const gemini = proxyActivities<RelabelActivities>({
     taskQueue: input.geminiTaskQueue,
-    // One model call; the SDK does not retry, Temporal does (with the server's RetryInfo delay).
+    // One model call; the SDK does not retry, Temporal does (with the server's RetryInfo delay). An
+    // unreachable endpoint gives up sooner, after GEMINI_UNREACHABLE_ATTEMPTS (the activity decides),
+    // so an outage reaches the parent's breaker in minutes, not after 12 attempts (~14 min) each.
     startToCloseTimeout: '3 minutes',
     retry: {
       initialInterval: '2 seconds',

@@ -1,4 +1,4 @@
-import { defineQuery, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../activities/robot/campaign/activities';
 import { boundedWorkflowId } from '../../data-schemas/bounded';
 import { EvalCampaignInput, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
@@ -6,6 +6,7 @@ import { joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { rootCause } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
+import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { robotEpisode } from './robot-episode';
 
 export interface CampaignProgress {
@@ -14,6 +15,8 @@ export interface CampaignProgress {
   /** The episode each station is running now. */
   running: Record<string, string>;
   failed: number;
+  /** Station task queues no worker polls (a misspelled station id, a station that is down): their episodes wait. */
+  waitingOn?: string[];
 }
 export const campaignProgressQuery = defineQuery<CampaignProgress>('progress');
 
@@ -34,7 +37,22 @@ export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
   const design = { tasks: input.tasks, trials: input.trials, preset: input.preset, trialsPerTask: input.trialsPerTask, seed: input.seed };
   const trials = await cpu.planCampaign(design);
   const progress: CampaignProgress = { total: trials.length, done: 0, running: {}, failed: 0 };
-  setHandler(campaignProgressQuery, () => progress);
+  const queues: QueueWatchState = { waitingOn: [] };
+  setHandler(campaignProgressQuery, () => ({ ...progress, ...(queues.waitingOn.length > 0 && { waitingOn: queues.waitingOn }) }));
+
+  // Episodes wait for their station however long it takes; the watch only says which station no
+  // worker serves. Campaigns recorded before it replay without it (no marker in their histories).
+  let episodesSettled = false;
+  const stationWatch = patched('campaign-station-watch')
+    ? Promise.all(
+        input.stations.map((stationId) =>
+          watchTaskQueue(
+            { queue: TaskQueue.station(stationId), role: 'workflow' },
+            { firstCheckAfterMs: input.noWorkerWarningSeconds * 1000, done: () => episodesSettled, state: queues },
+          ),
+        ),
+      )
+    : Promise.resolve([]);
 
   const queue = [...trials];
   const outcomes: TrialOutcome[] = [];
@@ -71,6 +89,8 @@ export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
       }
     }),
   );
+  episodesSettled = true;
+  await stationWatch;
   outcomes.sort((a, b) => trialKey(a.trial).localeCompare(trialKey(b.trial)));
   return cpu.writeCampaignReport({
     campaignId: workflowId,

@@ -1,8 +1,9 @@
-import { ApplicationFailure, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { VqaActivities } from '../../activities/vqa/activities';
 import { boundedWorkflowId } from '../../data-schemas/bounded';
 import { BACKEND_FAILURE_TYPES, RETENTION_THRESHOLD, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
+import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { VlaModel, VlaStage, upsertKeywords } from '../search-attributes';
 import { vqaEvaluate } from './vqa-evaluate';
 
@@ -11,6 +12,15 @@ const prepare = proxyActivities<VqaActivities>({
   startToCloseTimeout: '1 hour',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BenchmarkLayout'] },
 });
+
+export interface VqaSweepProgress {
+  /** (model, benchmark) evaluations in the sweep, and those finished. */
+  evaluations: number;
+  finished: number;
+  /** Backend task queues no worker polls (a misspelled `taskQueues` entry, a stopped worker): their work waits. */
+  waitingOn?: string[];
+}
+export const vqaSweepProgressQuery = defineQuery<VqaSweepProgress>('progress');
 
 /** The child id derives from what decides its output, so a re-run finds (or re-attaches to) its work. */
 export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => boundedWorkflowId(`vqa-evaluate:${outputUri}:${model}:${benchmark}`);
@@ -28,7 +38,31 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
     { key: VlaModel, value: input.models.map((m) => m.name).join(',').slice(0, 200) },
   ]);
   const queueOf = (m: ModelSpec): string => input.taskQueues[m.backend];
+  const progress: VqaSweepProgress = { evaluations: input.models.length * input.benchmarks.length, finished: 0 };
+  const queues: QueueWatchState = { waitingOn: [] };
+  setHandler(vqaSweepProgressQuery, () => ({ ...progress, ...(queues.waitingOn.length > 0 && { waitingOn: queues.waitingOn }) }));
 
+  // Backend calls wait for their queue's worker however long it takes; the watch only says which
+  // queue has none. Sweeps recorded before it replay without it (no marker in their histories).
+  let settled = false;
+  const backendQueues = [...new Set(input.models.map(queueOf))].filter((q) => q !== workflowInfo().taskQueue);
+  const queueWatch = patched('vqa-sweep-queue-watch')
+    ? Promise.all(
+        backendQueues.map((queue) =>
+          watchTaskQueue({ queue, role: 'activity' }, { firstCheckAfterMs: (input.noWorkerWarningSeconds ?? 60) * 1000, done: () => settled, state: queues }),
+        ),
+      )
+    : Promise.resolve([]);
+  try {
+    return await sweep(input, queueOf, progress);
+  } finally {
+    settled = true;
+    await queueWatch;
+  }
+}
+
+/** The sweep itself, while vqaSweep watches the backend queues. */
+async function sweep(input: VqaSweepInput, queueOf: (m: ModelSpec) => string, progress: VqaSweepProgress): Promise<VqaSweepResult> {
   const benchmarks = input.benchmarks.map((b) => b.benchmark);
   const prepared = await Promise.all(
     input.benchmarks.map((source) => prepare.prepareBenchmark({ source, outputUri: input.outputUri, ...(input.limit !== undefined && { limit: input.limit }) })),
@@ -72,6 +106,7 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
       .then((done) => {
         made += done.made;
         reused += done.reused;
+        progress.finished++;
       })
       .catch((err: unknown) => {
         failure ??= { err };
