@@ -2,6 +2,7 @@ import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio
 import { fileURLToPath } from 'node:url';
 import { TaskQueue } from '../data-schemas/workflows';
 import { createCpuActivities, type ActivityDeps } from '../activities';
+import { classifyActivityErrors } from '../activities/failures';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -23,5 +24,7 @@ export async function createCpuWorker(options: CpuWorkerOptions): Promise<Worker
     taskQueue: options.taskQueue ?? TaskQueue.cpu,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createCpuActivities(options.deps),
+    // Whatever an activity throws is classified (docs/design.md, "Classify every failure").
+    interceptors: { activity: [classifyActivityErrors] },
   });
 }
