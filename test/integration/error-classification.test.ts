@@ -136,21 +136,38 @@ describe('every activity error is classified (real dev server, real S3 server, r
       });
     });
 
-    it('an output the store refuses (S3 with a wrong secret key) fails at attempt 1, naming the credentials and the endpoint', async () => {
-      const wrongCredentials = createObjectStore({
-        s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: `${s3.secretAccessKey}-wrong` } },
-      });
-      const prefix = `s3://${s3.bucket}/errors-${randomUUID().slice(0, 8)}`;
-      const outputUri = `${prefix}/run`;
-      await withCpuAndGpuWorkers(env, { store: wrongCredentials, workDir: join(dir, 'gpu-work'), python: NO_PYTHON }, async ({ cpu, gpu }) => {
-        const { failure, attempt } = await failureOf(await train(cpu, trainInput(gpu, `${prefix}/shards.json`, outputUri)));
-        expect(failure.type).toBe(StoreErrorCode.AccessDenied);
-        expect(failure.nonRetryable).toBe(true);
-        expect(failure.message).toContain(joinUri(outputUri, 'result.json'));
-        expect(failure.message).toContain('AWS_ACCESS_KEY_ID');
-        expect(failure.message).toContain(s3.endpoint);
-        expect(attempt).toBe(1);
-      });
+    it('an output the store refuses (S3 with a wrong secret key, or no credentials at all) fails at attempt 1, naming the credentials and the endpoint', async () => {
+      const s3Options = { endpoint: s3.endpoint, region: s3.region };
+      const cases = [
+        { store: createObjectStore({ s3: { ...s3Options, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: `${s3.secretAccessKey}-wrong` } } }), says: 'access denied' },
+        // The SDK's default chain finds nothing: no variables, no profile, no instance metadata.
+        { store: createObjectStore({ s3: s3Options }), says: 'no S3 credentials found' },
+      ];
+      const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_EC2_METADATA_DISABLED'];
+      const saved = new Map(names.map((name) => [name, process.env[name]]));
+      for (const name of names) delete process.env[name];
+      process.env.AWS_EC2_METADATA_DISABLED = 'true';
+      try {
+        for (const { store, says } of cases) {
+          const prefix = `s3://${s3.bucket}/errors-${randomUUID().slice(0, 8)}`;
+          const outputUri = `${prefix}/run`;
+          await withCpuAndGpuWorkers(env, { store, workDir: join(dir, 'gpu-work'), python: NO_PYTHON }, async ({ cpu, gpu }) => {
+            const { failure, attempt } = await failureOf(await train(cpu, trainInput(gpu, `${prefix}/shards.json`, outputUri)));
+            expect(failure.type).toBe(StoreErrorCode.AccessDenied);
+            expect(failure.nonRetryable).toBe(true);
+            expect(failure.message).toContain(joinUri(outputUri, 'result.json'));
+            expect(failure.message).toContain(says);
+            expect(failure.message).toContain('AWS_ACCESS_KEY_ID');
+            expect(failure.message).toContain(s3.endpoint);
+            expect(attempt).toBe(1);
+          });
+        }
+      } finally {
+        for (const [name, value] of saved) {
+          if (value === undefined) delete process.env[name];
+          else process.env[name] = value;
+        }
+      }
     });
   });
 });
