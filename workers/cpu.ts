@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { TaskQueue } from '../data-schemas/workflows';
 import { createCpuActivities, type ActivityDeps } from '../activities';
 import { createTaskQueueActivities } from '../activities/task-queues';
+import { classifyActivityErrors } from '../activities/failures';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -28,5 +29,7 @@ export async function createCpuWorker(options: CpuWorkerOptions): Promise<Worker
       // Lets workflows notice a queue that no worker polls (a misspelled Gemini or station queue).
       ...createTaskQueueActivities({ workflowService: options.connection.workflowService, namespace: options.namespace }),
     },
+    // Whatever an activity throws is classified (docs/design.md, "Classify every failure").
+    interceptors: { activity: [classifyActivityErrors] },
   });
 }

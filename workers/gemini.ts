@@ -1,6 +1,7 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { TaskQueue } from '../data-schemas/workflows';
 import { createGeminiActivities, type ActivityDeps } from '../activities';
+import { classifyActivityErrors } from '../activities/failures';
 
 export interface GeminiWorkerOptions {
   connection: NativeConnection;
@@ -24,6 +25,8 @@ export async function createGeminiWorker(options: GeminiWorkerOptions): Promise<
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TaskQueue.gemini,
     activities: createGeminiActivities(options.deps),
+    // Whatever an activity throws is classified (docs/design.md, "Classify every failure").
+    interceptors: { activity: [classifyActivityErrors] },
     maxTaskQueueActivitiesPerSecond: options.maxCallsPerSecond ?? 5,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentCalls ?? 16,
   });

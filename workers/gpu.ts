@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { TaskQueue } from '../data-schemas/workflows';
 import { TRAINING_PROGRESS_SIGNAL } from '../data-schemas/training';
 import { createGpuActivities, type GpuActivityDeps } from '../activities';
+import { classifyActivityErrors } from '../activities/failures';
 
 export interface GpuWorkerOptions {
   connection: NativeConnection;
@@ -32,6 +33,8 @@ export async function createGpuWorker(options: GpuWorkerOptions): Promise<Worker
       },
     }),
     maxConcurrentActivityTaskExecutions: 1,
+    // Whatever an activity throws is classified (docs/design.md, "Classify every failure").
+    interceptors: { activity: [classifyActivityErrors] },
     // Heartbeats carry cancellation back: a cancelled run stops its trainer within seconds,
     // not after 80% of a heartbeat timeout sized for lost machines.
     maxHeartbeatThrottleInterval: '3 seconds',

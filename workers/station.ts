@@ -4,6 +4,7 @@ import type { StationConfig } from '../data-schemas/station';
 import { TaskQueue } from '../data-schemas/workflows';
 import { createEpisodeActivities } from '../activities/robot/episode/episode-activities';
 import { createStationActivities } from '../activities/robot/episode/station-activities';
+import { classifyActivityErrors } from '../activities/failures';
 import { WORKFLOWS_PATH } from './cpu';
 import { closePolicyModels, type PolicyModelEnv } from '../activities/robot/episode/policy-model';
 import { createStationDriver } from '../activities/robot/station';
@@ -51,6 +52,8 @@ export async function createStationWorker(options: StationWorkerOptions): Promis
       finalizeEpisode: createEpisodeActivities({ store: options.store }).finalizeEpisode,
     },
     maxConcurrentActivityTaskExecutions: 1,
+    // Whatever an activity throws is classified (docs/design.md, "Classify every failure").
+    interceptors: { activity: [classifyActivityErrors] },
     maxConcurrentLocalActivityExecutions: 1,
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',

@@ -139,8 +139,9 @@ function checkPending(p: PendingTrajectory, ordinal: number): DRobTrajectory {
  * under one id fail the write. The manifest lists each trajectory's content hash.
  *
  * Refuses before writing anything when a manifest already exists. Any failure part-way (bad
- * trajectory, failing source iterator, store error) deletes every object this call wrote, then
- * rethrows. Trajectories are consumed as a stream, with at most `concurrency` writes in flight.
+ * trajectory, failing source iterator, store error) deletes every object this call wrote (and, on
+ * a file:// store, the directories left empty, the root's included), then rethrows. Trajectories
+ * are consumed as a stream, with at most `concurrency` writes in flight.
  *
  * @throws DatasetExistsError, DatasetInvalidError, or what the source or store throws.
  */
@@ -209,7 +210,7 @@ export async function writeDataset(
     pool.throwIfFailed();
   } catch (err) {
     await pool.settle();
-    await deleteAll(store, written, concurrency);
+    await deleteAll(store, rootUri, written, concurrency);
     throw err;
   }
 
@@ -234,7 +235,7 @@ export async function writeDataset(
   try {
     created = (await store.putIfAbsent(manifestUri, JSON.stringify(manifest, null, 2) + '\n', { contentType: 'application/json' })).created;
   } catch (err) {
-    await deleteAll(store, written, concurrency);
+    await deleteAll(store, rootUri, written, concurrency);
     throw err;
   }
   // Another writer finished first. Its manifest now lists files at the same paths, so deleting
@@ -243,11 +244,14 @@ export async function writeDataset(
   return manifest;
 }
 
-/** Best effort: the caller is already failing with a more useful error than a failed delete. */
-async function deleteAll(store: ObjectStore, uris: readonly string[], concurrency: number): Promise<void> {
+/**
+ * Best effort: the caller is already failing with a more useful error than a failed delete. On a
+ * file:// store the directories the write created go too, the root included once it is empty.
+ */
+async function deleteAll(store: ObjectStore, rootUri: string, uris: readonly string[], concurrency: number): Promise<void> {
   const pool = new TaskPool(concurrency);
   for (const uri of uris) {
-    await pool.add(() => store.delete(uri).catch(() => undefined));
+    await pool.add(() => store.delete(uri, { pruneEmptyDirsUpTo: rootUri }).catch(() => undefined));
   }
   await pool.settle();
 }

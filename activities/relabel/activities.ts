@@ -25,7 +25,7 @@ import { readManifest, trajectoryRecordPath } from '../data/dataset-writer';
 import { DatasetInvalidError } from '../data/errors';
 import { forEachConcurrent } from '../data/pool';
 import { classified } from '../failures';
-import { getJson, putJson, sha256Hex } from '../store';
+import { getJson, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { cleanTrajectory } from './clean';
 import { GeminiFailure } from './gemini/errors';
@@ -238,7 +238,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
         const entries: { record: DLanRecord; path: string; sha256: string; bytes: number }[] = [];
         await forEachConcurrent(await listUris(store, joinUri(input.outputUri, RELABEL_RECORDS_DIR)), 16, async (uri) => {
           const bytes = await store.get(uri);
-          const record = DLanRecord.parse(JSON.parse(bytes.toString('utf8')));
+          const record = parseStoredJson(uri, bytes, DLanRecord, 'a D_lan record');
           entries.push({ record, path: relativeTo(input.outputUri, uri)!, sha256: sha256Hex(bytes), bytes: bytes.length });
           if (entries.length % 200 === 0) heartbeat(entries.length);
         });

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { StoreSmokeInput, StoreSmokeResult } from '../../data-schemas/workflows';
-import { classified } from '../failures';
 import type { ObjectStore } from '../store/types';
 
 export interface SmokeDeps {
@@ -9,8 +8,11 @@ export interface SmokeDeps {
 
 export function createSmokeActivities({ store }: SmokeDeps) {
   return {
-    /** Writes the text once; a retry or re-run finds it and reports the stored object. */
-    writeSmokeObject: classified(async (input: StoreSmokeInput): Promise<StoreSmokeResult> => {
+    /**
+     * Writes the text once; a retry or re-run finds it and reports the stored object. Its store
+     * errors are classified by the worker's interceptor (activities/failures.ts), not here.
+     */
+    async writeSmokeObject(input: StoreSmokeInput): Promise<StoreSmokeResult> {
       const written = await store.putIfAbsent(input.outputUri, input.text, { contentType: 'text/plain; charset=utf-8' });
       const stored = written.created ? Buffer.from(input.text) : await store.get(input.outputUri);
       return {
@@ -19,7 +21,7 @@ export function createSmokeActivities({ store }: SmokeDeps) {
         bytes: stored.length,
         created: written.created,
       };
-    }),
+    },
   };
 }
 

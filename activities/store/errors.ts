@@ -11,9 +11,20 @@ export const StoreErrorCode = {
   Unavailable: 'STORE_UNAVAILABLE',
   /** The URI is outside the store's configured roots (activities/store/roots.ts); never retried. */
   OutsideRoots: 'STORE_OUTSIDE_ROOTS',
+  /** A file or directory is in the way of the write (file://: the target is a directory, a parent is a file). */
+  PathConflict: 'STORE_PATH_CONFLICT',
+  /** No space left (ENOSPC) or over quota (EDQUOT): a retry seconds later meets the same full disk. */
+  Full: 'STORE_FULL',
   Other: 'STORE_ERROR',
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
+
+/**
+ * A full disk or quota is not healed by a retry a few seconds later: the attempts would only
+ * rewrite the same partial output onto the same full disk for a quarter of an hour. Free space,
+ * then re-run: every activity resumes from what it finished.
+ */
+export const FULL_DISK_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
 
 export class StoreError extends Error {
   override name = 'StoreError';
@@ -25,7 +36,7 @@ export class StoreError extends Error {
   ) {
     super(`${uri}: ${message}`, options);
   }
-  /** Bad credentials, a missing bucket or object do not heal by retrying. */
+  /** Bad credentials, a missing bucket or object, a path in the way, a full disk do not heal by retrying. */
   get retryable(): boolean {
     return this.code === StoreErrorCode.Unavailable || this.code === StoreErrorCode.Other;
   }

@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseObjectUri } from '../../data-schemas/uri';
-import { ObjectNotFoundError, StoreError, StoreErrorCode, watchBody } from './errors';
-import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
+import { FULL_DISK_CODES, ObjectNotFoundError, StoreError, StoreErrorCode, watchBody } from './errors';
+import type { DeleteOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
 
 /**
  * Half-written bodies live next to their destination under this prefix, so the final rename or
@@ -24,6 +24,16 @@ function toStoreError(uri: string, err: unknown): StoreError {
   if (code === 'ENOENT') return new ObjectNotFoundError(uri, { cause: err });
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new StoreError(StoreErrorCode.AccessDenied, uri, `permission denied (${code}); check that this user may read and write that directory`, { cause: err });
+  }
+  // EEXIST: link() onto a directory (create-if-absent); EISDIR: rename() onto one.
+  if (code === 'EEXIST' || code === 'EISDIR') {
+    return new StoreError(StoreErrorCode.PathConflict, uri, `a directory is in the way (${code}): an object URI must name a file, not an existing directory`, { cause: err });
+  }
+  if (code === 'ENOTDIR') {
+    return new StoreError(StoreErrorCode.PathConflict, uri, `a file is in the way (${code}): a parent of this path is a file, not a directory`, { cause: err });
+  }
+  if (code !== undefined && FULL_DISK_CODES.has(code)) {
+    return new StoreError(StoreErrorCode.Full, uri, `no space left (${code}) on the filesystem of this path; free space (or raise the quota), then re-run`, { cause: err });
   }
   const message = err instanceof Error ? err.message : String(err);
   return new StoreError(StoreErrorCode.Other, uri, message, { cause: err });
@@ -180,14 +190,31 @@ export class FileStore implements ObjectStore {
     yield* this.walk(prefixUri, dir, prefixUri, base);
   }
 
-  async delete(uri: string): Promise<void> {
+  async delete(uri: string, options?: DeleteOptions): Promise<void> {
     const target = this.pathOf(uri);
     try {
       await fs.unlink(target);
     } catch (err) {
       const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return;
-      throw toStoreError(uri, err);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw toStoreError(uri, err);
+    }
+    if (options?.pruneEmptyDirsUpTo !== undefined) await this.pruneEmptyDirs(uri, target, options.pruneEmptyDirsUpTo);
+  }
+
+  /** Removes the now-empty directories above `target`, up to and including `upToUri`'s; stops at the first that holds anything. */
+  private async pruneEmptyDirs(uri: string, target: string, upToUri: string): Promise<void> {
+    const stop = path.resolve(this.pathOf(upToUri));
+    if (!target.startsWith(`${stop}${path.sep}`)) throw new StoreError(StoreErrorCode.Other, uri, `pruneEmptyDirsUpTo ${upToUri} is not a prefix of it`);
+    for (let dir = path.dirname(target); dir === stop || dir.startsWith(`${stop}${path.sep}`); dir = path.dirname(dir)) {
+      try {
+        await fs.rmdir(dir);
+      } catch (err) {
+        const code = errnoCode(err);
+        // Removed by a concurrent delete of its other last object: go on upwards.
+        if (code === 'ENOENT') continue;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') return;
+        throw toStoreError(uri, err);
+      }
     }
   }
 

@@ -6,7 +6,7 @@ import { ObjectNotFoundError, StoreError, StoreErrorCode } from './errors';
 import { FileStore } from './file-store';
 import { RootGuard, type StoreAccess, type StoreRoots } from './roots';
 import { S3Store, type S3StoreOptions } from './s3-store';
-import type { ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
+import type { DeleteOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
 
 export * from './types';
 export * from './errors';
@@ -87,8 +87,8 @@ class RoutingStore implements ObjectStore {
   async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
     yield* (await this.route(prefixUri, 'read')).list(prefixUri);
   }
-  async delete(uri: string): Promise<void> {
-    return (await this.route(uri, 'write')).delete(uri);
+  async delete(uri: string, options?: DeleteOptions): Promise<void> {
+    return (await this.route(uri, 'write')).delete(uri, options);
   }
 }
 
@@ -154,17 +154,27 @@ export async function getJsonIfExists<S extends z.ZodType>(store: ObjectStore, u
   }
 }
 
-export async function getJson<S extends z.ZodType>(store: ObjectStore, uri: string, schema: S): Promise<z.output<S>> {
-  const bytes = await store.get(uri);
+export async function getJson<S extends z.ZodType>(store: ObjectStore, uri: string, schema: S, expected?: string): Promise<z.output<S>> {
+  return parseStoredJson(uri, await store.get(uri), schema, expected);
+}
+
+/**
+ * Parses the bytes of a stored JSON object read by other means (its sha256 is needed too, or it
+ * is one line of a JSON-lines file), with getJson's errors.
+ * @param expected what the object should be, for the message ("a shard manifest (shards.json)")
+ * @throws InvalidObjectError naming the URI, what was expected and each bad field
+ */
+export function parseStoredJson<S extends z.ZodType>(uri: string, bytes: Buffer | string, schema: S, expected?: string): z.output<S> {
+  const what = expected !== undefined ? ` (expected ${expected})` : '';
   let raw: unknown;
   try {
-    raw = JSON.parse(bytes.toString('utf8'));
+    raw = JSON.parse(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
   } catch (err) {
-    throw new InvalidObjectError(uri, `not valid JSON: ${err instanceof Error ? err.message : String(err)}`, [], { cause: err });
+    throw new InvalidObjectError(uri, `not valid JSON${what}: ${err instanceof Error ? err.message : String(err)}`, [], { cause: err });
   }
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => ({ path: issue.path.map(String).join('.') || '(root)', message: issue.message }));
   const listed = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-  throw new InvalidObjectError(uri, `does not match the expected schema: ${listed}`, issues, { cause: result.error });
+  throw new InvalidObjectError(uri, `does not match the expected schema${what}: ${listed}`, issues, { cause: result.error });
 }

@@ -49,5 +49,14 @@ export interface ObjectStore {
   /** Every object whose URI starts with `prefixUri`, in lexicographic order of URI. */
   list(prefixUri: string): AsyncIterable<ObjectInfo>;
   /** Deleting a missing object is not an error. */
-  delete(uri: string): Promise<void>;
+  delete(uri: string, options?: DeleteOptions): Promise<void>;
+}
+
+export interface DeleteOptions {
+  /**
+   * A prefix URI of the deleted object (a dataset root): also remove the directories the deletion
+   * leaves empty, from the object's own up to and including this one. Only the file:// store has
+   * directories; S3 has none to leave behind. A directory that still holds anything stays.
+   */
+  pruneEmptyDirsUpTo?: string;
 }

@@ -115,6 +115,8 @@ export interface WriteShardResult {
   path: string;
   /** False when the shard was already complete (or matched a fresh build): nothing uploaded. */
   written: boolean;
+  /** Set when a shard already written had changed since (size or sha256 differ from its sidecar) and was rewritten. */
+  replacedBecause?: string;
   bytes: number;
   samples: number;
 }
@@ -453,6 +455,25 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     return { sha256: hash.digest('hex'), bytes };
   }
 
+  /**
+   * Why a written shard no longer matches its sidecar (size, then sha256 of the stored bytes), or
+   * undefined when it does. A sidecar that does not parse or names other trajectories counts as a change.
+   */
+  async function changedSince(sidecarUri: string, storedBytes: number, uri: string, plannedIds: readonly string[]): Promise<string | undefined> {
+    let entry: ShardEntry;
+    try {
+      entry = await getJson(store, sidecarUri, ShardEntry);
+    } catch (err) {
+      if (err instanceof InvalidObjectError || err instanceof ObjectNotFoundError) return `its sidecar ${sidecarUri} is unreadable: ${err.message}`;
+      throw err;
+    }
+    if (entry.trajectories.join('\n') !== plannedIds.join('\n')) return `its sidecar ${sidecarUri} lists other trajectories than the plan`;
+    if (storedBytes !== entry.bytes) return `${uri} is ${storedBytes} bytes but its sidecar records ${entry.bytes}`;
+    const stored = await storeSha256(uri);
+    if (stored.sha256 !== entry.sha256 || stored.bytes !== entry.bytes) return `${uri} has sha256 ${stored.sha256} but its sidecar records ${entry.sha256}`;
+    return undefined;
+  }
+
   function entryFor(ref: ShardRef, trajectories: readonly PlannedTrajectory[], digest: { sha256: string; bytes: number }): ShardEntry {
     return ShardEntry.parse({
       path: shardPath(ref.split, ref.index),
@@ -649,7 +670,8 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     }),
 
     /**
-     * Writes one shard unless it is complete (object and sidecar both there). A shard object
+     * Writes one shard unless it is complete (object and sidecar both there, the object's size and
+     * sha256 as the sidecar records; a changed one is rewritten). A shard object
      * without its sidecar is compared with a fresh build (hashed, not uploaded): kept if equal,
      * rewritten if not. The upload is create-if-absent multipart, so no partial object is ever
      * visible; a retry starts the shard over (shards are bounded by targetShardBytes).
@@ -664,8 +686,17 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       const samples = shard.trajectories.reduce((n, t) => n + t.samples, 0);
 
       const [object, sidecar] = await Promise.all([store.head(uri), store.head(sidecarUri)]);
-      if (object && sidecar) return { path, written: false, bytes: object.bytes, samples };
-      if (object) {
+      let replacedBecause: string | undefined;
+      if (object && sidecar) {
+        // A shard changed after it was written (edited, truncated, replaced) must not be trusted:
+        // its size and sha256 are checked against the sidecar, which also holds the planned trajectories.
+        const changed = await changedSince(sidecarUri, object.bytes, uri, shard.trajectories.map((t) => t.id));
+        if (changed === undefined) return { path, written: false, bytes: object.bytes, samples };
+        // Shard bytes are a function of the plan and the checksummed sources: rewriting restores
+        // exactly what the sidecar and shards.json record, where failing would only ask a person to delete it.
+        replacedBecause = changed;
+        await store.delete(uri);
+      } else if (object) {
         // A crash between the shard and its sidecar (or a concurrent writer): same bytes, keep it.
         const [fresh, stored] = await Promise.all([hashShard(plan, shard.trajectories, h), storeSha256(uri)]);
         if (fresh.sha256 === stored.sha256) {
@@ -697,7 +728,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       }
       const digest = build.digest();
       await putJson(store, sidecarUri, entryFor(input, shard.trajectories, digest));
-      return { path, written: true, bytes: digest.bytes, samples };
+      return { path, written: true, bytes: digest.bytes, samples, ...(replacedBecause !== undefined && { replacedBecause }) };
     }),
 
     /** Re-reads shards; any mismatch fails non-retryable, naming the shard. */

@@ -37,7 +37,7 @@ import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../../infra/python';
 import { isAlive, readPidFile, stopProcess } from '../../infra/processes';
 import { classifyActivityError } from '../failures';
-import { getJson, getJsonIfExists, ObjectNotFoundError, putJson, sha256Hex, sha256HexOfStream } from '../store';
+import { getJson, getJsonIfExists, InvalidObjectError, ObjectNotFoundError, parseStoredJson, putJson, sha256Hex, sha256HexOfStream } from '../store';
 import type { ObjectStore } from '../store/types';
 
 export interface TrainingDeps {
@@ -77,6 +77,16 @@ export function createTrainingActivities(deps: TrainingDeps) {
   const { store } = deps;
 
   async function trainLora(rawInput: TrainLoraInput): Promise<TrainLoraResult> {
+    try {
+      return await trainLoraUnclassified(rawInput);
+    } catch (err) {
+      // Every error, from the first read of the output on: a store that refuses the output
+      // (no credentials, no bucket) fails at once instead of after every retry.
+      throw classifyActivityError(err);
+    }
+  }
+
+  async function trainLoraUnclassified(rawInput: TrainLoraInput): Promise<TrainLoraResult> {
     const input = TrainLoraInput.parse(rawInput);
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
@@ -187,8 +197,6 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const put = await putJson(store, resultUri, result, { ifAbsent: true });
       report({ ...progress, phase: 'done', step: outcome.done.step }, 'now');
       return put.created ? result : ((await getJsonIfExists(store, resultUri, TrainLoraResult)) ?? result);
-    } catch (err) {
-      throw classifyActivityError(err);
     } finally {
       clearInterval(keepAlive);
     }
@@ -204,10 +212,15 @@ export function createTrainingActivities(deps: TrainingDeps) {
       }
       throw err;
     }
-    const parsed = ShardManifest.safeParse(JSON.parse(bytes.toString('utf8')));
-    if (!parsed.success) throw ApplicationFailure.nonRetryable(`${shardsUri} is not a shard manifest: ${parsed.error.issues[0]?.message ?? ''}`, TrainingFailure.shardsNotFound);
-    if (!parsed.data.shards.some((s) => s.split === 'train')) throw ApplicationFailure.nonRetryable(`${shardsUri} lists no train shard`, TrainingFailure.shardsNotFound);
-    return { manifest: parsed.data, manifestSha256: sha256Hex(bytes) };
+    let manifest: ShardManifest;
+    try {
+      manifest = parseStoredJson(shardsUri, bytes, ShardManifest, `a shard manifest, the ${SHARD_MANIFEST_FILE} that shardDataset writes`);
+    } catch (err) {
+      if (err instanceof InvalidObjectError) throw ApplicationFailure.nonRetryable(err.message, TrainingFailure.shardsNotFound);
+      throw err;
+    }
+    if (!manifest.shards.some((s) => s.split === 'train')) throw ApplicationFailure.nonRetryable(`${shardsUri} lists no train shard`, TrainingFailure.shardsNotFound);
+    return { manifest, manifestSha256: sha256Hex(bytes) };
   }
 
   /** The first attempt records the run's config; a later run with a different config at the same output is refused. */
@@ -238,7 +251,11 @@ export function createTrainingActivities(deps: TrainingDeps) {
       if (!existsSync(localPath)) {
         const uri = joinUri(root, entry.path);
         const partial = `${localPath}.partial-${process.pid}`;
-        const sha256 = await downloadTo(uri, partial);
+        // A failed download (a full disk, a lost connection) leaves no partial file behind.
+        const sha256 = await downloadTo(uri, partial).catch((err: unknown) => {
+          rmSync(partial, { force: true });
+          throw err;
+        });
         if (sha256 !== entry.sha256) {
           rmSync(partial, { force: true });
           throw ApplicationFailure.nonRetryable(
@@ -282,7 +299,10 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const target = join(dir, ...file.path.split('/'));
       mkdirSync(dirname(target), { recursive: true });
       const sha256 = await downloadTo(joinUri(outputUri, CHECKPOINT_DIR, markerName, file.path), target);
-      if (sha256 !== file.sha256) throw new Error(`checkpoint ${markerName}/${file.path}: sha256 ${sha256} differs from its marker's ${file.sha256}`);
+      if (sha256 !== file.sha256) {
+        // The same stored bytes fail the same way on every attempt.
+        throw new InvalidObjectError(joinUri(outputUri, CHECKPOINT_DIR, markerName, file.path), `sha256 ${sha256} differs from its marker's ${file.sha256}; delete ${joinUri(outputUri, CHECKPOINT_DIR, `${markerName}.json`)} to resume from an earlier checkpoint`);
+      }
     }
     return { step: marker.step, dir };
   }

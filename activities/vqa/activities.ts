@@ -35,7 +35,7 @@ import {
 import type { PythonEnv } from '../../infra/python';
 import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
-import { getJson, getJsonIfExists, putJson, sha256Hex } from '../store';
+import { getJson, getJsonIfExists, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { openAIBaseUrl } from './backends/openai';
 import { BackendError, createBackend, type InferenceBackend } from './backends/types';
@@ -191,8 +191,9 @@ export function createVqaRuntime(deps: VqaDeps) {
   async function readItemSet(itemsUri: string): Promise<ItemSet> {
     const cached = itemSets.get(itemsUri);
     if (cached) return cached;
-    const lines = (await store.get(joinUri(itemsUri, ITEMS_FILE))).toString('utf8').split('\n').filter((l) => l.trim());
-    const items = lines.map((l) => VqaItem.parse(JSON.parse(l)));
+    const itemsFileUri = joinUri(itemsUri, ITEMS_FILE);
+    const lines = (await store.get(itemsFileUri)).toString('utf8').split('\n');
+    const items = lines.flatMap((l, n) => (l.trim() ? [parseStoredJson(`${itemsFileUri} line ${n + 1}`, l, VqaItem, 'a VQA item')] : []));
     const hashes = await getJson(store, joinUri(itemsUri, ITEM_HASHES_FILE), ItemHashes);
     const set = { items, sha256: new Map(Object.entries(hashes)) };
     itemSets.set(itemsUri, set);

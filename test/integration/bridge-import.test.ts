@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileUri, joinUri, MANIFEST_FILE, type DatasetManifest, type DRobTrajectory } from '../../data-schemas';
 import {
@@ -61,7 +63,7 @@ function wrapStore(overrides: Partial<ObjectStore>): ObjectStore {
     getStream: (uri) => store.getStream(uri),
     head: (uri) => store.head(uri),
     list: (uri) => store.list(uri),
-    delete: (uri) => store.delete(uri),
+    delete: (uri, o) => store.delete(uri, o),
     ...overrides,
   };
 }
@@ -348,6 +350,8 @@ describe('bad input leaves nothing behind', () => {
     const err = await rejection(importBridgeRlds(counting, { files: [file], outUri: root, name: 'bad' }));
     expect(puts).toBeGreaterThan(0);
     expect(await listUnder(root)).toEqual([]);
+    // No empty directories either: the root itself is gone.
+    expect(existsSync(fileURLToPath(root))).toBe(false);
     return err;
   }
 

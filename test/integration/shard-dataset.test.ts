@@ -172,15 +172,47 @@ describe('shardDataset (real dev server, real S3 store)', () => {
     expect(await store.head(joinUri(outputUri(), `${sidecarLost!.path}.json`))).toBeDefined();
   });
 
-  it('fails verification naming a corrupted shard', async () => {
+  it('a re-run re-verifies shards already written: one changed since (shards.json there or not) is detected and rewritten to its recorded bytes', async () => {
+    const out = `${root}/tampered`;
+    const first = await shard({ ...input(), outputUri: out });
+    const manifestBytes = await store.get(first.manifestUri);
+    const manifest = ShardManifest.parse(JSON.parse(manifestBytes.toString('utf8')));
+    const [edited, truncated] = [manifest.shards[1]!, manifest.shards[2]!];
+    const editedUri = joinUri(out, edited.path);
+    const bytes = Buffer.from(await store.get(editedUri));
+    // Same size, one byte changed: only the sha256 can tell.
+    bytes[bytes.length - 2048] = (bytes[bytes.length - 2048]! + 1) % 256;
+    await store.put(editedUri, bytes);
+    const truncatedUri = joinUri(out, truncated.path);
+    await store.put(truncatedUri, (await store.get(truncatedUri)).subarray(0, 1024));
+
+    // shards.json is still there: the old code skipped both shards as complete, unread.
+    const again = await shard({ ...input(), outputUri: out });
+    expect(again.written).toBe(2);
+    expect(again.skipped).toBe(manifest.shards.length - 2);
+    expect(sha256Hex(await store.get(editedUri))).toBe(edited.sha256);
+    expect(sha256Hex(await store.get(truncatedUri))).toBe(truncated.sha256);
+    // The rewritten bytes are the recorded ones, so shards.json stands as it was.
+    expect((await store.get(first.manifestUri)).equals(manifestBytes)).toBe(true);
+
+    // Without shards.json (a run that stopped before finalizing) the same holds.
+    await store.put(editedUri, bytes);
+    await store.delete(first.manifestUri);
+    const third = await shard({ ...input(), outputUri: out });
+    expect(third.written).toBe(1);
+    expect(sha256Hex(await store.get(editedUri))).toBe(edited.sha256);
+  });
+
+  it('fails verification naming a shard whose bytes match its sidecar but are no valid shard', async () => {
     const out = `${root}/corrupt`;
     const first = await shard({ ...input(), outputUri: out });
     const manifest = await getJson(store, first.manifestUri, ShardManifest);
     const victim = manifest.shards[1]!;
     const uri = joinUri(out, victim.path);
-    const bytes = Buffer.from(await store.get(uri));
-    bytes[bytes.length - 2048] = (bytes[bytes.length - 2048]! + 1) % 256;
-    await store.put(uri, bytes);
+    // A sidecar rewritten to match: writeShard's size and sha256 check passes, the tar parse does not.
+    const garbage = Buffer.alloc(4096, 0x41);
+    await store.put(uri, garbage);
+    await store.put(`${uri}.json`, JSON.stringify({ ...victim, sha256: sha256Hex(garbage), bytes: garbage.length }));
     await store.delete(first.manifestUri);
 
     const err = await shard({ ...input(), outputUri: out }).catch((e: unknown) => e);

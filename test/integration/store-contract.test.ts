@@ -313,6 +313,40 @@ describe('FileStore specifics', () => {
     expect(parseObjectUri(info!.uri)).toEqual({ scheme: 'file', path: join(dir, 'enc', 'a b%c.txt') });
   });
 
+  it('a URI naming a directory, or below a file, is a non-retryable STORE_PATH_CONFLICT naming the URI, for every kind of put', async () => {
+    const store = new FileStore();
+    mkdirSync(join(dir, 'conflict', 'a-dir'), { recursive: true });
+    writeFileSync(join(dir, 'conflict', 'a-file'), 'x');
+    const onDir = fileUri(join(dir, 'conflict', 'a-dir'));
+    const belowFile = fileUri(join(dir, 'conflict', 'a-file', 'x.bin'));
+    for (const uri of [onDir, belowFile]) {
+      for (const put of [() => store.put(uri, 'x'), () => store.putIfAbsent(uri, 'x'), () => store.putStream(uri, Readable.from([Buffer.from('x')])), () => store.putStream(uri, Readable.from([Buffer.from('x')]), { ifAbsent: true })]) {
+        const err = await put().catch((e: unknown) => e);
+        expect(err, uri).toMatchObject({ code: StoreErrorCode.PathConflict, retryable: false });
+        expect((err as Error).message).toContain(uri);
+      }
+    }
+    expect(readdirSync(join(dir, 'conflict')).sort()).toEqual(['a-dir', 'a-file']);
+  });
+
+  it('delete with pruneEmptyDirsUpTo removes the directories it leaves empty, up to and including that root, and no further', async () => {
+    const store = new FileStore();
+    const root = fileUri(join(dir, 'prune', 'root'));
+    await store.put(`${root}/frames/t1/cam/000.jpg`, 'a');
+    await store.put(`${root}/frames/t1/cam/001.jpg`, 'b');
+    await store.put(`${root}/trajectories/t1.json`, 'c');
+    await store.delete(`${root}/frames/t1/cam/000.jpg`, { pruneEmptyDirsUpTo: root });
+    expect(readdirSync(join(dir, 'prune', 'root', 'frames', 't1', 'cam'))).toEqual(['001.jpg']);
+    await store.delete(`${root}/frames/t1/cam/001.jpg`, { pruneEmptyDirsUpTo: root });
+    expect(readdirSync(join(dir, 'prune', 'root'))).toEqual(['trajectories']);
+    await store.delete(`${root}/trajectories/t1.json`, { pruneEmptyDirsUpTo: root });
+    expect(readdirSync(join(dir, 'prune'))).toEqual([]);
+    // Without the option a delete leaves directories alone (what other writers may be using).
+    await store.put(`${root}/x/y.bin`, 'y');
+    await store.delete(`${root}/x/y.bin`);
+    expect(readdirSync(join(dir, 'prune', 'root'))).toEqual(['x']);
+  });
+
   it('reports an unwritable directory as STORE_ACCESS_DENIED', async () => {
     if (process.getuid?.() === 0) return; // root ignores permission bits
     const store = new FileStore();
