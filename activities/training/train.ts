@@ -35,7 +35,7 @@ import {
 } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../../infra/python';
-import { isAlive, readPidFile, stopProcess } from '../../infra/processes';
+import { stopByPidFile, stopProcess, writePidFile } from '../../infra/processes';
 import { classifyActivityError } from '../failures';
 import { getJson, getJsonIfExists, ObjectNotFoundError, putJson, sha256Hex, sha256HexOfStream } from '../store';
 import type { ObjectStore } from '../store/types';
@@ -307,10 +307,10 @@ export function createTrainingActivities(deps: TrainingDeps) {
     return files;
   }
 
-  /** A trainer left running by a worker that died: stop it before starting another on the same files. */
+  /** A trainer left running by a worker that died: stop it before starting another on the same files (only if its PID file still matches it). */
   async function stopOrphanedTrainer(runDir: string): Promise<void> {
-    const pid = readPidFile(join(runDir, 'trainer.pid'));
-    if (pid !== undefined && isAlive(pid)) await stopProcess(pid, { group: true, graceMs: deps.killGraceMs ?? 30_000 });
+    const outcome = await stopByPidFile(join(runDir, 'trainer.pid'), { graceMs: deps.killGraceMs ?? 30_000 });
+    if (outcome.kind === 'still-alive') throw new Error(`the trainer left running in ${runDir} would not stop: ${outcome.reason}`);
   }
 
   interface TrainerRun {
@@ -352,7 +352,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     });
     if (child.pid === undefined) throw new Error(`could not start the trainer (${env.python})`);
     const pid = child.pid;
-    writeFileSync(join(run.runDir, 'trainer.pid'), `${pid}\n`);
+    writePidFile(join(run.runDir, 'trainer.pid'), pid, { argv: [env.python, ...launch, '--config', run.configPath], groupLeader: true });
 
     const stderr: string[] = [];
     const stderrLog = createWriteStream(join(run.runDir, 'trainer.stderr.log'), { flags: 'a' });
