@@ -52,6 +52,8 @@ export interface TrainingDeps {
   reportProgress?: (execution: { workflowId: string; runId: string }, progress: TrainingProgress) => Promise<void>;
   /** SIGTERM, then SIGKILL after this long, when the workflow is cancelled. @default 30_000 */
   killGraceMs?: number;
+  /** Frees what would compete with the trainer for the GPU (the worker's loaded inference models). */
+  beforeTrainer?: () => Promise<void>;
 }
 
 const CheckpointMarker = z.strictObject({
@@ -102,6 +104,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
     // Keeps the heartbeat alive through long steps and downloads, and lets cancellation arrive.
     const keepAlive = setInterval(() => ctx.heartbeat({ progress } satisfies TrainingHeartbeat), 5_000);
     try {
+      // This activity holds the worker's one slot from here on: nothing else may keep GPU memory.
+      await deps.beforeTrainer?.();
       report({ ...progress, phase: 'staging' }, 'now');
       const { manifest, manifestSha256 } = await readShardManifest(input.shardsUri);
       await recordRunConfig(input, manifestSha256);
