@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { devDown, devStatus, stackPaths, type Component } from '../../infra/dev-stack';
+import { devDown, devStatus, devUp, stackPaths, type Component } from '../../infra/dev-stack';
 import { loadConfig, type ResolvedConfig } from '../../infra/config';
 import { inspectPidFile, isAlive, PidRecord, processIdentity, startProcess } from '../../infra/processes';
 
@@ -138,6 +138,15 @@ describe('PID files record process identity; dev status and dev down act only on
     expect(isAlive(ours.pid)).toBe(false);
     expect(isAlive(stubborn.pid)).toBe(false);
     expect(existsSync(pidFile('worker-cpu'))).toBe(false);
+  });
+
+  it('dev up refuses to start a component whose old-format PID file names a live process, instead of calling it running', async () => {
+    const pid = unrelated({ groupLeader: true });
+    mkdirSync(join(dir, 'pids'), { recursive: true });
+    writeFileSync(pidFile('temporal'), `${pid}\n`);
+    await expect(devUp(config, log, { worker: false })).rejects.toThrow(new RegExp(`temporal: .*old-format PID file \\(pid ${pid} only.*stop it yourself, then delete`));
+    expect(lines.join('\n')).not.toContain('already running');
+    expect(isAlive(pid)).toBe(true);
   });
 
   it('a PID file that is neither a PID nor a record is reported, and nothing is signalled', async () => {
