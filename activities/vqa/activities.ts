@@ -313,6 +313,8 @@ export function createVqaRuntime(deps: VqaDeps) {
         const ctx = Context.current();
         let made = 0;
         let reused = 0;
+        // The first request may (re)load a local model the worker's pool released: beats go on while it loads.
+        const keepAlive = setInterval(() => ctx.heartbeat({ made, reused }), 10_000);
         await forEachConcurrent(input.itemIds, input.concurrency, async (id) => {
           const item = items.get(id);
           if (!item) throw new BenchmarkLayoutError(`item ${id} is not in ${input.benchmark}'s items`);
@@ -348,7 +350,7 @@ export function createVqaRuntime(deps: VqaDeps) {
           if (put.created) made++;
           else reused++;
           ctx.heartbeat({ made, reused });
-        });
+        }).finally(() => clearInterval(keepAlive));
         return { made, reused };
       },
     ),
