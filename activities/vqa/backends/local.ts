@@ -119,8 +119,12 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
     const current = child;
     if (!current) return;
     current.process.stdin!.end();
-    await stopProcess(current.pid, { group: true, graceMs: 5_000 }).catch(() => undefined);
-    await current.exited;
+    // stopProcess's waits are bounded; a process that outlives SIGKILL is not waited for.
+    const stopped = await stopProcess(current.pid, { group: true, graceMs: 5_000 }).then(
+      () => true,
+      () => false,
+    );
+    if (stopped) await current.exited;
   }
   const resident: ResidentModel = {
     label,
