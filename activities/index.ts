@@ -6,6 +6,7 @@ import { createTrainingActivities, type TrainingDeps } from './training/train';
 import { createVqaRuntime } from './vqa/activities';
 import { createNightlyActivities } from './vqa/nightly';
 import type { PythonEnv } from '../infra/python';
+import { DEFAULT_GPU_MAX_RESIDENT, DEFAULT_INFERENCE_IDLE_MS, InferencePool } from './vqa/backends/pool';
 import { createCampaignActivities } from './robot/campaign/activities';
 import { createEpisodeActivities } from './robot/episode/episode-activities';
 import { createModelPolicyActivities } from './robot/episode/policy-model';
@@ -52,13 +53,19 @@ export function createGeminiActivities(deps: ActivityDeps) {
 
 export type CpuActivities = ReturnType<typeof createCpuActivities>;
 
-/** What the GPU worker's activities need: the store, scratch space, the Python environment. */
-export type GpuActivityDeps = TrainingDeps;
+/** What the GPU worker's activities need: the store, scratch space, the Python environment, the bound on loaded models. */
+export type GpuActivityDeps = Omit<TrainingDeps, 'beforeTrainer'> & {
+  /** Local inference processes of this worker (VQA and robot policies share it). @default one model, released after 2 idle minutes */
+  inferencePool?: InferencePool;
+};
 
 /** The activities of a GPU worker: the trainer and local inference (transformers + peft), one at a time. */
 export function createGpuActivities(deps: GpuActivityDeps) {
   const python: () => Promise<PythonEnv> = deps.pythonEnv;
-  const { activities: vqa } = createVqaRuntime({ store: deps.store, python, adapterCacheDir: `${deps.workDir}/adapters` });
-  const policy = createModelPolicyActivities({ store: deps.store, env: { python } });
-  return { ...createTrainingActivities(deps), checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, ...policy };
+  const inferencePool = deps.inferencePool ?? new InferencePool({ maxResident: DEFAULT_GPU_MAX_RESIDENT, idleMs: DEFAULT_INFERENCE_IDLE_MS });
+  const { activities: vqa } = createVqaRuntime({ store: deps.store, python, inferencePool, adapterCacheDir: `${deps.workDir}/adapters` });
+  const policy = createModelPolicyActivities({ store: deps.store, env: { python, inferencePool } });
+  // The trainer gets the GPU to itself: no model stays loaded beside it.
+  const training = createTrainingActivities({ ...deps, beforeTrainer: () => inferencePool.releaseAll('a trainer starts on this worker') });
+  return { ...training, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, ...policy };
 }

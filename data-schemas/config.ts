@@ -39,6 +39,10 @@ export const EnvConfig = z.object({
   VLA_TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
   /** GPU workers: local scratch for staged shards and running trainers (default: `<state>/gpu-work`). */
   VLA_WORK_DIR: z.string().min(1).optional(),
+  /** GPU workers: most local inference models loaded at once (each holds its weights in GPU memory). */
+  VLA_INFERENCE_MAX_RESIDENT: z.coerce.number().int().min(1).default(1),
+  /** GPU workers: a loaded inference model left idle this long is released. */
+  VLA_INFERENCE_IDLE_SECONDS: z.coerce.number().int().min(0).default(120),
   /** A `temporal` CLI to use instead of looking on PATH or building one. */
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
 });

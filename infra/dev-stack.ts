@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskQueue } from '../data-schemas/workflows';
 import { REPO_ROOT, type ResolvedConfig } from './config';
-import { isAlive, readPidFile, startProcess, stopByPidFile, tailFile } from './processes';
+import { inspectPidFile, isAlive, startProcess, stopByPidFile, tailFile, type PidFileState } from './processes';
 import { checkTemporal, ensureTemporalCli, startDevServer } from './temporal';
 
 /**
@@ -77,14 +77,33 @@ export async function waitForPollers(
   }
 }
 
+/**
+ * Whether a component runs, by its PID file: true when it is the process we started; false when
+ * there is none or the file is stale. A live PID we cannot verify stops `dev up`: starting a second
+ * server on the same port, or a second worker, must be the user's decision.
+ */
+function alreadyRunning(component: Component, pidFile: string, log: (line: string) => void): boolean {
+  const state = inspectPidFile(pidFile);
+  switch (state.kind) {
+    case 'ours':
+      log(`${component} already running (pid ${state.record.pid})`);
+      return true;
+    case 'stale':
+      log(`${component}: stale PID file (${state.reason}); starting it`);
+      return false;
+    case 'unverifiable':
+      if (state.alive) throw new Error(`${component}: ${state.reason}; if that process is ${component}, stop it yourself, then delete ${pidFile}`);
+      return false;
+    case 'absent':
+      return false;
+  }
+}
+
 /** Brings the stack up; components already running (by their PID file) are kept. */
 export async function devUp(config: ResolvedConfig, log: (line: string) => void, options: { worker?: boolean } = {}): Promise<void> {
   const paths = stackPaths(config.stateDir);
   mkdirSync(config.stateDir, { recursive: true });
-  const temporalPid = readPidFile(paths.pidFile('temporal'));
-  if (temporalPid !== undefined && isAlive(temporalPid)) {
-    log(`temporal already running (pid ${temporalPid})`);
-  } else {
+  if (!alreadyRunning('temporal', paths.pidFile('temporal'), log)) {
     const cli = await ensureTemporalCli(config.cacheDir, log);
     const { host, port } = splitAddress(config.temporalAddress);
     const server = await startDevServer({
@@ -103,11 +122,7 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
   if (options.worker === false) return;
   for (const kind of ['cpu', 'gemini', 'gpu', 'station'] as const) {
     const component: Component = kind === 'station' ? `station-${DEFAULT_SIM_STATION}` : `worker-${kind}`;
-    const pid = readPidFile(paths.pidFile(component));
-    if (pid !== undefined && isAlive(pid)) {
-      log(`${component} already running (pid ${pid})`);
-      continue;
-    }
+    if (alreadyRunning(component, paths.pidFile(component), log)) continue;
     const args = kind === 'station' ? ['worker', 'station', '--id', DEFAULT_SIM_STATION] : ['worker', kind];
     const worker = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), ...args], {
       logFile: paths.logFile(component),
@@ -122,20 +137,52 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
   }
 }
 
-/** Stops workers first (they finish their current tasks), then the server; by PID only. */
-export async function devDown(config: ResolvedConfig, log: (line: string) => void): Promise<void> {
+/** How long `vla dev down` waits after SIGTERM (workers finish their current tasks), then after SIGKILL. */
+export const DOWN_WAITS = { graceMs: 15_000, killWaitMs: 5_000 } as const;
+
+/**
+ * Stops workers first, then the server: only processes whose PID file still matches them (start
+ * time, boot, command line, group), with bounded waits. Returns what could not be stopped or
+ * verified, each naming its PID file; empty when the stack is down.
+ */
+export async function devDown(config: ResolvedConfig, log: (line: string) => void, waits: { graceMs?: number; killWaitMs?: number } = DOWN_WAITS): Promise<string[]> {
   const paths = stackPaths(config.stateDir);
+  const problems: string[] = [];
   for (const component of [...COMPONENTS].reverse()) {
-    // Workers were started through tsx: signal the group so the node child stops too.
-    const stopped = await stopByPidFile(paths.pidFile(component), { graceMs: 15_000, group: true });
-    log(stopped ? `${component} stopped` : `${component} was not running`);
+    const outcome = await stopByPidFile(paths.pidFile(component), waits);
+    switch (outcome.kind) {
+      case 'absent':
+        log(`${component} was not running`);
+        break;
+      case 'stopped':
+        log(`${component} stopped (pid ${outcome.pid})`);
+        break;
+      case 'stale':
+        log(`${component} was not running: stale PID file removed (${outcome.reason})`);
+        break;
+      case 'unverifiable':
+        if (outcome.alive) {
+          problems.push(`${component}: ${outcome.reason}; not stopped (stop it yourself if it is ${component}, then delete ${paths.pidFile(component)})`);
+        } else {
+          log(`${component} was not running (${outcome.reason})`);
+        }
+        break;
+      case 'still-alive':
+        problems.push(`${component}: ${outcome.reason}; PID file kept at ${paths.pidFile(component)}`);
+        break;
+    }
   }
+  for (const problem of problems) log(problem);
+  return problems;
 }
 
 export interface ComponentStatus {
   component: Component;
+  /** running: the process we started; stale: its PID file names a process that is gone or another one; unverifiable: a PID file without identity. */
+  state: 'running' | 'stopped' | 'stale' | 'unverifiable';
   pid?: number;
-  running: boolean;
+  /** Why the file is stale or unverifiable. */
+  reason?: string;
   logFile: string;
 }
 
@@ -146,12 +193,23 @@ export interface StackStatus {
   uiUrl: string;
 }
 
+function componentStatus(component: Component, state: PidFileState, logFile: string): ComponentStatus {
+  switch (state.kind) {
+    case 'absent':
+      return { component, state: 'stopped', logFile };
+    case 'ours':
+      return { component, state: 'running', pid: state.record.pid, logFile };
+    case 'stale':
+      return { component, state: 'stale', pid: state.record.pid, reason: state.reason, logFile };
+    case 'unverifiable':
+      return { component, state: 'unverifiable', ...(state.pid !== undefined && { pid: state.pid }), reason: state.reason, logFile };
+  }
+}
+
+/** Reads the PID files; changes nothing (`dev down` and `dev up` clear stale files). */
 export async function devStatus(config: ResolvedConfig): Promise<StackStatus> {
   const paths = stackPaths(config.stateDir);
-  const components = COMPONENTS.map((component): ComponentStatus => {
-    const pid = readPidFile(paths.pidFile(component));
-    return { component, pid, running: pid !== undefined && isAlive(pid), logFile: paths.logFile(component) };
-  });
+  const components = COMPONENTS.map((component) => componentStatus(component, inspectPidFile(paths.pidFile(component)), paths.logFile(component)));
   let temporalHealthy = false;
   let temporalError: string | undefined;
   try {

@@ -35,7 +35,7 @@ import {
 } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../../infra/python';
-import { isAlive, readPidFile, stopProcess } from '../../infra/processes';
+import { stopByPidFile, stopProcess, writePidFile } from '../../infra/processes';
 import { classifyActivityError } from '../failures';
 import { getJson, getJsonIfExists, InvalidObjectError, ObjectNotFoundError, parseStoredJson, putJson, sha256Hex, sha256HexOfStream } from '../store';
 import type { ObjectStore } from '../store/types';
@@ -52,6 +52,8 @@ export interface TrainingDeps {
   reportProgress?: (execution: { workflowId: string; runId: string }, progress: TrainingProgress) => Promise<void>;
   /** SIGTERM, then SIGKILL after this long, when the workflow is cancelled. @default 30_000 */
   killGraceMs?: number;
+  /** Frees what would compete with the trainer for the GPU (the worker's loaded inference models). */
+  beforeTrainer?: () => Promise<void>;
 }
 
 const CheckpointMarker = z.strictObject({
@@ -112,6 +114,8 @@ export function createTrainingActivities(deps: TrainingDeps) {
     // Keeps the heartbeat alive through long steps and downloads, and lets cancellation arrive.
     const keepAlive = setInterval(() => ctx.heartbeat({ progress } satisfies TrainingHeartbeat), 5_000);
     try {
+      // This activity holds the worker's one slot from here on: nothing else may keep GPU memory.
+      await deps.beforeTrainer?.();
       report({ ...progress, phase: 'staging' }, 'now');
       const { manifest, manifestSha256 } = await readShardManifest(input.shardsUri);
       await recordRunConfig(input, manifestSha256);
@@ -327,10 +331,10 @@ export function createTrainingActivities(deps: TrainingDeps) {
     return files;
   }
 
-  /** A trainer left running by a worker that died: stop it before starting another on the same files. */
+  /** A trainer left running by a worker that died: stop it before starting another on the same files (only if its PID file still matches it). */
   async function stopOrphanedTrainer(runDir: string): Promise<void> {
-    const pid = readPidFile(join(runDir, 'trainer.pid'));
-    if (pid !== undefined && isAlive(pid)) await stopProcess(pid, { group: true, graceMs: deps.killGraceMs ?? 30_000 });
+    const outcome = await stopByPidFile(join(runDir, 'trainer.pid'), { graceMs: deps.killGraceMs ?? 30_000 });
+    if (outcome.kind === 'still-alive') throw new Error(`the trainer left running in ${runDir} would not stop: ${outcome.reason}`);
   }
 
   interface TrainerRun {
@@ -372,7 +376,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     });
     if (child.pid === undefined) throw new Error(`could not start the trainer (${env.python})`);
     const pid = child.pid;
-    writeFileSync(join(run.runDir, 'trainer.pid'), `${pid}\n`);
+    writePidFile(join(run.runDir, 'trainer.pid'), pid, { argv: [env.python, ...launch, '--config', run.configPath], groupLeader: true });
 
     const stderr: string[] = [];
     const stderrLog = createWriteStream(join(run.runDir, 'trainer.stderr.log'), { flags: 'a' });

@@ -38,6 +38,7 @@ import { classifyActivityError } from '../failures';
 import { getJson, getJsonIfExists, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { openAIBaseUrl } from './backends/openai';
+import type { InferencePool } from './backends/pool';
 import { BackendError, createBackend, type InferenceBackend } from './backends/types';
 import { screenshotElement } from './browser';
 import { BenchmarkLayoutError, ITEMS_FILE, limitItems, loadBenchmark, materializeItems, mimeTypeOf } from './loaders';
@@ -62,6 +63,8 @@ export interface VqaDeps {
   openaiApiKey?: string;
   /** The Python environment, for the local backend (GPU workers). */
   python?: () => Promise<PythonEnv>;
+  /** The worker's bound on loaded local models (GPU workers). */
+  inferencePool?: InferencePool;
   /** Where adapters kept in S3 are staged for the local backend. @default `<tmp>/vla-adapters` */
   adapterCacheDir?: string;
 }
@@ -162,6 +165,7 @@ export function createVqaRuntime(deps: VqaDeps) {
         ...(deps.geminiBaseUrl !== undefined && { geminiBaseUrl: deps.geminiBaseUrl }),
         ...(deps.openaiApiKey !== undefined && { openaiApiKey: deps.openaiApiKey }),
         ...(deps.python !== undefined && { python: deps.python }),
+        ...(deps.inferencePool !== undefined && { inferencePool: deps.inferencePool }),
       }),
     );
   /**
@@ -310,6 +314,8 @@ export function createVqaRuntime(deps: VqaDeps) {
         const ctx = Context.current();
         let made = 0;
         let reused = 0;
+        // The first request may (re)load a local model the worker's pool released: beats go on while it loads.
+        const keepAlive = setInterval(() => ctx.heartbeat({ made, reused }), 10_000);
         await forEachConcurrent(input.itemIds, input.concurrency, async (id) => {
           const item = items.get(id);
           if (!item) throw new BenchmarkLayoutError(`item ${id} is not in ${input.benchmark}'s items`);
@@ -345,7 +351,7 @@ export function createVqaRuntime(deps: VqaDeps) {
           if (put.created) made++;
           else reused++;
           ctx.heartbeat({ made, reused });
-        });
+        }).finally(() => clearInterval(keepAlive));
         return { made, reused };
       },
     ),

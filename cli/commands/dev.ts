@@ -1,9 +1,22 @@
 import { Argument, Command } from 'commander';
 import { loadConfig } from '../../infra/config';
 import { positiveInt } from '../options';
-import { COMPONENTS, devDown, devLogs, devStatus, devUp, uiUrl, type Component } from '../../infra/dev-stack';
+import { COMPONENTS, devDown, devLogs, devStatus, devUp, uiUrl, type Component, type ComponentStatus } from '../../infra/dev-stack';
 
 const say = (line: string): void => console.log(line);
+
+function describeComponent(c: ComponentStatus): string {
+  switch (c.state) {
+    case 'running':
+      return `running (pid ${c.pid})`;
+    case 'stopped':
+      return 'stopped';
+    case 'stale':
+      return `stopped (stale PID file: ${c.reason})`;
+    case 'unverifiable':
+      return `unknown (${c.reason})`;
+  }
+}
 
 export function registerDev(program: Command): void {
   const dev = program.command('dev').description('the local stack: Temporal dev server (with Web UI) and workers');
@@ -20,18 +33,21 @@ export function registerDev(program: Command): void {
 
   dev
     .command('down')
-    .description('stop the workers, then the server (by PID)')
-    .action(async () => devDown(loadConfig(), say));
+    .description('stop the workers, then the server (by PID file: only processes that still match it, waits bounded)')
+    .action(async () => {
+      // Each problem was printed; a non-zero exit says something may still run.
+      if ((await devDown(loadConfig(), say)).length > 0) process.exitCode = 1;
+    });
 
   dev
     .command('status')
     .description('show which components run and whether Temporal answers')
     .action(async () => {
       const status = await devStatus(loadConfig());
-      for (const c of status.components) say(`${c.component.padEnd(13)} ${c.running ? `running (pid ${c.pid})` : 'stopped'}  log: ${c.logFile}`);
+      for (const c of status.components) say(`${c.component.padEnd(13)} ${describeComponent(c)}  log: ${c.logFile}`);
       say(`temporal health: ${status.temporalHealthy ? 'ok' : `not answering (${status.temporalError ?? 'unknown'})`}`);
       say(`Temporal Web UI: ${status.uiUrl}`);
-      if (!status.components.every((c) => c.running) || !status.temporalHealthy) process.exitCode = 1;
+      if (!status.components.every((c) => c.state === 'running') || !status.temporalHealthy) process.exitCode = 1;
     });
 
   dev

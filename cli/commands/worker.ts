@@ -3,6 +3,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { Argument, Command } from 'commander';
 import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
+import { InferencePool } from '../../activities/vqa/backends/pool';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { ensurePythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
@@ -82,6 +83,12 @@ export function registerWorker(program: Command): void {
             case 'gpu': {
               const clientConnection = await Connection.connect({ address: config.temporalAddress });
               let python: ReturnType<typeof ensurePythonEnv> | undefined;
+              const inferencePool = new InferencePool({
+                maxResident: config.env.VLA_INFERENCE_MAX_RESIDENT,
+                idleMs: config.env.VLA_INFERENCE_IDLE_SECONDS * 1000,
+                log: (line) => console.log(line),
+              });
+              onExit = () => inferencePool.releaseAll('the worker shuts down');
               return createGpuWorker({
                 ...common,
                 clientConnection,
@@ -90,6 +97,7 @@ export function registerWorker(program: Command): void {
                   workDir: config.env.VLA_WORK_DIR ?? defaultGpuWorkDir(config.stateDir),
                   pythonEnv: () => (python ??= ensurePythonEnv(config.cacheDir, (line) => console.log(line))),
                   gitRevision: gitRevisionOf(REPO_ROOT),
+                  inferencePool,
                 },
               });
             }

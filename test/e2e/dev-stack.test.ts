@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { REPO_ROOT } from '../../infra/config';
-import { isAlive, readPidFile } from '../../infra/processes';
+import { inspectPidFile, isAlive } from '../../infra/processes';
 
 const run = promisify(execFile);
 
@@ -44,8 +44,12 @@ describe('vla dev', () => {
     const up = await vla('dev', 'up');
     expect(up.code, up.out).toBe(0);
     expect(up.out).toMatch(/Temporal Web UI: http:\/\/127\.0\.0\.1:\d+\/namespaces\/vla\/workflows/);
-    const temporalPid = readPidFile(join(stateDir, 'pids', 'temporal.pid'));
-    const workerPid = readPidFile(join(stateDir, 'pids', 'worker-cpu.pid'));
+    const pidOf = (component: string): number | undefined => {
+      const state = inspectPidFile(join(stateDir, 'pids', `${component}.pid`));
+      return state.kind === 'ours' ? state.record.pid : undefined;
+    };
+    const temporalPid = pidOf('temporal');
+    const workerPid = pidOf('worker-cpu');
     expect(temporalPid && isAlive(temporalPid)).toBe(true);
     expect(workerPid && isAlive(workerPid)).toBe(true);
 

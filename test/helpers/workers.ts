@@ -1,4 +1,5 @@
 import type { ObjectStore } from '../../activities/store/types';
+import type { InferencePool } from '../../activities/vqa/backends/pool';
 import type { PythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGpuWorker } from '../../workers/gpu';
@@ -12,6 +13,8 @@ export interface TestWorkerOptions {
   /** @default 'test-revision' */
   gitRevision?: string;
   killGraceMs?: number;
+  /** The GPU worker's loaded-model bound. @default the worker's default (one model) */
+  inferencePool?: InferencePool;
 }
 
 /** A CPU worker (workflows + CPU activities) on a fresh task queue named after `name`, running while `fn` runs. */
@@ -39,6 +42,7 @@ export async function withCpuAndGpuWorkers<T>(env: TemporalTestEnv, options: Tes
       pythonEnv: () => Promise.resolve(options.python),
       gitRevision: options.gitRevision ?? 'test-revision',
       ...(options.killGraceMs !== undefined && { killGraceMs: options.killGraceMs }),
+      ...(options.inferencePool !== undefined && { inferencePool: options.inferencePool }),
     },
   });
   return cpu.runUntil(gpu.runUntil(fn(queues)));

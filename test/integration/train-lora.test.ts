@@ -13,7 +13,7 @@ import type { ObjectStore } from '../../activities/store/types';
 import { ShardManifest, TrainingFailure, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { loadConfig } from '../../infra/config';
-import { isAlive } from '../../infra/processes';
+import { inspectPidFile, isAlive } from '../../infra/processes';
 import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { buildTinyModel } from '../../cli/commands/train';
 import { trainingProgressQuery, type relabelDataset, type shardDataset, type trainLora } from '../../workflows';
@@ -87,6 +87,12 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
   }
 
   const trainerPidFile = (outputUri: string): string => join(workDir, 'runs', createHash('sha256').update(outputUri).digest('hex').slice(0, 16), 'trainer.pid');
+  /** The running trainer's PID, from its PID file (which must still match the process). */
+  const trainerPid = (outputUri: string): number => {
+    const state = inspectPidFile(trainerPidFile(outputUri));
+    if (state.kind !== 'ours') throw new Error(`no running trainer behind ${trainerPidFile(outputUri)}: ${JSON.stringify(state)}`);
+    return state.record.pid;
+  };
 
   async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
     const err = await promise.then(
@@ -170,7 +176,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       const input = trainInput(gpu, 'b', { maxSteps: 8, checkpointEvery: 2 });
       const handle = await start(cpu, input);
       await waitForProgress(handle, (p) => (p.lastCheckpointStep ?? 0) >= 2);
-      const pid = Number(readFileSync(trainerPidFile(input.outputUri), 'utf8'));
+      const pid = trainerPid(input.outputUri);
       process.kill(pid, 'SIGKILL');
       const result = await handle.result();
       expect(result.steps).toBe(8);
@@ -184,7 +190,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       const input = trainInput(gpu, 'c', { maxSteps: 100_000, checkpointEvery: 2 });
       const handle = await start(cpu, input);
       const progress = await waitForProgress(handle, (p) => (p.lastCheckpointStep ?? 0) >= 2);
-      const pid = Number(readFileSync(trainerPidFile(input.outputUri), 'utf8'));
+      const pid = trainerPid(input.outputUri);
       expect(isAlive(pid)).toBe(true);
       await handle.cancel();
       const err = await handle.result().then(

@@ -7,6 +7,7 @@ import type { VqaRequest } from '../../../data-schemas/vqa';
 import type { PythonEnv } from '../../../infra/python';
 import { stopProcess } from '../../../infra/processes';
 import { BackendError, BackendErrorCode } from './errors';
+import type { InferencePool, ResidentModel } from './pool';
 import type { InferenceBackend } from './types';
 
 /**
@@ -26,6 +27,8 @@ export interface LocalBackendOptions {
   device?: string;
   /** Loading the model; a child not ready by then is stopped. @default 600_000 */
   loadTimeoutMs?: number;
+  /** The worker's bound on loaded models: the child is started through it, released when idle or evicted. */
+  pool?: InferencePool;
 }
 
 /** The protocol's answer line, with logprobs when asked for. */
@@ -106,6 +109,30 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
   let child: Child | undefined;
   let info: ReadyLine | undefined;
   let closed = false;
+  const pool = options.pool;
+  let starting: Promise<Child> | undefined;
+
+  /** Stops the running child; the next request starts another. */
+  async function stopChild(): Promise<void> {
+    // A child still loading is stopped once it is there.
+    if (starting) await starting.catch(() => undefined);
+    const current = child;
+    if (!current) return;
+    current.process.stdin!.end();
+    // stopProcess's waits are bounded; a process that outlives SIGKILL is not waited for.
+    const stopped = await stopProcess(current.pid, { group: true, graceMs: 5_000 }).then(
+      () => true,
+      () => false,
+    );
+    if (stopped) await current.exited;
+  }
+  const resident: ResidentModel = {
+    label,
+    get busy() {
+      return pending.size > 0 || starting !== undefined;
+    },
+    release: stopChild,
+  };
 
   function failAll(err: BackendError): void {
     for (const p of pending.values()) p.reject(err);
@@ -119,6 +146,7 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
     if (options.maxBatchSize !== undefined) args.push('--max-batch-size', String(options.maxBatchSize));
     if (options.batchWindowMs !== undefined) args.push('--batch-window-ms', String(options.batchWindowMs));
     if (options.device !== undefined) args.push('--device', options.device);
+    await pool?.admit(resident);
     const proc = spawn(env.python, args, {
       // Its own process group: close() stops it and anything it started.
       detached: true,
@@ -193,7 +221,10 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
       });
       proc.once('close', (code, signal) => {
         state.dead = true;
-        if (child?.process === proc) child = undefined;
+        if (child?.process === proc) {
+          child = undefined;
+          pool?.exited(resident);
+        }
         const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
         const failure = loadError ?? new BackendError('server', `${label}: the inference process ${how}${closed ? ' (backend closed)' : ''}${lastStderr()}`);
         settleReady.reject(failure);
@@ -220,8 +251,6 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
     return { process: proc, pid, ready, exited, state };
   }
 
-  let starting: Promise<Child> | undefined;
-
   async function running(): Promise<Child> {
     if (closed) throw new BackendError('server', `${label}: the backend is closed`);
     if (!child) {
@@ -244,9 +273,15 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
     return current;
   }
 
+  /** The last request answered: the pool may release the child once it stays idle. */
+  function settled(): void {
+    if (pending.size === 0) pool?.idle(resident);
+  }
+
   async function generateRaw(request: VqaRequest, callOptions: { signal?: AbortSignal; logprobs?: boolean } = {}): Promise<LocalAnswer> {
     const { signal } = callOptions;
     if (signal?.aborted) throw abortReason(signal);
+    pool?.used(resident);
     const current = await running();
     const id = randomUUID();
     const g = request.generation;
@@ -265,16 +300,19 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
         // The child still answers; the answer is dropped.
         pending.delete(id);
         reject(abortReason(signal));
+        settled();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       pending.set(id, {
         resolve: (a) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(a);
+          settled();
         },
         reject: (e) => {
           signal?.removeEventListener('abort', onAbort);
           reject(e);
+          settled();
         },
       });
       current.process.stdin!.write(`${line}\n`);
@@ -295,15 +333,14 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
       return { text: answer.text, usage: { inputTokens: answer.inputTokens, outputTokens: answer.outputTokens }, ...(answer.truncated && { truncated: true }) };
     },
     async check() {
+      pool?.used(resident);
       await running();
+      pool?.idle(resident);
     },
     async close() {
       closed = true;
-      const current = child;
-      if (!current) return;
-      current.process.stdin!.end();
-      await stopProcess(current.pid, { group: true, graceMs: 5_000 }).catch(() => undefined);
-      await current.exited;
+      await stopChild();
+      pool?.exited(resident);
     },
   };
 }

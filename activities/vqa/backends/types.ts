@@ -4,6 +4,7 @@ import { BackendError } from './errors';
 import { createGeminiBackend } from './gemini';
 import { createLocalBackend } from './local';
 import { createOpenAIBackend } from './openai';
+import type { InferencePool } from './pool';
 
 /**
  * VQA inference backends: one interface, implemented for OpenAI-compatible servers (vLLM), Gemini and
@@ -54,6 +55,8 @@ export interface BackendEnv {
   geminiBaseUrl?: string;
   openaiApiKey?: string;
   python?: () => Promise<PythonEnv>;
+  /** The worker's bound on loaded local models (GPU workers). */
+  inferencePool?: InferencePool;
 }
 
 export function createBackend(spec: ModelSpec, env: BackendEnv): InferenceBackend {
@@ -69,6 +72,11 @@ export function createBackend(spec: ModelSpec, env: BackendEnv): InferenceBacken
       });
     case 'local':
       if (!env.python) throw new BackendError('bad_request', `model ${spec.name}: the local backend needs the project's Python environment (a GPU worker's pythonEnv)`);
-      return createLocalBackend({ baseModel: spec.baseModel, ...(spec.adapter !== undefined && { adapter: spec.adapter }), python: env.python });
+      return createLocalBackend({
+        baseModel: spec.baseModel,
+        ...(spec.adapter !== undefined && { adapter: spec.adapter }),
+        python: env.python,
+        ...(env.inferencePool !== undefined && { pool: env.inferencePool }),
+      });
   }
 }

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import IO, Any, Callable
 
-from ..parent_watch import watch_parent
+from ..parent_watch import die_with_parent, watch_parent
 from .protocol import EOF_MARK, Gatherer, ProtocolError, Request, error_answer, parse_request
 
 
@@ -111,6 +111,8 @@ def _watch_parent(write_log: Callable[[str], None]) -> None:
         write_log(f"the parent process {parent} is gone: exiting")
         os._exit(0)
 
+    # The kernel's signal is immediate and GIL-free; the polling thread covers other platforms.
+    die_with_parent()
     watch_parent(gone)
 
 
