@@ -168,9 +168,9 @@ describe('VLM2VLA-AT: an action-tokens adapter drives robotEpisode on a simulate
       expect(c.action?.attempts.at(-1)?.raw).toContain('0.010');
     }
   };
-  /** A copy of the trained adapter with its files changed, for the refusals. */
+  /** A copy of the trained adapter with its files changed, for the refusals (in the store: the station reads only there). */
   const adapterCopy = (name: string, change: (path: string) => void): string => {
-    const path = join(dir, 'adapters', name);
+    const path = join(dir, 'store', 'adapters', name);
     cpSync(fileURLToPath(adapterUri), path, { recursive: true });
     change(path);
     return fileUri(path);
