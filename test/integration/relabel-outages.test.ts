@@ -2,8 +2,6 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,19 +15,11 @@ import type { relabelDataset } from '../../workflows';
 import { VlaWaitingOn } from '../../workflows/search-attributes';
 import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
 import { simulateSample } from '../helpers/datasets';
+import { closedPort } from '../helpers/net';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 
 const API_KEY = 'AIzaTEST-key-outages-000000000000000001';
 const GEMINI: LabelerChoice = { name: 'gemini', model: 'gemini-2.5-flash' };
-
-/** A loopback port nothing listens on: connections to it are refused at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Polls `read` until it returns a defined value (the deadline only bounds a broken run). */
 async function eventually<T>(read: () => Promise<T | undefined>, what: string, deadlineMs = 120_000): Promise<T> {

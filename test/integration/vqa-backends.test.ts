@@ -1,8 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +17,7 @@ import { isAlive } from '../../infra/processes';
 import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
 import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
+import { closedPort } from '../helpers/net';
 
 const exec = promisify(execFile);
 
@@ -44,15 +43,6 @@ async function failure(promise: Promise<unknown>, code: BackendErrorCode): Promi
   expect(e.code, e.message).toBe(code);
   expect(e.nonRetryable).toBe(!['unreachable', 'rate_limited', 'server', 'malformed'].includes(code));
   return e;
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('openai backend against a local OpenAI-wire server (real openai client)', () => {
