@@ -22,12 +22,24 @@ export interface StartedProcess {
 export function startProcess(
   command: string,
   args: readonly string[],
-  options: { logFile: string; pidFile?: string; detached?: boolean; env?: NodeJS.ProcessEnv; cwd?: string },
+  options: {
+    logFile: string;
+    pidFile?: string;
+    detached?: boolean;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    /**
+     * Run inside this network namespace (`ip netns exec`, which execs the command in place: the PID
+     * and the recorded identity are the command's own). Needs root.
+     */
+    netns?: string;
+  },
 ): StartedProcess {
   mkdirSync(dirname(options.logFile), { recursive: true });
   const out = openSync(options.logFile, 'a');
   try {
-    const child = spawn(command, args, {
+    const [file, argv] = options.netns === undefined ? [command, args] : ['ip', ['netns', 'exec', options.netns, command, ...args]];
+    const child = spawn(file, argv, {
       stdio: ['ignore', out, out],
       // Detached: its own process group, so it outlives `vla dev up` and we can signal the group.
       detached: options.detached ?? false,
@@ -36,6 +48,7 @@ export function startProcess(
     });
     if (child.pid === undefined) throw new Error(`could not start ${command}`);
     if (options.detached) child.unref();
+    // The command's own argv: what /proc shows once `ip netns exec` has exec'd it.
     if (options.pidFile) writePidFile(options.pidFile, child.pid, { argv: [command, ...args], groupLeader: options.detached ?? false });
     return { pid: child.pid, logFile: options.logFile };
   } finally {

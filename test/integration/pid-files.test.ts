@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -156,5 +156,20 @@ describe('PID files record process identity; dev status and dev down act only on
     expect(status.state).toBe('unverifiable');
     expect(status.reason).toContain('is not a PID file');
     expect(await devDown(config, log, { graceMs: 500, killWaitMs: 500 })).toEqual([]);
+  });
+  it.runIf(process.getuid?.() === 0)('a process started in a network namespace is recorded as itself (ip netns exec execs in place)', async () => {
+    const netns = `vla-pidtest-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', netns]);
+    try {
+      const proc = startProcess('sleep', ['302'], { logFile: join(dir, 'logs', 'netns.log'), pidFile: pidFile('worker-cpu'), detached: true, netns });
+      started.push(proc.pid);
+      // Until ip has exec'd, /proc shows ip's command line; the identity (start time) is the same.
+      while (processIdentity(proc.pid)?.argv[0] !== 'sleep') await sleep(20);
+      expect(inspectPidFile(pidFile('worker-cpu'))).toMatchObject({ kind: 'ours', record: { pid: proc.pid, argv: ['sleep', '302'] } });
+      expect(readlinkSync(`/proc/${proc.pid}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+    } finally {
+      for (const pid of started.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      execFileSync('ip', ['netns', 'delete', netns]);
+    }
   });
 });
