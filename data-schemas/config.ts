@@ -43,6 +43,19 @@ export const EnvConfig = z.object({
   VLA_INFERENCE_MAX_RESIDENT: z.coerce.number().int().min(1).default(1),
   /** GPU workers: a loaded inference model left idle this long is released. */
   VLA_INFERENCE_IDLE_SECONDS: z.coerce.number().int().min(0).default(120),
+  /**
+   * Workers: where to serve Prometheus metrics (`host:port`; the SDK's own and the pipelines'),
+   * scraped at `http://<host:port>/metrics`. Unset: no metrics endpoint.
+   */
+  VLA_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464')
+    .optional(),
+  /**
+   * `1` where workers run on several hosts (the cluster profile, Kubernetes, Slurm): a `file://`
+   * store is local to one host, so it is refused; only `s3://` stores are shared.
+   */
+  VLA_MULTI_HOST: z.enum(['0', '1']).default('0').transform((flag) => flag === '1'),
   /** A `temporal` CLI to use instead of looking on PATH or building one. */
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
 });
