@@ -31,6 +31,7 @@ const BEFORE_PATCH = [
   { patchId: 'relabel-page-precheck', history: 'relabelDataset-first-run-before-page-precheck.json' },
   { patchId: 'relabel-queue-watch', history: 'relabelDataset-first-run.json' },
   { patchId: 'campaign-station-watch', history: 'evalCampaign.json', workflowId: 'evalCampaign.workflow-id' },
+  { patchId: 'vqa-sweep-queue-watch', history: 'vqaSweep-before-queue-watch.json' },
 ] as const;
 
 const PATCH_MARKER = 'core_patch';
