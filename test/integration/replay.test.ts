@@ -23,7 +23,11 @@ const HISTORIES = HISTORIES_DIR;
  * intended, versioned change with `VLA_RECORD_HISTORIES=1 npx vitest run test/integration/replay.test.ts`
  * (relabel), `... test/integration/train-lora.test.ts -t trains` (shardDataset, trainLora),
  * `... test/integration/robot-episode.test.ts` (robotEpisode, stationLock) and
- * `... test/integration/eval-campaign.test.ts` (evalCampaign).
+ * `... test/integration/eval-campaign.test.ts` (evalCampaign). The `*-before-<patch>` histories come
+ * from the workflow code before that patch and stay as they are; vqaSweep's and vqaEvaluate's were
+ * recorded once from the code before `vqa-sweep-queue-watch` (an OpenAI-compatible backend on a
+ * queue of its own) and have no recording mode. test/integration/rollout.test.ts shows each of them
+ * breaks once its change ships without the patch.
  */
 describe('replay of recorded workflow histories', () => {
   const recording = process.env.VLA_RECORD_HISTORIES === '1';
@@ -78,7 +82,7 @@ describe('replay of recorded workflow histories', () => {
   // Listed when the file is collected: in recording mode, before the recording runs.
   const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json'));
 
-  it.skipIf(recording)('has histories of the relabel, shard, training, episode, lock and campaign workflows', () => {
+  it.skipIf(recording)('has histories of the relabel, shard, training, VQA, episode, lock and campaign workflows', () => {
     expect(files.some((f) => f.startsWith('relabelDataset'))).toBe(true);
     expect(files.some((f) => f.startsWith('relabelTrajectory'))).toBe(true);
     expect(files.some((f) => f.startsWith('shardDataset'))).toBe(true);
@@ -86,6 +90,8 @@ describe('replay of recorded workflow histories', () => {
     expect(files.some((f) => f.startsWith('robotEpisode'))).toBe(true);
     expect(files.some((f) => f.startsWith('stationLock'))).toBe(true);
     expect(files.some((f) => f.startsWith('evalCampaign'))).toBe(true);
+    expect(files.some((f) => f.startsWith('vqaSweep'))).toBe(true);
+    expect(files.some((f) => f.startsWith('vqaEvaluate'))).toBe(true);
   });
 
   it.each(files)('%s replays without non-determinism', async (file) => {
