@@ -1,8 +1,9 @@
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, type ObjectStore } from '../../activities/store';
 import { clusterDown, clusterEnv, clusterPaths, clusterStatus, clusterUp, CLUSTER_BUCKET, type ClusterClient, type ClusterInfo } from '../../infra/cluster/cluster';
@@ -88,13 +89,27 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
   }
   const smokeUri = (name: string): string => `s3://${CLUSTER_BUCKET}/cluster-test/${name}.txt`;
 
-  /** Starts the smoke workflow on a queue no worker polls yet: it waits in the server's database. */
-  const startPending = (client: Client, name: string): Promise<{ handle: WorkflowHandle; taskQueue: string }> => {
+  /**
+   * Starts the smoke workflow and runs its first workflow task on a worker without activities: the
+   * workflow is in flight, its activity scheduled and waiting in the server's database.
+   */
+  async function startInFlight(name: string): Promise<{ workflowId: string; taskQueue: string }> {
     const taskQueue = uniqueTaskQueue(name);
-    return client.workflow
-      .start('storeSmoke', { taskQueue, workflowId: `cluster-${taskQueue}`, args: [{ outputUri: smokeUri(name), text: name }] })
-      .then((handle) => ({ handle, taskQueue }));
-  };
+    const workflowId = `cluster-${taskQueue}`;
+    await withClient(async (client) => {
+      const handle = await client.workflow.start('storeSmoke', { taskQueue, workflowId, args: [{ outputUri: smokeUri(name), text: name }] });
+      const connection = await NativeConnection.connect({ address: info.temporalAddress, tls: tlsFor('cpu') });
+      try {
+        const workflowsOnly = await Worker.create({ connection, namespace: NAMESPACE, taskQueue, workflowBundle: await workflowBundle() });
+        await workflowsOnly.runUntil(async () => {
+          while (((await handle.describe()).raw.pendingActivities ?? []).length === 0) await sleep(200);
+        });
+      } finally {
+        await connection.close();
+      }
+    });
+    return { workflowId, taskQueue };
+  }
 
   it('runs a workflow end to end over mTLS, writing to the cluster S3 store, with the namespace and search attributes registered', async () => {
     await withClient(async (client) => {
@@ -153,28 +168,28 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
     }
   }, STEP_TIMEOUT_MS);
 
-  it('keeps a workflow across a restart of the Temporal server (`up` again restarts only what is down)', async () => {
+  it('keeps an in-flight workflow (its activity scheduled) across a restart of the Temporal server (`up` again restarts only what is down)', async () => {
     const paths = clusterPaths(stateDir);
     const before = inspectPidFile(paths.pidFile('postgres'));
-    const { handle, taskQueue } = await withClient((client) => startPending(client, 'temporal-restart'));
+    const { workflowId, taskQueue } = await startInFlight('temporal-restart');
     expect((await stopByPidFile(paths.pidFile('temporal'))).kind).toBe('stopped');
     await clusterUp({ stateDir, cacheDir: loadConfig().cacheDir, namespace: NAMESPACE });
     // PostgreSQL kept running: only the Temporal server restarted.
     expect(inspectPidFile(paths.pidFile('postgres'))).toEqual(before);
-    const result = await withClient((client) => runCpuWorkerUntil(taskQueue, client.workflow.getHandle(handle.workflowId).result()));
+    const result = await withClient((client) => runCpuWorkerUntil(taskQueue, client.workflow.getHandle(workflowId).result()));
     expect(result).toMatchObject({ uri: smokeUri('temporal-restart'), created: true });
   }, STEP_TIMEOUT_MS);
 
-  it('keeps a workflow across a restart of PostgreSQL under the running Temporal server', async () => {
+  it('keeps an in-flight workflow across a restart of PostgreSQL under the running Temporal server', async () => {
     const paths = clusterPaths(stateDir);
     const temporalBefore = inspectPidFile(paths.pidFile('temporal'));
     expect(temporalBefore.kind).toBe('ours');
-    const { handle, taskQueue } = await withClient((client) => startPending(client, 'postgres-restart'));
+    const { workflowId, taskQueue } = await startInFlight('postgres-restart');
     expect((await stopPostgres(paths.pidFile('postgres'))).kind).toBe('stopped');
     await clusterUp({ stateDir, cacheDir: loadConfig().cacheDir, namespace: NAMESPACE });
     // The server rode out the database restart: same process.
     expect(inspectPidFile(paths.pidFile('temporal'))).toEqual(temporalBefore);
-    const result = await withClient((client) => runCpuWorkerUntil(taskQueue, client.workflow.getHandle(handle.workflowId).result()));
+    const result = await withClient((client) => runCpuWorkerUntil(taskQueue, client.workflow.getHandle(workflowId).result()));
     expect(result).toMatchObject({ uri: smokeUri('postgres-restart'), created: true });
     expect((await store.get(smokeUri('postgres-restart'))).toString()).toBe('postgres-restart');
   }, STEP_TIMEOUT_MS);
