@@ -157,13 +157,15 @@ async function createManifest(paths: ClusterPaths, namespace: string, placement:
     }
     return existing;
   }
-  // Distinct free ports, each checked on the address the servers bind. Membership ports go into a
-  // smallint column of Temporal's schema, so they stay at or below 32767.
+  // Distinct free ports, each checked on the address the servers bind (for servers in another
+  // network namespace, where that address is not ours, on every address here instead). Membership
+  // ports go into a smallint column of Temporal's schema, so they stay at or below 32767.
   const taken = new Set<number>();
   const membershipFrom = 20_000 + randomInt(12_000);
+  const where = placement.netns === undefined ? { host: placement.serverIp } : {};
   const freePort = async (membership = false): Promise<number> => {
     for (;;) {
-      const port = await getPort({ host: placement.serverIp, ...(membership && { port: portNumbers(membershipFrom, 32_767) }) });
+      const port = await getPort({ ...where, ...(membership && { port: portNumbers(membershipFrom, 32_767) }) });
       if (!taken.has(port)) {
         taken.add(port);
         return port;
@@ -268,7 +270,7 @@ export async function clusterUp(options: ClusterOptions): Promise<ClusterInfo> {
   const account = await postgresAccount(log);
   const password = ensurePassword(paths.postgresPasswordFile);
   if (!running('postgres', paths, log)) {
-    await initPostgres({ binDir, dataDir: paths.postgresData, passwordFile: paths.postgresPasswordFile, account, log });
+    await initPostgres({ binDir, dataDir: paths.postgresData, passwordFile: paths.postgresPasswordFile, account, bindIp: serverIp, log });
     const pid = await startPostgres({ binDir, dataDir: paths.postgresData, logFile: paths.logFile('postgres'), pidFile: paths.pidFile('postgres'), bindIp: serverIp, port: manifest.ports.postgres, account, netns });
     log(`postgres started (pid ${pid}) on ${bracket(serverIp)}:${manifest.ports.postgres}, data ${paths.postgresData}`);
   }

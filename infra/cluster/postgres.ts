@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -117,7 +117,15 @@ export function ensurePassword(file: string): string {
  * Initialises the data directory once (`initdb`, superuser POSTGRES_USER with the password from
  * `passwordFile`, password logins only); a directory that already holds a cluster is kept.
  */
-export async function initPostgres(options: { binDir: string; dataDir: string; passwordFile: string; account: PostgresAccount | undefined; log: (line: string) => void }): Promise<void> {
+export async function initPostgres(options: {
+  binDir: string;
+  dataDir: string;
+  passwordFile: string;
+  account: PostgresAccount | undefined;
+  /** The address the server listens on; Temporal, on the same host, connects from it. */
+  bindIp: string;
+  log: (line: string) => void;
+}): Promise<void> {
   const { binDir, dataDir, account } = options;
   if (existsSync(join(dataDir, 'PG_VERSION'))) return;
   const password = ensurePassword(options.passwordFile);
@@ -140,6 +148,10 @@ export async function initPostgres(options: { binDir: string; dataDir: string; p
     await runAs(account, join(binDir, 'initdb'), ['-D', dataDir, '-U', POSTGRES_USER, `--pwfile=${pwFile}`, '--auth-local=scram-sha-256', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C']);
   } finally {
     rmSync(pwFile, { force: true });
+  }
+  // initdb lets in loopback clients only; a server on another address is dialled from that address.
+  if (!['127.0.0.1', '::1'].includes(options.bindIp)) {
+    appendFileSync(join(dataDir, 'pg_hba.conf'), `host all all ${options.bindIp}/${options.bindIp.includes(':') ? 128 : 32} scram-sha-256\n`);
   }
 }
 

@@ -214,6 +214,21 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
     ]);
   }, STEP_TIMEOUT_MS);
 
+  it('lets in password logins from the server address when PostgreSQL listens off loopback (Temporal dials it from there)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vla-pg-hba-'));
+    try {
+      chmodSync(dir, 0o755);
+      const dataDir = join(dir, 'postgres');
+      await initPostgres({ binDir: findPostgresBinDir()!, dataDir, passwordFile: join(dir, 'pw'), account: await postgresAccount(() => {}), bindIp: '10.231.7.2', log: () => {} });
+      const rules = readFileSync(join(dataDir, 'pg_hba.conf'), 'utf8').split('\n').filter((line) => line.startsWith('host '));
+      expect(rules).toContain('host all all 10.231.7.2/32 scram-sha-256');
+      // Nothing trusts without a password.
+      expect(rules.every((line) => line.endsWith('scram-sha-256'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, STEP_TIMEOUT_MS);
+
   it.runIf(process.getuid?.() === 0)('names the folder when PostgreSQL (run as an unprivileged account) cannot reach its data directory', async () => {
     const binDir = findPostgresBinDir();
     expect(binDir).toBeDefined();
@@ -221,7 +236,7 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
     try {
       chmodSync(closed, 0o700);
       const dataDir = join(closed, 'state', 'cluster', 'postgres');
-      await expect(initPostgres({ binDir: binDir!, dataDir, passwordFile: join(closed, 'pw'), account: await postgresAccount(() => {}), log: () => {} })).rejects.toThrow(
+      await expect(initPostgres({ binDir: binDir!, dataDir, passwordFile: join(closed, 'pw'), account: await postgresAccount(() => {}), bindIp: '127.0.0.1', log: () => {} })).rejects.toThrow(
         `PostgreSQL runs as the account postgres, which cannot reach ${dataDir}`,
       );
     } finally {
