@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerCluster } from './commands/cluster';
 import { registerDataImport } from './commands/data-import';
 import { registerDataSimulate } from './commands/data-simulate';
 import { registerDataValidate } from './commands/data-validate';
@@ -18,6 +19,7 @@ const program = new Command('vla')
 
 registerDemo(program);
 registerDev(program);
+registerCluster(program);
 registerWorker(program);
 registerRelabel(program);
 registerShard(program);

@@ -33,12 +33,19 @@ export function startProcess(
      * and the recorded identity are the command's own). Needs root.
      */
     netns?: string;
+    /**
+     * Run as this unprivileged account (`setpriv`, which also execs in place, so the PID stays the
+     * command's own): for servers that refuse to run as root, such as PostgreSQL. Needs root.
+     */
+    user?: { uid: number; gid: number };
   },
 ): StartedProcess {
   mkdirSync(dirname(options.logFile), { recursive: true });
   const out = openSync(options.logFile, 'a');
   try {
-    const [file, argv] = options.netns === undefined ? [command, args] : ['ip', ['netns', 'exec', options.netns, command, ...args]];
+    const asUser = options.user === undefined ? [command, ...args] : ['setpriv', `--reuid=${options.user.uid}`, `--regid=${options.user.gid}`, '--init-groups', '--', command, ...args];
+    const inNetns = options.netns === undefined ? asUser : ['ip', 'netns', 'exec', options.netns, ...asUser];
+    const [file, ...argv] = inNetns as [string, ...string[]];
     const child = spawn(file, argv, {
       stdio: ['ignore', out, out],
       // Detached: its own process group, so it outlives `vla dev up` and we can signal the group.
@@ -48,7 +55,7 @@ export function startProcess(
     });
     if (child.pid === undefined) throw new Error(`could not start ${command}`);
     if (options.detached) child.unref();
-    // The command's own argv: what /proc shows once `ip netns exec` has exec'd it.
+    // The command's own argv: what /proc shows once `ip netns exec` and `setpriv` have exec'd it.
     if (options.pidFile) writePidFile(options.pidFile, child.pid, { argv: [command, ...args], groupLeader: options.detached ?? false });
     return { pid: child.pid, logFile: options.logFile };
   } finally {

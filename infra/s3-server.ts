@@ -34,8 +34,12 @@ export function ensureVersitygw(options: { cacheDir?: string; log?: (line: strin
 export interface S3ServerOptions {
   /** Root folder; each subfolder is a bucket. Created when missing. */
   dataDir: string;
-  /** @default a free loopback port */
+  /** @default a free port on `bindIp` */
   port?: number;
+  /** The address the server listens on, and clients dial. @default '127.0.0.1' */
+  bindIp?: string;
+  /** Run inside this network namespace (`startProcess`'s `netns`). @default none: the caller's */
+  netns?: string;
   /** @default DEV_S3_ACCESS_KEY_ID */
   accessKeyId?: string;
   /** @default DEV_S3_SECRET_ACCESS_KEY */
@@ -65,7 +69,7 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** Starts versitygw on 127.0.0.1 with a posix backend and waits until it answers HTTP. */
+/** Starts versitygw (on 127.0.0.1 unless told otherwise) with a posix backend and waits until it answers HTTP. */
 export async function startS3Server(options: S3ServerOptions): Promise<S3Server> {
   const binary = options.binary ?? (await ensureVersitygw());
   const dataDir = resolve(options.dataDir);
@@ -75,21 +79,24 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   const secretAccessKey = options.secretAccessKey ?? DEV_S3_SECRET_ACCESS_KEY;
   const region = options.region ?? 'us-east-1';
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
+  const bindIp = options.bindIp ?? '127.0.0.1';
+  const host = bindIp.includes(':') ? `[${bindIp}]` : bindIp;
 
   // A port picked by get-port can be taken before the server binds it; pick again then.
   const attempts = options.port === undefined ? 3 : 1;
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
-    const port = options.port ?? (await getPort({ host: '127.0.0.1' }));
-    const endpoint = `http://127.0.0.1:${port}`;
+    const port = options.port ?? (await getPort({ host: bindIp }));
+    const endpoint = `http://${host}:${port}`;
     const proc = startProcess(
       binary,
       // --keep-alive: without it every request pays a new TCP connection; --quiet: no per-request log lines.
-      ['--port', `127.0.0.1:${port}`, '--region', region, '--keep-alive', '--quiet', 'posix', dataDir],
+      ['--port', `${host}:${port}`, '--region', region, '--keep-alive', '--quiet', 'posix', dataDir],
       {
         logFile,
         pidFile: options.pidFile,
         detached: options.detached,
+        netns: options.netns,
         // Credentials go through the environment rather than argv, which any local user can read in `ps`.
         env: { ...process.env, ROOT_ACCESS_KEY_ID: accessKeyId, ROOT_SECRET_ACCESS_KEY: secretAccessKey },
       },

@@ -113,11 +113,16 @@ export async function waitForTemporal(address: string, namespace: string, timeou
 export async function checkTemporal(address: string, namespace: string): Promise<void> {
   const connection = await Connection.connect({ address, connectTimeout: 2_000 });
   try {
-    await connection.workflowService.describeNamespace({ namespace });
-    const attrs = await connection.operatorService.listSearchAttributes({ namespace });
-    const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (attrs.customAttributes ?? {})));
-    if (missing.length > 0) throw new Error(`search attributes not registered: ${missing.join(', ')}`);
+    await checkNamespaceReady(connection, namespace);
   } finally {
     await connection.close();
   }
+}
+
+/** The namespace answers and has every search attribute the project needs (any connection: plain or mTLS). */
+export async function checkNamespaceReady(connection: Connection, namespace: string): Promise<void> {
+  await connection.workflowService.describeNamespace({ namespace });
+  const attrs = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (attrs.customAttributes ?? {})));
+  if (missing.length > 0) throw new Error(`search attributes not registered: ${missing.join(', ')}`);
 }

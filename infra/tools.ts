@@ -49,10 +49,15 @@ export interface GoTool {
   envVar: string;
   module: string;
   version: string;
+  /**
+   * Whether a `binary` found on PATH will do. Off for generically named binaries (the Temporal
+   * server's is `server`), which could be anything. @default true
+   */
+  lookOnPath?: boolean;
 }
 
 /**
- * The tool's binary: `$envVar`, else `binary` on PATH, else the copy built once with `go install`
+ * The tool's binary: `$envVar`, else `binary` on PATH (unless `lookOnPath` is false), else the copy built once with `go install`
  * into `<cacheDir>/bin/<binary>-<version>/`.
  */
 export async function ensureGoTool(tool: GoTool, cacheDir: string, log: (line: string) => void): Promise<string> {
@@ -61,5 +66,6 @@ export async function ensureGoTool(tool: GoTool, cacheDir: string, log: (line: s
     if (!existsSync(fromEnv)) throw new Error(`${tool.envVar}=${fromEnv} does not exist`);
     return fromEnv;
   }
-  return findOnPath(tool.binary) ?? goInstall(`${tool.module}@${tool.version}`, join(cacheDir, 'bin', `${tool.binary}-${tool.version}`), tool.binary, log);
+  const onPath = tool.lookOnPath === false ? undefined : findOnPath(tool.binary);
+  return onPath ?? goInstall(`${tool.module}@${tool.version}`, join(cacheDir, 'bin', `${tool.binary}-${tool.version}`), tool.binary, log);
 }

@@ -30,8 +30,9 @@ const CertName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'a certifi
 
 export const CertificateRequest = z.object({
   name: CertName,
-  usage: z.enum(['server', 'client']),
-  /** Server certificates: the DNS names and IP addresses clients dial. */
+  /** `peer`: both, for a cluster member that serves and dials its peers (Temporal's internode mTLS). */
+  usage: z.enum(['server', 'client', 'peer']),
+  /** Server and peer certificates: the DNS names and IP addresses clients dial. */
   dnsNames: z.array(z.string().min(1)).default([]),
   ipAddresses: z.array(z.ipv4().or(z.ipv6())).default([]),
   /** Validity window; defaults to now minus one hour .. now plus `days`. */
@@ -113,7 +114,7 @@ export async function issueCertificate(ca: CertificateAuthority, outDir: string,
       '[ext]',
       'basicConstraints = critical,CA:FALSE',
       'keyUsage = critical,digitalSignature,keyEncipherment',
-      `extendedKeyUsage = ${req.usage === 'server' ? 'serverAuth' : 'clientAuth'}`,
+      `extendedKeyUsage = ${{ server: 'serverAuth', client: 'clientAuth', peer: 'serverAuth,clientAuth' }[req.usage]}`,
       ...(san.length > 0 ? [`subjectAltName = ${san.join(',')}`] : []),
       '',
     ].join('\n'),

@@ -29,6 +29,16 @@ describe('cluster certificates (openssl)', () => {
     expect(readFileSync((await createCertificateAuthority(join(dir, 'ca'))).certFile, 'utf8')).toBe(readFileSync(ca.certFile, 'utf8'));
   });
 
+  it('issues a peer certificate for both ends of internode mutual TLS (serverAuth and clientAuth)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vla-certs-'));
+    const ca = await createCertificateAuthority(join(dir, 'ca'));
+    const peer = await issueCertificate(ca, join(dir, 'out'), { name: 'temporal-server', usage: 'peer', dnsNames: ['localhost'], ipAddresses: ['10.0.0.1'] });
+    const cert = new X509Certificate(readFileSync(peer.certFile));
+    expect(cert.verify(new X509Certificate(readFileSync(ca.certFile)).publicKey)).toBe(true);
+    expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
+    expect(cert.subjectAltName).toBe('DNS:localhost, IP Address:10.0.0.1');
+  });
+
   it('refuses a name that could escape its folder', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vla-certs-'));
     const ca = await createCertificateAuthority(join(dir, 'ca'));
