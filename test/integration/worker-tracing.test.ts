@@ -99,6 +99,8 @@ describe('OpenTelemetry tracing: client -> workflow -> activities in one trace',
     const ids = new Set(trace.map((s) => s.spanId));
     for (const s of trace) if (s !== start) expect(ids.has(s.parentSpanId ?? ''), `${s.name} has its parent in the trace`).toBe(true);
     expect(find('RunWorkflow:relabelDataset')!.parentSpanId).toBe(start.spanId);
+    const child = find('RunWorkflow:relabelTrajectory')!;
+    expect(trace.find((s) => s.spanId === child.parentSpanId)?.name).toBe('StartChildWorkflow:relabelTrajectory');
     const run = find('RunActivity:writeRelabelRecord')!;
     expect(trace.find((s) => s.spanId === run.parentSpanId)?.name).toBe('StartActivity:writeRelabelRecord');
     // Every worker-side span carries the worker's service name.
