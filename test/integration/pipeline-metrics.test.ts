@@ -22,8 +22,8 @@ const M = PIPELINE_METRICS;
 /**
  * The emitters through the SDK's real runtime and its Prometheus endpoint, in this test's own
  * process (the runtime is installed once per process; vitest runs each file in its own fork).
- * The relabel, Gemini, episode and station metrics are also checked end to end with worker
- * processes in worker-metrics.test.ts.
+ * End to end with worker processes: worker-metrics.test.ts (relabel, Gemini, episode, station)
+ * and training-metrics.test.ts (training).
  */
 describe('pipeline metrics through the SDK runtime (installWorkerRuntime)', () => {
   let address: string;
