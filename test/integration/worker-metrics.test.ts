@@ -16,9 +16,12 @@ import type { relabelDataset } from '../../workflows';
 import { getJson } from '../../activities/store';
 import { EpisodeRecord, RobotEpisodeResult } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
-import type { robotEpisode } from '../../workflows';
+import type { robotEpisode, vqaSweep } from '../../workflows';
 import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
 import { closedPort } from '../helpers/net';
+import { createOpenAIServer } from '../fixtures/openai-server';
+import type { VqaSweepInput } from '../../data-schemas/vqa';
+import type { z } from 'zod';
 import { startStationProcess, type StationProcess } from '../helpers/stations';
 import { simulateSample } from '../helpers/datasets';
 import { scrape, valueOf, type Sample } from '../helpers/prometheus';
@@ -211,5 +214,39 @@ describe('worker processes serve Prometheus metrics (the SDK runtime and the pip
     }
     expect(available).toBe(0);
     await handle.terminate('the test is done with it').catch(() => undefined);
+  });
+
+  it('a VQA sweep: predictions made and items scored per benchmark; a re-run predicts nothing new', { timeout: 300_000 }, async () => {
+    const samples = join(REPO_ROOT, 'data', 'samples', 'vqa-samples');
+    const server = await createOpenAIServer({ models: ['served-vlm'], answer: () => 'A' });
+    try {
+      const input: z.input<typeof VqaSweepInput> = {
+        models: [{ name: 'served', backend: 'openai', baseUrl: server.baseUrl, model: 'served-vlm' }],
+        benchmarks: [
+          { benchmark: 'mmbench-en', uri: fileUri(join(samples, 'mmbench')) },
+          { benchmark: 'ai2d', uri: fileUri(join(samples, 'mmmu-pro-ai2d')) },
+        ],
+        outputUri: fileUri(join(dir, 'vqa')),
+        limit: 3,
+        taskQueues: { openai: cpu.taskQueue, gemini: cpu.taskQueue, local: cpu.taskQueue },
+      };
+      const sweep = (n: number) => env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: cpu.taskQueue, workflowId: `${cpu.taskQueue}-vqa-${n}`, args: [input] });
+      const first = await sweep(1);
+      expect(first.predictions.made).toBe(6);
+      let metrics = await scrape(cpu.metricsAddress);
+      for (const benchmark of ['mmbench-en', 'ai2d']) {
+        expect(valueOf(metrics, M.vqaPredictions.name, { benchmark }), benchmark).toBe(3);
+        expect(valueOf(metrics, M.vqaItemsScored.name, { benchmark }), benchmark).toBe(3);
+      }
+      const second = await sweep(2);
+      expect(second.predictions.made).toBe(0);
+      metrics = await scrape(cpu.metricsAddress);
+      for (const benchmark of ['mmbench-en', 'ai2d']) {
+        expect(valueOf(metrics, M.vqaPredictions.name, { benchmark }), benchmark).toBe(3);
+        expect(valueOf(metrics, M.vqaItemsScored.name, { benchmark }), benchmark).toBe(6);
+      }
+    } finally {
+      await server.close();
+    }
   });
 });
