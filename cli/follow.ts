@@ -4,6 +4,7 @@ import { SingleBar } from 'cli-progress';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskQueue } from '../data-schemas/workflows';
 import { loadConfig } from '../infra/config';
+import { startTracing } from '../infra/telemetry';
 import { uiUrl } from '../infra/dev-stack';
 import { rootCause } from '../workflows/failure-cause';
 
@@ -89,9 +90,12 @@ export async function withTemporalClient<T>(fn: (client: Client, config: ReturnT
   const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
     throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
   });
+  // With OTEL_EXPORTER_OTLP_ENDPOINT set, what this client starts begins a trace (infra/telemetry.ts).
+  const tracing = startTracing(config.env, 'vla-cli');
   try {
-    return await fn(new Client({ connection, namespace: config.namespace }), config);
+    return await fn(new Client({ connection, namespace: config.namespace, ...(tracing && { interceptors: tracing.clientInterceptors }) }), config);
   } finally {
     await connection.close();
+    await tracing?.shutdown();
   }
 }

@@ -56,6 +56,13 @@ export const EnvConfig = z.object({
    * store is local to one host, so it is refused; only `s3://` stores are shared.
    */
   VLA_MULTI_HOST: z.enum(['0', '1']).default('0').transform((flag) => flag === '1'),
+  /**
+   * Workers and the CLI: an OpenTelemetry collector's OTLP/HTTP endpoint (the standard variable,
+   * e.g. `http://127.0.0.1:4318`; spans go to `<endpoint>/v1/traces`). Unset: no tracing.
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().min(1).optional(),
+  /** The service name of exported spans (default: `vla-worker-<kind>`, `vla-cli`). */
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
   /** A `temporal` CLI to use instead of looking on PATH or building one. */
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
 });

@@ -4,6 +4,7 @@ import { TaskQueue } from '../data-schemas/workflows';
 import { createCpuActivities, type ActivityDeps } from '../activities';
 import { createTaskQueueActivities } from '../activities/task-queues';
 import { classifyActivityErrors } from '../activities/failures';
+import { withTracing, type WorkerTracing } from '../infra/telemetry';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -15,11 +16,13 @@ export interface CpuWorkerOptions {
   taskQueue?: string;
   /** A prebuilt bundle (tests share one); by default the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
+  /** Tracing interceptors and span sink (infra/telemetry.ts), when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing?: WorkerTracing;
 }
 
 /** The CPU worker: orchestration workflows and the activities that need no GPU or arm. */
 export async function createCpuWorker(options: CpuWorkerOptions): Promise<Worker> {
-  return Worker.create({
+  return Worker.create(withTracing({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TaskQueue.cpu,
@@ -31,5 +34,5 @@ export async function createCpuWorker(options: CpuWorkerOptions): Promise<Worker
     },
     // Whatever an activity throws is classified (docs/design.md, "Classify every failure").
     interceptors: { activity: [classifyActivityErrors] },
-  });
+  }, options.tracing));
 }

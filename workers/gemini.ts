@@ -2,6 +2,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { TaskQueue } from '../data-schemas/workflows';
 import { createGeminiActivities, type ActivityDeps } from '../activities';
 import { classifyActivityErrors } from '../activities/failures';
+import { withTracing, type WorkerTracing } from '../infra/telemetry';
 
 export interface GeminiWorkerOptions {
   connection: NativeConnection;
@@ -16,11 +17,13 @@ export interface GeminiWorkerOptions {
   maxCallsPerSecond?: number;
   /** Model calls in flight in this worker. @default 16 */
   maxConcurrentCalls?: number;
+  /** Tracing interceptors and span sink (infra/telemetry.ts), when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing?: WorkerTracing;
 }
 
 /** The Gemini worker: only model calls, on their own task queue with a server-side rate limit. */
 export async function createGeminiWorker(options: GeminiWorkerOptions): Promise<Worker> {
-  return Worker.create({
+  return Worker.create(withTracing({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TaskQueue.gemini,
@@ -29,5 +32,5 @@ export async function createGeminiWorker(options: GeminiWorkerOptions): Promise<
     interceptors: { activity: [classifyActivityErrors] },
     maxTaskQueueActivitiesPerSecond: options.maxCallsPerSecond ?? 5,
     maxConcurrentActivityTaskExecutions: options.maxConcurrentCalls ?? 16,
-  });
+  }, options.tracing));
 }

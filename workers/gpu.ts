@@ -5,6 +5,7 @@ import { TaskQueue } from '../data-schemas/workflows';
 import { TRAINING_PROGRESS_SIGNAL } from '../data-schemas/training';
 import { createGpuActivities, type GpuActivityDeps } from '../activities';
 import { classifyActivityErrors } from '../activities/failures';
+import { withTracing, type WorkerTracing } from '../infra/telemetry';
 
 export interface GpuWorkerOptions {
   connection: NativeConnection;
@@ -14,6 +15,8 @@ export interface GpuWorkerOptions {
   deps: Omit<GpuActivityDeps, 'reportProgress'>;
   /** @default 'vla-gpu' */
   taskQueue?: string;
+  /** Tracing interceptors and span sink (infra/telemetry.ts), when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing?: WorkerTracing;
 }
 
 /**
@@ -22,7 +25,7 @@ export interface GpuWorkerOptions {
  */
 export async function createGpuWorker(options: GpuWorkerOptions): Promise<Worker> {
   const client = new Client({ connection: options.clientConnection, namespace: options.namespace });
-  return Worker.create({
+  return Worker.create(withTracing({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue ?? TaskQueue.gpu,
@@ -39,7 +42,7 @@ export async function createGpuWorker(options: GpuWorkerOptions): Promise<Worker
     // not after 80% of a heartbeat timeout sized for lost machines.
     maxHeartbeatThrottleInterval: '3 seconds',
     defaultHeartbeatThrottleInterval: '3 seconds',
-  });
+  }, options.tracing));
 }
 
 /** Where a GPU worker stages shards and runs trainers, unless VLA_WORK_DIR says otherwise. */

@@ -1,4 +1,4 @@
-import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { join } from 'node:path';
 import type { StationConfig } from '../data-schemas/station';
 import { TaskQueue } from '../data-schemas/workflows';
@@ -10,6 +10,8 @@ import { closePolicyModels, type PolicyModelEnv } from '../activities/robot/epis
 import { createStationDriver } from '../activities/robot/station';
 import type { StationDriver } from '../activities/robot/station/types';
 import type { ObjectStore } from '../activities/store/types';
+import { setStationAvailable } from '../data-schemas/metrics';
+import { withTracing, type WorkerTracing } from '../infra/telemetry';
 
 export interface StationWorkerOptions {
   connection: NativeConnection;
@@ -22,6 +24,8 @@ export interface StationWorkerOptions {
   modelEnv?: PolicyModelEnv;
   /** A prebuilt bundle (tests share one); by default the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
+  /** Tracing interceptors and span sink (infra/telemetry.ts), when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing?: WorkerTracing;
 }
 
 /** The folder of a station under the project's state directory. */
@@ -36,7 +40,9 @@ export const stationStateDir = (stateDir: string, stationId: string): string => 
 export async function createStationWorker(options: StationWorkerOptions): Promise<{ worker: Worker; driver: StationDriver }> {
   // The arm's log lets a restarted worker find the simulated arm where the killed one left it.
   const driver = createStationDriver(options.station, { simStateFile: join(options.stateDir, 'sim-arm.jsonl') });
-  const worker = await Worker.create({
+  // The runtime's meter, not an activity's: one gauge series per station, whatever activity set it.
+  const metricMeter = Runtime.instance().metricMeter;
+  const worker = await Worker.create(withTracing({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: TaskQueue.station(options.stationId),
@@ -48,6 +54,7 @@ export async function createStationWorker(options: StationWorkerOptions): Promis
         store: options.store,
         stateDir: options.stateDir,
         ...(options.modelEnv && { modelEnv: options.modelEnv }),
+        metricMeter,
       }),
       finalizeEpisode: createEpisodeActivities({ store: options.store }).finalizeEpisode,
     },
@@ -57,7 +64,8 @@ export async function createStationWorker(options: StationWorkerOptions): Promis
     maxConcurrentLocalActivityExecutions: 1,
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',
-  });
+  }, options.tracing));
+  setStationAvailable(metricMeter, options.stationId, true);
   return { worker, driver };
 }
 

@@ -25,6 +25,7 @@ import { readManifest, trajectoryRecordPath } from '../data/dataset-writer';
 import { DatasetInvalidError } from '../data/errors';
 import { forEachConcurrent } from '../data/pool';
 import { classified } from '../failures';
+import { countGeminiUsage, countTrajectoryLabelled, countTrajectoryQuarantined } from '../../data-schemas/metrics';
 import { getJson, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { cleanTrajectory } from './clean';
@@ -165,10 +166,12 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
       const labeler = geminiLabelerFor(gemini.apiKey, input.model);
       try {
         // Cancelling the workflow aborts the HTTP call instead of waiting for the model.
-        return await labeler.label(
+        const outcome = await labeler.label(
           { instruction: trajectory.instruction, cleaned: cleanTrajectory(trajectory), keyFrames, feedback: input.feedback },
           { abortSignal: Context.current().cancellationSignal },
         );
+        countGeminiUsage(Context.current().metricMeter, { model: input.model, use: 'relabel' }, outcome.usage);
+        return outcome;
       } catch (err) {
         throw boundUnreachable(err, Context.current().info.attempt);
       }
@@ -202,6 +205,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
         });
         const uri = relabelRecordUri(input.outputUri, input.trajectoryId);
         const written = await putJson(store, uri, record, { ifAbsent: true });
+        if (written.created) countTrajectoryLabelled(Context.current().metricMeter, input.labeler.name);
         return { created: written.created, recordUri: uri, steps: record.steps.length };
       },
     ),
@@ -216,7 +220,8 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
           attempts: input.attempts,
           quarantinedAt: new Date().toISOString(),
         };
-        await putJson(store, quarantineUri(input.outputUri, input.trajectoryId), record, { ifAbsent: true });
+        const written = await putJson(store, quarantineUri(input.outputUri, input.trajectoryId), record, { ifAbsent: true });
+        if (written.created) countTrajectoryQuarantined(Context.current().metricMeter, input.labeler.name);
       },
     ),
 

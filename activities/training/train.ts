@@ -37,6 +37,7 @@ import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../../infra/python';
 import { stopByPidFile, stopProcess, writePidFile } from '../../infra/processes';
 import { classifyActivityError } from '../failures';
+import { recordTrainingStep } from '../../data-schemas/metrics';
 import { getJson, getJsonIfExists, InvalidObjectError, ObjectNotFoundError, parseStoredJson, putJson, sha256Hex, sha256HexOfStream } from '../store';
 import type { ObjectStore } from '../store/types';
 
@@ -154,6 +155,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
               report({ ...progress, totalSteps: event.totalSteps, step: event.resumedFromStep }, 'now');
               return;
             case 'step':
+              recordTrainingStep(ctx.metricMeter, event);
               report({
                 ...progress,
                 step: event.step,

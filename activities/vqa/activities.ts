@@ -35,6 +35,7 @@ import {
 import type { PythonEnv } from '../../infra/python';
 import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
+import { countVqaItemsScored, countVqaPredictions } from '../../data-schemas/metrics';
 import { getJson, getJsonIfExists, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { openAIBaseUrl } from './backends/openai';
@@ -348,8 +349,10 @@ export function createVqaRuntime(deps: VqaDeps) {
           };
           // Two attempts racing on one item keep the first answer.
           const put = await putJson(store, uri, prediction, { ifAbsent: true });
-          if (put.created) made++;
-          else reused++;
+          if (put.created) {
+            made++;
+            countVqaPredictions(ctx.metricMeter, input.benchmark, 1);
+          } else reused++;
           ctx.heartbeat({ made, reused });
         }).finally(() => clearInterval(keepAlive));
         return { made, reused };
@@ -372,6 +375,7 @@ export function createVqaRuntime(deps: VqaDeps) {
         missing: items.length - predictions.size,
       });
       await putJson(store, scoreUri(input.outputUri, input.model, input.benchmark), score);
+      countVqaItemsScored(Context.current().metricMeter, input.benchmark, items.length);
       return score;
     }),
 

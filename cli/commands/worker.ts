@@ -5,6 +5,7 @@ import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
 import { InferencePool } from '../../activities/vqa/backends/pool';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { installWorkerRuntime, startTracing } from '../../infra/telemetry';
 import { ensurePythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
@@ -31,12 +32,17 @@ export function registerWorker(program: Command): void {
     .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
     .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; stepDelayMs: number }) => {
       const config = loadConfig();
+      // Before the first connection: the runtime (and its metrics endpoint) is made once per process.
+      installWorkerRuntime(config.env.VLA_METRICS_ADDRESS);
+      if (config.env.VLA_METRICS_ADDRESS !== undefined) console.log(`metrics at http://${config.env.VLA_METRICS_ADDRESS}/metrics`);
+      const tracing = startTracing(config.env, `vla-worker-${kind}`);
+      if (tracing) console.log(`tracing: spans of ${tracing.serviceName} go to ${config.env.OTEL_EXPORTER_OTLP_ENDPOINT}`);
       const connection = await NativeConnection.connect({ address: config.temporalAddress });
       try {
         // Workflow inputs come from anyone who reaches Temporal: the store touches only the configured roots.
         const store = createObjectStore({ roots: config.storeRoots });
         console.log(describeRoots(config.storeRoots));
-        const common = { connection, namespace: config.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }) };
+        const common = { connection, namespace: config.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }), ...(tracing && { tracing: tracing.worker }) };
         // The key is read here, in the worker that calls Gemini, and nowhere else.
         const apiKey = process.env.GEMINI_API_KEY ?? process.env.GOOGLE_API_KEY;
         const baseUrl = process.env.GOOGLE_GEMINI_BASE_URL;
@@ -53,6 +59,7 @@ export function registerWorker(program: Command): void {
                 ...(bundlePath !== undefined && { workflowBundle: { codePath: bundlePath } }),
                 connection,
                 namespace: config.namespace,
+                ...(tracing && { tracing: tracing.worker }),
                 stationId,
                 station,
                 store,
@@ -110,6 +117,7 @@ export function registerWorker(program: Command): void {
         }
       } finally {
         await connection.close();
+        await tracing?.shutdown();
       }
     });
 }

@@ -40,6 +40,8 @@ export interface StationProcessOptions {
   stepDelayMs?: number;
   /** A real-arm URL (the widowx-http driver) instead of the simulator. */
   url?: string;
+  /** More environment for the worker (VLA_METRICS_ADDRESS, ...). */
+  env?: Record<string, string>;
 }
 
 /** A fresh station id no other test shares. */
@@ -62,6 +64,7 @@ export async function startStationProcess(options: StationProcessOptions): Promi
     VLA_STATE_DIR: options.stateDir,
     VLA_STORE_URI: options.storeUri,
     VLA_WORKFLOW_BUNDLE: await sharedBundleFile(options.stateDir),
+    ...options.env,
   };
   const logFile = join(options.stateDir, 'logs', `station-${stationId}-${Date.now()}.log`);
   const proc = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), args, { logFile, env, cwd: REPO_ROOT, detached: true });

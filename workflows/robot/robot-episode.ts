@@ -6,11 +6,13 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  metricMeter,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { recordEpisodeStage } from '../../data-schemas/metrics';
 import type { EpisodeActivities } from '../../activities/robot/episode/episode-activities';
 import type { PolicyStageInput, PolicyStageResult } from '../../activities/robot/episode/policy';
 import type { StationActivities } from '../../activities/robot/episode/station-activities';
@@ -203,6 +205,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
       const ms = Date.now() - t0;
       latencies.push({ stage, ms });
       status.timings.lastStageMs[stage] = ms;
+      recordEpisodeStage(metricMeter, stage, ms);
     }
   };
 
@@ -286,6 +289,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
     const finish = (part: Partial<CycleRecord> & { verdict: VerdictRecord }, next: ObservationRef): { record: CycleRecord; next: ObservationRef } => {
       const ms = Date.now() - t0;
       latencies.push({ stage: 'cycle', ms });
+      recordEpisodeStage(metricMeter, 'cycle', ms);
       return {
         record: { ...base, motionPlan: null, action: null, chunk: null, executed: 0, trace: [], after: null, executeError: null, interrupted: false, latencies, ...part },
         next,

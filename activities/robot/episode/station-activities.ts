@@ -1,12 +1,14 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActionChunk } from '../../../data-schemas/d-lan';
 import type { ObservationRef, SimEvaluation, VerdictRecord } from '../../../data-schemas/robot';
 import { classified } from '../../failures';
+import { setStationAvailable } from '../../../data-schemas/metrics';
 import type { ObjectStore } from '../../store/types';
 import { SimStationDriver } from '../station/sim';
-import { StationError } from '../station/errors';
+import { StationError, type StationErrorCode } from '../station/errors';
 import type { StationDriver } from '../station/types';
 import { stageObservation } from './frames';
 import { runScriptedStage, type PolicyStageInput, type PolicyStageResult } from './policy';
@@ -21,7 +23,12 @@ export interface StationActivityDeps {
   stateDir: string;
   /** For model policies called from the station (OpenAI-compatible servers). */
   modelEnv?: PolicyModelEnv;
+  /** Where the station's availability gauge goes (the worker's runtime meter). @default no metrics */
+  metricMeter?: MetricMeter;
 }
+
+/** Driver failures that mean the arm did not answer (the others are answers: refusals, limits). */
+const ARM_UNANSWERED = new Set<StationErrorCode>(['unreachable', 'timeout', 'server_error', 'protocol_error', 'closed']);
 
 export interface EpisodeRef {
   episodeId: string;
@@ -49,6 +56,18 @@ export interface ExecuteChunkResult {
  */
 export function createStationActivities(deps: StationActivityDeps) {
   const { driver, store } = deps;
+  const meter = deps.metricMeter ?? noopMetricMeter;
+  /** One call to the arm, which sets the availability gauge: 1 when it answered, 0 when it did not. */
+  const armCall = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await call();
+      setStationAvailable(meter, deps.stationId, true);
+      return result;
+    } catch (err) {
+      if (err instanceof StationError && ARM_UNANSWERED.has(err.code)) setStationAvailable(meter, deps.stationId, false);
+      throw err;
+    }
+  };
   const ownerFile = join(deps.stateDir, 'owner.json');
   mkdirSync(deps.stateDir, { recursive: true });
 
@@ -82,7 +101,7 @@ export function createStationActivities(deps: StationActivityDeps) {
       claim(input.episodeId);
       let o;
       try {
-        o = await driver.reset({ instruction: input.instruction, ...(input.scene !== undefined && { scene: input.scene }), ...(input.seed !== undefined && { seed: input.seed }) });
+        o = await armCall(() => driver.reset({ instruction: input.instruction, ...(input.scene !== undefined && { scene: input.scene }), ...(input.seed !== undefined && { seed: input.seed }) }));
       } catch (err) {
         // A refused episode (a scene the station cannot set up) never had the arm: nothing to release later.
         if (err instanceof StationError && err.code === 'bad_request') release(input.episodeId);
@@ -93,7 +112,7 @@ export function createStationActivities(deps: StationActivityDeps) {
 
     stationObserve: classified(async (input: EpisodeRef): Promise<ObservationRef> => {
       checkOwner(input.episodeId);
-      return stageObservation(store, input.outputUri, await driver.observe());
+      return stageObservation(store, input.outputUri, await armCall(() => driver.observe()));
     }),
 
     /**
@@ -110,7 +129,7 @@ export function createStationActivities(deps: StationActivityDeps) {
       const keepAlive = ctx ? setInterval(() => ctx.heartbeat({ phase: 'executing' }), 1_000) : undefined;
       try {
         ctx?.heartbeat({ phase: 'start' });
-        const res = await driver.execute(input.chunk, controller.signal, { expectedStep: input.expectedStep });
+        const res = await armCall(() => driver.execute(input.chunk, controller.signal, { expectedStep: input.expectedStep }));
         // At most 256 actions a chunk (the protocol's cap): their frames go to the store together.
         const trace = await Promise.all(res.trace.map((o) => stageObservation(store, input.outputUri, o)));
         const after = trace[trace.length - 1]?.step === res.observation.step ? (trace[trace.length - 1] as ObservationRef) : await stageObservation(store, input.outputUri, res.observation);
