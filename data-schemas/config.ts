@@ -44,12 +44,20 @@ export const EnvConfig = z.object({
   /** GPU workers: a loaded inference model left idle this long is released. */
   VLA_INFERENCE_IDLE_SECONDS: z.coerce.number().int().min(0).default(120),
   /**
-   * Workers: where to serve Prometheus metrics (`host:port`; the SDK's own and the pipelines'),
+   * Workers: where to serve Prometheus metrics (`IP:port`; the SDK's own and the pipelines'),
    * scraped at `http://<host:port>/metrics`. Unset: no metrics endpoint.
    */
   VLA_METRICS_ADDRESS: z
     .string()
-    .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464')
+    // The SDK's runtime binds a socket address: an IP, not a host name.
+    .refine((value) => {
+      const match = /^(?:\[([0-9a-fA-F:]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(value);
+      if (match === null) return false;
+      const ip = match[1] ?? match[2] ?? '';
+      const port = Number(match[3]);
+      const ok = (match[1] !== undefined ? z.ipv6() : z.ipv4()).safeParse(ip).success;
+      return ok && port >= 1 && port <= 65535;
+    }, 'IP:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464 or [::1]:9464 (the SDK binds an address, not a host name)')
     .optional(),
   /**
    * `1` where workers run on several hosts (the cluster profile, Kubernetes, Slurm): a `file://`
