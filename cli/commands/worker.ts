@@ -1,10 +1,10 @@
-import { Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { Argument, Command } from 'commander';
 import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
 import { InferencePool } from '../../activities/vqa/backends/pool';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { connectClient, connectWorker } from '../../infra/temporal';
 import { ensurePythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
@@ -31,12 +31,15 @@ export function registerWorker(program: Command): void {
     .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
     .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; stepDelayMs: number }) => {
       const config = loadConfig();
-      const connection = await NativeConnection.connect({ address: config.temporalAddress });
+      const temporal = config.temporal();
+      // A connection that does not work stops the worker here, non-zero, with a message naming the cause.
+      const connection = await connectWorker(temporal);
+      console.log(temporal.description);
       try {
         // Workflow inputs come from anyone who reaches Temporal: the store touches only the configured roots.
         const store = createObjectStore({ roots: config.storeRoots });
         console.log(describeRoots(config.storeRoots));
-        const common = { connection, namespace: config.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }) };
+        const common = { connection, namespace: temporal.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }) };
         // The key is read here, in the worker that calls Gemini, and nowhere else.
         const apiKey = process.env.GEMINI_API_KEY ?? process.env.GOOGLE_API_KEY;
         const baseUrl = process.env.GOOGLE_GEMINI_BASE_URL;
@@ -52,7 +55,7 @@ export function registerWorker(program: Command): void {
               const created = await createStationWorker({
                 ...(bundlePath !== undefined && { workflowBundle: { codePath: bundlePath } }),
                 connection,
-                namespace: config.namespace,
+                namespace: temporal.namespace,
                 stationId,
                 station,
                 store,
@@ -81,7 +84,7 @@ export function registerWorker(program: Command): void {
                 maxCallsPerSecond: opts.rate,
               });
             case 'gpu': {
-              const clientConnection = await Connection.connect({ address: config.temporalAddress });
+              const clientConnection = await connectClient(temporal);
               let python: ReturnType<typeof ensurePythonEnv> | undefined;
               const inferencePool = new InferencePool({
                 maxResident: config.env.VLA_INFERENCE_MAX_RESIDENT,

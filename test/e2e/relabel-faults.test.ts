@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import getPort from 'get-port';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { DLanRecord } from '../../data-schemas/d-lan';
 import { fileUri } from '../../data-schemas/uri';
 import { REPO_ROOT, loadConfig } from '../../infra/config';
 import { startProcess, stopProcess, type StartedProcess } from '../../infra/processes';
-import { ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
+import { connectClient, ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
 import type { relabelDataset } from '../../workflows';
 import { importBridgeSample, replicateDataset } from '../helpers/datasets';
 
@@ -77,7 +77,7 @@ describe('relabelDataset survives killed workers and a restarted server', () => 
 
   it('writes exactly one record per trajectory', { timeout: 600_000 }, async () => {
     worker = startWorker();
-    const connection = await Connection.connect({ address: server.address });
+    const connection = await connectClient(server.temporal);
     const client = new Client({ connection, namespace: 'vla' });
     const handle = await client.workflow.start<typeof relabelDataset>('relabelDataset', {
       taskQueue: 'vla-cpu',
@@ -99,7 +99,7 @@ describe('relabelDataset survives killed workers and a restarted server', () => 
     server = await startDevServer(serverOptions);
     await connection.close();
 
-    const connection2 = await Connection.connect({ address: server.address });
+    const connection2 = await connectClient(server.temporal);
     const result = await new Client({ connection: connection2, namespace: 'vla' }).workflow.getHandle(handle.workflowId).result();
     await connection2.close();
 
