@@ -296,10 +296,11 @@ export function explainConnectionError(err: unknown, settings: TemporalConnectio
   const { address, tls, apiKey } = settings.connectionOptions;
   const tlsOn = tls !== undefined && tls !== null && tls !== false;
   const classify = (): [ConnectionErrorCode, string] => {
-    if (code === GRPC.NOT_FOUND && /namespace/i.test(text)) {
+    // The worker's Rust connection reports a status by tonic's description of the code, not its number.
+    if ((code === GRPC.NOT_FOUND || /code: 'Some requested entity was not found'/.test(text)) && /namespace/i.test(text)) {
       return [ConnectionErrorCode.NAMESPACE_NOT_FOUND, `namespace "${settings.namespace}" does not exist on the server (set TEMPORAL_NAMESPACE or the profile's namespace; \`vla dev up\` creates "vla" on the local dev server)`];
     }
-    if (code === GRPC.UNAUTHENTICATED || code === GRPC.PERMISSION_DENIED) {
+    if (code === GRPC.UNAUTHENTICATED || code === GRPC.PERMISSION_DENIED || /code: '(The request does not have valid authentication credentials|The caller does not have permission)/.test(text)) {
       return [ConnectionErrorCode.CREDENTIALS_REJECTED, apiKey !== undefined ? 'the server rejected the API key (TEMPORAL_API_KEY or the profile\'s api_key): check that it is current and has access to this namespace' : 'the server requires credentials: set TEMPORAL_API_KEY or a client certificate'];
     }
     // Alerts the server sent about our certificate (OpenSSL words, then rustls words).
