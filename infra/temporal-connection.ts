@@ -61,6 +61,7 @@ export class TemporalConnectionError extends Error {
   }
 }
 
+/** Holds the key and API key in `connectionOptions` and `secrets`: log `description`, never the object. */
 export interface TemporalConnectionSettings {
   /** What both `Connection.connect` (clients) and `NativeConnection.connect` (workers) take. */
   connectionOptions: NativeConnectionOptions & { address: string };
@@ -157,7 +158,7 @@ function describeSource(source: ConfigDataSource | undefined): string {
 
 /**
  * Loads the connection settings the way the Temporal CLI does, with the project's fallbacks. Reads
- * the TLS files once, so an unreadable one fails here, naming it. Throws `TemporalConnectionError`
+ * the TLS files now, so an unreadable one fails here, naming it. Throws `TemporalConnectionError`
  * (CONFIG_INVALID, FILE_UNREADABLE).
  */
 export function loadTemporalConnection(options: LoadConnectionOptions = {}): TemporalConnectionSettings {
