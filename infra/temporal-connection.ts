@@ -138,6 +138,11 @@ function tomlProblem(err: unknown): string {
   return typeof line === 'number' && typeof column === 'number' ? `${first} (line ${line}, column ${column})` : first;
 }
 
+/** Only blank lines and comments. */
+function isBlankToml(text: string): boolean {
+  return text.split(/\r?\n/).every((line) => /^\s*(#.*)?$/.test(line));
+}
+
 const TLS_FILES = [
   { field: 'serverCACert', what: 'server CA certificate', variable: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', toml: 'tls.server_ca_cert_path' },
   { field: 'clientCert', what: 'client certificate', variable: 'TEMPORAL_TLS_CLIENT_CERT_PATH', toml: 'tls.client_cert_path' },
@@ -178,12 +183,14 @@ export function loadTemporalConnection(options: LoadConnectionOptions = {}): Tem
   try {
     profile = loadClientConfigProfile({
       overrideEnvVars: envRecord,
-      ...(fileText !== undefined ? { configSource: { data: fileText } } : { disableFile: true }),
+      // envconfig trips over a file without any table (TypeError); an empty one is no settings at all.
+      ...(fileText !== undefined && !isBlankToml(fileText) ? { configSource: { data: fileText } } : { disableFile: true }),
     });
   } catch (err) {
     // smol-toml's TomlError (not exported by envconfig) carries the position and a code block.
     if (err instanceof Error && 'codeblock' in err) throw fail(ConnectionErrorCode.CONFIG_INVALID, `malformed config file: ${tomlProblem(err)}`);
     const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof TypeError) throw fail(ConnectionErrorCode.CONFIG_INVALID, `the config file ${configFile} has no [profile.<name>] table`);
     // envconfig only complains about a missing profile when one was asked for by name.
     if (/^Profile '.*' not found/.test(message)) throw fail(ConnectionErrorCode.CONFIG_INVALID, `no such profile in ${fileText !== undefined ? configFile : 'the (absent) config file'}`);
     throw fail(ConnectionErrorCode.CONFIG_INVALID, message.split('\n')[0] ?? message);

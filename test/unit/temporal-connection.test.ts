@@ -139,6 +139,17 @@ describe('Temporal connection settings (envconfig)', () => {
     expect(err.message).not.toContain(API_KEY);
   });
 
+  it('an empty config file is no settings; a file without a profile table is refused, naming it', () => {
+    const empty = join(dir, 'empty.toml');
+    writeFileSync(empty, '# nothing yet\n\n');
+    expect(loadTemporalConnection({ env: { HOME: home(), TEMPORAL_CONFIG_FILE: empty } }).connectionOptions.address).toBe('127.0.0.1:7233');
+    const tableless = join(dir, 'tableless.toml');
+    writeFileSync(tableless, 'address = "127.0.0.1:7233"\n');
+    const err = connectionError(() => loadTemporalConnection({ env: { HOME: home(), TEMPORAL_CONFIG_FILE: tableless } }));
+    expect(err.code).toBe(ConnectionErrorCode.CONFIG_INVALID);
+    expect(err.message).toContain(`the config file ${tableless} has no [profile.<name>] table`);
+  });
+
   it('a profile asked for by name must exist', () => {
     const h = home('[profile.default]\naddress = "127.0.0.1:7233"\n');
     const err = connectionError(() => loadTemporalConnection({ env: { HOME: h, TEMPORAL_PROFILE: 'staging' } }));
