@@ -12,6 +12,7 @@ import { REPO_ROOT } from '../../infra/config';
 import { inspectPidFile, isAlive } from '../../infra/processes';
 import { connectClient } from '../../infra/temporal';
 import { localDevServerConnection } from '../../infra/temporal-connection';
+import { devServerEnv } from '../helpers/temporal';
 
 const run = promisify(execFile);
 
@@ -30,10 +31,8 @@ describe('vla dev', () => {
     stateDir = mkdtempSync(join(tmpdir(), 'vla-dev-'));
     address = `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`;
     env = {
-      ...process.env,
+      ...devServerEnv(address, 'vla'),
       VLA_STATE_DIR: stateDir,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: 'vla',
       VLA_TEMPORAL_UI_PORT: String(await getPort({ host: '127.0.0.1' })),
     };
   });

@@ -13,6 +13,7 @@ import { startProcess, stopProcess, type StartedProcess } from '../../infra/proc
 import { connectClient, ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
 import type { relabelDataset } from '../../workflows';
 import { importBridgeSample, replicateDataset } from '../helpers/datasets';
+import { devServerEnv } from '../helpers/temporal';
 
 const TRAJECTORIES = 200;
 
@@ -35,7 +36,7 @@ describe('relabelDataset survives killed workers and a restarted server', () => 
       detached: true, // its own process group: SIGKILL reaches tsx and node together
       cwd: REPO_ROOT,
       // The worker's store is confined to its roots; the default root is the store URI.
-      env: { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, VLA_STORE_URI: fileUri(dir) },
+      env: { ...devServerEnv(server.address, server.namespace), VLA_STORE_URI: fileUri(dir) },
     });
   const killWorker = async (): Promise<void> => {
     if (!worker) return;

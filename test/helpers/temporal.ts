@@ -50,6 +50,17 @@ export async function connectTestTemporal(): Promise<TemporalTestEnv> {
   };
 }
 
+/**
+ * The environment for a child process (a CLI worker, `vla dev`) that must reach a dev server the
+ * tests started, whatever Temporal profile or TEMPORAL_* variables the person running the tests
+ * has: an empty config file, no TLS, no API key.
+ */
+export function devServerEnv(address: string, namespace: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith('TEMPORAL_') && name !== 'TEMPORAL_CLI_PATH') delete env[name];
+  return { ...env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, TEMPORAL_CONFIG_FILE: '/dev/null' };
+}
+
 /** A task queue no other test shares. */
 export function uniqueTaskQueue(name: string): string {
   return `test-${name}-${randomUUID().slice(0, 8)}`;

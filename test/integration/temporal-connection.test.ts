@@ -8,7 +8,7 @@ import { REPO_ROOT } from '../../infra/config';
 import { connectClient, connectWorker } from '../../infra/temporal';
 import { ConnectionErrorCode, loadTemporalConnection, TemporalConnectionError } from '../../infra/temporal-connection';
 import { closedPort } from '../helpers/net';
-import { quietRuntime } from '../helpers/temporal';
+import { devServerEnv, quietRuntime } from '../helpers/temporal';
 
 const run = promisify(execFile);
 const API_KEY = 'tck_never-log-me-4d2c81';
@@ -82,15 +82,15 @@ describe('Temporal connection errors (suite dev server)', () => {
 
   describe('the CLI exits non-zero with the message', () => {
     const vla = (env: NodeJS.ProcessEnv, ...args: string[]) =>
-      run(join(REPO_ROOT, 'cli', 'vla.sh'), args, { env: { ...process.env, HOME: home, VLA_STATE_DIR: join(dir, 'state'), ...env }, cwd: REPO_ROOT, timeout: 120_000 }).then(
+      run(join(REPO_ROOT, 'cli', 'vla.sh'), args, { env: { ...clean, HOME: home, VLA_STATE_DIR: join(dir, 'state'), ...env }, cwd: REPO_ROOT, timeout: 120_000 }).then(
         (r) => ({ code: 0, out: r.stdout + r.stderr }),
         (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
       );
     // A user's own TEMPORAL_* variables must not leak into these runs.
-    const clean = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('TEMPORAL_') && k !== 'TEMPORAL_CLI_PATH').map((k) => [k, undefined]));
+    const { TEMPORAL_ADDRESS: _address, TEMPORAL_NAMESPACE: _namespace, TEMPORAL_CONFIG_FILE: _file, ...clean } = devServerEnv('unused:1', 'unused');
 
     it('a worker with a wrong namespace', async () => {
-      const result = await vla({ ...clean, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'no-such-namespace', TEMPORAL_API_KEY: undefined }, 'worker', 'cpu');
+      const result = await vla({ TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'no-such-namespace' }, 'worker', 'cpu');
       expect(result.code).toBe(1);
       expect(result.out).toMatch(/error: Temporal profile "default" .*namespace "no-such-namespace" does not exist .*\[NAMESPACE_NOT_FOUND/);
     });
@@ -98,7 +98,7 @@ describe('Temporal connection errors (suite dev server)', () => {
     it('a worker whose config file is malformed, quoting neither the file nor the key', async () => {
       const file = join(dir, 'broken.toml');
       writeFileSync(file, ['[profile.team]', `api_key = "${API_KEY}"`, `address = "${address}`, ''].join('\n'));
-      const result = await vla({ ...clean, TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'team' }, 'worker', 'gemini');
+      const result = await vla({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'team' }, 'worker', 'gemini');
       expect(result.code).toBe(1);
       expect(result.out).toContain(`error: Temporal profile "team" (config file ${file}; environment TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE): malformed config file`);
       expect(result.out).not.toContain(API_KEY);
@@ -108,14 +108,14 @@ describe('Temporal connection errors (suite dev server)', () => {
       const missing = join(dir, 'missing-key.pem');
       const certFile = join(dir, 'client.pem');
       writeFileSync(certFile, 'not read: the key is checked first\n');
-      const result = await vla({ ...clean, TEMPORAL_ADDRESS: address, TEMPORAL_TLS_CLIENT_CERT_PATH: certFile, TEMPORAL_TLS_CLIENT_KEY_PATH: missing }, 'schedule', 'pause');
+      const result = await vla({ TEMPORAL_ADDRESS: address, TEMPORAL_TLS_CLIENT_CERT_PATH: certFile, TEMPORAL_TLS_CLIENT_KEY_PATH: missing }, 'schedule', 'pause');
       expect(result.code).toBe(1);
       expect(result.out).toContain(`cannot read the TLS client key file ${missing} (TEMPORAL_TLS_CLIENT_KEY_PATH or the profile's tls.client_key_path): ENOENT`);
     });
 
     it('`vla dev up` starts nothing for settings that name another server, and says what to do', async () => {
       const state = join(dir, 'remote-state');
-      const result = await vla({ ...clean, VLA_STATE_DIR: state, TEMPORAL_ADDRESS: 'temporal.example.com:7233', TEMPORAL_API_KEY: API_KEY }, 'dev', 'up');
+      const result = await vla({ VLA_STATE_DIR: state, TEMPORAL_ADDRESS: 'temporal.example.com:7233', TEMPORAL_API_KEY: API_KEY }, 'dev', 'up');
       expect(result.code).toBe(1);
       expect(result.out).toContain('`vla dev up` only starts a local dev server');
       expect(result.out).toContain('vla worker cpu|gemini|gpu|station');
