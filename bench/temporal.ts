@@ -1,9 +1,9 @@
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Client, type Connection } from '@temporalio/client';
+import { DefaultLogger, type NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import getPort from 'get-port';
 import { join } from 'node:path';
 import { loadConfig } from '../infra/config';
-import { ensureTemporalCli, startDevServer, type DevServer } from '../infra/temporal';
+import { connectClient, connectWorker, ensureTemporalCli, startDevServer, type DevServer } from '../infra/temporal';
 import { WORKFLOWS_PATH } from '../workers/cpu';
 
 /** What a benchmark tears down at its end, last started first; a failing step is reported and the rest still run. */
@@ -49,9 +49,9 @@ export async function startBenchTemporal(options: { dir: string; dbDir?: string;
     uiPort: await getPort({ host: '127.0.0.1' }),
   });
   options.cleanups.add(`temporal dev server (pid ${server.pid})`, () => server.stop());
-  const connection = await Connection.connect({ address: server.address });
+  const connection = await connectClient(server.temporal);
   options.cleanups.add('client connection', () => connection.close());
-  const native = await NativeConnection.connect({ address: server.address });
+  const native = await connectWorker(server.temporal);
   options.cleanups.add('worker connection', () => native.close());
   const client = new Client({ connection, namespace: options.namespace });
   const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });

@@ -1,4 +1,4 @@
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import { SingleBar } from 'cli-progress';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,6 +6,7 @@ import { TaskQueue } from '../data-schemas/workflows';
 import { loadConfig } from '../infra/config';
 import { startTracing } from '../infra/telemetry';
 import { uiUrl } from '../infra/dev-stack';
+import { connectClient } from '../infra/temporal';
 import { rootCause } from '../workflows/failure-cause';
 
 /** Where a workflow's progress bar stands: `undefined` while there is nothing to show yet. */
@@ -47,7 +48,8 @@ export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promis
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
     options.say(`${options.workflowType} ${options.workflowId}`);
-    options.say(`  watch it in the Web UI: ${uiUrl(config)}?query=${encodeURIComponent(`WorkflowId="${options.workflowId}"`)}`);
+    const ui = uiUrl(config);
+    if (ui !== undefined) options.say(`  watch it in the Web UI: ${ui}?query=${encodeURIComponent(`WorkflowId="${options.workflowId}"`)}`);
     if (!options.wait) return undefined;
 
     const bar = new SingleBar({ format: options.progress?.format ?? '', hideCursor: true, clearOnComplete: false });
@@ -84,16 +86,18 @@ export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promis
   });
 }
 
-/** A client of the configured Temporal server, closed afterwards; a clear message when it is down. */
+/**
+ * A client of the configured Temporal server, closed afterwards; a connection that does not work
+ * fails at once with a `TemporalConnectionError` naming the profile and the cause.
+ */
 export async function withTemporalClient<T>(fn: (client: Client, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const connection = await Connection.connect({ address: config.temporalAddress }).catch((err: unknown) => {
-    throw new Error(`cannot reach Temporal at ${config.temporalAddress} (${(err as Error).message}); start the stack with: npm run vla -- dev up`);
-  });
+  const temporal = config.temporal();
+  const connection = await connectClient(temporal);
   // With OTEL_EXPORTER_OTLP_ENDPOINT set, what this client starts begins a trace (infra/telemetry.ts).
   const tracing = startTracing(config.env, 'vla-cli');
   try {
-    return await fn(new Client({ connection, namespace: config.namespace, ...(tracing && { interceptors: tracing.clientInterceptors }) }), config);
+    return await fn(new Client({ connection, namespace: temporal.namespace, ...(tracing && { interceptors: tracing.clientInterceptors }) }), config);
   } finally {
     await connection.close();
     await tracing?.shutdown();

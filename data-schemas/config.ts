@@ -33,8 +33,9 @@ export const EnvConfig = z.object({
   VLA_STORE_ROOTS: UriList.optional(),
   /** Store roots the workers may only read (default: the repository's bundled `data/samples`). */
   VLA_STORE_READ_ROOTS: UriList.optional(),
-  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('vla'),
+  // The Temporal connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY,
+  // TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE) is read by @temporalio/envconfig, as the Temporal CLI
+  // reads it: infra/temporal-connection.ts.
   /** Port of the Temporal Web UI started by `vla dev up`. */
   VLA_TEMPORAL_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
   /** GPU workers: local scratch for staged shards and running trainers (default: `<state>/gpu-work`). */

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describeRoots, isInsideRoots, validateStoreRoots, type StoreRoots } from '../activities/store/roots';
 import { EnvConfig } from '../data-schemas/config';
 import { fileUri } from '../data-schemas/uri';
+import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection';
 
 /** The repository root (this file lives in `<root>/infra`). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,8 +19,11 @@ export interface ResolvedConfig {
   storeUri: string;
   /** What workers' stores may touch (docs/design.md, "The store confines every URI"). */
   storeRoots: StoreRoots;
-  temporalAddress: string;
-  namespace: string;
+  /**
+   * The Temporal connection from the same environment (envconfig: config file, profile, TEMPORAL_*),
+   * loaded on first use so that commands which never talk to Temporal ignore a bad profile.
+   */
+  temporal: () => TemporalConnectionSettings;
   uiPort: number;
 }
 
@@ -47,14 +51,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig
   if (!isInsideRoots(`${storeUri.replace(/\/+$/, '')}/`, storeRoots.readWrite)) {
     throw new Error(`invalid environment configuration:\n  VLA_STORE_URI: ${storeUri} is not under a read-write store root; ${describeRoots(storeRoots)}`);
   }
+  let temporal: TemporalConnectionSettings | undefined;
   return {
     env: cfg,
     stateDir,
     cacheDir: resolve(cfg.VLA_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'vla-pipelines')),
     storeUri,
     storeRoots,
-    temporalAddress: cfg.TEMPORAL_ADDRESS,
-    namespace: cfg.TEMPORAL_NAMESPACE,
+    temporal: () => (temporal ??= loadTemporalConnection({ env })),
     uiPort: cfg.VLA_TEMPORAL_UI_PORT,
   };
 }

@@ -1,11 +1,11 @@
-import { Connection } from '@temporalio/client';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskQueue } from '../data-schemas/workflows';
 import { REPO_ROOT, type ResolvedConfig } from './config';
 import { inspectPidFile, isAlive, startProcess, stopByPidFile, tailFile, type PidFileState } from './processes';
-import { checkTemporal, ensureTemporalCli, startDevServer } from './temporal';
+import { checkTemporal, connectClient, ensureTemporalCli, startDevServer } from './temporal';
+import { isLocalDevServer, type TemporalConnectionSettings } from './temporal-connection';
 
 /**
  * `vla dev up|down|status|logs`: the local stack as detached processes, each with a PID file and a
@@ -45,9 +45,26 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: host === 'localhost' ? '127.0.0.1' : host.replace(/^\[|\]$/g, ''), port };
 }
 
-export function uiUrl(config: ResolvedConfig): string {
-  const { host } = splitAddress(config.temporalAddress);
-  return `http://${host}:${config.uiPort}/namespaces/${config.namespace}/workflows`;
+/** The local dev server's Web UI for the configured namespace; undefined when the settings name another server. */
+export function uiUrl(config: ResolvedConfig): string | undefined {
+  const temporal = config.temporal();
+  if (!isLocalDevServer(temporal)) return undefined;
+  const { host } = splitAddress(temporal.connectionOptions.address);
+  return `http://${host}:${config.uiPort}/namespaces/${temporal.namespace}/workflows`;
+}
+
+/**
+ * `vla dev up` starts a dev server only where it could be the configured one: plain TCP on
+ * loopback. Settings for a remote, TLS or API-key server mean someone else runs it.
+ */
+function refuseRemote(temporal: TemporalConnectionSettings): void {
+  if (isLocalDevServer(temporal)) return;
+  throw new Error(
+    `${temporal.description}\n` +
+      '`vla dev up` only starts a local dev server (plain TCP on 127.0.0.1, ::1 or localhost), and these settings name another server, so it starts nothing. ' +
+      'To work against that server, start workers on a machine that reaches it with `vla worker cpu|gemini|gpu|station` (they read the same settings); ' +
+      'to use the local stack instead, unset the TEMPORAL_* variables or choose a profile without TLS and API key (TEMPORAL_PROFILE).',
+  );
 }
 
 export async function waitForPollers(
@@ -58,13 +75,14 @@ export async function waitForPollers(
   logFile: string,
   timeoutMs = 90_000,
 ): Promise<void> {
-  const connection = await Connection.connect({ address: config.temporalAddress });
+  const temporal = config.temporal();
+  const connection = await connectClient(temporal);
   try {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (!isAlive(pid)) throw new Error(`the worker (pid ${pid}) exited; last lines of ${logFile}:\n${tailFile(logFile, 20)}`);
       const { pollers } = await connection.workflowService.describeTaskQueue({
-        namespace: config.namespace,
+        namespace: temporal.namespace,
         taskQueue: { name: taskQueue },
         taskQueueType: kind === 'workflow' ? 1 : 2, // TASK_QUEUE_TYPE_WORKFLOW / _ACTIVITY
       });
@@ -101,17 +119,19 @@ function alreadyRunning(component: Component, pidFile: string, log: (line: strin
 
 /** Brings the stack up; components already running (by their PID file) are kept. */
 export async function devUp(config: ResolvedConfig, log: (line: string) => void, options: { worker?: boolean } = {}): Promise<void> {
+  const temporal = config.temporal();
+  refuseRemote(temporal);
   const paths = stackPaths(config.stateDir);
   mkdirSync(config.stateDir, { recursive: true });
   if (!alreadyRunning('temporal', paths.pidFile('temporal'), log)) {
     const cli = await ensureTemporalCli(config.cacheDir, log);
-    const { host, port } = splitAddress(config.temporalAddress);
+    const { host, port } = splitAddress(temporal.connectionOptions.address);
     const server = await startDevServer({
       cli,
       dbFile: paths.dbFile,
       logFile: paths.logFile('temporal'),
       pidFile: paths.pidFile('temporal'),
-      namespace: config.namespace,
+      namespace: temporal.namespace,
       ip: host,
       port,
       uiPort: config.uiPort,
@@ -129,7 +149,9 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
       pidFile: paths.pidFile(component),
       detached: true,
       cwd: REPO_ROOT,
-      env: { ...process.env, TEMPORAL_ADDRESS: config.temporalAddress, TEMPORAL_NAMESPACE: config.namespace, VLA_STATE_DIR: config.stateDir },
+      // The workers load their connection as this process did (same variables, same profile);
+      // address and namespace are pinned to what was just checked.
+      env: { ...process.env, TEMPORAL_ADDRESS: temporal.connectionOptions.address, TEMPORAL_NAMESPACE: temporal.namespace, VLA_STATE_DIR: config.stateDir },
     });
     const queue = kind === 'station' ? TaskQueue.station(DEFAULT_SIM_STATION) : TaskQueue[kind];
     await waitForPollers(config, queue, kind === 'cpu' ? 'workflow' : 'activity', worker.pid, worker.logFile);
@@ -190,7 +212,8 @@ export interface StackStatus {
   components: ComponentStatus[];
   temporalHealthy: boolean;
   temporalError?: string;
-  uiUrl: string;
+  /** Absent when the settings name a server other than the local dev server (or cannot be loaded). */
+  uiUrl?: string;
 }
 
 function componentStatus(component: Component, state: PidFileState, logFile: string): ComponentStatus {
@@ -212,13 +235,15 @@ export async function devStatus(config: ResolvedConfig): Promise<StackStatus> {
   const components = COMPONENTS.map((component) => componentStatus(component, inspectPidFile(paths.pidFile(component)), paths.logFile(component)));
   let temporalHealthy = false;
   let temporalError: string | undefined;
+  let url: string | undefined;
   try {
-    await checkTemporal(config.temporalAddress, config.namespace);
+    url = uiUrl(config);
+    await checkTemporal(config.temporal());
     temporalHealthy = true;
   } catch (err) {
     temporalError = (err as Error).message;
   }
-  return { components, temporalHealthy, temporalError, uiUrl: uiUrl(config) };
+  return { components, temporalHealthy, temporalError, ...(url !== undefined && { uiUrl: url }) };
 }
 
 export function devLogs(config: ResolvedConfig, component: Component, lines: number): string {

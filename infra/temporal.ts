@@ -1,9 +1,11 @@
 import { Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SEARCH_ATTRIBUTES } from '../data-schemas/workflows';
 import { startProcess, stopProcess, tailFile, type StartedProcess } from './processes';
+import { explainConnectionError, localDevServerConnection, type TemporalConnectionSettings } from './temporal-connection';
 import { ensureGoTool } from './tools';
 
 /** The Temporal CLI release we build when none is installed (later tags fail under go install). */
@@ -33,6 +35,8 @@ export interface DevServerOptions {
 
 export interface DevServer extends StartedProcess {
   address: string;
+  /** How to connect to it (plain loopback, no config file). */
+  temporal: TemporalConnectionSettings;
   uiUrl: string;
   namespace: string;
   stop(): Promise<void>;
@@ -71,12 +75,13 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const server: DevServer = {
     ...proc,
     address,
+    temporal: localDevServerConnection(address, options.namespace),
     uiUrl: `http://${ip}:${options.uiPort}`,
     namespace: options.namespace,
     stop: () => stopProcess(proc.pid),
   };
   try {
-    await waitForTemporal(address, options.namespace, options.readyTimeoutMs ?? 60_000, proc.pid);
+    await waitForTemporal(server.temporal, options.readyTimeoutMs ?? 60_000, proc.pid);
   } catch (err) {
     await server.stop();
     throw new Error(`${(err as Error).message}\nlast lines of ${options.logFile}:\n${tailFile(options.logFile, 20)}`);
@@ -85,10 +90,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
 }
 
 /**
- * Health check through the real client: the namespace is described and every search attribute the
- * project needs is registered.
+ * Waits for a server this process just started: the health check, repeated until it passes or
+ * the time is up (a start-up wait, not a retry of a user's connection).
  */
-export async function waitForTemporal(address: string, namespace: string, timeoutMs: number, pid?: number): Promise<void> {
+export async function waitForTemporal(settings: TemporalConnectionSettings, timeoutMs: number, pid?: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -100,20 +105,24 @@ export async function waitForTemporal(address: string, namespace: string, timeou
       }
     }
     try {
-      await checkTemporal(address, namespace);
+      await checkTemporal(settings, { timeoutMs: 2_000 });
       return;
     } catch (err) {
       lastError = err;
       await sleep(250);
     }
   }
-  throw new Error(`Temporal at ${address} not ready after ${timeoutMs} ms: ${(lastError as Error | undefined)?.message ?? 'no answer'}`);
+  throw new Error(`Temporal at ${settings.connectionOptions.address} not ready after ${timeoutMs} ms: ${(lastError as Error | undefined)?.message ?? 'no answer'}`);
 }
 
-export async function checkTemporal(address: string, namespace: string): Promise<void> {
-  const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+/**
+ * Health check through the real client: the connection works, the namespace is described and
+ * every search attribute the project needs is registered.
+ */
+export async function checkTemporal(settings: TemporalConnectionSettings, options: CheckOptions = {}): Promise<void> {
+  const connection = await connectClient(settings, options);
   try {
-    await checkNamespaceReady(connection, namespace);
+    await checkNamespaceReady(connection, settings.namespace);
   } finally {
     await connection.close();
   }
@@ -125,4 +134,48 @@ export async function checkNamespaceReady(connection: Connection, namespace: str
   const attrs = await connection.operatorService.listSearchAttributes({ namespace });
   const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (attrs.customAttributes ?? {})));
   if (missing.length > 0) throw new Error(`search attributes not registered: ${missing.join(', ')}`);
+}
+
+/** Limits of the connection check: one attempt, no retries. */
+export interface CheckOptions {
+  /** @default 10000 */
+  timeoutMs?: number;
+}
+
+/**
+ * One cheap check (GetSystemInfo, then DescribeNamespace) over a connection without the SDK's
+ * retrying interceptor, so a wrong setting fails in milliseconds with the transport's own reason
+ * (grpc-js only says "Failed to connect before the deadline" from `Connection.connect`).
+ */
+export async function checkTemporalConnection(settings: TemporalConnectionSettings, options: CheckOptions = {}): Promise<void> {
+  const connection = Connection.lazy({ ...settings.connectionOptions, interceptors: [] });
+  try {
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    await connection.withDeadline(deadline, () => connection.workflowService.getSystemInfo({}));
+    await connection.withDeadline(deadline, () => connection.workflowService.describeNamespace({ namespace: settings.namespace }));
+  } catch (err) {
+    throw explainConnectionError(err, settings);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** A client connection after the check; `TemporalConnectionError` when the settings do not work. */
+export async function connectClient(settings: TemporalConnectionSettings, options: CheckOptions = {}): Promise<Connection> {
+  await checkTemporalConnection(settings, options);
+  try {
+    return await Connection.connect({ ...settings.connectionOptions, connectTimeout: options.timeoutMs ?? 10_000 });
+  } catch (err) {
+    throw explainConnectionError(err, settings);
+  }
+}
+
+/** A worker (Rust core) connection after the check; `TemporalConnectionError` when the settings do not work. */
+export async function connectWorker(settings: TemporalConnectionSettings, options: CheckOptions = {}): Promise<NativeConnection> {
+  await checkTemporalConnection(settings, options);
+  try {
+    return await NativeConnection.connect(settings.connectionOptions);
+  } catch (err) {
+    throw explainConnectionError(err, settings);
+  }
 }

@@ -15,7 +15,7 @@ export function registerCluster(program: Command): void {
     .description('start PostgreSQL, the Temporal server and versitygw, set up schemas and the namespace (keeps data; running parts are kept)')
     .action(async () => {
       const config = loadConfig();
-      const info = await clusterUp({ stateDir: config.stateDir, cacheDir: config.cacheDir, namespace: config.namespace, log: say });
+      const info = await clusterUp({ stateDir: config.stateDir, cacheDir: config.cacheDir, namespace: config.temporal().namespace, log: say });
       say(`Temporal frontend (mTLS): ${info.temporalAddress}, namespace ${info.manifest.namespace}`);
       say(`S3 store: ${info.s3Endpoint}, bucket ${CLUSTER_BUCKET}`);
       say('Environment of a CPU worker (`vla cluster env <cpu|gemini|gpu|station|admin>` prints any kind):');

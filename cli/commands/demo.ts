@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Command } from 'commander';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -22,6 +22,7 @@ import { joinUri } from '../../data-schemas/uri';
 import { MANIFEST_FILE } from '../../data-schemas/manifest';
 import { BRIDGE_SAMPLE, loadConfig, REPO_ROOT } from '../../infra/config';
 import { DEFAULT_SIM_STATION, devUp, uiUrl } from '../../infra/dev-stack';
+import { connectClient } from '../../infra/temporal';
 import { printCampaignResult, runCampaign } from './robot';
 
 const say = (line: string): void => console.log(line);
@@ -82,9 +83,9 @@ export function registerDemo(program: Command): void {
       say(`  ${simUri}: ${await validateOrThrow(store, simUri)}`);
 
       // One workflow through the worker proves the whole path: client -> server -> worker -> store.
-      const connection = await Connection.connect({ address: config.temporalAddress });
+      const connection = await connectClient(config.temporal());
       try {
-        const client = new Client({ connection, namespace: config.namespace });
+        const client = new Client({ connection, namespace: config.temporal().namespace });
         const smokeUri = joinUri(config.storeUri, 'smoke', 'demo.txt');
         const result = await client.workflow.execute<typeof storeSmoke>('storeSmoke', {
           taskQueue: TaskQueue.cpu,
@@ -203,7 +204,7 @@ export function registerDemo(program: Command): void {
       printCampaignResult(campaign, say);
 
       say('');
-      say(`Temporal Web UI: ${uiUrl(config)}`);
+      say(`Temporal Web UI: ${uiUrl(config) ?? '(not the local dev server)'}`);
       say(`datasets:        ${bridgeUri}`);
       say(`                 ${simUri}`);
       say(`D_lan:           ${relabelled.join('\n                 ')}`);

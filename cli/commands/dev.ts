@@ -28,7 +28,7 @@ export function registerDev(program: Command): void {
     .action(async (opts: { worker: boolean }) => {
       const config = loadConfig();
       await devUp(config, say, { worker: opts.worker });
-      say(`Temporal Web UI: ${uiUrl(config)}`);
+      say(`Temporal Web UI: ${uiUrl(config) ?? '(not the local dev server)'}`);
     });
 
   dev
@@ -46,7 +46,7 @@ export function registerDev(program: Command): void {
       const status = await devStatus(loadConfig());
       for (const c of status.components) say(`${c.component.padEnd(13)} ${describeComponent(c)}  log: ${c.logFile}`);
       say(`temporal health: ${status.temporalHealthy ? 'ok' : `not answering (${status.temporalError ?? 'unknown'})`}`);
-      say(`Temporal Web UI: ${status.uiUrl}`);
+      if (status.uiUrl !== undefined) say(`Temporal Web UI: ${status.uiUrl}`);
       if (!status.components.every((c) => c.state === 'running') || !status.temporalHealthy) process.exitCode = 1;
     });
 

@@ -1,11 +1,11 @@
-import { Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { Argument, Command } from 'commander';
 import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
 import { InferencePool } from '../../activities/vqa/backends/pool';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { installWorkerRuntime, startTracing } from '../../infra/telemetry';
+import { connectClient, connectWorker } from '../../infra/temporal';
 import { ensurePythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
@@ -37,12 +37,15 @@ export function registerWorker(program: Command): void {
       if (config.env.VLA_METRICS_ADDRESS !== undefined) console.log(`metrics at http://${config.env.VLA_METRICS_ADDRESS}/metrics`);
       const tracing = startTracing(config.env, `vla-worker-${kind}`);
       if (tracing) console.log(`tracing: spans of ${tracing.serviceName} go to ${config.env.OTEL_EXPORTER_OTLP_ENDPOINT}`);
-      const connection = await NativeConnection.connect({ address: config.temporalAddress });
+      const temporal = config.temporal();
+      // A connection that does not work stops the worker here, non-zero, with a message naming the cause.
+      const connection = await connectWorker(temporal);
+      console.log(temporal.description);
       try {
         // Workflow inputs come from anyone who reaches Temporal: the store touches only the configured roots.
         const store = createObjectStore({ roots: config.storeRoots });
         console.log(describeRoots(config.storeRoots));
-        const common = { connection, namespace: config.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }), ...(tracing && { tracing: tracing.worker }) };
+        const common = { connection, namespace: temporal.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }), ...(tracing && { tracing: tracing.worker }) };
         // The key is read here, in the worker that calls Gemini, and nowhere else.
         const apiKey = process.env.GEMINI_API_KEY ?? process.env.GOOGLE_API_KEY;
         const baseUrl = process.env.GOOGLE_GEMINI_BASE_URL;
@@ -58,7 +61,7 @@ export function registerWorker(program: Command): void {
               const created = await createStationWorker({
                 ...(bundlePath !== undefined && { workflowBundle: { codePath: bundlePath } }),
                 connection,
-                namespace: config.namespace,
+                namespace: temporal.namespace,
                 ...(tracing && { tracing: tracing.worker }),
                 stationId,
                 station,
@@ -88,7 +91,7 @@ export function registerWorker(program: Command): void {
                 maxCallsPerSecond: opts.rate,
               });
             case 'gpu': {
-              const clientConnection = await Connection.connect({ address: config.temporalAddress });
+              const clientConnection = await connectClient(temporal);
               let python: ReturnType<typeof ensurePythonEnv> | undefined;
               const inferencePool = new InferencePool({
                 maxResident: config.env.VLA_INFERENCE_MAX_RESIDENT,

@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,9 @@ import { fileUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { REPO_ROOT } from '../../infra/config';
 import { inspectPidFile, isAlive } from '../../infra/processes';
+import { connectClient } from '../../infra/temporal';
+import { localDevServerConnection } from '../../infra/temporal-connection';
+import { devServerEnv } from '../helpers/temporal';
 
 const run = promisify(execFile);
 
@@ -28,10 +31,8 @@ describe('vla dev', () => {
     stateDir = mkdtempSync(join(tmpdir(), 'vla-dev-'));
     address = `127.0.0.1:${await getPort({ host: '127.0.0.1' })}`;
     env = {
-      ...process.env,
+      ...devServerEnv(address, 'vla'),
       VLA_STATE_DIR: stateDir,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: 'vla',
       VLA_TEMPORAL_UI_PORT: String(await getPort({ host: '127.0.0.1' })),
     };
   });
@@ -59,7 +60,7 @@ describe('vla dev', () => {
 
     // The detached worker really serves the project's task queue, in its store (<state>/store, its default root).
     const outputUri = fileUri(join(stateDir, 'store', 'smoke.txt'));
-    const connection = await Connection.connect({ address });
+    const connection = await connectClient(localDevServerConnection(address, 'vla'));
     const client = new Client({ connection, namespace: 'vla' });
     const result = await client.workflow.execute('storeSmoke', { taskQueue: TaskQueue.cpu, workflowId: 'dev-stack-smoke', args: [{ outputUri, text: 'persisted' }] });
     expect(result.created).toBe(true);
@@ -76,7 +77,7 @@ describe('vla dev', () => {
     // SQLite persistence: the completed workflow is still there after a restart.
     const again = await vla('dev', 'up', '--no-worker');
     expect(again.code, again.out).toBe(0);
-    const connection2 = await Connection.connect({ address });
+    const connection2 = await connectClient(localDevServerConnection(address, 'vla'));
     const described = await new Client({ connection: connection2, namespace: 'vla' }).workflow.getHandle('dev-stack-smoke').describe();
     expect(described.status.name).toBe('COMPLETED');
     await connection2.close();

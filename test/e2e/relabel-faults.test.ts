@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import getPort from 'get-port';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,9 +10,10 @@ import { DLanRecord } from '../../data-schemas/d-lan';
 import { fileUri } from '../../data-schemas/uri';
 import { REPO_ROOT, loadConfig } from '../../infra/config';
 import { startProcess, stopProcess, type StartedProcess } from '../../infra/processes';
-import { ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
+import { connectClient, ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
 import type { relabelDataset } from '../../workflows';
 import { importBridgeSample, replicateDataset } from '../helpers/datasets';
+import { devServerEnv } from '../helpers/temporal';
 
 const TRAJECTORIES = 200;
 
@@ -35,7 +36,7 @@ describe('relabelDataset survives killed workers and a restarted server', () => 
       detached: true, // its own process group: SIGKILL reaches tsx and node together
       cwd: REPO_ROOT,
       // The worker's store is confined to its roots; the default root is the store URI.
-      env: { ...process.env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace, VLA_STORE_URI: fileUri(dir) },
+      env: { ...devServerEnv(server.address, server.namespace), VLA_STORE_URI: fileUri(dir) },
     });
   const killWorker = async (): Promise<void> => {
     if (!worker) return;
@@ -77,7 +78,7 @@ describe('relabelDataset survives killed workers and a restarted server', () => 
 
   it('writes exactly one record per trajectory', { timeout: 600_000 }, async () => {
     worker = startWorker();
-    const connection = await Connection.connect({ address: server.address });
+    const connection = await connectClient(server.temporal);
     const client = new Client({ connection, namespace: 'vla' });
     const handle = await client.workflow.start<typeof relabelDataset>('relabelDataset', {
       taskQueue: 'vla-cpu',
@@ -99,7 +100,7 @@ describe('relabelDataset survives killed workers and a restarted server', () => 
     server = await startDevServer(serverOptions);
     await connection.close();
 
-    const connection2 = await Connection.connect({ address: server.address });
+    const connection2 = await connectClient(server.temporal);
     const result = await new Client({ connection: connection2, namespace: 'vla' }).workflow.getHandle(handle.workflowId).result();
     await connection2.close();
 

@@ -6,7 +6,7 @@ import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
 import { isAlive, startProcess, stopProcess } from '../../infra/processes';
 import { TaskQueue } from '../../data-schemas/workflows';
-import { workflowBundle } from './temporal';
+import { devServerEnv, workflowBundle } from './temporal';
 
 let bundleFile: Promise<string> | undefined;
 /** The workflow bundle, written once per test file for the station processes to load. */
@@ -58,9 +58,7 @@ export async function startStationProcess(options: StationProcessOptions): Promi
   if (options.url) args.push('--url', options.url);
   if (options.stepDelayMs !== undefined) args.push('--step-delay-ms', String(options.stepDelayMs));
   const env = {
-    ...process.env,
-    TEMPORAL_ADDRESS: address,
-    TEMPORAL_NAMESPACE: namespace,
+    ...devServerEnv(address, namespace),
     VLA_STATE_DIR: options.stateDir,
     VLA_STORE_URI: options.storeUri,
     VLA_WORKFLOW_BUNDLE: await sharedBundleFile(options.stateDir),

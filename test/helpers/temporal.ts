@@ -1,10 +1,12 @@
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, type NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../infra/config';
+import { connectClient, connectWorker } from '../../infra/temporal';
+import { localDevServerConnection } from '../../infra/temporal-connection';
 import { inject } from 'vitest';
 import { WORKFLOWS_PATH } from '../../workers/cpu';
 
@@ -34,8 +36,9 @@ export interface TemporalTestEnv {
 export async function connectTestTemporal(): Promise<TemporalTestEnv> {
   quietRuntime();
   const { address, namespace } = inject('temporal');
-  const connection = await Connection.connect({ address });
-  const nativeConnection = await NativeConnection.connect({ address });
+  const settings = localDevServerConnection(address, namespace);
+  const connection = await connectClient(settings);
+  const nativeConnection = await connectWorker(settings);
   return {
     client: new Client({ connection, namespace }),
     nativeConnection,
@@ -45,6 +48,17 @@ export async function connectTestTemporal(): Promise<TemporalTestEnv> {
       await nativeConnection.close();
     },
   };
+}
+
+/**
+ * The environment for a child process (a CLI worker, `vla dev`) that must reach a dev server the
+ * tests started, whatever Temporal profile or TEMPORAL_* variables the person running the tests
+ * has: an empty config file, no TLS, no API key.
+ */
+export function devServerEnv(address: string, namespace: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith('TEMPORAL_') && name !== 'TEMPORAL_CLI_PATH') delete env[name];
+  return { ...env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, TEMPORAL_CONFIG_FILE: '/dev/null' };
 }
 
 /** A task queue no other test shares. */

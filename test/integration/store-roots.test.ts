@@ -10,7 +10,7 @@ import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
 import { startProcess, stopProcess } from '../../infra/processes';
 import { simulateSample } from '../helpers/datasets';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, devServerEnv, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuWorker } from '../helpers/workers';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 
@@ -128,7 +128,7 @@ describe('the store confines workers to their roots (real dev server, real files
     const bundleFile = join(dir, 'workflow-bundle.js');
     writeFileSync(bundleFile, (await workflowBundle()).code);
     const taskQueue = uniqueTaskQueue('roots-cli');
-    const cliEnv: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: inject('temporal').address, TEMPORAL_NAMESPACE: env.namespace };
+    const cliEnv: NodeJS.ProcessEnv = devServerEnv(inject('temporal').address, env.namespace);
     delete cliEnv.VLA_STORE_ROOTS;
     delete cliEnv.VLA_STORE_READ_ROOTS;
     Object.assign(cliEnv, { VLA_STATE_DIR: join(dir, 'state'), VLA_STORE_URI: storeUri, VLA_WORKFLOW_BUNDLE: bundleFile });

@@ -10,6 +10,7 @@ import { registerWorker, WORKER_KINDS } from '../../cli/commands/worker';
 import { EnvConfig } from '../../data-schemas/config';
 import { SEARCH_ATTRIBUTES, TaskQueue } from '../../data-schemas/workflows';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { DEFAULT_TEMPORAL_NAMESPACE } from '../../infra/temporal-connection';
 
 /**
  * The deployment files (infra/deploy, docs/deployment.md) agree with the code: the commands they
@@ -251,7 +252,7 @@ describe('infra/deploy', () => {
       expect(config.env.VLA_MULTI_HOST).toBe(true);
       expect(config.storeUri).toMatch(/^s3:\/\//);
       expect([...config.storeRoots.readWrite, ...config.storeRoots.readOnly].every((root) => root.startsWith('s3://'))).toBe(true);
-      expect(config.namespace).toBe(EnvConfig.parse({}).TEMPORAL_NAMESPACE);
+      expect(config.temporal().namespace).toBe(DEFAULT_TEMPORAL_NAMESPACE);
     });
 
     it('serves metrics where Prometheus scrapes and the probes look', async () => {
@@ -296,13 +297,13 @@ describe('infra/deploy/helm/temporal-values.yaml', () => {
   const values = HelmValues.parse(parseYaml(read(join(DEPLOY, 'helm', 'temporal-values.yaml'))));
 
   it("creates the project's namespace and registers every search attribute as Keyword, with admin-tools' own image", () => {
-    expect(values.server.config.namespaces.namespace.map((n) => n.name)).toContain(EnvConfig.parse({}).TEMPORAL_NAMESPACE);
+    expect(values.server.config.namespaces.namespace.map((n) => n.name)).toContain(DEFAULT_TEMPORAL_NAMESPACE);
     const init = values.admintools.additionalInitContainers.find((c) => c.name === 'vla-search-attributes');
     expect(init?.image).toBe(`${values.admintools.image.repository}:${values.admintools.image.tag}`);
     const script = init?.args.join('\n') ?? '';
     expect(new Set(script.match(/\bVla[A-Za-z]+\b/g))).toEqual(new Set(SEARCH_ATTRIBUTES));
     expect(script).toContain('--type Keyword');
-    expect(script).toContain(`--namespace ${EnvConfig.parse({}).TEMPORAL_NAMESPACE}`);
+    expect(script).toContain(`--namespace ${DEFAULT_TEMPORAL_NAMESPACE}`);
   });
 
   it('sets the dynamic config the dev server runs with (infra/temporal.ts)', () => {
@@ -339,7 +340,7 @@ describe('infra/deploy/cloud', () => {
       else merged[key] = value;
     }
     expect(Object.keys(merged).filter((key) => key.startsWith('TEMPORAL_TLS_'))).toEqual([]);
-    expect(loadConfig({ ...merged, TEMPORAL_API_KEY: SECRET_PLACEHOLDER }).namespace).toBe(patch.data.TEMPORAL_NAMESPACE);
+    expect(loadConfig({ ...merged, TEMPORAL_API_KEY: SECRET_PLACEHOLDER }).temporal().namespace).toBe(patch.data.TEMPORAL_NAMESPACE);
   });
 
   it('search-attributes.sh is valid bash and registers every search attribute as Keyword', () => {
