@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SEARCH_ATTRIBUTES } from '../data-schemas/workflows';
 import { startProcess, stopProcess, tailFile, type StartedProcess } from './processes';
-import { explainConnectionError, localDevServerConnection, type TemporalConnectionSettings } from './temporal-connection';
+import { ConnectionErrorCode, explainConnectionError, localDevServerConnection, TemporalConnectionError, type TemporalConnectionSettings } from './temporal-connection';
 import { ensureGoTool } from './tools';
 
 /** The Temporal CLI release we build when none is installed (later tags fail under go install). */
@@ -176,6 +176,24 @@ export async function connectWorker(settings: TemporalConnectionSettings, option
   try {
     return await NativeConnection.connect(settings.connectionOptions);
   } catch (err) {
-    throw explainConnectionError(err, settings);
+    throw await explainWorkerConnectionError(err, settings, options);
   }
+}
+
+/**
+ * Classifies a failed worker (Rust core) connection. Under TLS 1.3 the client finishes its side of
+ * the handshake before the server checks the client certificate, so the Rust transport often sees
+ * the server's refusal only as a broken pipe or a closed connection (which one is a race) and not
+ * the alert that names it; grpc-js reads the alert. An unclassified failure is therefore diagnosed
+ * once more with the client check, which names the cause when there is one.
+ */
+export async function explainWorkerConnectionError(err: unknown, settings: TemporalConnectionSettings, options: CheckOptions = {}): Promise<TemporalConnectionError> {
+  const explained = explainConnectionError(err, settings);
+  if (explained.code !== ConnectionErrorCode.UNKNOWN) return explained;
+  try {
+    await checkTemporalConnection(settings, options);
+  } catch (diagnosed) {
+    if (diagnosed instanceof TemporalConnectionError && diagnosed.code !== ConnectionErrorCode.UNKNOWN) return diagnosed;
+  }
+  return explained;
 }

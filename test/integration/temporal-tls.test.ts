@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../infra/config';
-import { connectClient, connectWorker } from '../../infra/temporal';
-import { ConnectionErrorCode, explainConnectionError, loadTemporalConnection, TemporalConnectionError, type TemporalConnectionSettings } from '../../infra/temporal-connection';
+import { connectClient, connectWorker, explainWorkerConnectionError } from '../../infra/temporal';
+import { ConnectionErrorCode, loadTemporalConnection, TemporalConnectionError, type TemporalConnectionSettings } from '../../infra/temporal-connection';
 import { quietRuntime } from '../helpers/temporal';
 import { startTlsTemporal, type TlsTemporal } from '../helpers/tls-temporal';
 
@@ -72,7 +72,10 @@ describe('Temporal over mutual TLS (real server)', () => {
     return failure;
   }
 
-  /** The worker's own (Rust) connection, without the check in front: its errors are classified the same way. */
+  /**
+   * The worker's own (Rust) connection, without the check in front: its errors are classified the
+   * same way (an ambiguous transport error is diagnosed again with the client check).
+   */
   async function workerFailure(s: TemporalConnectionSettings): Promise<TemporalConnectionError> {
     const err: unknown = await NativeConnection.connect(s.connectionOptions).then(
       async (connection) => {
@@ -82,7 +85,7 @@ describe('Temporal over mutual TLS (real server)', () => {
       (e: unknown) => e,
     );
     expect(err, 'the worker connection should fail').toBeDefined();
-    const failure = explainConnectionError(err, s);
+    const failure = await explainWorkerConnectionError(err, s);
     expectNoKeyMaterial(failure.message);
     return failure;
   }

@@ -1,7 +1,8 @@
 import { loadClientConfigFromToml } from '@temporalio/envconfig';
 import { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
@@ -137,6 +138,22 @@ function queueOf({ kind, options }: ParsedWorker): string {
 // --- the environment a container gets
 
 /** Temporal's standard connection variables (read by @temporalio/envconfig). */
+/**
+ * The variables with every `TEMPORAL_TLS_*_PATH` pointing at a stand-in file: in a pod the Secret is
+ * mounted there, and the connection loader reads each file at start (a missing one is an error).
+ */
+function withMountedFiles(variables: Record<string, string>): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'vla-deploy-secrets-'));
+  return Object.fromEntries(
+    Object.entries(variables).map(([name, value]) => {
+      if (!/^TEMPORAL_TLS_.*_PATH$/.test(name)) return [name, value];
+      const file = join(dir, name.toLowerCase());
+      writeFileSync(file, `stand-in for ${value}\n`);
+      return [name, file];
+    }),
+  );
+}
+
 const TEMPORAL_VARIABLES = new Set([
   'TEMPORAL_ADDRESS',
   'TEMPORAL_NAMESPACE',
@@ -248,11 +265,13 @@ describe('infra/deploy', () => {
 
     it('passes the configuration check the worker itself runs at start (shared S3 store, several hosts)', () => {
       const { variables } = environmentOf(deployment);
-      const config = loadConfig(variables);
+      const config = loadConfig(withMountedFiles(variables));
       expect(config.env.VLA_MULTI_HOST).toBe(true);
       expect(config.storeUri).toMatch(/^s3:\/\//);
       expect([...config.storeRoots.readWrite, ...config.storeRoots.readOnly].every((root) => root.startsWith('s3://'))).toBe(true);
-      expect(config.temporal().namespace).toBe(DEFAULT_TEMPORAL_NAMESPACE);
+      const temporal = config.temporal();
+      expect(temporal.namespace).toBe(DEFAULT_TEMPORAL_NAMESPACE);
+      expect(temporal.connectionOptions.tls, 'mutual TLS from the mounted client certificate').toMatchObject({ clientCertPair: expect.anything() });
     });
 
     it('serves metrics where Prometheus scrapes and the probes look', async () => {
