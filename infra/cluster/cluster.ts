@@ -280,7 +280,7 @@ export async function clusterUp(options: ClusterOptions): Promise<ClusterInfo> {
   const adminTls = clientTls(paths.caFile, paths.clientCert('admin'), SERVER_NAME);
   if (!running('temporal', paths, log)) {
     const binary = await ensureTemporalServer(options.cacheDir, log);
-    writeTemporalConfig(join(paths.temporalRoot, 'config'), { bindIp: serverIp, ports: manifest.ports, db, caFile: paths.caFile, serverCert: paths.serverCert, serverName: SERVER_NAME });
+    writeTemporalConfig(join(paths.temporalRoot, 'config'), { bindIp: serverIp, ports: manifest.ports, persistence: { plugin: 'postgres12', db }, caFile: paths.caFile, serverCert: paths.serverCert, serverName: SERVER_NAME });
     const pid = startTemporalServer({ binary, rootDir: paths.temporalRoot, logFile: paths.logFile('temporal'), pidFile: paths.pidFile('temporal'), dbPassword: password, netns });
     log(`temporal started (pid ${pid}) at ${info.temporalAddress} (mTLS)`);
   }

@@ -76,6 +76,9 @@ export async function setupTemporalSchemas(options: { sqlTool: string; db: SqlEn
   options.log(`databases ${DATABASES.map((d) => d.name).join(' and ')} exist, schemas up to date (${TEMPORAL_SERVER_VERSION})`);
 }
 
+/** An IP as it stands before `:port` (IPv6 in brackets). */
+const bracket = (ip: string): string => (ip.includes(':') ? `[${ip}]` : ip);
+
 /** The ports of one server process: each service's gRPC and membership port. */
 export interface TemporalPorts {
   frontend: number;
@@ -91,10 +94,13 @@ export interface TemporalPorts {
 /** The variable that hands the server its database password (the config file names it, never holds it). */
 export const POSTGRES_PASSWORD_VAR = 'VLA_CLUSTER_POSTGRES_PASSWORD';
 
+/** Where the server keeps its state: PostgreSQL (the cluster profile), or SQLite in memory (test fixtures that need a TLS server and nothing else). */
+export type TemporalPersistence = { plugin: 'postgres12'; db: Omit<SqlEndpoint, 'password'> } | { plugin: 'sqlite-memory' };
+
 export interface TemporalServerConfig {
   bindIp: string;
   ports: TemporalPorts;
-  db: Omit<SqlEndpoint, 'password'>;
+  persistence: TemporalPersistence;
   /** The cluster CA; every client and peer certificate must chain to it. */
   caFile: string;
   /** Serves the frontend and the services' own gRPC, and identifies this process to its peers (serverAuth + clientAuth). */
@@ -119,20 +125,27 @@ export const CLUSTER_DYNAMIC_CONFIG = {
 export function writeTemporalConfig(configDir: string, config: TemporalServerConfig): void {
   mkdirSync(configDir, { recursive: true, mode: 0o700 });
   const dynamicConfigFile = join(configDir, 'dynamicconfig.yaml');
-  const store = (databaseName: string, maxConns: number): object => ({
-    sql: {
-      pluginName: 'postgres12',
-      databaseName,
-      connectAddr: `${config.bindIp.includes(':') ? `[${config.bindIp}]` : config.bindIp}:${config.db.port}`,
-      connectProtocol: 'tcp',
-      user: config.db.user,
-      // Filled in from the server's environment when it loads the file: the password stays out of it.
-      password: `{{ env \`${POSTGRES_PASSWORD_VAR}\` }}`,
-      maxConns,
-      maxIdleConns: maxConns,
-      maxConnLifetime: '1h',
-    },
-  });
+  const { persistence } = config;
+  const store = (databaseName: string, maxConns: number): object =>
+    persistence.plugin === 'postgres12'
+      ? {
+          sql: {
+            pluginName: 'postgres12',
+            databaseName,
+            connectAddr: `${bracket(config.bindIp)}:${persistence.db.port}`,
+            connectProtocol: 'tcp',
+            user: persistence.db.user,
+            // Filled in from the server's environment when it loads the file: the password stays out of it.
+            password: `{{ env \`${POSTGRES_PASSWORD_VAR}\` }}`,
+            maxConns,
+            maxIdleConns: maxConns,
+            maxConnLifetime: '1h',
+          },
+        }
+      : {
+          // One private in-memory database per store; the schema is created at start.
+          sql: { pluginName: 'sqlite', databaseName: databaseName, connectAddr: 'localhost', connectProtocol: 'tcp', connectAttributes: { mode: 'memory', cache: 'private' }, maxConns: 1, maxIdleConns: 1 },
+        };
   const service = (grpcPort: number, membershipPort: number): object => ({ rpc: { grpcPort, membershipPort, bindOnIP: config.bindIp } });
   const serverTls = { certFile: config.serverCert.certFile, keyFile: config.serverCert.keyFile, requireClientAuth: true, clientCaFiles: [config.caFile] };
   const clientTls = { serverName: config.serverName, rootCaFiles: [config.caFile] };
@@ -166,7 +179,7 @@ export function writeTemporalConfig(configDir: string, config: TemporalServerCon
       failoverVersionIncrement: 10,
       masterClusterName: 'active',
       currentClusterName: 'active',
-      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `${config.serverName}:${config.ports.frontend}` } },
+      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `${bracket(config.bindIp)}:${config.ports.frontend}` } },
     },
     dcRedirectionPolicy: { policy: 'noop' },
     dynamicConfigClient: { filepath: dynamicConfigFile, pollInterval: '60s' },
@@ -176,17 +189,20 @@ export function writeTemporalConfig(configDir: string, config: TemporalServerCon
   writeFileSync(dynamicConfigFile, `${JSON.stringify(CLUSTER_DYNAMIC_CONFIG, null, 2)}\n`);
 }
 
-/** Starts the server (detached) from `<rootDir>/config/cluster.yaml`; returns its PID. */
-export function startTemporalServer(options: { binary: string; rootDir: string; logFile: string; pidFile: string; dbPassword: string; netns?: string }): number {
+/**
+ * Starts the server from `<rootDir>/config/cluster.yaml`; returns its PID. With a PID file it is
+ * detached (it outlives this process, `vla cluster down` stops it); without, it is this process's child.
+ */
+export function startTemporalServer(options: { binary: string; rootDir: string; logFile: string; pidFile?: string; dbPassword?: string; netns?: string }): number {
   // --allow-no-auth: no authorizer; mutual TLS is the gate (every certificate from the cluster CA is trusted).
   const args = ['--root', options.rootDir, '--config', 'config', '--env', 'cluster', '--allow-no-auth', 'start'];
   return startProcess(options.binary, args, {
     logFile: options.logFile,
     pidFile: options.pidFile,
-    detached: true,
+    detached: options.pidFile !== undefined,
     netns: options.netns,
     cwd: options.rootDir,
-    env: { ...process.env, [POSTGRES_PASSWORD_VAR]: options.dbPassword },
+    env: { ...process.env, ...(options.dbPassword !== undefined && { [POSTGRES_PASSWORD_VAR]: options.dbPassword }) },
   }).pid;
 }
 
