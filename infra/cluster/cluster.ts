@@ -6,7 +6,8 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { inspectPidFile, stopByPidFile, type PidFileState, type StopOutcome } from '../processes';
 import { createBucket, ensureVersitygw, startS3Server } from '../s3-server';
-import { checkNamespaceReady } from '../temporal';
+import { checkNamespaceReady, connectClient } from '../temporal';
+import { loadTemporalConnection, type TemporalConnectionSettings } from '../temporal-connection';
 import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type CertificateFiles } from './certs';
 import { ensurePassword, ensurePostgres, findPostgresBinDir, initPostgres, postgresAccepts, postgresAccount, POSTGRES_USER, startPostgres, stopPostgres } from './postgres';
 import { clientTls, ensureTemporalServer, ensureTemporalSqlTool, registerNamespace, setupTemporalSchemas, startTemporalServer, waitForFrontend, writeTemporalConfig } from './temporal-server';
@@ -247,9 +248,17 @@ function running(component: ClusterComponent, paths: ClusterPaths, log: (line: s
   }
 }
 
+/**
+ * The connection settings of `client` (a worker kind, or `admin`), loaded the way every process
+ * loads them (envconfig) from the variables `vla cluster env <client>` prints; no config file.
+ */
+export function clusterConnection(info: ClusterInfo, client: ClusterClient = 'admin'): TemporalConnectionSettings {
+  return loadTemporalConnection({ env: clusterEnv(info, client), disableFile: true });
+}
+
 /** An mTLS connection to the cluster's frontend with the certificate of `client`. */
 export function connectCluster(info: ClusterInfo, client: ClusterClient = 'admin'): Promise<Connection> {
-  return Connection.connect({ address: info.temporalAddress, tls: clientTls(info.paths.caFile, info.paths.clientCert(client), SERVER_NAME), connectTimeout: 5_000 });
+  return connectClient(clusterConnection(info, client));
 }
 
 /**

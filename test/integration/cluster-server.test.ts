@@ -1,16 +1,17 @@
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, type ObjectStore } from '../../activities/store';
-import { clusterDown, clusterEnv, clusterPaths, clusterStatus, clusterUp, CLUSTER_BUCKET, type ClusterClient, type ClusterInfo } from '../../infra/cluster/cluster';
+import { clusterConnection, clusterDown, clusterEnv, clusterPaths, clusterStatus, clusterUp, CLUSTER_BUCKET, type ClusterClient, type ClusterInfo } from '../../infra/cluster/cluster';
 import { createCertificateAuthority, issueCertificate } from '../../infra/cluster/certs';
 import { findPostgresBinDir, initPostgres, postgresAccount, stopPostgres } from '../../infra/cluster/postgres';
-import { clientTls } from '../../infra/cluster/temporal-server';
 import { loadConfig } from '../../infra/config';
+import { connectClient, connectWorker } from '../../infra/temporal';
+import { ConnectionErrorCode, loadTemporalConnection, TemporalConnectionError } from '../../infra/temporal-connection';
 import { inspectPidFile, isAlive, stopByPidFile } from '../../infra/processes';
 import { createCpuWorker } from '../../workers/cpu';
 import { quietRuntime, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
@@ -24,8 +25,6 @@ import { quietRuntime, uniqueTaskQueue, workflowBundle } from '../helpers/tempor
 const UP_TIMEOUT_MS = 300_000;
 const STEP_TIMEOUT_MS = 300_000;
 const NAMESPACE = 'vla-cluster-test';
-/** The name in the server certificate; the address is an IP, which Node warns about as a TLS server name. */
-const SERVER_NAME = 'localhost';
 
 const PROCS = '/proc';
 /** Live processes (not zombies) whose /proc stat field `field` (4: parent, 5: process group) is `value`. */
@@ -67,11 +66,12 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
     rmSync(stateDir, { recursive: true, force: true });
   }, STEP_TIMEOUT_MS);
 
-  const tlsFor = (client: ClusterClient) => clientTls(info.paths.caFile, info.paths.clientCert(client), SERVER_NAME);
+  /** The settings a process of `client`'s kind loads (envconfig) from what `vla cluster env <client>` prints. */
+  const settingsFor = (client: ClusterClient) => clusterConnection(info, client);
 
   /** A client with the admin certificate, and a CPU worker with the worker-cpu certificate on a fresh queue, while `fn` runs. */
   async function withClient<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-    const connection = await Connection.connect({ address: info.temporalAddress, tls: tlsFor('admin') });
+    const connection = await connectClient(settingsFor('admin'));
     try {
       return await fn(new Client({ connection, namespace: NAMESPACE }));
     } finally {
@@ -79,7 +79,7 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
     }
   }
   async function runCpuWorkerUntil<T>(taskQueue: string, promise: Promise<T>): Promise<T> {
-    const connection = await NativeConnection.connect({ address: info.temporalAddress, tls: tlsFor('cpu') });
+    const connection = await connectWorker(settingsFor('cpu'));
     try {
       const worker = await createCpuWorker({ connection, namespace: NAMESPACE, taskQueue, workflowBundle: await workflowBundle(), deps: { store } });
       return await worker.runUntil(promise);
@@ -98,7 +98,7 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
     const workflowId = `cluster-${taskQueue}`;
     await withClient(async (client) => {
       const handle = await client.workflow.start('storeSmoke', { taskQueue, workflowId, args: [{ outputUri: smokeUri(name), text: name }] });
-      const connection = await NativeConnection.connect({ address: info.temporalAddress, tls: tlsFor('cpu') });
+      const connection = await connectWorker(settingsFor('cpu'));
       try {
         const workflowsOnly = await Worker.create({ connection, namespace: NAMESPACE, taskQueue, workflowBundle: await workflowBundle() });
         await workflowsOnly.runUntil(async () => {
@@ -143,26 +143,31 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
     ]);
   }, STEP_TIMEOUT_MS);
 
-  it('refuses a client without a certificate and one whose certificate another CA signed', async () => {
-    const call = async (tls: ReturnType<typeof clientTls>): Promise<void> => {
-      const connection = await Connection.connect({ address: info.temporalAddress, tls, connectTimeout: 5_000 });
-      try {
-        await connection.workflowService.describeNamespace({ namespace: NAMESPACE });
-      } finally {
-        await connection.close();
-      }
+  it('refuses a client without a certificate and one whose certificate another CA signed, naming the cause', async () => {
+    const env = clusterEnv(info, 'cpu');
+    const failure = async (overrides: Record<string, string | undefined>): Promise<TemporalConnectionError> => {
+      const settings = loadTemporalConnection({ env: Object.fromEntries(Object.entries({ ...env, ...overrides }).filter(([, v]) => v !== undefined)), disableFile: true });
+      const err: unknown = await connectWorker(settings, { timeoutMs: 15_000 }).then(
+        async (connection) => {
+          await connection.close();
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(TemporalConnectionError);
+      return err as TemporalConnectionError;
     };
-    // The same call with the cluster's own certificate goes through: the refusals below are about the certificate.
-    await expect(call(tlsFor('cpu'))).resolves.toBeUndefined();
-    await expect(call(clientTls(info.paths.caFile, undefined, SERVER_NAME))).rejects.toThrow();
+    // The cluster's own certificate goes through: the refusals below are about the certificate.
+    await (await connectWorker(settingsFor('cpu'))).close();
+    expect((await failure({ TEMPORAL_TLS_CLIENT_CERT_PATH: undefined, TEMPORAL_TLS_CLIENT_KEY_PATH: undefined })).code).toBe(ConnectionErrorCode.CLIENT_CERT_REQUIRED);
 
     const otherDir = mkdtempSync(join(tmpdir(), 'vla-other-ca-'));
     try {
       const otherCa = await createCertificateAuthority(join(otherDir, 'ca'), 'some other CA');
       const stranger = await issueCertificate(otherCa, otherDir, { name: 'worker-cpu', usage: 'client' });
-      await expect(call({ ...clientTls(info.paths.caFile, stranger, SERVER_NAME) })).rejects.toThrow();
-      // A worker connection (the Rust core) is refused the same way.
-      await expect(NativeConnection.connect({ address: info.temporalAddress, tls: clientTls(info.paths.caFile, stranger, SERVER_NAME) }).then((c) => c.close())).rejects.toThrow();
+      const refused = await failure({ TEMPORAL_TLS_CLIENT_CERT_PATH: stranger.certFile, TEMPORAL_TLS_CLIENT_KEY_PATH: stranger.keyFile });
+      expect(refused.code).toBe(ConnectionErrorCode.CLIENT_CERT_REJECTED);
+      expect(refused.message).not.toContain(readFileSync(stranger.keyFile, 'utf8').split('\n')[1]);
     } finally {
       rmSync(otherDir, { recursive: true, force: true });
     }
