@@ -2,6 +2,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import { SingleBar } from 'cli-progress';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileUrisIn, MULTI_HOST_NEEDS_S3 } from '../data-schemas/config';
 import { TaskQueue } from '../data-schemas/workflows';
 import { loadConfig } from '../infra/config';
 import { uiUrl } from '../infra/dev-stack';
@@ -38,6 +39,9 @@ export interface FollowOptions<R, P> {
  * as a bar until it ends. A failed run throws its root cause's message, which names the problem.
  */
 export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promise<R | undefined> {
+  // Refused before anything starts: the workers would refuse it at the first activity.
+  const local = loadConfig().env.VLA_MULTI_HOST ? fileUrisIn(options.input) : [];
+  if (local.length > 0) throw new Error(`${MULTI_HOST_NEEDS_S3} (VLA_MULTI_HOST=1): ${local.join(', ')} names a folder on this host only; use s3://bucket/prefix`);
   return withTemporalClient(async (client, config) => {
     const handle = await client.workflow.start(options.workflowType, {
       taskQueue: TaskQueue.cpu,

@@ -4,7 +4,7 @@ import { Argument, Command } from 'commander';
 import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
 import { InferencePool } from '../../activities/vqa/backends/pool';
-import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { loadConfig, refuseLocalStore, REPO_ROOT } from '../../infra/config';
 import { ensurePythonEnv } from '../../infra/python';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
@@ -31,10 +31,11 @@ export function registerWorker(program: Command): void {
     .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
     .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; stepDelayMs: number }) => {
       const config = loadConfig();
+      refuseLocalStore(config);
       const connection = await NativeConnection.connect({ address: config.temporalAddress });
       try {
         // Workflow inputs come from anyone who reaches Temporal: the store touches only the configured roots.
-        const store = createObjectStore({ roots: config.storeRoots });
+        const store = createObjectStore({ roots: config.storeRoots, multiHost: config.env.VLA_MULTI_HOST });
         console.log(describeRoots(config.storeRoots));
         const common = { connection, namespace: config.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }) };
         // The key is read here, in the worker that calls Gemini, and nowhere else.
