@@ -69,8 +69,9 @@ export function refuseLocalStore(config: ResolvedConfig): void {
   if (!config.env.VLA_MULTI_HOST) return;
   const local = [
     ...(config.storeUri.startsWith('file://') ? [`VLA_STORE_URI=${config.storeUri}${config.env.VLA_STORE_URI === undefined ? ' (the default)' : ''}`] : []),
-    ...config.storeRoots.readWrite.filter((uri) => uri.startsWith('file://')).map((uri) => `VLA_STORE_ROOTS: ${uri}`),
+    // Unset, the read-write roots are the store URI, already named.
+    ...(config.env.VLA_STORE_ROOTS ?? []).filter((uri) => uri.startsWith('file://')).map((uri) => `VLA_STORE_ROOTS: ${uri}`),
     ...config.storeRoots.readOnly.filter((uri) => uri.startsWith('file://')).map((uri) => `VLA_STORE_READ_ROOTS: ${uri}`),
   ];
-  if (local.length > 0) throw new Error(`${MULTI_HOST_NEEDS_S3} (VLA_MULTI_HOST=1), but ${[...new Set(local)].join('; ')}; set VLA_STORE_URI=s3://bucket/prefix`);
+  if (local.length > 0) throw new Error(`${MULTI_HOST_NEEDS_S3} (VLA_MULTI_HOST=1), but ${local.join('; ')}; set VLA_STORE_URI=s3://bucket/prefix`);
 }
