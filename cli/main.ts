@@ -4,6 +4,7 @@ import { registerDataSimulate } from './commands/data-simulate';
 import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
 import { registerDev } from './commands/dev';
+import { registerHost } from './commands/host';
 import { registerRelabel } from './commands/relabel';
 import { registerRobot } from './commands/robot';
 import { registerShard } from './commands/shard';
@@ -19,6 +20,7 @@ const program = new Command('vla')
 registerDemo(program);
 registerDev(program);
 registerWorker(program);
+registerHost(program);
 registerRelabel(program);
 registerShard(program);
 registerTrain(program);
