@@ -1,4 +1,4 @@
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ScheduleNotFoundError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -78,18 +78,34 @@ describe('workers on several hosts need an s3:// store (real dev server, real S3
     expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 
-  it('`vla worker` with VLA_MULTI_HOST=1 refuses to start on the default file:// store', async () => {
+  /** Runs the `vla` CLI with VLA_MULTI_HOST=1 against the suite's dev server; its exit code and stderr. */
+  async function vlaMultiHost(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
     const { address, namespace } = inject('temporal');
-    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', 'cpu', '--task-queue', 'never-polled'], {
+    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), ...args], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, VLA_STATE_DIR: join(dir, 'state'), VLA_MULTI_HOST: '1' },
+      env: { PATH: process.env.PATH, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, VLA_STATE_DIR: join(dir, 'state'), VLA_MULTI_HOST: '1', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    return { code, stderr };
+  }
+
+  it('`vla worker` with VLA_MULTI_HOST=1 refuses to start on the default file:// store', async () => {
+    const { code, stderr } = await vlaMultiHost(['worker', 'cpu', '--task-queue', 'never-polled']);
     expect(code).toBe(1);
     expect(stderr).toContain(MULTI_HOST_NEEDS_S3);
     expect(stderr).toContain(`VLA_STORE_URI=${fileUri(join(dir, 'state', 'store'))} (the default)`);
+  }, 120_000);
+
+  it('`vla schedule nightly` with VLA_MULTI_HOST=1 refuses file:// paths before creating the schedule', async () => {
+    const scheduleId = `multi-host-${Date.now()}`;
+    const { code, stderr } = await vlaMultiHost(['schedule', 'nightly', '--id', scheduleId, '--runs', `${s3Root}/runs`, '--out', join(dir, 'nightly'), '--benchmark', `mmstar=${s3Root}/mmstar`], { VLA_STORE_URI: s3Root });
+    expect(code).toBe(1);
+    expect(stderr).toContain(MULTI_HOST_NEEDS_S3);
+    expect(stderr).toContain(fileUri(join(dir, 'nightly')));
+    const described = await env.client.schedule.getHandle(scheduleId).describe().catch((e: unknown) => e);
+    expect(described).toBeInstanceOf(ScheduleNotFoundError);
   }, 120_000);
 });
