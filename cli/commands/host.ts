@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../../infra/config';
-import { HOST_KINDS, killHost, listHosts, spawnInHost, startHost, stopHost, type HostKind } from '../../infra/cluster/hosts';
+import { HOST_KINDS, hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost, waitForHostReady, type HostKind } from '../../infra/cluster/hosts';
 import { addHost, canUseNamespaces, destroyNetwork, ensureNetwork, readNetwork } from '../../infra/cluster/network';
 import type { StopOutcome } from '../../infra/processes';
 
@@ -30,7 +30,7 @@ export function registerHost(program: Command): void {
 
   host
     .command('start')
-    .description('start a worker host; it inherits TEMPORAL_*, AWS_*, VLA_STORE_* (s3:// only) and its kind\'s model keys, nothing else')
+    .description('start a worker host and wait until its worker runs (exit 1 with the end of its log if it exits first); it inherits TEMPORAL_*, AWS_*, VLA_STORE_* (s3:// only) and its kind\'s model keys, nothing else')
     .argument('<name>', 'host name: 1-13 lower-case letters, digits or dashes')
     .addOption(new Option('--kind <kind>', 'the worker it runs').choices(HOST_KINDS).makeOptionMandatory())
     .option('--station-id <id>', 'station hosts: the station id')
@@ -38,8 +38,9 @@ export function registerHost(program: Command): void {
     .action(async (name: string, workerArgs: string[], opts: { kind: HostKind; stationId?: string }) => {
       const { stateDir } = loadConfig();
       const record = await startHost(stateDir, { name, kind: opts.kind, ...(opts.stationId !== undefined && { stationId: opts.stationId }), workerArgs });
+      await waitForHostReady(stateDir, name);
       const where = record.isolation === 'namespaces' ? `namespace ${record.netns ?? ''}, address ${record.address ?? ''}` : 'no namespaces (not root): a separate process tree on loopback';
-      say(`host ${name} (${record.kind}) started: ${where}; log ${loadConfig().stateDir}/cluster/logs/host-${name}.log`);
+      say(`host ${name} (${record.kind}) runs: ${where}; log ${hostPaths(stateDir, name).logFile}`);
     });
 
   host

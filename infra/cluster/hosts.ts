@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { SafeId } from '../../data-schemas/common';
 import { loadConfig, refuseLocalStore, REPO_ROOT } from '../config';
-import { inspectPidFile, processIdentity, startProcess, stopByPidFile, writePidFile, type PidFileState, type StopOutcome, type StopWaits } from '../processes';
+import { inspectPidFile, processIdentity, startProcess, stopByPidFile, tailFile, writePidFile, type PidFileState, type StopOutcome, type StopWaits } from '../processes';
 import { addHost, canUseNamespaces, ensureNetwork, HostName, readNetwork } from './network';
 
 /**
@@ -182,6 +183,27 @@ export async function startHost(stateDir: string, spec: HostSpec, options: Start
   writePidFile(paths.pidFile, pid, { argv, groupLeader: true });
   writeFileSync(paths.recordFile, `${JSON.stringify(record, null, 2)}\n`);
   return record;
+}
+
+/** The SDK's log record once a worker polls (its default logger writes it to the host's log, on one line or several). */
+const WORKER_RUNNING = /Worker state changed \{[^}]*state: 'RUNNING'/;
+
+/**
+ * Waits until the host's worker runs: its log says the SDK worker is RUNNING. The host's network
+ * is private, so this process cannot ask the server about its pollers; the log is the signal.
+ * @throws Error with the end of the host's log when the worker exits first, or after `timeoutMs`
+ */
+export async function waitForHostReady(stateDir: string, name: string, timeoutMs = 120_000): Promise<void> {
+  const paths = hostPaths(stateDir, name);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const log = existsSync(paths.logFile) ? readFileSync(paths.logFile, 'utf8') : '';
+    if (WORKER_RUNNING.test(log)) return;
+    const state = inspectPidFile(paths.pidFile);
+    if (state.kind !== 'ours') throw new Error(`host ${name}: its worker exited during start-up; last lines of ${paths.logFile}:\n${tailFile(paths.logFile, 20)}`);
+    if (Date.now() > deadline) throw new Error(`host ${name}: its worker does not run after ${timeoutMs} ms; last lines of ${paths.logFile}:\n${tailFile(paths.logFile, 20)}`);
+    await sleep(250);
+  }
 }
 
 /** Graceful: SIGTERM to the host's process group (the worker finishes its tasks), SIGKILL after the grace period. */

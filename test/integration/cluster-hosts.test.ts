@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MULTI_HOST_NEEDS_S3 } from '../../data-schemas/config';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
-import { hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost } from '../../infra/cluster/hosts';
+import { hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost, waitForHostReady } from '../../infra/cluster/hosts';
 import { addHost, canUseNamespaces, destroyNetwork, ensureNetwork, listNamespaces, type NetworkRecord } from '../../infra/cluster/network';
 import { isAlive, startProcess, stopProcess, tailFile } from '../../infra/processes';
 import { ensureVersitygw, startS3Server, type S3Server } from '../../infra/s3-server';
@@ -122,6 +122,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     await startHost(stateDir, { name: 'cpu1', kind: 'cpu' }, { env: hostEnv });
     await startHost(stateDir, { name: 'gem1', kind: 'gemini', workerArgs: ['--rate', '50'] }, { env: hostEnv });
     await startHost(stateDir, { name: 'gem2', kind: 'gemini', workerArgs: ['--rate', '50'] }, { env: hostEnv });
+    await Promise.all(['cpu1', 'gem1', 'gem2'].map((name) => waitForHostReady(stateDir, name)));
     await addHost(stateDir, 'client');
   }, 300_000);
 
