@@ -102,7 +102,8 @@ export async function ensureNetwork(stateDir: string): Promise<NetworkRecord> {
   const third = existing ? Number(existing.subnet.split('.')[2]) : [...Array(254).keys()].map((i) => i + 1).find((n) => !used.has(n));
   if (third === undefined) throw new Error(`no free 10.${SUBNET_BASE}.x.0/24 subnet for the cluster network`);
   const subnet = `10.${SUBNET_BASE}.${third}`;
-  const record: NetworkRecord = { id, subnet, lan: { netns: `vla-${id}-lan`, bridge: BRIDGE, address: `${subnet}.1` }, hosts: {} };
+  // Hosts already recorded stay recorded (their namespaces may still exist), so `destroyNetwork` still removes them.
+  const record: NetworkRecord = { id, subnet, lan: { netns: `vla-${id}-lan`, bridge: BRIDGE, address: `${subnet}.1` }, hosts: existing?.hosts ?? {} };
   writeNetwork(stateDir, record);
   try {
     await ip(['netns', 'add', record.lan.netns]);

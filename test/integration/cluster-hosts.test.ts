@@ -131,6 +131,14 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
+  it('the network is idempotent: making it or a host again returns what exists', async () => {
+    const again = await ensureNetwork(stateDir);
+    expect({ id: again.id, subnet: again.subnet, lan: again.lan }).toEqual({ id: network.id, subnet: network.subnet, lan: network.lan });
+    expect(Object.keys(again.hosts).sort()).toEqual(['client', 'cpu1', 'gem1', 'gem2']);
+    expect(await addHost(stateDir, 'client')).toEqual(again.hosts.client);
+    expect(new Set(Object.values(again.hosts).map((h) => h.address)).size).toBe(4);
+  });
+
   it('each host runs in its own network namespace with only the environment it needs', () => {
     const hosts = listHosts(stateDir);
     expect(hosts.map((h) => [h.record.name, h.record.kind, h.state])).toEqual([
