@@ -2,6 +2,7 @@ import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import { SingleBar } from 'cli-progress';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileUrisIn, MULTI_HOST_NEEDS_S3 } from '../data-schemas/config';
 import { TaskQueue } from '../data-schemas/workflows';
 import { loadConfig } from '../infra/config';
 import { startTracing } from '../infra/telemetry';
@@ -39,7 +40,17 @@ export interface FollowOptions<R, P> {
  * ids derive from the output, so a second command follows the first) and shows its progress query
  * as a bar until it ends. A failed run throws its root cause's message, which names the problem.
  */
+/**
+ * With VLA_MULTI_HOST=1, refuses a workflow input that names a `file://` URI before anything
+ * starts: the workers would refuse it at the first activity.
+ */
+export function refuseLocalInput(input: unknown): void {
+  const local = loadConfig().env.VLA_MULTI_HOST ? fileUrisIn(input) : [];
+  if (local.length > 0) throw new Error(`${MULTI_HOST_NEEDS_S3} (VLA_MULTI_HOST=1): ${local.join(', ')} names a folder on this host only; use s3://bucket/prefix`);
+}
+
 export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promise<R | undefined> {
+  refuseLocalInput(options.input);
   return withTemporalClient(async (client, config) => {
     const handle = await client.workflow.start(options.workflowType, {
       taskQueue: TaskQueue.cpu,

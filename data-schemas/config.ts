@@ -1,6 +1,20 @@
 import { z } from 'zod';
 import { parseObjectUri } from './uri';
 
+/**
+ * The refusal where workers run on several hosts (VLA_MULTI_HOST=1): a `file://` URI names a
+ * folder on one machine, which the other hosts cannot see.
+ */
+export const MULTI_HOST_NEEDS_S3 = 'workers on several hosts need an s3:// store';
+
+/** Every `file://` string in a workflow input (any depth), for the multi-host refusal. */
+export function fileUrisIn(value: unknown): string[] {
+  if (typeof value === 'string') return value.startsWith('file://') ? [value] : [];
+  if (Array.isArray(value)) return value.flatMap(fileUrisIn);
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(fileUrisIn);
+  return [];
+}
+
 /** Comma- or whitespace-separated object URIs; an empty value is an empty list. */
 const UriList = z
   .string()

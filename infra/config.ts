@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeRoots, isInsideRoots, validateStoreRoots, type StoreRoots } from '../activities/store/roots';
-import { EnvConfig } from '../data-schemas/config';
+import { EnvConfig, MULTI_HOST_NEEDS_S3 } from '../data-schemas/config';
 import { fileUri } from '../data-schemas/uri';
 import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection';
 
@@ -39,8 +39,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig
   const storeUri = cfg.VLA_STORE_URI ?? fileUri(join(stateDir, 'store'));
   const storeRoots: StoreRoots = {
     readWrite: cfg.VLA_STORE_ROOTS ?? [storeUri],
-    // The demo's VQA sweep reads the bundled benchmark items where the clone keeps them.
-    readOnly: cfg.VLA_STORE_READ_ROOTS ?? [fileUri(join(REPO_ROOT, 'data', 'samples'))],
+    // The demo's VQA sweep reads the bundled benchmark items where the clone keeps them; on several
+    // hosts only s3:// is shared, so there is no file:// default.
+    readOnly: cfg.VLA_STORE_READ_ROOTS ?? (cfg.VLA_MULTI_HOST ? [] : [fileUri(join(REPO_ROOT, 'data', 'samples'))]),
   };
   try {
     validateStoreRoots(storeRoots);
@@ -61,4 +62,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig
     temporal: () => (temporal ??= loadTemporalConnection({ env })),
     uiPort: cfg.VLA_TEMPORAL_UI_PORT,
   };
+}
+
+/**
+ * Where workers run on several hosts (VLA_MULTI_HOST=1), a worker refuses to start with a
+ * `file://` store URI or root: another host could not see that folder.
+ * @throws Error naming each local setting
+ */
+export function refuseLocalStore(config: ResolvedConfig): void {
+  if (!config.env.VLA_MULTI_HOST) return;
+  const local = [
+    ...(config.storeUri.startsWith('file://') ? [`VLA_STORE_URI=${config.storeUri}${config.env.VLA_STORE_URI === undefined ? ' (the default)' : ''}`] : []),
+    // Unset, the read-write roots are the store URI, already named.
+    ...(config.env.VLA_STORE_ROOTS ?? []).filter((uri) => uri.startsWith('file://')).map((uri) => `VLA_STORE_ROOTS: ${uri}`),
+    ...config.storeRoots.readOnly.filter((uri) => uri.startsWith('file://')).map((uri) => `VLA_STORE_READ_ROOTS: ${uri}`),
+  ];
+  if (local.length > 0) throw new Error(`${MULTI_HOST_NEEDS_S3} (VLA_MULTI_HOST=1), but ${local.join('; ')}; set VLA_STORE_URI=s3://bucket/prefix`);
 }

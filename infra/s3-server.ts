@@ -1,12 +1,16 @@
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import getPort from 'get-port';
+import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { silenceNodeVersionWarning } from '../activities/store/s3-store';
 import { loadConfig } from './config';
 import { isAlive, startProcess, stopProcess, tailFile } from './processes';
 import { ensureGoTool } from './tools';
+
+const run = promisify(execFile);
 
 /**
  * versitygw is the project's S3-compatible server for tests and the demo: it honours
@@ -38,7 +42,10 @@ export interface S3ServerOptions {
   port?: number;
   /** The address the server listens on, and clients dial. @default '127.0.0.1' */
   bindIp?: string;
-  /** Run inside this network namespace (`startProcess`'s `netns`). @default none: the caller's */
+  /**
+   * Run inside this network namespace (the cluster LAN, infra/cluster/network.ts), listening on
+   * `bindIp` there (a port must then be given); the readiness check runs inside it too. @default none
+   */
   netns?: string;
   /** @default DEV_S3_ACCESS_KEY_ID */
   accessKeyId?: string;
@@ -82,6 +89,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   const bindIp = options.bindIp ?? '127.0.0.1';
   const host = bindIp.includes(':') ? `[${bindIp}]` : bindIp;
 
+  if (options.netns !== undefined && options.port === undefined) throw new Error('startS3Server: a server in a network namespace needs an explicit port');
   // A port picked by get-port can be taken before the server binds it; pick again then.
   const attempts = options.port === undefined ? 3 : 1;
   let lastError: Error | undefined;
@@ -103,7 +111,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
     );
     const stop = (): Promise<void> => stopProcess(proc.pid, { graceMs: 5_000, group: options.detached ?? false });
     try {
-      await waitForHttp(endpoint, proc.pid, timeoutMs);
+      await waitForHttp(endpoint, proc.pid, timeoutMs, options.netns);
       return { endpoint, accessKeyId, secretAccessKey, region, pid: proc.pid, logFile, stop };
     } catch (err) {
       await stop();
@@ -113,13 +121,21 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   throw lastError ?? new Error('versitygw did not start');
 }
 
-/** Any HTTP answer (an anonymous request gets 403) means the server is up. */
-async function waitForHttp(endpoint: string, pid: number, timeoutMs: number): Promise<void> {
+/**
+ * Any HTTP answer (an anonymous request gets 403) means the server is up. In a network namespace
+ * this process cannot dial, a `node` run inside it asks.
+ */
+async function waitForHttp(endpoint: string, pid: number, timeoutMs: number, netns?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (!isAlive(pid)) throw new Error(`the process (pid ${pid}) exited during start-up`);
     try {
+      if (netns !== undefined) {
+        const probe = `fetch(${JSON.stringify(endpoint)}, { signal: AbortSignal.timeout(2000) }).then(() => process.exit(0), (e) => { console.error(e.cause?.message ?? e.message); process.exit(1); })`;
+        await run('ip', ['netns', 'exec', netns, process.execPath, '-e', probe], { timeout: 10_000 });
+        return;
+      }
       const res = await fetch(endpoint, { signal: AbortSignal.timeout(2_000) });
       await res.body?.cancel();
       return;

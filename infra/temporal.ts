@@ -1,12 +1,16 @@
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { SEARCH_ATTRIBUTES } from '../data-schemas/workflows';
-import { startProcess, stopProcess, tailFile, type StartedProcess } from './processes';
+import { isAlive, startProcess, stopProcess, tailFile, type StartedProcess } from './processes';
 import { ConnectionErrorCode, explainConnectionError, localDevServerConnection, TemporalConnectionError, type TemporalConnectionSettings } from './temporal-connection';
 import { ensureGoTool } from './tools';
+
+const run = promisify(execFile);
 
 /** The Temporal CLI release we build when none is installed (later tags fail under go install). */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -31,6 +35,14 @@ export interface DevServerOptions {
   detached?: boolean;
   /** @default 60000 */
   readyTimeoutMs?: number;
+  /**
+   * Run inside this network namespace (the cluster LAN, infra/cluster/network.ts), reachable at
+   * `ip` there; the readiness check then runs the CLI inside it too. The dev server's own services
+   * dial each other at 127.0.0.1 whatever `--ip` says, so in a namespace it listens on all of that
+   * namespace's addresses (its loopback and the bridge), which nothing outside the namespace's
+   * network can reach. @default none
+   */
+  netns?: string;
 }
 
 export interface DevServer extends StartedProcess {
@@ -49,7 +61,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const args = [
     'server',
     'start-dev',
-    '--ip', ip,
+    '--ip', options.netns === undefined ? ip : '0.0.0.0',
     '--port', String(options.port),
     '--ui-ip', ip,
     '--ui-port', String(options.uiPort),
@@ -70,7 +82,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--log-level', 'warn',
     '--log-format', 'json',
   ];
-  const proc = startProcess(options.cli, args, { logFile: options.logFile, pidFile: options.pidFile, detached: options.detached });
+  const proc = startProcess(options.cli, args, { logFile: options.logFile, pidFile: options.pidFile, detached: options.detached, netns: options.netns });
   const address = `${ip}:${options.port}`;
   const server: DevServer = {
     ...proc,
@@ -81,7 +93,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     stop: () => stopProcess(proc.pid),
   };
   try {
-    await waitForTemporal(server.temporal, options.readyTimeoutMs ?? 60_000, proc.pid);
+    if (options.netns === undefined) await waitForTemporal(server.temporal, options.readyTimeoutMs ?? 60_000, proc.pid);
+    else await waitForTemporalInNetns(options.cli, options.netns, address, options.namespace, options.readyTimeoutMs ?? 60_000, proc.pid);
   } catch (err) {
     await server.stop();
     throw new Error(`${(err as Error).message}\nlast lines of ${options.logFile}:\n${tailFile(options.logFile, 20)}`);
@@ -113,6 +126,28 @@ export async function waitForTemporal(settings: TemporalConnectionSettings, time
     }
   }
   throw new Error(`Temporal at ${settings.connectionOptions.address} not ready after ${timeoutMs} ms: ${(lastError as Error | undefined)?.message ?? 'no answer'}`);
+}
+
+/**
+ * `waitForTemporal` for a server in a network namespace this process cannot dial: the `temporal`
+ * CLI, run inside the namespace, lists the namespace's search attributes.
+ */
+async function waitForTemporalInNetns(cli: string, netns: string, address: string, namespace: string, timeoutMs: number, pid: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = 'no answer';
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) throw new Error(`the Temporal dev server (pid ${pid}) exited during start-up`);
+    try {
+      const { stdout } = await run('ip', ['netns', 'exec', netns, cli, 'operator', 'search-attribute', 'list', '--namespace', namespace, '--address', address, '--output', 'json'], { timeout: 10_000 });
+      const missing = SEARCH_ATTRIBUTES.filter((name) => !stdout.includes(`"${name}"`));
+      if (missing.length === 0) return;
+      lastError = `search attributes not registered: ${missing.join(', ')}`;
+    } catch (err) {
+      lastError = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-1).join('');
+    }
+    await sleep(500);
+  }
+  throw new Error(`Temporal at ${address} (network namespace ${netns}) not ready after ${timeoutMs} ms: ${lastError}`);
 }
 
 /**

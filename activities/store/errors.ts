@@ -15,6 +15,8 @@ export const StoreErrorCode = {
   PathConflict: 'STORE_PATH_CONFLICT',
   /** No space left (ENOSPC) or over quota (EDQUOT): a retry seconds later meets the same full disk. */
   Full: 'STORE_FULL',
+  /** A `file://` URI on a worker of several hosts (VLA_MULTI_HOST=1): only s3:// is shared; never retried. */
+  NotShared: 'STORE_NOT_SHARED',
   Other: 'STORE_ERROR',
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];

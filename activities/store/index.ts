@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
+import { MULTI_HOST_NEEDS_S3 } from '../../data-schemas/config';
 import { fileUri, InvalidUriError, parseObjectUri } from '../../data-schemas/uri';
 import { ObjectNotFoundError, StoreError, StoreErrorCode } from './errors';
 import { FileStore } from './file-store';
@@ -25,6 +26,11 @@ export interface CreateObjectStoreOptions {
   roots: StoreRoots | 'unconfined';
   /** Options for the S3 side; created on the first s3:// URI, so file-only runs never need credentials. */
   s3?: S3StoreOptions;
+  /**
+   * Workers run on several hosts (VLA_MULTI_HOST=1): every `file://` URI is refused with
+   * STORE_NOT_SHARED before any I/O, since another host would not see the folder. @default false
+   */
+  multiHost?: boolean;
 }
 
 /**
@@ -47,6 +53,9 @@ class RoutingStore implements ObjectStore {
 
   /** The store for `uri`, once the roots allow `access` to it. */
   private async route(uri: string, access: StoreAccess): Promise<ObjectStore> {
+    if (this.options.multiHost === true && uri.startsWith('file://')) {
+      throw new StoreError(StoreErrorCode.NotShared, uri, `${MULTI_HOST_NEEDS_S3} (VLA_MULTI_HOST=1): a file:// URI names a folder on one host only; use s3://bucket/prefix`);
+    }
     await this.guard?.check(uri, access);
     let scheme: 'file' | 's3';
     try {

@@ -4,7 +4,7 @@ import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
 import { BenchmarkId, NightlyEvaluationInput, VqaSweepInput, type BenchmarkSource, type VqaSweepResult } from '../../data-schemas/vqa';
 import { ensureNightlySchedule, NIGHTLY_SCHEDULE_ID } from '../../infra/schedules';
-import { startAndFollow, withTemporalClient } from '../follow';
+import { refuseLocalInput, startAndFollow, withTemporalClient } from '../follow';
 import { positiveInt } from '../options';
 
 /** `<benchmark>=<dir-or-uri>`, repeatable. */
@@ -79,6 +79,7 @@ export function registerVqa(program: Command): void {
         ...(opts.limit !== undefined && { limit: opts.limit }),
       });
       if (!input.success) throw new Error(`invalid nightly settings: ${formatZodIssues(input.error).join('; ')}`);
+      refuseLocalInput(input.data);
       await withTemporalClient(async (client) => {
         const { created } = await ensureNightlySchedule(client, { scheduleId: opts.id, input: input.data, cron: opts.cron, timeZone: opts.timeZone, catchupWindow: opts.catchup });
         console.log(`schedule ${opts.id} ${created ? 'created' : 'updated'}: "${opts.cron}" ${opts.timeZone}, overlap skip, catch-up ${opts.catchup}`);

@@ -3,7 +3,7 @@ import { Argument, Command } from 'commander';
 import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
 import { InferencePool } from '../../activities/vqa/backends/pool';
-import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { loadConfig, refuseLocalStore, REPO_ROOT } from '../../infra/config';
 import { installWorkerRuntime, startTracing } from '../../infra/telemetry';
 import { connectClient, connectWorker } from '../../infra/temporal';
 import { ensurePythonEnv } from '../../infra/python';
@@ -32,6 +32,8 @@ export function registerWorker(program: Command): void {
     .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
     .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; stepDelayMs: number }) => {
       const config = loadConfig();
+      // Workers on several hosts share only what is in s3://: a local store is refused before anything starts.
+      refuseLocalStore(config);
       // Before the first connection: the runtime (and its metrics endpoint) is made once per process.
       installWorkerRuntime(config.env.VLA_METRICS_ADDRESS);
       if (config.env.VLA_METRICS_ADDRESS !== undefined) console.log(`metrics at http://${config.env.VLA_METRICS_ADDRESS}/metrics`);
@@ -43,7 +45,7 @@ export function registerWorker(program: Command): void {
       console.log(temporal.description);
       try {
         // Workflow inputs come from anyone who reaches Temporal: the store touches only the configured roots.
-        const store = createObjectStore({ roots: config.storeRoots });
+        const store = createObjectStore({ roots: config.storeRoots, multiHost: config.env.VLA_MULTI_HOST });
         console.log(describeRoots(config.storeRoots));
         const common = { connection, namespace: temporal.namespace, ...(opts.taskQueue !== undefined && { taskQueue: opts.taskQueue }), ...(tracing && { tracing: tracing.worker }) };
         // The key is read here, in the worker that calls Gemini, and nowhere else.
