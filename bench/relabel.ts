@@ -26,8 +26,7 @@ import { relabelRecordUri } from '../activities/relabel/activities';
 import { cleanTrajectory } from '../activities/relabel/clean';
 import { createGeminiLabeler, type GeminiLabeler } from '../activities/relabel/gemini/labeler';
 import { buildDLanRecord } from '../activities/relabel/record';
-import { FileStore, getJson, putJson, sha256Hex } from '../activities/store';
-import { DLanRecord } from '../data-schemas/d-lan';
+import { FileStore, putJson, sha256Hex } from '../activities/store';
 import { DRobTrajectory } from '../data-schemas/d-rob';
 import { ChunkAggregation, labelerIdentity, labelerKey, relabelChildId, type LabelerChoice, type RelabelDatasetResult } from '../data-schemas/relabel';
 import { fileUri, joinUri } from '../data-schemas/uri';
@@ -38,6 +37,7 @@ import { createGeminiWorker } from '../workers/gemini';
 import type { relabelDataset } from '../workflows';
 import { forEachConcurrent } from '../activities/data/pool';
 import { idOf, tsMs } from './history';
+import { recordIds } from './relabel-check';
 import { printTable } from './table';
 import { Cleanups, startBenchTemporal } from './temporal';
 import { option, stringOption } from './options';
@@ -287,13 +287,6 @@ function runBaseline(env: Env, labeler: GeminiLabeler, n: number, concurrency: n
   return measure(env, () => forEachConcurrent(env.ids.slice(0, n), concurrency, (id) => baselineOne(labeler, env.datasetUri, outputUri, id)));
 }
 
-/** Records under `<outputUri>/records/`, by trajectory id (read from each record). */
-async function recordIds(outputUri: string): Promise<string[]> {
-  const ids: string[] = [];
-  for await (const o of store.list(`${joinUri(outputUri, 'records')}/`)) ids.push((await getJson(store, o.uri, DLanRecord)).trajectoryId);
-  return ids;
-}
-
 /** Calls per second between two arrival times. */
 function rateBetween(reqs: readonly RecordedRequest[], from: number, to: number): number {
   const inWindow = reqs.filter((r) => r.at >= from && r.at < to).length;
@@ -394,7 +387,7 @@ async function main(): Promise<void> {
     for (let from = firstAt + rampMs; from + windowMs <= lastAt + 1; from += 250) maxWindow = Math.max(maxWindow, rateBetween(reqs, from, from + windowMs));
     const okCalls = reqs.filter((r) => r.reply === 'default').length;
     const wanted = ids.slice(0, M).sort();
-    const got = (await recordIds(limited.result.outputUri)).sort();
+    const got = (await recordIds(store, limited.result.outputUri)).sort();
     const lost = wanted.filter((id) => !got.includes(id));
     const dupRecords = got.length - new Set(got).size;
     const manifestIds = (await readManifest(store, limited.result.outputUri)).trajectories.map((t) => t.id).sort();

@@ -1,5 +1,5 @@
 import { Client, type Connection } from '@temporalio/client';
-import { DefaultLogger, type NativeConnection, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, type NativeConnection, Runtime, bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import getPort from 'get-port';
 import { join } from 'node:path';
 import { loadConfig } from '../infra/config';
@@ -56,4 +56,14 @@ export async function startBenchTemporal(options: { dir: string; dbDir?: string;
   const client = new Client({ connection, namespace: options.namespace });
   const workflowBundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
   return { server, connection, native, client, workflowBundle };
+}
+
+/** Runs a worker until the cleanups shut it down; a worker that dies is logged (the run it serves then fails or stalls). */
+export function runBenchWorker(worker: Worker, cleanups: Cleanups, log: (line: string) => void): void {
+  const run = worker.run();
+  run.catch((err: unknown) => log(`worker ${worker.options.taskQueue} stopped: ${(err as Error).message}`));
+  cleanups.add(`worker ${worker.options.taskQueue}`, async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await run.catch(() => undefined);
+  });
 }

@@ -27,10 +27,11 @@ export function registerWorker(program: Command): void {
     )
     .option('--task-queue <name>', 'poll this task queue instead of the default (vla-cpu / vla-gemini / vla-gpu)')
     .option('--rate <calls-per-second>', 'gemini: the server-side rate limit of the queue, for all its workers together', positiveInt, 5)
+    .option('--concurrency <calls>', 'gemini: model calls in flight in this worker at once', positiveInt, 16)
     .option('--id <station-id>', 'station: the station id; the worker polls vla-station-<id>', 'sim-1')
     .option('--url <url>', 'station: a real WidowX behind an HTTP action server (docs/station-protocol.md); without it the station is simulated')
     .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
-    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; id: string; url?: string; stepDelayMs: number }) => {
+    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; concurrency: number; id: string; url?: string; stepDelayMs: number }) => {
       const config = loadConfig();
       // Workers on several hosts share only what is in s3://: a local store is refused before anything starts.
       refuseLocalStore(config);
@@ -91,6 +92,7 @@ export function registerWorker(program: Command): void {
                 ...common,
                 deps: { store, gemini: { ...(apiKey !== undefined && { apiKey }), ...(baseUrl !== undefined && { baseUrl }) } },
                 maxCallsPerSecond: opts.rate,
+                maxConcurrentCalls: opts.concurrency,
               });
             case 'gpu': {
               const clientConnection = await connectClient(temporal);
