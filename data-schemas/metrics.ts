@@ -130,8 +130,8 @@ export function countTrajectoryQuarantined(meter: MetricMeter, labeler: string):
   counter(meter, PIPELINE_METRICS.trajectoriesQuarantined).add(1, { labeler });
 }
 
-/** What the Gemini calls were for (only relabelling is counted so far). */
-export type GeminiUse = 'relabel';
+/** What the Gemini calls were for: relabelling trajectories, answering VQA items, verifying robot chunks. */
+export type GeminiUse = 'relabel' | 'vqa' | 'verifier';
 
 export function countGeminiUsage(meter: MetricMeter, tags: { model: string; use: GeminiUse }, usage: { inputTokens: number; outputTokens: number; costUsd: number }): void {
   counter(meter, PIPELINE_METRICS.geminiInputTokens).add(usage.inputTokens, tags);

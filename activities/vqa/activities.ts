@@ -36,6 +36,7 @@ import type { PythonEnv } from '../../infra/python';
 import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
 import { countVqaItemsScored, countVqaPredictions } from '../../data-schemas/metrics';
+import { countGeminiCall } from '../relabel/gemini/pricing';
 import { getJson, getJsonIfExists, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { openAIBaseUrl } from './backends/openai';
@@ -332,6 +333,8 @@ export function createVqaRuntime(deps: VqaDeps) {
           const prompt = definition.prompt(item);
           const started = performance.now();
           const answer = await backend.generate({ prompt, images, generation: definition.generation }, ctx.cancellationSignal);
+          // Billed whether or not the answer is kept.
+          if (input.model.backend === 'gemini' && answer.usage) countGeminiCall(ctx.metricMeter, input.model.model, 'vqa', answer.usage);
           const prediction: VqaPrediction = {
             itemId: id,
             benchmark: input.benchmark,

@@ -17,7 +17,8 @@ import { getJson } from '../../activities/store';
 import { EpisodeRecord, RobotEpisodeResult } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
 import type { robotEpisode, vqaSweep } from '../../workflows';
-import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
+import { createGeminiServer, type GeminiServer, type RecordedRequest } from '../fixtures/gemini-server';
+import { priceFor, usageCost } from '../../activities/relabel/gemini/pricing';
 import { closedPort } from '../helpers/net';
 import { createOpenAIServer } from '../fixtures/openai-server';
 import type { VqaSweepInput } from '../../data-schemas/vqa';
@@ -30,6 +31,21 @@ import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTest
 const API_KEY = 'AIzaTEST-key-for-the-metrics-test-000001';
 const GEMINI: LabelerChoice = { name: 'gemini', model: 'gemini-2.5-flash' };
 const M = PIPELINE_METRICS;
+const VERIFIER_MODEL = 'gemini-2.5-pro';
+const VQA_MODEL = 'gemini-2.5-flash-lite';
+
+/** The Gemini counters of one use equal the tokens the server reported for `calls`, and the spend their list price. */
+function expectSpend(metrics: Sample[], tags: { model: string; use: string }, calls: RecordedRequest[]): void {
+  const input = calls.reduce((n, r) => n + (r.usage?.promptTokenCount ?? 0), 0);
+  const output = calls.reduce((n, r) => n + (r.usage?.candidatesTokenCount ?? 0) + (r.usage?.thoughtsTokenCount ?? 0), 0);
+  expect(input, tags.use).toBeGreaterThan(0);
+  expect(valueOf(metrics, M.geminiInputTokens.name, tags), tags.use).toBe(input);
+  expect(valueOf(metrics, M.geminiOutputTokens.name, tags), tags.use).toBe(output);
+  const price = priceFor(tags.model);
+  expect(price.known).toBe(true);
+  const nanodollars = calls.reduce((n, r) => n + Math.round(usageCost(r.usage?.promptTokenCount ?? 0, (r.usage?.candidatesTokenCount ?? 0) + (r.usage?.thoughtsTokenCount ?? 0), price.price).costUsd * 1e9), 0);
+  expect(valueOf(metrics, M.geminiCost.name, tags), tags.use).toBe(nanodollars);
+}
 
 interface WorkerProcess {
   proc: StartedProcess;
@@ -173,16 +189,32 @@ describe('worker processes serve Prometheus metrics (the SDK runtime and the pip
     // Available from the start, before any episode.
     expect(valueOf(await scrape(metricsAddress), M.stationAvailable.name, { station: station.stationId })).toBe(1);
 
+    // The Gemini verifier (on the Gemini worker process) judges every chunk: its spend is counted there.
+    gemini.reset();
+    gemini.scriptFor((r) => r.model === VERIFIER_MODEL, { text: JSON.stringify({ decision: 'proceed', reason: 'the gripper is where the subtask wants it' }) });
     const workflowId = `${station.stationId}-episode`;
     const result = RobotEpisodeResult.parse(
       await env.client.workflow.execute<typeof robotEpisode>('robotEpisode', {
         taskQueue: `vla-station-${station.stationId}`,
         workflowId,
-        args: [{ stationId: station.stationId, outputUri: joinUri(storeUri, 'episodes', workflowId), instruction: 'put the carrot on the plate', seed: 3, policy: { kind: 'scripted', seed: 1, actionStdMeters: 0, formatErrorRate: 0 } }],
+        args: [
+          {
+            stationId: station.stationId,
+            outputUri: joinUri(storeUri, 'episodes', workflowId),
+            instruction: 'put the carrot on the plate',
+            seed: 3,
+            policy: { kind: 'scripted', seed: 1, actionStdMeters: 0, formatErrorRate: 0 },
+            verifier: { kind: 'gemini', model: VERIFIER_MODEL, taskQueue: model.taskQueue },
+          },
+        ],
       }),
     );
     expect(result.outcome).toBe('completed');
     const record = await getJson(store, result.recordUri, EpisodeRecord);
+    expect(record.cycles.map((c) => c.verdict.by)).toEqual(record.cycles.map(() => `gemini:${VERIFIER_MODEL}`));
+    const verifierCalls = gemini.requests.filter((r) => r.model === VERIFIER_MODEL);
+    expect(verifierCalls).toHaveLength(record.cycles.length);
+    expectSpend(await scrape(model.metricsAddress), { model: VERIFIER_MODEL, use: 'verifier' }, verifierCalls);
     const metrics = await scrape(metricsAddress);
     // One observation per stage and cycle the episode recorded, in seconds.
     for (const stage of ['motion_plan', 'action', 'execute', 'verify', 'cycle']) {
@@ -221,30 +253,44 @@ describe('worker processes serve Prometheus metrics (the SDK runtime and the pip
     const server = await createOpenAIServer({ models: ['served-vlm'], answer: () => 'A' });
     try {
       const input: z.input<typeof VqaSweepInput> = {
-        models: [{ name: 'served', backend: 'openai', baseUrl: server.baseUrl, model: 'served-vlm' }],
+        models: [
+          { name: 'served', backend: 'openai', baseUrl: server.baseUrl, model: 'served-vlm' },
+          { name: 'gemini-lite', backend: 'gemini', model: VQA_MODEL },
+        ],
         benchmarks: [
           { benchmark: 'mmbench-en', uri: fileUri(join(samples, 'mmbench')) },
           { benchmark: 'ai2d', uri: fileUri(join(samples, 'mmmu-pro-ai2d')) },
         ],
         outputUri: fileUri(join(dir, 'vqa')),
         limit: 3,
-        taskQueues: { openai: cpu.taskQueue, gemini: cpu.taskQueue, local: cpu.taskQueue },
+        taskQueues: { openai: cpu.taskQueue, gemini: model.taskQueue, local: cpu.taskQueue },
       };
       const sweep = (n: number) => env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: cpu.taskQueue, workflowId: `${cpu.taskQueue}-vqa-${n}`, args: [input] });
+      gemini.reset();
+      gemini.scriptFor((r) => r.model === VQA_MODEL, { text: 'A' });
       const first = await sweep(1);
-      expect(first.predictions.made).toBe(6);
+      expect(first.predictions.made).toBe(12);
       let metrics = await scrape(cpu.metricsAddress);
+      let geminiMetrics = await scrape(model.metricsAddress);
       for (const benchmark of ['mmbench-en', 'ai2d']) {
+        // Predictions are counted where they are made: the OpenAI model's on the CPU worker, Gemini's on the Gemini worker.
         expect(valueOf(metrics, M.vqaPredictions.name, { benchmark }), benchmark).toBe(3);
-        expect(valueOf(metrics, M.vqaItemsScored.name, { benchmark }), benchmark).toBe(3);
+        expect(valueOf(geminiMetrics, M.vqaPredictions.name, { benchmark }), benchmark).toBe(3);
+        expect(valueOf(metrics, M.vqaItemsScored.name, { benchmark }), benchmark).toBe(6);
       }
+      const answered = gemini.requests.filter((r) => r.model === VQA_MODEL && r.path.endsWith(':generateContent') && r.usage !== undefined);
+      expect(answered.length).toBeGreaterThanOrEqual(6);
+      expectSpend(geminiMetrics, { model: VQA_MODEL, use: 'vqa' }, answered);
       const second = await sweep(2);
       expect(second.predictions.made).toBe(0);
       metrics = await scrape(cpu.metricsAddress);
+      geminiMetrics = await scrape(model.metricsAddress);
       for (const benchmark of ['mmbench-en', 'ai2d']) {
         expect(valueOf(metrics, M.vqaPredictions.name, { benchmark }), benchmark).toBe(3);
-        expect(valueOf(metrics, M.vqaItemsScored.name, { benchmark }), benchmark).toBe(6);
+        expect(valueOf(metrics, M.vqaItemsScored.name, { benchmark }), benchmark).toBe(12);
       }
+      // Nothing was asked again, so nothing more was spent.
+      expectSpend(geminiMetrics, { model: VQA_MODEL, use: 'vqa' }, answered);
     } finally {
       await server.close();
     }

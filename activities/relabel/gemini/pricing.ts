@@ -1,3 +1,5 @@
+import type { MetricMeter } from '@temporalio/common';
+import { countGeminiUsage, type GeminiUse } from '../../../data-schemas/metrics';
 import type { TokenUsage } from '../../../data-schemas/relabel';
 
 /** Prices in USD per million tokens; thinking tokens are billed as output. */
@@ -36,4 +38,9 @@ export function usageCost(inputTokens: number, outputTokens: number, price: Gemi
     // Rounded to a nano-dollar so histories and reports do not show float noise.
     costUsd: Math.round((inputTokens * price.inputUsdPerMTok + outputTokens * price.outputUsdPerMTok) * 1000) / 1e9,
   };
+}
+
+/** Counts one answered call on the worker's metrics: its tokens, and its spend at `model`'s list price. */
+export function countGeminiCall(meter: MetricMeter, model: string, use: GeminiUse, tokens: { inputTokens: number; outputTokens: number }): void {
+  countGeminiUsage(meter, { model, use }, usageCost(tokens.inputTokens, tokens.outputTokens, priceFor(model).price));
 }

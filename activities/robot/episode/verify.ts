@@ -1,5 +1,7 @@
+import { Context } from '@temporalio/activity';
 import type { ObservationRef, VerdictRecord } from '../../../data-schemas/robot';
 import { classified } from '../../failures';
+import { countGeminiCall } from '../../relabel/gemini/pricing';
 import type { ObjectStore } from '../../store/types';
 import type { Task } from '../sim/tasks';
 import type { World } from '../sim/world';
@@ -52,7 +54,9 @@ export function createGeminiVerifyActivities(deps: { store: ObjectStore; gemini?
         verifier = createGeminiVerifier({ apiKey: deps.gemini?.apiKey ?? '', model: input.model, ...(deps.gemini?.baseUrl !== undefined && { baseUrl: deps.gemini.baseUrl }) });
         geminiVerifiers.set(input.model, verifier);
       }
-      return toRecord(await verifier.verify(await request(deps.store, input)));
+      const answer = await verifier.verify(await request(deps.store, input));
+      if (answer.usage) countGeminiCall(Context.current().metricMeter, input.model, 'verifier', answer.usage);
+      return toRecord(answer);
     }),
   };
 }

@@ -132,7 +132,9 @@ export function createGeminiVerifier(options: GeminiVerifierOptions): Verifier {
       }
       const latencyMs = performance.now() - started;
       const raw = answerText(response, maxOutputTokens);
-      return { verdict: parseVerifierAnswer(raw), verifier, promptVersion: VERIFIER_PROMPT_VERSION, raw, latencyMs };
+      const meta = response.usageMetadata;
+      const usage = meta && { inputTokens: meta.promptTokenCount ?? 0, outputTokens: (meta.candidatesTokenCount ?? 0) + (meta.thoughtsTokenCount ?? 0) };
+      return { verdict: parseVerifierAnswer(raw), verifier, promptVersion: VERIFIER_PROMPT_VERSION, raw, latencyMs, ...(usage && { usage }) };
     },
     close: () => Promise.resolve(),
   };

@@ -55,6 +55,8 @@ export interface VerifierAnswer {
   /** The model's answer text as received; null for the oracle. */
   raw: string | null;
   latencyMs: number;
+  /** Tokens the model billed for this answer (thinking included); absent for the oracle. */
+  usage?: { inputTokens: number; outputTokens: number };
 }
 
 export interface Verifier {
