@@ -19,4 +19,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# --npm-only: the npm packages are all the fast lane (`npm run test:unit`) needs, so `npm test` runs it
+# before the slower steps (Temporal CLI, Python environment, S3 server, chromium).
+if [ "${1:-}" = "--npm-only" ]; then exit 0; fi
+
 exec node_modules/.bin/tsx infra/setup.ts "$@"
