@@ -5,6 +5,7 @@ import { ZodError } from 'zod';
 import { DataError } from './data/errors';
 import { StationError } from './robot/station/errors';
 import { FULL_DISK_CODES, StoreError, StoreErrorCode } from './store/errors';
+import { describeZodIssues } from '../data-schemas/issues';
 
 /**
  * Failure types (ApplicationFailure `type`) for errors that no activity mapped itself: a filesystem
@@ -66,8 +67,7 @@ export function classifyActivityError(err: unknown): unknown {
     return nonRetryable(`unparseable data (a reader that does not name its file; please report): ${err.message}`, UnmappedFailure.Unparseable, err);
   }
   if (err instanceof ZodError) {
-    const issues = err.issues.slice(0, 5).map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`);
-    return nonRetryable(`invalid data: ${issues.join('; ')}`, UnmappedFailure.InvalidData, err);
+    return nonRetryable(`invalid data: ${describeZodIssues(err, { max: 5 })}`, UnmappedFailure.InvalidData, err);
   }
   // Anything else may be transient (a network hiccup) or a bug a new deployment fixes: Temporal retries it.
   return err;

@@ -5,6 +5,7 @@ import { describeRoots, isInsideRoots, validateStoreRoots, type StoreRoots } fro
 import { EnvConfig, MULTI_HOST_NEEDS_S3 } from '../data-schemas/config';
 import { fileUri } from '../data-schemas/uri';
 import { loadTemporalConnection, type TemporalConnectionSettings } from './temporal-connection';
+import { formatZodIssues } from '../data-schemas/issues';
 
 /** The repository root (this file lives in `<root>/infra`). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,8 +32,7 @@ export interface ResolvedConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
   const parsed = EnvConfig.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new Error(`invalid environment configuration:\n${lines.join('\n')}`);
+    throw new Error(`invalid environment configuration:\n${formatZodIssues(parsed.error).map((line) => `  ${line}`).join('\n')}`);
   }
   const cfg = parsed.data;
   const stateDir = resolve(cfg.VLA_STATE_DIR ?? join(REPO_ROOT, '.vla'));

@@ -4,7 +4,7 @@ import { sha256Hex } from '../store/checksum';
 import type { ObjectStore } from '../store/types';
 import { framePath, recordingSha256, writeDataset, type PendingTrajectory, type RecordedStep } from './dataset-writer';
 import { BridgeRecordError, DataError, DataErrorCode } from './errors';
-import { formatFieldPath } from './issues';
+import { formatIssuePath } from '../../data-schemas/issues';
 import { TfExample } from './tf-example';
 import { readTfRecords } from './tfrecord';
 
@@ -178,9 +178,10 @@ export function bridgeEpisode(data: Uint8Array, file: string, recordIndex: numbe
   };
   const parsed = DRobTrajectory.safeParse(candidate);
   if (!parsed.success) {
+    // The first bad field locates the error; the message lists the others too.
     const [first, ...rest] = parsed.error.issues;
-    const more = rest.length ? `; also ${rest.map((i) => `${formatFieldPath(i.path)}: ${i.message}`).join('; ')}` : '';
-    throw new BridgeRecordError(file, recordIndex, first && formatFieldPath(first.path), `not a valid D_rob trajectory: ${first?.message ?? 'invalid'}${more}`);
+    const more = rest.length ? `; also ${rest.map((i) => `${formatIssuePath(i.path) || '(trajectory)'}: ${i.message}`).join('; ')}` : '';
+    throw new BridgeRecordError(file, recordIndex, first && formatIssuePath(first.path), `not a valid D_rob trajectory: ${first?.message ?? 'invalid'}${more}`);
   }
   return { kind: 'trajectory', pending: { trajectory: parsed.data, files } };
 }

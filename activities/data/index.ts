@@ -15,7 +15,7 @@ export {
   type RecordedStep,
   type WriteDatasetOptions,
 } from './dataset-writer';
-export { formatFieldPath, formatIssue, type ValidationIssue } from './issues';
+export { formatIssue, type ValidationIssue } from './issues';
 export { validateDataset, type ValidateOptions, type ValidationReport } from './validate';
 export {
   BRIDGE_IMPORTER,

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { formatIssuePath } from '../../data-schemas/issues';
 
 /** One problem found in a dataset, located precisely enough to find it by hand. */
 export interface ValidationIssue {
@@ -11,16 +12,6 @@ export interface ValidationIssue {
   /** Field path inside the record or step, e.g. `action` or `frames.image_0`. */
   field?: string;
   message: string;
-}
-
-/** `steps[3].action` style: how the zod path would be written in code. */
-export function formatFieldPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else out += out ? `.${String(seg)}` : String(seg);
-  }
-  return out;
 }
 
 /** One line: `trajectories/x.json: record x step 3 field action: expected 7 numbers, got 6`. */
@@ -71,10 +62,10 @@ export function fromZodError(file: string, record: string | undefined, error: z.
     if (record !== undefined) out.record = record;
     if (path[0] === 'steps' && typeof path[1] === 'number') {
       out.step = path[1];
-      const rest = formatFieldPath(path.slice(2));
+      const rest = formatIssuePath(path.slice(2));
       if (rest) out.field = rest;
     } else if (path.length > 0) {
-      out.field = formatFieldPath(path);
+      out.field = formatIssuePath(path);
     }
     return out;
   });

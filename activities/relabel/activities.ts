@@ -33,6 +33,7 @@ import { GeminiFailure } from './gemini/errors';
 import { createGeminiLabeler, type GeminiLabeler } from './gemini/labeler';
 import { heuristicSegments } from './heuristic';
 import { buildDLanRecord } from './record';
+import { describeZodIssues } from '../../data-schemas/issues';
 
 /**
  * An unreachable endpoint fails the trajectory after GEMINI_UNREACHABLE_ATTEMPTS attempts instead of
@@ -118,8 +119,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     }
     const parsed = DRobTrajectory.safeParse(json);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw ApplicationFailure.nonRetryable(`${uri} is not a valid D_rob trajectory: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}`, 'InvalidTrajectory');
+      throw ApplicationFailure.nonRetryable(`${uri} is not a valid D_rob trajectory: ${describeZodIssues(parsed.error)}`, 'InvalidTrajectory');
     }
     return { trajectory: parsed.data, path, sha256: sha256Hex(bytes) };
   }

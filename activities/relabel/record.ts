@@ -6,7 +6,7 @@
 import { D_LAN_FORMAT_VERSION, DLanRecord, type DLanStep, type Labeler, type ChunkAction } from '../../data-schemas/d-lan';
 import type { Camera, DRobTrajectory } from '../../data-schemas/d-rob';
 import type { ChunkAggregation, CleanedTrajectory, SegmentLabel } from '../../data-schemas/relabel';
-import { formatFieldPath } from '../data/issues';
+import { describeZodIssues } from '../../data-schemas/issues';
 import { auxiliaryLabels } from './auxiliary';
 import { aggregateChunk } from './postprocess';
 
@@ -154,7 +154,7 @@ export function buildDLanRecord(args: BuildDLanRecordArgs): DLanRecord {
     },
   });
   if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${formatFieldPath(i.path) || '(record)'}: ${i.message}`).join('; ');
+    const detail = describeZodIssues(parsed.error, { root: '(record)' });
     throw new Error(`trajectory ${t.id}: D_lan record is invalid: ${detail}`);
   }
   return parsed.data;

@@ -8,6 +8,7 @@ import { FileStore } from './file-store';
 import { RootGuard, type StoreAccess, type StoreRoots } from './roots';
 import { S3Store, type S3StoreOptions } from './s3-store';
 import type { DeleteOptions, ObjectInfo, ObjectStore, PutOptions, PutResult } from './types';
+import { describeZodIssues, formatIssuePath } from '../../data-schemas/issues';
 
 export * from './types';
 export * from './errors';
@@ -183,7 +184,6 @@ export function parseStoredJson<S extends z.ZodType>(uri: string, bytes: Buffer 
   }
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({ path: issue.path.map(String).join('.') || '(root)', message: issue.message }));
-  const listed = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-  throw new InvalidObjectError(uri, `does not match the expected schema${what}: ${listed}`, issues, { cause: result.error });
+  const issues = result.error.issues.map((issue) => ({ path: formatIssuePath(issue.path) || '(root)', message: issue.message }));
+  throw new InvalidObjectError(uri, `does not match the expected schema${what}: ${describeZodIssues(result.error)}`, issues, { cause: result.error });
 }

@@ -9,6 +9,7 @@ import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from '../../da
 import { Labeler, subtaskRuns, type DLanRecord } from '../../data-schemas/d-lan';
 import { actionPrompt, directionPrompt, formatActionChunk, formatDirections, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
 import { ShardSample, Split, type ShardStage } from '../../data-schemas/training';
+import { describeZodIssues } from '../../data-schemas/issues';
 
 /** Stage order inside a trajectory's run of samples. */
 export const STAGE_ORDER: readonly ShardStage[] = ['subtasks', 'motion_plan', 'action', 'direction'];
@@ -107,8 +108,7 @@ export function buildSamples(record: DLanRecord, options: { validate?: boolean; 
     if (validate) {
       const parsed = ShardSample.safeParse(sample);
       if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new Error(`trajectory ${record.trajectoryId}: ${stage} sample of step ${step}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+        throw new Error(`trajectory ${record.trajectoryId}: ${stage} sample of step ${step}: ${describeZodIssues(parsed.error)}`);
       }
     }
     out.push({ sample, json: Buffer.from(JSON.stringify(sample), 'utf8'), framePath });

@@ -45,6 +45,7 @@ import {
   type ShardPlanKey,
   type TrajectoryToPlace,
 } from './shard-plan';
+import { describeZodIssues } from '../../data-schemas/issues';
 
 /** Failure types of shardDataset (ApplicationFailure `type`), all non-retryable. */
 export const ShardFailure = {
@@ -162,8 +163,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     }
     const parsed = DatasetManifest.safeParse(raw);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new DatasetInvalidError(`${uri} is not a valid manifest: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}`);
+      throw new DatasetInvalidError(`${uri} is not a valid manifest: ${describeZodIssues(parsed.error)}`);
     }
     if (parsed.data.kind !== 'd_lan') {
       throw new DatasetInvalidError(`${datasetUri} is a ${parsed.data.kind} dataset; shardDataset takes a D_lan dataset (the output of relabelDataset)`);
@@ -205,8 +205,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     if (validated) return raw as DLanRecord;
     const parsed = DLanRecord.safeParse(raw);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new DatasetInvalidError(`${uri} is not a valid D_lan record: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}`);
+      throw new DatasetInvalidError(`${uri} is not a valid D_lan record: ${describeZodIssues(parsed.error)}`);
     }
     return parsed.data;
   }
@@ -576,7 +575,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
             continue;
           }
           const parsed = ShardSample.safeParse(raw);
-          if (!parsed.success) problems.push(`${name} is not a ShardSample: ${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? ''}`);
+          if (!parsed.success) problems.push(`${name} is not a ShardSample: ${describeZodIssues(parsed.error)}`);
           else if (parsed.data.key !== key) problems.push(`${name} has key ${parsed.data.key}`);
           else {
             slot.json = parsed.data;

@@ -28,6 +28,7 @@ import { ObjectNotFoundError, sha256Hex } from '../store';
 import { parsePyLiteral, PyLiteralError, pyScalarStr, type PyValue } from './python-literal';
 import { pyStrip } from './scoring/py';
 import type { ObjectStore } from '../store/types';
+import { describeZodIssues } from '../../data-schemas/issues';
 
 /** Thrown when a benchmark's data is missing or not in a layout the loader knows; names the file. */
 export class BenchmarkLayoutError extends Error {
@@ -136,7 +137,7 @@ async function loadJsonl(store: ObjectStore, benchmark: BenchmarkId, root: strin
     let parsed: z.infer<typeof JsonlRow>;
     try {
       const result = JsonlRow.safeParse(JSON.parse(line));
-      if (!result.success) throw new Error(result.error.issues.map((i) => `${i.path.join('.') || '(row)'}: ${i.message}`).join('; '));
+      if (!result.success) throw new Error(describeZodIssues(result.error, { root: '(row)' }));
       parsed = result.data;
     } catch (err) {
       throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: ${err instanceof Error ? err.message : String(err)}`);

@@ -245,10 +245,10 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
 
       const unknown = await failureOf(start({ ...base, benchmarks: [{ benchmark: 'mmlu', uri: fileUri(SAMPLES) }] }));
       expect(unknown.type).toBe(INVALID_WORKFLOW_INPUT);
-      expect(unknown.message).toMatch(/benchmarks\.0\.benchmark: Invalid option/);
+      expect(unknown.message).toMatch(/benchmarks\[0\]\.benchmark: Invalid option/);
       const orphan = await failureOf(start({ ...base, models: [{ ...base.models[1]!, baseOf: 'nobody' }] }));
       expect(orphan.type).toBe(INVALID_WORKFLOW_INPUT);
-      expect(orphan.message).toMatch(/models\.0\.baseOf: no model named nobody/);
+      expect(orphan.message).toMatch(/models\[0\]\.baseOf: no model named nobody/);
 
       const layout = await failureOf(start({ ...base, outputUri: fileUri(join(dir, 'sweep-layout')), benchmarks: [{ benchmark: 'docvqa', uri: fileUri(join(SAMPLES, 'mmbench')) }] }));
       expect(layout.type).toBe('BenchmarkLayout');

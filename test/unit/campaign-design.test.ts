@@ -98,8 +98,8 @@ describe('campaign trial design', () => {
     };
     expect(issues(design)).toBe('');
     expect(issues({ ...design, totalTrials: 7 })).toMatch(/totalTrials: totalTrials is 7 but the tasks' trials add up to 6/);
-    expect(issues({ ...design, tasks: [design.tasks[0], { ...design.tasks[1], languages: { es: 1, zh: 1 } }] })).toMatch(/tasks\.1\.languages: the languages of "multilingual" add up to 2 trials, not 3/);
-    expect(issues({ ...design, tasks: [{ ...design.tasks[0], from: 'guess' }, design.tasks[1]] })).toMatch(/tasks\.0\.from/);
-    expect(issues({ ...design, tasks: [{ ...design.tasks[0], languages: { fr: 3 } }, design.tasks[1]] })).toMatch(/tasks\.0\.languages/);
+    expect(issues({ ...design, tasks: [design.tasks[0], { ...design.tasks[1], languages: { es: 1, zh: 1 } }] })).toMatch(/tasks\[1\]\.languages: the languages of "multilingual" add up to 2 trials, not 3/);
+    expect(issues({ ...design, tasks: [{ ...design.tasks[0], from: 'guess' }, design.tasks[1]] })).toMatch(/tasks\[0\]\.from/);
+    expect(issues({ ...design, tasks: [{ ...design.tasks[0], languages: { fr: 3 } }, design.tasks[1]] })).toMatch(/tasks\[0\]\.languages/);
   });
 });

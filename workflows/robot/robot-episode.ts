@@ -40,6 +40,7 @@ import { TaskQueue } from '../../data-schemas/workflows';
 import { rootCause, rootFailure } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
 import { grantedSignal, pingSignal, releaseStation, requestStation } from './station-lock';
+import { describeZodIssues } from '../../data-schemas/issues';
 
 export const pauseSignal = defineSignal<[]>(EPISODE_SIGNALS.pause);
 export const resumeSignal = defineSignal<[]>(EPISODE_SIGNALS.resume);
@@ -179,7 +180,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
   setHandler(verdictSignal, (rawVerdict) => {
     const parsed = OperatorVerdict.safeParse(rawVerdict);
     if (!parsed.success) {
-      note('verdict_rejected', `not a verdict: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+      note('verdict_rejected', `not a verdict: ${describeZodIssues(parsed.error, { root: '(body)' })}`);
       return;
     }
     if (parsed.data.cycle !== undefined && parsed.data.cycle < status.cycle) {

@@ -2,6 +2,7 @@ import type { Candidate } from '@google/genai';
 import { z } from 'zod';
 import type { SegmentLabel } from '../../../data-schemas/relabel';
 import { validateSegments } from '../record';
+import { describeZodIssues } from '../../../data-schemas/issues';
 
 /**
  * The Gemini labeler's answer: the zod schema is the one truth; the JSON Schema sent as
@@ -56,12 +57,6 @@ function excerpt(text: string): string {
   return flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}...` : flat;
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const key of path) out += typeof key === 'number' ? `[${key}]` : `${out === '' ? '' : '.'}${String(key)}`;
-  return out === '' ? '(answer)' : out;
-}
-
 /**
  * A JSON answer without the Markdown fence around it: JSON mode should never fence its answer, but
  * some model versions still do; unwrapping costs nothing and saves a re-prompt.
@@ -99,9 +94,7 @@ export function parseGeminiAnswer(text: string, steps: number): ParsedAnswer {
   }
   const parsed = GeminiAnswer.safeParse(json);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, MAX_ISSUES).map((issue) => `${formatPath(issue.path)}: ${issue.message}`);
-    const more = parsed.error.issues.length > MAX_ISSUES ? ` (and ${parsed.error.issues.length - MAX_ISSUES} more)` : '';
-    return { ok: false, problem: `the JSON does not match the answer schema: ${issues.join('; ')}${more}` };
+    return { ok: false, problem: `the JSON does not match the answer schema: ${describeZodIssues(parsed.error, { root: '(answer)', max: MAX_ISSUES })}` };
   }
   const segments: SegmentLabel[] = parsed.data.segments.map((s) => ({ start: s.start_step, end: s.end_step, subtask: s.subtask, motionPlan: s.motion_plan }));
   // The same check the record builder applies, so an accepted answer is never rejected later.

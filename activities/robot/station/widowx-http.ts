@@ -24,6 +24,7 @@ import {
 import { StationError, type StationErrorCode } from './errors';
 import { assertChunkSafe } from './safety';
 import type { ExecuteOptions, ExecuteResult, Observation, ResetTask, StationDriver } from './types';
+import { describeZodIssues } from '../../../data-schemas/issues';
 
 export interface WidowXHttpOptions {
   /** Base URL of the action server; endpoints are resolved against it. */
@@ -192,7 +193,7 @@ export class WidowXHttpStation implements StationDriver {
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
-      throw new StationError('protocol_error', `${endpoint}: the answer does not follow the protocol: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`, {
+      throw new StationError('protocol_error', `${endpoint}: the answer does not follow the protocol: ${describeZodIssues(parsed.error, { root: '(body)' })}`, {
         endpoint,
         status: res.status,
         mayHaveMoved: unknownOutcome,

@@ -17,6 +17,7 @@ import { candidateText, unfenceJson } from '../../relabel/gemini/response';
 import { VerifierError } from './errors';
 import { buildVerifierPrompt, VERIFIER_ANSWER_JSON_SCHEMA, VERIFIER_PROMPT_VERSION, VERIFIER_SYSTEM_INSTRUCTION } from './prompt';
 import { currentAndNext, VerifierVerdict, type Verifier, type VerifierAnswer, type VerifierFrame, type VerifierRequest } from './types';
+import { describeZodIssues } from '../../../data-schemas/issues';
 
 export interface GeminiVerifierOptions {
   /** Gemini API key, from the worker's environment only (docs/design.md, "Secrets stay out of histories"). */
@@ -56,10 +57,7 @@ export function parseVerifierAnswer(text: string): VerifierVerdict {
   }
   const parsed = VerifierVerdict.safeParse(json);
   if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 4)
-      .map((i) => `${i.path.length > 0 ? i.path.join('.') : '(answer)'}: ${i.message}`)
-      .join('; ');
+    const issues = describeZodIssues(parsed.error, { root: '(answer)', max: 4 });
     throw new VerifierError('schema_violation', `Gemini verifier: the answer does not match {decision: "proceed"|"retry", reason: string}: ${issues}`, { raw: text });
   }
   return parsed.data;
