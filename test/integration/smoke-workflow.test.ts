@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../activities/store/file-store';
 import { fileUri } from '../../data-schemas/uri';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
-import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, recordHistory, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuWorker } from '../helpers/workers';
 
 describe('storeSmoke workflow on a real dev server', () => {
@@ -33,6 +33,7 @@ describe('storeSmoke workflow on a real dev server', () => {
       const handle = env.client.workflow.getHandle(`smoke-${taskQueue}-1`);
       const described = await handle.describe();
       expect(described.searchAttributes.VlaStage).toEqual(['smoke']);
+      await recordHistory(env, 'storeSmoke', `smoke-${taskQueue}-1`);
 
       // A second run with other text keeps the first bytes: create-if-absent, not overwrite.
       const second = await env.client.workflow.execute('storeSmoke', { taskQueue, workflowId: `smoke-${taskQueue}-2`, args: [{ outputUri, text: 'other' }] });

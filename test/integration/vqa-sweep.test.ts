@@ -23,7 +23,7 @@ import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { VlaRetentionGate } from '../../workflows/search-attributes';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
 
 const exec = promisify(execFile);
@@ -322,12 +322,24 @@ describe('the nightly evaluation and its Schedule', () => {
       }
       expect(found).toEqual([firstId]);
       expect((await env.client.workflow.getHandle(firstId).describe()).typedSearchAttributes.get(VlaRetentionGate)).toBe('failed');
+      // The night's one child is its sweep, which watches the local backend's queue and runs one vqaEvaluate per model.
+      const childIds = async (workflowId: string): Promise<string[]> =>
+        ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).flatMap((e) => e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId ?? []);
+      const nightChildren = await childIds(firstId);
+      expect(nightChildren).toHaveLength(1);
+      const sweepId = nightChildren[0]!;
+      const evaluateIds = await childIds(sweepId);
+      expect(evaluateIds).toHaveLength(2);
+      await recordHistory(env, 'nightlyEvaluation-evaluated', firstId);
+      await recordHistory(env, 'vqaSweep-nightly', sweepId);
+      await recordHistory(env, 'vqaEvaluate-nightly', evaluateIds[0]!);
 
       const secondId = `nightly-${randomUUID()}`;
       const second = await night(secondId);
       expect(second).toMatchObject({ status: 'no-new-checkpoint', run: 'tiny-r1', reportUri: first.reportUri });
       const history = await env.client.workflow.getHandle(secondId).fetchHistory();
       expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+      await recordHistory(env, 'nightlyEvaluation-no-new-checkpoint', secondId);
     });
     // Builds the tiny model and runs two sweeps through the local backend: ~25 s on an idle 2-core
     // machine, too close to the default 60 s when other tests share it; 180 s leaves ~7x.
