@@ -439,6 +439,9 @@ export function clusterEnv(info: ClusterInfo, client: ClusterClient): Record<str
     TEMPORAL_ADDRESS: info.temporalAddress,
     TEMPORAL_NAMESPACE: info.manifest.namespace,
     TEMPORAL_TLS_SERVER_CA_CERT_PATH: info.paths.caFile,
+    // A name the server certificate holds: checked instead of the IP address, which TLS's SNI cannot
+    // carry (Node warns, DEP0123, when a client sends an IP address as the server name).
+    TEMPORAL_TLS_SERVER_NAME: SERVER_NAME,
     TEMPORAL_TLS_CLIENT_CERT_PATH: cert.certFile,
     TEMPORAL_TLS_CLIENT_KEY_PATH: cert.keyFile,
     VLA_STORE_URI: `s3://${CLUSTER_BUCKET}`,

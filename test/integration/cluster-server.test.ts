@@ -112,6 +112,10 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
   }
 
   it('runs a workflow end to end over mTLS, writing to the cluster S3 store, with the namespace and search attributes registered', async () => {
+    // Clients check a name the server certificate holds, never send an IP address as TLS server name (Node's DEP0123).
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
     await withClient(async (client) => {
       const taskQueue = uniqueTaskQueue('cluster-smoke');
       const result = await runCpuWorkerUntil(
@@ -123,6 +127,8 @@ describe('cluster profile: PostgreSQL + Temporal server (mTLS) + versitygw', () 
       // The workflow tagged itself with a search attribute: registered on this server by `up`.
       expect((await client.workflow.getHandle(`cluster-${taskQueue}`).describe()).searchAttributes.VlaStage).toEqual(['smoke']);
     });
+    process.off('warning', onWarning);
+    expect(warnings.map((w) => w.message)).not.toContainEqual(expect.stringContaining('TLS ServerName to an IP address'));
     // Secrets stay in their 0600 files: neither the server's config nor a worker's environment holds one.
     const paths = clusterPaths(stateDir);
     const secrets = [readFileSync(paths.postgresPasswordFile, 'utf8').trim(), /aws_secret_access_key = (\S+)/.exec(readFileSync(paths.s3CredentialsFile, 'utf8'))![1]!];
