@@ -6,23 +6,10 @@ import { DataError } from './data/errors';
 import { StationError } from './robot/station/errors';
 import { FULL_DISK_CODES, StoreError, StoreErrorCode } from './store/errors';
 import { describeZodIssues } from '../data-schemas/issues';
+import { StationFailure, UnmappedFailure, stationFailureType } from '../data-schemas/failures';
 
-/**
- * Failure types (ApplicationFailure `type`) for errors that no activity mapped itself: a filesystem
- * error outside the store (a scratch directory, a staged shard), a parse of bytes that no reader
- * named. The store's own codes (StoreErrorCode, STORE_FULL also for a full local disk) and
- * DataErrorCode cover the rest.
- */
-export const UnmappedFailure = {
-  /** A path is in the way: EEXIST, EISDIR, ENOTDIR, ENAMETOOLONG. */
-  PathConflict: 'FILE_PATH_CONFLICT',
-  /** EACCES, EPERM, EROFS. */
-  AccessDenied: 'FILE_ACCESS_DENIED',
-  /** A JSON.parse that no reader wrapped: the same bytes fail the same way. */
-  Unparseable: 'UNPARSEABLE',
-  /** A zod schema refused a value: the same value fails the same way. */
-  InvalidData: 'INVALID_DATA',
-} as const;
+export { UnmappedFailure };
+
 
 const PATH_CONFLICT_CODES = new Set(['EEXIST', 'EISDIR', 'ENOTDIR', 'ENAMETOOLONG']);
 const ACCESS_DENIED_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
@@ -48,8 +35,8 @@ export function classifyActivityError(err: unknown): unknown {
   }
   if (err instanceof StationError) {
     // A chunk whose outcome is unknown is never retried: the episode must observe before it plans.
-    if (err.mayHaveMoved) return ApplicationFailure.nonRetryable(err.message, 'Station:may_have_moved');
-    const type = `Station:${err.code}`;
+    if (err.mayHaveMoved) return ApplicationFailure.nonRetryable(err.message, StationFailure.MayHaveMoved);
+    const type = stationFailureType(err.code);
     return err.retryable ? ApplicationFailure.retryable(err.message, type) : ApplicationFailure.nonRetryable(err.message, type);
   }
   const sys = systemError(err);

@@ -81,6 +81,16 @@ export const ChunkAggregation = z.strictObject({
 });
 export type ChunkAggregation = z.infer<typeof ChunkAggregation>;
 
+/** Failure types of the relabel workflows and activities (besides the labeler's GeminiFailure below). */
+export const RelabelFailure = {
+  /** Thrown when a D_rob trajectory file is not JSON or fails its schema; the trajectory is reported as failed, never retried. */
+  InvalidTrajectory: 'InvalidTrajectory',
+  /** Thrown by relabelDataset when the labeler stayed unreachable past the outage limit (the report says what was done). */
+  Outage: 'RelabelOutage',
+  /** Thrown by relabelDataset when a fatal labeler error (bad key, unknown model, budget) stopped the run early. */
+  Stopped: 'RelabelStopped',
+} as const;
+
 /**
  * Failure types the Gemini labeler throws (docs/design.md, "Classify every failure"). The retryable ones go to the
  * activity's retry policy; the fatal ones cannot heal by retrying any trajectory, so the dataset

@@ -8,6 +8,34 @@ import { ActionRepresentation } from './training';
 import { ObjectUriField, fileUri, objectUriRoot } from './uri';
 import { ModelSpec } from './vqa';
 
+/** Failure types of the robot pipeline's own workflows and activities (the stations' are in data-schemas/failures.ts). */
+export const RobotFailure = {
+  /** Thrown when a campaign's trial design cannot run (unknown task, language counts that do not add up); never retried. */
+  InvalidCampaign: 'InvalidCampaign',
+  /** Thrown when the episode's policy cannot answer at all (a scripted policy without a simulator, a model policy of another kind). */
+  PolicyUnavailable: 'PolicyUnavailable',
+  /** Thrown when the episode's verifier cannot judge at all (the oracle without a simulated world). */
+  VerifierUnavailable: 'VerifierUnavailable',
+  /** Thrown when robotEpisode was started on another queue than its station's. */
+  WrongTaskQueue: 'WrongTaskQueue',
+} as const;
+
+/**
+ * Failures of the verifiers themselves (thrown by activities/robot/verifier). HTTP and network errors of the Gemini API are not here:
+ * they keep relabel's classification (GeminiFailure in data-schemas/relabel.ts, e.g.
+ * GeminiRateLimited retryable, GeminiAuth not).
+ */
+export const VerifierFailure = {
+  /** The request cannot be judged as sent (subtask index out of range, a frame that is not a JPEG); retrying sends the same. */
+  BadRequest: 'VerifierBadRequest',
+  /** The model answered, but not with a usable verdict (not JSON, schema violation, empty, cut off); another attempt may do better. */
+  MalformedAnswer: 'VerifierMalformedAnswer',
+  /** Gemini's safety filters withheld the answer or blocked the prompt; the same frames are blocked again. */
+  AnswerBlocked: 'VerifierAnswerBlocked',
+} as const;
+export type VerifierFailure = (typeof VerifierFailure)[keyof typeof VerifierFailure];
+
+
 /**
  * Robot episodes and evaluation campaigns (docs/robot-episodes.md): inputs, signals, queries and records of the
  * `robotEpisode`, `stationLock` and `evalCampaign` workflows. Units and axes are Bridge's.

@@ -335,6 +335,20 @@ export type TrainLoraResult = z.infer<typeof TrainLoraResult>;
 /** Signal the training activity sends its workflow with live progress; the workflow's `progress` query returns it. */
 export const TRAINING_PROGRESS_SIGNAL = 'trainingProgress';
 
+/** Failure types of the shard activities (besides the store's and the dataset's, data-schemas/failures.ts). */
+export const ShardFailure = {
+  /** Thrown when the output root holds a shard set of another source manifest or other settings. */
+  OutputConflict: 'SHARD_OUTPUT_CONFLICT',
+  /** Thrown when a shard's bytes do not match its sidecar, or do not parse as the samples it should hold. */
+  Corrupt: 'SHARD_CORRUPT',
+  /** Thrown when a shard is written before its plan (shards.plan.json) exists; never retried. */
+  PlanMissing: 'SHARD_PLAN_MISSING',
+  /** Thrown when a shard is asked for that the plan does not list; never retried. */
+  NotPlanned: 'SHARD_NOT_PLANNED',
+  /** Thrown when another attempt created the shard while this one wrote it; retried, to check its bytes. */
+  Race: 'SHARD_RACE',
+} as const;
+
 /** Failure types of `trainLora`; the ones in NON_RETRYABLE_TRAINING_FAILURES fail the workflow at once. */
 export const TrainingFailure = {
   baseModelNotFound: 'BaseModelNotFound',

@@ -367,6 +367,16 @@ export type NightlyEvaluationResult = z.infer<typeof NightlyEvaluationResult>;
 // ---------------------------------------------------------------------------------------------
 // Inference backend failures (activities/vqa/backends/errors.ts throws them)
 
+/** Failure types of the sweep's own activities (the backends' are BACKEND_FAILURE_TYPES below); none heals by retrying. */
+export const VqaFailure = {
+  /** Thrown when a benchmark's files do not follow the layout its loader expects, or an item is not in the item set. */
+  benchmarkLayout: 'BenchmarkLayout',
+  /** Thrown when a model fails its check before the sweep (its server does not answer as the backend should). */
+  backendCheck: 'BackendCheckFailed',
+  /** Thrown when the model behind a name changed (another adapter content) after the sweep checked it. */
+  modelChanged: 'VqaModelChanged',
+} as const;
+
 export const BackendErrorCode = ['unreachable', 'auth', 'not_found', 'bad_request', 'rate_limited', 'quota_exhausted', 'server', 'adapter_mismatch', 'malformed', 'content_blocked'] as const;
 export type BackendErrorCode = (typeof BackendErrorCode)[number];
 

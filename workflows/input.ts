@@ -1,9 +1,9 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { z } from 'zod';
+import { INVALID_WORKFLOW_INPUT } from '../data-schemas/failures';
 import { formatZodIssues } from '../data-schemas/issues';
 
-/** Failure type of a workflow whose input fails its schema. */
-export const INVALID_WORKFLOW_INPUT = 'InvalidWorkflowInput';
+export { INVALID_WORKFLOW_INPUT };
 
 /**
  * Parses a workflow's raw input (the Web UI can send any JSON). Invalid input fails the workflow

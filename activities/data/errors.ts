@@ -3,20 +3,9 @@
  * none heals by retrying; activities map them to non-retryable failures by `code`
  * (docs/design.md, "Classify every failure").
  */
-export const DataErrorCode = {
-  TfRecordBadLengthCrc: 'TFRECORD_BAD_LENGTH_CRC',
-  TfRecordBadDataCrc: 'TFRECORD_BAD_DATA_CRC',
-  TfRecordTruncatedHeader: 'TFRECORD_TRUNCATED_HEADER',
-  TfRecordTruncatedData: 'TFRECORD_TRUNCATED_DATA',
-  TfExample: 'TF_EXAMPLE_INVALID',
-  BridgeRecord: 'BRIDGE_RECORD_INVALID',
-  DatasetExists: 'DATASET_EXISTS',
-  DatasetNotFound: 'DATASET_NOT_FOUND',
-  DatasetInvalid: 'DATASET_INVALID',
-  /** Bad arguments to an import: no files, a missing file, a bad limit. */
-  InvalidInput: 'DATA_INPUT_INVALID',
-} as const;
-export type DataErrorCode = (typeof DataErrorCode)[keyof typeof DataErrorCode];
+import { DataErrorCode } from '../../data-schemas/failures';
+
+export { DataErrorCode };
 
 export class DataError extends Error {
   override name = 'DataError';

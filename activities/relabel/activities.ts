@@ -19,6 +19,7 @@ import {
   type SegmentLabel,
   type TokenUsage,
   GEMINI_UNREACHABLE_ATTEMPTS,
+  RelabelFailure,
 } from '../../data-schemas/relabel';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import { readManifest, trajectoryRecordPath } from '../data/dataset-writer';
@@ -115,11 +116,11 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     try {
       json = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
-      throw ApplicationFailure.nonRetryable(`${uri} is not JSON: ${(err as Error).message}`, 'InvalidTrajectory');
+      throw ApplicationFailure.nonRetryable(`${uri} is not JSON: ${(err as Error).message}`, RelabelFailure.InvalidTrajectory);
     }
     const parsed = DRobTrajectory.safeParse(json);
     if (!parsed.success) {
-      throw ApplicationFailure.nonRetryable(`${uri} is not a valid D_rob trajectory: ${describeZodIssues(parsed.error)}`, 'InvalidTrajectory');
+      throw ApplicationFailure.nonRetryable(`${uri} is not a valid D_rob trajectory: ${describeZodIssues(parsed.error)}`, RelabelFailure.InvalidTrajectory);
     }
     return { trajectory: parsed.data, path, sha256: sha256Hex(bytes) };
   }

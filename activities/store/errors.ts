@@ -3,23 +3,10 @@
  * `code` (docs/design.md, "Classify every failure").
  */
 import type { Readable } from 'node:stream';
+import { StoreErrorCode } from '../../data-schemas/failures';
 
-export const StoreErrorCode = {
-  NotFound: 'OBJECT_NOT_FOUND',
-  AccessDenied: 'STORE_ACCESS_DENIED',
-  NoSuchBucket: 'STORE_NO_SUCH_BUCKET',
-  Unavailable: 'STORE_UNAVAILABLE',
-  /** The URI is outside the store's configured roots (activities/store/roots.ts); never retried. */
-  OutsideRoots: 'STORE_OUTSIDE_ROOTS',
-  /** A file or directory is in the way of the write (file://: the target is a directory, a parent is a file). */
-  PathConflict: 'STORE_PATH_CONFLICT',
-  /** No space left (ENOSPC) or over quota (EDQUOT): a retry seconds later meets the same full disk. */
-  Full: 'STORE_FULL',
-  /** A `file://` URI on a worker of several hosts (VLA_MULTI_HOST=1): only s3:// is shared; never retried. */
-  NotShared: 'STORE_NOT_SHARED',
-  Other: 'STORE_ERROR',
-} as const;
-export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
+export { StoreErrorCode };
+
 
 /**
  * A full disk or quota is not healed by a retry a few seconds later: the attempts would only

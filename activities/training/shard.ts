@@ -25,6 +25,7 @@ import {
   shardSidecarPath,
   type ShardStage,
   type Split,
+  ShardFailure,
 } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
 import { DatasetInvalidError, DatasetNotFoundError } from '../data/errors';
@@ -46,14 +47,6 @@ import {
   type TrajectoryToPlace,
 } from './shard-plan';
 import { describeZodIssues } from '../../data-schemas/issues';
-
-/** Failure types of shardDataset (ApplicationFailure `type`), all non-retryable. */
-export const ShardFailure = {
-  /** The output root holds a shard set of another source manifest or other settings. */
-  OutputConflict: 'SHARD_OUTPUT_CONFLICT',
-  /** A shard's bytes do not match its sidecar, or do not parse as the samples it should hold. */
-  Corrupt: 'SHARD_CORRUPT',
-} as const;
 
 /** Reads of records and frames in flight while planning. */
 const PLAN_CONCURRENCY = 16;
@@ -273,7 +266,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
   async function loadPlan(outputUri: string): Promise<LoadedPlan> {
     const uri = joinUri(outputUri, SHARD_PLAN_FILE);
     const head = await store.head(uri);
-    if (!head) throw ApplicationFailure.nonRetryable(`${uri} is missing: run planShards (the shardDataset workflow) first`, 'SHARD_PLAN_MISSING');
+    if (!head) throw ApplicationFailure.nonRetryable(`${uri} is missing: run planShards (the shardDataset workflow) first`, ShardFailure.PlanMissing);
     if (head.etag !== undefined && planCache?.uri === uri && planCache.etag === head.etag) return planCache.loaded;
     const loaded = getJson(store, uri, ShardPlanFile).then((plan) => ({ plan, shards: plannedShards(plan.trajectories) }));
     if (head.etag !== undefined) {
@@ -288,7 +281,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
 
   function findShard(shards: ReturnType<typeof plannedShards>, ref: ShardRef, outputUri: string) {
     const shard = shards.find((s) => s.split === ref.split && s.index === ref.index);
-    if (!shard) throw ApplicationFailure.nonRetryable(`${joinUri(outputUri, shardPath(ref.split, ref.index))} is not in the plan`, 'SHARD_NOT_PLANNED');
+    if (!shard) throw ApplicationFailure.nonRetryable(`${joinUri(outputUri, shardPath(ref.split, ref.index))} is not in the plan`, ShardFailure.NotPlanned);
     return shard;
   }
 
@@ -721,7 +714,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
           },
         });
         // Another writer created it between our HEAD and our upload: the retry checks its bytes.
-        if (!put.created) throw ApplicationFailure.retryable(`${uri} appeared while this attempt was writing it; retrying to check its bytes`, 'SHARD_RACE');
+        if (!put.created) throw ApplicationFailure.retryable(`${uri} appeared while this attempt was writing it; retrying to check its bytes`, ShardFailure.Race);
       } finally {
         h.signal?.removeEventListener('abort', abort);
       }

@@ -25,6 +25,7 @@ import {
   BenchmarkResult,
   ModelSpec,
   VqaItem,
+  VqaFailure,
   VqaPrediction,
   type BenchmarkSource,
   type ModelIdentity,
@@ -48,14 +49,6 @@ import { directorySha256, itemSha256, modelKeyOf, predictionFile, predictionKey 
 import { computeRetention, renderReportHtml, type PairedIntervals, type ScoreTable } from './report';
 import { BENCHMARKS } from './scoring';
 import { pairedRetentionIntervals, scoreStderr, type PairedBenchmark } from './uncertainty';
-
-/** Failure types of the sweep that no retry heals. */
-export const VqaFailure = {
-  benchmarkLayout: 'BenchmarkLayout',
-  backendCheck: 'BackendCheckFailed',
-  /** The model behind a name changed (another adapter content) after the sweep checked it. */
-  modelChanged: 'VqaModelChanged',
-} as const;
 
 export interface VqaDeps {
   store: ObjectStore;

@@ -23,6 +23,7 @@ import {
   type RelabelTrajectoryInput,
   type TokenUsage,
   isFatalGeminiFailure,
+  RelabelFailure,
 } from '../../data-schemas/relabel';
 import { causeChain, rootCause, rootCauseType } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
@@ -226,7 +227,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   });
   if (status === 'stopped_fatal') {
     throw ApplicationFailure.create({
-      type: run.outage ? 'RelabelOutage' : 'RelabelStopped',
+      type: run.outage ? RelabelFailure.Outage : RelabelFailure.Stopped,
       nonRetryable: true,
       message: `relabelDataset stopped early: ${fatalError ?? 'a fatal labeler error'} (report: ${final.reportUri})`,
     });

@@ -1,7 +1,7 @@
 import { defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../activities/robot/campaign/activities';
 import { boundedWorkflowId } from '../../data-schemas/bounded';
-import { EvalCampaignInput, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
+import { EvalCampaignInput, RobotFailure, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { rootCause } from '../failure-cause';
@@ -20,7 +20,7 @@ export interface CampaignProgress {
 }
 export const campaignProgressQuery = defineQuery<CampaignProgress>('progress');
 
-const cpu = proxyActivities<CampaignActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidCampaign'] } });
+const cpu = proxyActivities<CampaignActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: [RobotFailure.InvalidCampaign] } });
 
 /** `<task>-t<trial:03d>`: the episode's folder and workflow-id suffix. */
 export const trialKey = (t: Pick<CampaignTrial, 'taskId' | 'trial'>): string => `${t.taskId}-t${String(t.trial).padStart(3, '0')}`;

@@ -35,7 +35,9 @@ import {
   type StageLatency,
   type StageRecord,
   type VerdictRecord,
+  RobotFailure,
 } from '../../data-schemas/robot';
+import { StationFailure } from '../../data-schemas/failures';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { rootCause, rootFailure } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
@@ -95,7 +97,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
   if (info.taskQueue !== stationQueue && !info.unsafe.isReplaying) {
     throw ApplicationFailure.nonRetryable(
       `robotEpisode runs on its station's task queue: start it on ${stationQueue} (it was started on ${info.taskQueue})`,
-      'WrongTaskQueue',
+      RobotFailure.WrongTaskQueue,
     );
   }
   // The quick station stages run as local activities in the station's own worker: no server round
@@ -319,10 +321,10 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
     } catch (err) {
       if (isCancellation(err)) throw err;
       const type = rootFailure(err)?.type;
-      if (type === 'Station:unsafe_action') {
+      if (type === StationFailure.UnsafeAction) {
         return finish({ motionPlan: plan.record, action: act.record, chunk, executeError: rootCause(err), verdict: episodeVerdict(`unsafe chunk refused before moving: ${rootCause(err)}`) }, obs);
       }
-      if (type === 'Station:stale_observation' || type === 'Station:may_have_moved') {
+      if (type === StationFailure.StaleObservation || type === StationFailure.MayHaveMoved) {
         // The arm moved without us seeing the end of it (a lost answer, a restarted worker): look again.
         status.phase = 'observing';
         const fresh = await station.stationObserve(ref);

@@ -1,10 +1,12 @@
 import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ShardActivities, ShardRef } from '../../activities/training/shard';
-import { ShardDatasetInput, defaultShardOutput, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
+import { DataErrorCode, StoreErrorCode } from '../../data-schemas/failures';
+import { ShardDatasetInput, ShardFailure, defaultShardOutput, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
 import { parseWorkflowInput } from '../input';
 import { VlaDataset, VlaStage, upsertKeywords } from '../search-attributes';
 
-const DATA_ERRORS = ['DATASET_NOT_FOUND', 'DATASET_INVALID', 'OBJECT_NOT_FOUND', 'SHARD_OUTPUT_CONFLICT', 'SHARD_CORRUPT'];
+/** Bad input or output that a retry reads again the same way. */
+const DATA_ERRORS = [DataErrorCode.DatasetNotFound, DataErrorCode.DatasetInvalid, StoreErrorCode.NotFound, ShardFailure.OutputConflict, ShardFailure.Corrupt];
 
 const planner = proxyActivities<ShardActivities>({
   // The first call reads every D_lan record (minutes for 100k trajectories) and heartbeats.

@@ -1,6 +1,6 @@
 import { defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { VqaActivities } from '../../activities/vqa/activities';
-import { BACKEND_FAILURE_TYPES, FATAL_BACKEND_ERRORS, VqaEvaluateInput, type BenchmarkResult } from '../../data-schemas/vqa';
+import { BACKEND_FAILURE_TYPES, FATAL_BACKEND_ERRORS, VqaEvaluateInput, VqaFailure, type BenchmarkResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
 
 export interface VqaEvaluateProgress {
@@ -13,7 +13,7 @@ export const vqaEvaluateProgressQuery = defineQuery<VqaEvaluateProgress>('progre
 
 const store = proxyActivities<VqaActivities>({
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BenchmarkLayout'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout] },
 });
 
 /**
@@ -37,7 +37,7 @@ export async function vqaEvaluate(raw: unknown): Promise<VqaEvaluateResult> {
     // A batch of model calls; heartbeats per item so a lost worker is noticed within a minute.
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: '2 minutes',
-    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['BenchmarkLayout', 'VqaModelChanged', ...[...FATAL_BACKEND_ERRORS].map((code) => BACKEND_FAILURE_TYPES[code])] },
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout, VqaFailure.modelChanged, ...[...FATAL_BACKEND_ERRORS].map((code) => BACKEND_FAILURE_TYPES[code])] },
   });
 
   const keyed = { outputUri: input.outputUri, itemsUri: input.itemsUri, modelKey: input.modelKey, benchmark: input.benchmark };

@@ -1,7 +1,7 @@
 import { ApplicationFailure, defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { VqaActivities } from '../../activities/vqa/activities';
 import { boundedWorkflowId } from '../../data-schemas/bounded';
-import { BACKEND_FAILURE_TYPES, RETENTION_THRESHOLD, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
+import { BACKEND_FAILURE_TYPES, RETENTION_THRESHOLD, VqaFailure, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
 import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { VlaModel, VlaStage, upsertKeywords } from '../search-attributes';
@@ -10,7 +10,7 @@ import { vqaEvaluate } from './vqa-evaluate';
 const prepare = proxyActivities<VqaActivities>({
   // Reads a benchmark release and writes its items once (minutes for the largest).
   startToCloseTimeout: '1 hour',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BenchmarkLayout'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout] },
 });
 
 export interface VqaSweepProgress {
@@ -74,7 +74,7 @@ async function sweep(input: VqaSweepInput, queueOf: (m: ModelSpec) => string, pr
         taskQueue: queueOf(model),
         // Starting a local model takes a while; an unreachable server answers at once.
         startToCloseTimeout: '15 minutes',
-        retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['BackendCheckFailed', BACKEND_FAILURE_TYPES.adapter_mismatch] },
+        retry: { maximumAttempts: 3, nonRetryableErrorTypes: [VqaFailure.backendCheck, BACKEND_FAILURE_TYPES.adapter_mismatch] },
       }).checkBackend(model),
     ),
   );

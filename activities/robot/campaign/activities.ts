@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { CampaignSummaryFile, EpisodeRecord, type CampaignTrialDesign, type EvalCampaignResult, type PolicySpec, type SuiteTaskId, type VerifierSpec } from '../../../data-schemas/robot';
+import { CampaignSummaryFile, EpisodeRecord, RobotFailure, type CampaignTrialDesign, type EvalCampaignResult, type PolicySpec, type SuiteTaskId, type VerifierSpec } from '../../../data-schemas/robot';
 import { joinUri, relativeTo } from '../../../data-schemas/uri';
 import { classified } from '../../failures';
 import { getJsonIfExists, putJson } from '../../store';
@@ -40,7 +40,7 @@ function designOf(input: CampaignDesignInput): CampaignTrialDesign {
   try {
     return campaignTrialDesign(input);
   } catch (err) {
-    throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidCampaign');
+    throw ApplicationFailure.nonRetryable((err as Error).message, RobotFailure.InvalidCampaign);
   }
 }
 

@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { fileURLToPath } from 'node:url';
-import { policyAdapterUri, type PolicySpec } from '../../../data-schemas/robot';
+import { RobotFailure, policyAdapterUri, type PolicySpec } from '../../../data-schemas/robot';
 import type { ActionTokenMapping } from '../../../data-schemas/training';
 import { classified } from '../../failures';
 import type { ObjectStore } from '../../store/types';
@@ -20,7 +20,7 @@ const models = new Map<string, PolicyModel>();
 
 /** A stage answered by a real model (OpenAI-compatible server, Gemini, local transformers). */
 export async function runModelStage(store: ObjectStore, input: PolicyStageInput, env: PolicyModelEnv, signal?: AbortSignal): Promise<PolicyStageResult> {
-  if (input.policy.kind !== 'model') throw ApplicationFailure.nonRetryable(`policy ${input.policy.kind} is not a model`, 'PolicyUnavailable');
+  if (input.policy.kind !== 'model') throw ApplicationFailure.nonRetryable(`policy ${input.policy.kind} is not a model`, RobotFailure.PolicyUnavailable);
   const policy = input.policy;
   const key = JSON.stringify([policy.model, policy.structuredDecoding, policy.actionRepresentation, policy.adapterUri]);
   let model = models.get(key);

@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActionChunk } from '../../../data-schemas/d-lan';
 import { actionPrompt, motionPlanPrompt, subtasksPrompt, type PolicyStage } from '../../../data-schemas/prompts';
-import type { PolicySpec, StageRecord } from '../../../data-schemas/robot';
+import { RobotFailure, type PolicySpec, type StageRecord } from '../../../data-schemas/robot';
 import { decodeStage, type PolicyModel, type PolicyQuestion } from '../policy/model';
 import { createScriptedPolicy, type ScriptedPolicy, type ScriptedPolicyContext } from '../policy/scripted';
 import { hash32 } from '../sim/rng';
@@ -90,7 +90,7 @@ export function runScriptedStage(input: PolicyStageInput, context: () => Scripte
   try {
     ctx = context();
   } catch (err) {
-    throw ApplicationFailure.nonRetryable(`the scripted policy answers from the simulator's ground truth: ${(err as Error).message}`, 'PolicyUnavailable');
+    throw ApplicationFailure.nonRetryable(`the scripted policy answers from the simulator's ground truth: ${(err as Error).message}`, RobotFailure.PolicyUnavailable);
   }
   return runStage(scriptedModel(policy, ctx), input, { mimeType: 'image/jpeg', data: new Uint8Array() });
 }

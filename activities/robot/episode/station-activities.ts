@@ -3,7 +3,7 @@ import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActionChunk } from '../../../data-schemas/d-lan';
-import type { ObservationRef, SimEvaluation, VerdictRecord } from '../../../data-schemas/robot';
+import { RobotFailure, type ObservationRef, type SimEvaluation, type VerdictRecord } from '../../../data-schemas/robot';
 import { classified } from '../../failures';
 import { setStationAvailable } from '../../../data-schemas/metrics';
 import type { ObjectStore } from '../../store/types';
@@ -180,7 +180,7 @@ export function createStationActivities(deps: StationActivityDeps) {
       try {
         s = sim();
       } catch (err) {
-        throw ApplicationFailure.nonRetryable((err as Error).message, 'VerifierUnavailable');
+        throw ApplicationFailure.nonRetryable((err as Error).message, RobotFailure.VerifierUnavailable);
       }
       return verifyWithOracle(store, input, () => s.simWorld(), () => s.simTask());
     }),

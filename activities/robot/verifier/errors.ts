@@ -1,19 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 
-/**
- * Failures of the verifiers themselves. HTTP and network errors of the Gemini API are not here:
- * they keep relabel's classification (GeminiFailure in data-schemas/relabel.ts, e.g.
- * GeminiRateLimited retryable, GeminiAuth not).
- */
-export const VerifierFailure = {
-  /** The request cannot be judged as sent (subtask index out of range, a frame that is not a JPEG); retrying sends the same. */
-  BadRequest: 'VerifierBadRequest',
-  /** The model answered, but not with a usable verdict (not JSON, schema violation, empty, cut off); another attempt may do better. */
-  MalformedAnswer: 'VerifierMalformedAnswer',
-  /** Gemini's safety filters withheld the answer or blocked the prompt; the same frames are blocked again. */
-  AnswerBlocked: 'VerifierAnswerBlocked',
-} as const;
-export type VerifierFailure = (typeof VerifierFailure)[keyof typeof VerifierFailure];
+import { VerifierFailure } from '../../../data-schemas/robot';
+
+export { VerifierFailure };
 
 /** What exactly was wrong; part of every message. */
 export type VerifierErrorKind =
