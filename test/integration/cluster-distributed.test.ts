@@ -1,0 +1,150 @@
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterDown, clusterEnv, clusterInfo, clusterPaths, CLUSTER_BUCKET, type ClusterClient, type ClusterInfo } from '../../infra/cluster/cluster';
+import { listHosts, spawnInHost, startHost, stopHost, waitForHostReady, type HostSpec } from '../../infra/cluster/hosts';
+import { addHost, canUseNamespaces, destroyNetwork, listNamespaces, readNetwork } from '../../infra/cluster/network';
+import { loadConfig, REPO_ROOT } from '../../infra/config';
+import { inspectPidFile } from '../../infra/processes';
+import { workflowBundle } from '../helpers/temporal';
+
+const exec = promisify(execFile);
+
+/**
+ * The pipeline as a distributed system: the real cluster (PostgreSQL, the Temporal server with
+ * required client certificates, versitygw) brought up by `vla cluster up` on the cluster LAN,
+ * workers as hosts in their own network and mount namespaces, each with its own kind's client
+ * certificate and VLA_MULTI_HOST=1 (data only through s3://), and the pipeline driven from a
+ * 'client' host with the admin certificate (test/fixtures/cluster/pipeline-driver.ts).
+ *
+ * Time limits: a fresh `up` (initdb, schemas, three servers) takes ~15-30 s on an idle 2-core
+ * machine, a worker host ~10-20 s to poll, a driver stage seconds to a minute. Each limit below
+ * allows about ten times that, for a machine loaded by other test files.
+ */
+const UP_TIMEOUT_MS = 300_000;
+const STAGE_TIMEOUT_MS = 600_000;
+const NAMESPACE = 'vla-dist';
+const TSX = join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
+const CLI_MAIN = join(REPO_ROOT, 'cli', 'main.ts');
+const DRIVER = join(REPO_ROOT, 'test', 'fixtures', 'cluster', 'pipeline-driver.ts');
+const ROOT = `s3://${CLUSTER_BUCKET}/dist`;
+const TASKS = ['put the carrot on the plate', 'pick up the eggplant', 'put the spoon on the towel'];
+const PER_TASK = 3;
+
+const reasonToSkip = canUseNamespaces() ? undefined : 'needs root and iproute2 (ip netns): the servers and every host run in their own network namespace on the cluster LAN';
+const TITLE = 'the cluster as a distributed system: servers on the LAN, workers as hosts with their own certificates, driven from a client host';
+
+/** Runs `child` to its end; its stdout lines and stderr text. */
+function outputOf(child: ChildProcess): Promise<{ code: number; lines: string[]; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code: code ?? (signal !== null ? 128 : 1), lines: stdout.split('\n').filter(Boolean), stderr }));
+  });
+}
+
+describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : `${TITLE}: skipped, ${reasonToSkip}`, () => {
+  let dir: string;
+  let stateDir: string;
+  let info: ClusterInfo;
+  let bundleFile: string;
+  const { cacheDir } = loadConfig();
+
+  /** The environment of `vla cluster env <client>` for a process on a host, plus what every process needs. */
+  const envOf = (client: ClusterClient): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, VLA_CACHE_DIR: cacheDir, VLA_WORKFLOW_BUNDLE: bundleFile, ...clusterEnv(info, client) });
+
+  /** `vla <args>` as an operator runs it on this machine, with the test's state folder. */
+  const vla = (args: string[]) => exec(TSX, [CLI_MAIN, ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH, VLA_STATE_DIR: stateDir, VLA_CACHE_DIR: cacheDir, TEMPORAL_NAMESPACE: NAMESPACE } });
+
+  async function startHosts(specs: HostSpec[]): Promise<void> {
+    for (const spec of specs) await startHost(stateDir, spec, { env: envOf(spec.kind) });
+    await Promise.all(specs.map((spec) => waitForHostReady(stateDir, spec.name, 240_000)));
+  }
+
+  /** One stage of the driver, run in the client host with the admin certificate; its result. */
+  async function drive<T>(stage: Record<string, unknown>): Promise<T> {
+    const { code, lines, stderr } = await outputOf(spawnInHost(stateDir, 'client', TSX, [DRIVER, JSON.stringify(stage)], { env: envOf('admin'), stdio: 'pipe' }));
+    expect(code, `driver stage ${String(stage.stage)} failed:\n${stderr}`).toBe(0);
+    const line = lines.find((l) => l.startsWith('{"stage":'));
+    if (line === undefined) throw new Error(`driver stage ${String(stage.stage)} printed no result:\n${lines.join('\n')}\n${stderr}`);
+    return (JSON.parse(line) as { result: T }).result;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vla-dist-'));
+    // PostgreSQL runs as an unprivileged account when we are root: it must be able to reach the state folder.
+    chmodSync(dir, 0o755);
+    stateDir = join(dir, 'state');
+    await vla(['cluster', 'up']);
+    info = clusterInfo(stateDir);
+    // Webpack is the slow part of a worker start: the hosts share one prebuilt bundle.
+    bundleFile = join(dir, 'workflow-bundle.js');
+    writeFileSync(bundleFile, (await workflowBundle()).code);
+    await addHost(stateDir, 'client');
+    await startHosts([{ name: 'cpu1', kind: 'cpu' }]);
+  }, UP_TIMEOUT_MS + 300_000);
+
+  afterAll(async () => {
+    if (stateDir === undefined) return;
+    for (const h of listHosts(stateDir)) await stopHost(stateDir, h.record.name, { graceMs: 5_000 }).catch(() => undefined);
+    await clusterDown(stateDir).catch((err: unknown) => console.error(`cluster down: ${String(err)}`));
+    await destroyNetwork(stateDir).catch((err: unknown) => console.error(`network: ${String(err)}`));
+    rmSync(dir, { recursive: true, force: true });
+  }, 180_000);
+
+  it('`vla cluster up` put every server in the LAN namespace on the bridge address, reachable only from a host on the LAN', async () => {
+    const network = readNetwork(stateDir)!;
+    expect(info.manifest.netns).toBe(network.lan.netns);
+    expect(info.manifest.serverIp).toBe(network.lan.address);
+    expect(info.temporalAddress).toBe(`${network.lan.address}:${info.manifest.ports.frontend}`);
+    expect(Object.keys(network.hosts)).toEqual(expect.arrayContaining(['control', 'client', 'cpu1']));
+    for (const component of ['postgres', 'temporal', 's3'] as const) {
+      const state = inspectPidFile(clusterPaths(stateDir).pidFile(component));
+      if (state.kind !== 'ours') throw new Error(`${component} does not run: ${JSON.stringify(state)}`);
+      const pid = state.record.pid;
+      expect(execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).trim(), component).toBe(network.lan.netns);
+    }
+    // `status` re-runs itself in the control host too, and reaches every server there.
+    const { stdout } = await vla(['cluster', 'status']);
+    expect(stdout).toContain(`Temporal ${info.temporalAddress}`);
+    for (const component of ['postgres', 'temporal', 's3']) expect(stdout).toMatch(new RegExp(`^${component} +running \\(pid \\d+\\); answers`, 'm'));
+    expect(await listNamespaces()).toEqual(expect.arrayContaining([network.lan.netns, network.hosts.control!.netns]));
+  }, STAGE_TIMEOUT_MS);
+
+  it('each host runs its worker in its own network namespace with its own kind\'s client certificate and VLA_MULTI_HOST=1', () => {
+    const network = readNetwork(stateDir)!;
+    for (const host of listHosts(stateDir)) {
+      expect(host.state).toBe('ours');
+      expect(execFileSync('ip', ['netns', 'identify', String(host.pid)], { encoding: 'utf8' }).trim()).toBe(network.hosts[host.record.name]!.netns);
+      const environ = readFileSync(`/proc/${host.pid}/environ`, 'utf8').split('\0');
+      expect(environ).toContain(`TEMPORAL_TLS_CLIENT_CERT_PATH=${info.paths.clientCert(host.record.kind).certFile}`);
+      expect(environ).toContain(`TEMPORAL_ADDRESS=${info.temporalAddress}`);
+      expect(environ).toContain('VLA_MULTI_HOST=1');
+      expect(environ).toContain(`VLA_STORE_URI=s3://${CLUSTER_BUCKET}`);
+    }
+  });
+
+  it('D_rob simulated into s3 -> relabel -> shard, on the cpu host, driven from the client host', async () => {
+    const data = await drive<{ ids: string[]; relabel: { outputUri: string; counts: Record<string, number> }; records: string[]; shard: { manifestUri: string }; shardObjects: string[] }>({
+      stage: 'data',
+      root: ROOT,
+      tasks: TASKS,
+      perTask: PER_TASK,
+    });
+    const total = TASKS.length * PER_TASK;
+    expect(data.ids).toHaveLength(total);
+    expect(data.relabel.counts).toEqual({ total, done: total, skipped: 0, quarantined: 0, failed: 0 });
+    expect(data.records.map((uri) => uri.slice(`${data.relabel.outputUri}/records/`.length)).sort()).toEqual(data.ids.map((id) => `${id}.json`).sort());
+    expect(data.shard.manifestUri.startsWith(`${ROOT}/shards/`)).toBe(true);
+    expect(data.shardObjects.some((uri) => uri.endsWith('.tar'))).toBe(true);
+
+    const runs = await drive<{ type: string; status: string; taskQueue: string }[]>({ stage: 'workflows' });
+    expect(runs.filter((r) => r.status === 'COMPLETED').map((r) => r.type)).toEqual(expect.arrayContaining(['relabelDataset', 'shardDataset']));
+  }, STAGE_TIMEOUT_MS);
+});
