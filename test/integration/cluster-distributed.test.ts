@@ -1,14 +1,16 @@
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown, clusterEnv, clusterInfo, clusterPaths, CLUSTER_BUCKET, type ClusterClient, type ClusterInfo } from '../../infra/cluster/cluster';
-import { listHosts, spawnInHost, startHost, stopHost, waitForHostReady, type HostSpec } from '../../infra/cluster/hosts';
+import { hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost, waitForHostReady, type HostSpec } from '../../infra/cluster/hosts';
 import { addHost, canUseNamespaces, destroyNetwork, listNamespaces, readNetwork } from '../../infra/cluster/network';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { inspectPidFile } from '../../infra/processes';
+import { buildTinyModel } from '../../cli/commands/train';
+import type { TrainingProgress, TrainLoraResult } from '../../data-schemas/training';
 import { workflowBundle } from '../helpers/temporal';
 
 const exec = promisify(execFile);
@@ -37,15 +39,29 @@ const PER_TASK = 3;
 const reasonToSkip = canUseNamespaces() ? undefined : 'needs root and iproute2 (ip netns): the servers and every host run in their own network namespace on the cluster LAN';
 const TITLE = 'the cluster as a distributed system: servers on the LAN, workers as hosts with their own certificates, driven from a client host';
 
-/** Runs `child` to its end; its stdout lines and stderr text. */
-function outputOf(child: ChildProcess): Promise<{ code: number; lines: string[]; stderr: string }> {
-  let stdout = '';
+/** Runs `child` to its end, handing each `{"event":...}` stdout line to `onEvent` as it comes (in order); its stdout lines and stderr text. */
+function outputOf(child: ChildProcess, onEvent: (event: Record<string, unknown>) => Promise<void> | void): Promise<{ code: number; lines: string[]; stderr: string }> {
+  const lines: string[] = [];
+  let partial = '';
   let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  let handled: Promise<void> = Promise.resolve();
+  child.stdout?.on('data', (chunk: Buffer) => {
+    partial += chunk.toString('utf8');
+    const parts = partial.split('\n');
+    partial = parts.pop() ?? '';
+    for (const line of parts.filter(Boolean)) {
+      lines.push(line);
+      if (line.startsWith('{"event":')) handled = handled.then(() => onEvent(JSON.parse(line) as Record<string, unknown>));
+    }
+  });
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  return new Promise((resolve, reject) => {
+  const exited = new Promise<number>((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code: code ?? (signal !== null ? 128 : 1), lines: stdout.split('\n').filter(Boolean), stderr }));
+    child.once('close', (code, signal) => resolve(code ?? (signal !== null ? 128 : 1)));
+  });
+  return exited.then(async (code) => {
+    await handled;
+    return { code, lines: partial ? [...lines, partial] : lines, stderr };
   });
 }
 
@@ -54,6 +70,9 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   let stateDir: string;
   let info: ClusterInfo;
   let bundleFile: string;
+  let tinyModel: string;
+  /** The shard set the data stage wrote; the training stage reads it. */
+  let shardsUri: string | undefined;
   const { cacheDir } = loadConfig();
 
   /** The environment of `vla cluster env <client>` for a process on a host, plus what every process needs. */
@@ -67,9 +86,9 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     await Promise.all(specs.map((spec) => waitForHostReady(stateDir, spec.name, 240_000)));
   }
 
-  /** One stage of the driver, run in the client host with the admin certificate; its result. */
-  async function drive<T>(stage: Record<string, unknown>): Promise<T> {
-    const { code, lines, stderr } = await outputOf(spawnInHost(stateDir, 'client', TSX, [DRIVER, JSON.stringify(stage)], { env: envOf('admin'), stdio: 'pipe' }));
+  /** One stage of the driver, run in the client host with the admin certificate; its result. `onEvent` sees each `{"event":...}` line as it comes. */
+  async function drive<T>(stage: Record<string, unknown>, onEvent: (event: Record<string, unknown>) => Promise<void> | void = () => {}): Promise<T> {
+    const { code, lines, stderr } = await outputOf(spawnInHost(stateDir, 'client', TSX, [DRIVER, JSON.stringify(stage)], { env: envOf('admin'), stdio: 'pipe' }), onEvent);
     expect(code, `driver stage ${String(stage.stage)} failed:\n${stderr}`).toBe(0);
     const line = lines.find((l) => l.startsWith('{"stage":'));
     if (line === undefined) throw new Error(`driver stage ${String(stage.stage)} printed no result:\n${lines.join('\n')}\n${stderr}`);
@@ -87,7 +106,12 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     bundleFile = join(dir, 'workflow-bundle.js');
     writeFileSync(bundleFile, (await workflowBundle()).code);
     await addHost(stateDir, 'client');
-    await startHosts([{ name: 'cpu1', kind: 'cpu' }]);
+    await startHosts([
+      { name: 'cpu1', kind: 'cpu' },
+      { name: 'gpu1', kind: 'gpu' },
+    ]);
+    // Built here and uploaded to s3 by the driver: the GPU hosts see the base model only through the store.
+    tinyModel = await buildTinyModel(join(dir, 'tiny-vlm'), cacheDir);
   }, UP_TIMEOUT_MS + 300_000);
 
   afterAll(async () => {
@@ -143,8 +167,48 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     expect(data.records.map((uri) => uri.slice(`${data.relabel.outputUri}/records/`.length)).sort()).toEqual(data.ids.map((id) => `${id}.json`).sort());
     expect(data.shard.manifestUri.startsWith(`${ROOT}/shards/`)).toBe(true);
     expect(data.shardObjects.some((uri) => uri.endsWith('.tar'))).toBe(true);
+    shardsUri = data.shard.manifestUri;
 
     const runs = await drive<{ type: string; status: string; taskQueue: string }[]>({ stage: 'workflows' });
     expect(runs.filter((r) => r.status === 'COMPLETED').map((r) => r.type)).toEqual(expect.arrayContaining(['relabelDataset', 'shardDataset']));
+  }, STAGE_TIMEOUT_MS);
+
+  it('trains the tiny VLM from an s3:// base model on a GPU host; that host SIGKILLed mid-training, a second GPU host resumes from its last checkpoint', async () => {
+    if (shardsUri === undefined) throw new Error('the data stage wrote no shard set');
+    const gpu1 = listHosts(stateDir).find((h) => h.record.name === 'gpu1')!;
+    let killedAt: TrainingProgress | undefined;
+    const trained = await drive<{ baseModel: string; result: TrainLoraResult; progress: TrainingProgress; checkpoints: { step: number; attempt: number }[] }>(
+      { stage: 'train', root: ROOT, modelDir: tinyModel, shardsUri, maxSteps: 8, checkpointEvery: 2, announceCheckpoint: 2 },
+      async (event) => {
+        if (event.event !== 'checkpoint') return;
+        killedAt = event.progress as TrainingProgress;
+        // The whole machine goes: the worker's process group, and the trainer it runs in a group of its own.
+        expect(killHost(stateDir, 'gpu1').kind).toBe('stopped');
+        const left = execFileSync('ip', ['netns', 'pids', gpu1.record.netns!], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+        for (const pid of left) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+          }
+        }
+        await startHosts([{ name: 'gpu2', kind: 'gpu' }]);
+      },
+    );
+    expect(killedAt, 'the driver never saw a checkpoint, so nothing was killed mid-training').toBeDefined();
+    expect(killedAt!.attempt).toBe(1);
+    const { result, checkpoints } = trained;
+    expect(result.steps).toBe(8);
+    expect(result.attempts).toBe(2);
+    // The second attempt resumed from the last checkpoint the first one stored (at least the one announced before the kill).
+    const firstAttempt = checkpoints.filter((c) => c.attempt === 1).map((c) => c.step);
+    expect(result.resumedFromStep).toBeGreaterThanOrEqual(killedAt!.lastCheckpointStep!);
+    expect(result.resumedFromStep).toBe(Math.max(...firstAttempt));
+    expect(checkpoints.filter((c) => c.attempt === 2).map((c) => c.step).sort((a, b) => a - b)).toEqual([2, 4, 6, 8].filter((step) => step > result.resumedFromStep));
+    expect(trained.progress).toMatchObject({ phase: 'done', step: 8 });
+    expect(result.adapterUri).toBe(`${ROOT}/runs/tiny/adapter`);
+    // gpu2 ran it: it staged the base model from s3 into its own scratch.
+    const gpu2Models = join(hostPaths(stateDir, 'gpu2').dir, 'work', 'models');
+    expect(existsSync(gpu2Models) && readdirSync(gpu2Models).some((name) => !name.includes('.partial-'))).toBe(true);
   }, STAGE_TIMEOUT_MS);
 });
