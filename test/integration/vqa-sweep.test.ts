@@ -2,12 +2,12 @@ import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileStore, getJson } from '../../activities/store';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createObjectStore, FileStore, getJson } from '../../activities/store';
 import { withBrowserPage } from '../../activities/vqa/browser';
 import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
@@ -237,6 +237,45 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       });
     });
   }, 180_000);
+
+  it('stages a base model and an adapter kept as s3:// directories on the GPU worker; keyed by content, a sweep of local copies reuses their predictions', async () => {
+    const s3 = inject('s3');
+    const routing = createObjectStore({ roots: 'unconfined', s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } } });
+    const root = `s3://${s3.bucket}/vqa-models-${randomUUID().slice(0, 8)}`;
+    const upload = async (localDir: string, uri: string): Promise<void> => {
+      for (const entry of readdirSync(localDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+        const path = join(entry.parentPath, entry.name);
+        await routing.put(joinUri(uri, relative(localDir, path).split(sep).join('/')), readFileSync(path));
+      }
+    };
+    await upload(baseModel, `${root}/base`);
+    await upload(adapter, `${root}/adapter`);
+    const pair = (base: string, lora: string): VqaSweepInput['models'] => [
+      { name: 'tiny-base', backend: 'local', baseModel: base },
+      { name: 'tiny-lora', backend: 'local', baseModel: base, adapter: lora, baseOf: 'tiny-base' },
+    ];
+    await withCpuAndGpuWorkers(env, { store: routing, workDir: join(dir, 'gpu-work-s3'), python }, async (queues) => {
+      const run = (models: VqaSweepInput['models'], outputUri: string) =>
+        env.client.workflow.execute<typeof vqaSweep>('vqaSweep', {
+          taskQueue: queues.cpu,
+          workflowId: `vqa-${randomUUID()}`,
+          args: [{ models, benchmarks: [{ benchmark: 'mmbench-en', uri: fileUri(join(SAMPLES, 'mmbench')) }], outputUri, limit: 1, concurrency: 1, taskQueues: { openai: queues.cpu, gemini: queues.cpu, local: queues.gpu } }],
+        });
+      const outputUri = `${root}/sweep`;
+      const fromS3 = await run(pair(`${root}/base`, `${root}/adapter`), outputUri);
+      expect(fromS3.predictions).toMatchObject({ made: 2, reused: 0 });
+      expect(readdirSync(join(dir, 'gpu-work-s3', 'adapters'))).toHaveLength(2);
+      // The same model content from local folders has the same identity: nothing is predicted again.
+      const fromFolders = await run(pair(baseModel, adapter), outputUri);
+      expect(fromFolders.predictions).toMatchObject({ made: 0, reused: 2 });
+
+      const missing = await failureOf(run([{ name: 'nothing', backend: 'local', baseModel: `${root}/nothing` }], `${root}/sweep-missing`));
+      expect(missing.type).toBe('BackendCheckFailed');
+      expect(missing.message).toContain(`no base model at ${root}/nothing (config.json missing)`);
+    });
+    // Three sweeps and their local model starts on the tiny model: ~85 s on a 2-core machine with
+    // other test files beside it; 300 s leaves a real margin.
+  }, 300_000);
 
   it('refuses bad input early, naming it: unknown benchmark, unknown base, wrong layout, unreachable server, a model the server does not serve', async () => {
     await withWorkers(async (queues) => {
