@@ -11,6 +11,8 @@ import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { inspectPidFile } from '../../infra/processes';
 import { buildTinyModel } from '../../cli/commands/train';
 import type { TrainingProgress, TrainLoraResult } from '../../data-schemas/training';
+import type { NightlyEvaluationResult, VqaSweepResult } from '../../data-schemas/vqa';
+import type { EvalCampaignResult } from '../../data-schemas/robot';
 import { workflowBundle } from '../helpers/temporal';
 
 const exec = promisify(execFile);
@@ -22,9 +24,13 @@ const exec = promisify(execFile);
  * certificate and VLA_MULTI_HOST=1 (data only through s3://), and the pipeline driven from a
  * 'client' host with the admin certificate (test/fixtures/cluster/pipeline-driver.ts).
  *
- * Time limits: a fresh `up` (initdb, schemas, three servers) takes ~15-30 s on an idle 2-core
- * machine, a worker host ~10-20 s to poll, a driver stage seconds to a minute. Each limit below
- * allows about ten times that, for a machine loaded by other test files.
+ * Stages, in order (each needs the one before): the servers on the LAN; D_rob -> relabel ->
+ * shard; training with a GPU host killed mid-run; a VQA sweep; the nightly Schedule; a campaign.
+ *
+ * Time: the whole file took ~4.5 min on a 2-core machine with little else running (`up` with
+ * initdb and schemas ~15 s, the hosts ~20 s to poll, training with the kill ~40 s, the two sweeps
+ * ~2 min: CPU inference of the tiny model) and ~9 min with other test files beside it. Each
+ * stage's limit (10 min) is several times its slowest loaded run (~4.5 min, the VQA sweep).
  */
 const UP_TIMEOUT_MS = 300_000;
 const STAGE_TIMEOUT_MS = 600_000;
@@ -35,6 +41,7 @@ const DRIVER = join(REPO_ROOT, 'test', 'fixtures', 'cluster', 'pipeline-driver.t
 const ROOT = `s3://${CLUSTER_BUCKET}/dist`;
 const TASKS = ['put the carrot on the plate', 'pick up the eggplant', 'put the spoon on the towel'];
 const PER_TASK = 3;
+const STATION = 'sim-1';
 
 const reasonToSkip = canUseNamespaces() ? undefined : 'needs root and iproute2 (ip netns): the servers and every host run in their own network namespace on the cluster LAN';
 const TITLE = 'the cluster as a distributed system: servers on the LAN, workers as hosts with their own certificates, driven from a client host';
@@ -73,6 +80,8 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   let tinyModel: string;
   /** The shard set the data stage wrote; the training stage reads it. */
   let shardsUri: string | undefined;
+  /** The adapter the training stage stored; the VQA stage sweeps it. */
+  let adapterUri: string | undefined;
   const { cacheDir } = loadConfig();
 
   /** The environment of `vla cluster env <client>` for a process on a host, plus what every process needs. */
@@ -82,7 +91,8 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   const vla = (args: string[]) => exec(TSX, [CLI_MAIN, ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH, VLA_STATE_DIR: stateDir, VLA_CACHE_DIR: cacheDir, TEMPORAL_NAMESPACE: NAMESPACE } });
 
   async function startHosts(specs: HostSpec[]): Promise<void> {
-    for (const spec of specs) await startHost(stateDir, spec, { env: envOf(spec.kind) });
+    // GPU hosts keep a sweep's base and adapter models loaded side by side instead of swapping them.
+    for (const spec of specs) await startHost(stateDir, spec, { env: { ...envOf(spec.kind), ...(spec.kind === 'gpu' && { VLA_INFERENCE_MAX_RESIDENT: '2' }) } });
     await Promise.all(specs.map((spec) => waitForHostReady(stateDir, spec.name, 240_000)));
   }
 
@@ -109,6 +119,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     await startHosts([
       { name: 'cpu1', kind: 'cpu' },
       { name: 'gpu1', kind: 'gpu' },
+      { name: 'station1', kind: 'station', stationId: STATION },
     ]);
     // Built here and uploaded to s3 by the driver: the GPU hosts see the base model only through the store.
     tinyModel = await buildTinyModel(join(dir, 'tiny-vlm'), cacheDir);
@@ -210,5 +221,46 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     // gpu2 ran it: it staged the base model from s3 into its own scratch.
     const gpu2Models = join(hostPaths(stateDir, 'gpu2').dir, 'work', 'models');
     expect(existsSync(gpu2Models) && readdirSync(gpu2Models).some((name) => !name.includes('.partial-'))).toBe(true);
+    adapterUri = result.adapterUri;
+  }, STAGE_TIMEOUT_MS);
+
+  it('a VQA sweep of the s3 base model and the trained adapter, items from s3, local backend on the GPU host', async () => {
+    if (adapterUri === undefined) throw new Error('the training stage stored no adapter');
+    const limit = 2;
+    const { sweep, stored } = await drive<{ sweep: VqaSweepResult; stored: string[] }>({ stage: 'vqa', root: ROOT, adapterUri, limit });
+    expect(Object.keys(sweep.scores).sort()).toEqual(['tiny-base', 'tiny-lora']);
+    for (const model of ['tiny-base', 'tiny-lora']) expect(sweep.scores[model]!['mmbench-en']!.items, model).toBe(limit);
+    expect(sweep.predictions).toMatchObject({ made: 2 * limit, reused: 0 });
+    expect(sweep.retention.map((r) => [r.model, r.base])).toEqual([['tiny-lora', 'tiny-base']]);
+    expect(sweep.reportUri).toBe(`${ROOT}/vqa/report.html`);
+    expect(stored).toEqual(expect.arrayContaining(['report.json', 'report.html', 'chart.png']));
+    // The GPU host staged the base model and the adapter from s3 into its own scratch.
+    expect(readdirSync(join(hostPaths(stateDir, 'gpu2').dir, 'work', 'adapters')).length).toBeGreaterThanOrEqual(2);
+  }, STAGE_TIMEOUT_MS);
+
+  it('the nightly Schedule on this server: ensured and triggered with the admin certificate, its nightlyEvaluation sweeps the newest run', async () => {
+    const limit = 1;
+    const nightly = await drive<{ scheduleId: string; workflowId: string; type: string; taskQueue: string; status: string; result: NightlyEvaluationResult }>({ stage: 'nightly', root: ROOT, limit });
+    expect(nightly.workflowId.startsWith('nightly-evaluation')).toBe(true);
+    expect(nightly).toMatchObject({ type: 'nightlyEvaluation', taskQueue: 'vla-cpu', status: 'COMPLETED' });
+    expect(nightly.result).toMatchObject({ status: 'evaluated', run: 'tiny', adapterUri });
+    expect(['passed', 'failed']).toContain(nightly.result.retentionGate);
+  }, STAGE_TIMEOUT_MS);
+
+  it('a short evaluation campaign on the station host (simulated station, scripted policy, oracle verifier)', async () => {
+    const trials = 2;
+    const { campaign, stored } = await drive<{ campaign: EvalCampaignResult; stored: string[] }>({ stage: 'campaign', root: ROOT, station: STATION, trials });
+    expect(campaign.episodes).toBe(2 * trials);
+    expect(Object.keys(campaign.successRate).sort()).toEqual(['pick_place_lift', 'pick_up']);
+    expect(campaign.summaryUri.startsWith(`${ROOT}/campaign/`)).toBe(true);
+    expect(stored).toContain(campaign.summaryUri.slice(`${ROOT}/campaign/`.length));
+  }, STAGE_TIMEOUT_MS);
+
+  it('every run of the pipeline ran to completion on this cluster', async () => {
+    const runs = await drive<{ type: string; status: string; taskQueue: string }[]>({ stage: 'workflows' });
+    const completed = new Set(runs.filter((r) => r.status === 'COMPLETED').map((r) => r.type));
+    for (const type of ['relabelDataset', 'shardDataset', 'trainLora', 'vqaSweep', 'nightlyEvaluation', 'evalCampaign', 'robotEpisode']) expect(completed, type).toContain(type);
+    // The station's lock workflow lives as long as the station (workflows/robot/station-lock.ts).
+    expect(runs.filter((r) => r.status !== 'COMPLETED')).toEqual([{ type: 'stationLock', status: 'RUNNING', taskQueue: `vla-station-${STATION}` }]);
   }, STAGE_TIMEOUT_MS);
 });
