@@ -238,43 +238,47 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
     });
   }, 180_000);
 
-  it('stages a base model and an adapter kept as s3:// directories on the GPU worker; keyed by content, a sweep of local copies reuses their predictions', async () => {
+  it('stages a base model kept as an s3:// directory on the GPU worker; keyed by content, a sweep of the local copy reuses its prediction', async () => {
     const s3 = inject('s3');
     const routing = createObjectStore({ roots: 'unconfined', s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } } });
     const root = `s3://${s3.bucket}/vqa-models-${randomUUID().slice(0, 8)}`;
-    const upload = async (localDir: string, uri: string): Promise<void> => {
-      for (const entry of readdirSync(localDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
-        const path = join(entry.parentPath, entry.name);
-        await routing.put(joinUri(uri, relative(localDir, path).split(sep).join('/')), readFileSync(path));
-      }
-    };
-    await upload(baseModel, `${root}/base`);
-    await upload(adapter, `${root}/adapter`);
-    const pair = (base: string, lora: string): VqaSweepInput['models'] => [
-      { name: 'tiny-base', backend: 'local', baseModel: base },
-      { name: 'tiny-lora', backend: 'local', baseModel: base, adapter: lora, baseOf: 'tiny-base' },
-    ];
-    await withCpuAndGpuWorkers(env, { store: routing, workDir: join(dir, 'gpu-work-s3'), python }, async (queues) => {
-      const run = (models: VqaSweepInput['models'], outputUri: string) =>
+    for (const entry of readdirSync(baseModel, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+      const path = join(entry.parentPath, entry.name);
+      await routing.put(joinUri(root, 'base', relative(baseModel, path).split(sep).join('/')), readFileSync(path));
+    }
+    const gpuWorkDir = join(dir, 'gpu-work-s3');
+    await withCpuAndGpuWorkers(env, { store: routing, workDir: gpuWorkDir, python }, async (queues) => {
+      const run = (base: string, outputUri: string) =>
         env.client.workflow.execute<typeof vqaSweep>('vqaSweep', {
           taskQueue: queues.cpu,
           workflowId: `vqa-${randomUUID()}`,
-          args: [{ models, benchmarks: [{ benchmark: 'mmbench-en', uri: fileUri(join(SAMPLES, 'mmbench')) }], outputUri, limit: 1, concurrency: 1, taskQueues: { openai: queues.cpu, gemini: queues.cpu, local: queues.gpu } }],
+          args: [
+            {
+              models: [{ name: 'tiny-base', backend: 'local', baseModel: base }],
+              benchmarks: [{ benchmark: 'mmbench-en', uri: fileUri(join(SAMPLES, 'mmbench')) }],
+              outputUri,
+              limit: 1,
+              concurrency: 1,
+              taskQueues: { openai: queues.cpu, gemini: queues.cpu, local: queues.gpu },
+            },
+          ],
         });
       const outputUri = `${root}/sweep`;
-      const fromS3 = await run(pair(`${root}/base`, `${root}/adapter`), outputUri);
-      expect(fromS3.predictions).toMatchObject({ made: 2, reused: 0 });
-      expect(readdirSync(join(dir, 'gpu-work-s3', 'adapters'))).toHaveLength(2);
-      // The same model content from local folders has the same identity: nothing is predicted again.
-      const fromFolders = await run(pair(baseModel, adapter), outputUri);
-      expect(fromFolders.predictions).toMatchObject({ made: 0, reused: 2 });
+      const fromS3 = await run(`${root}/base`, outputUri);
+      expect(fromS3.predictions).toMatchObject({ made: 1, reused: 0 });
+      const staged = readdirSync(join(gpuWorkDir, 'adapters'));
+      expect(staged).toHaveLength(1);
+      expect(readFileSync(join(gpuWorkDir, 'adapters', staged[0]!, 'config.json'))).toEqual(readFileSync(join(baseModel, 'config.json')));
+      // The same model content from its local folder has the same identity: nothing is predicted again.
+      const fromFolder = await run(baseModel, outputUri);
+      expect(fromFolder.predictions).toMatchObject({ made: 0, reused: 1 });
 
-      const missing = await failureOf(run([{ name: 'nothing', backend: 'local', baseModel: `${root}/nothing` }], `${root}/sweep-missing`));
+      const missing = await failureOf(run(`${root}/nothing`, `${root}/sweep-missing`));
       expect(missing.type).toBe('BackendCheckFailed');
       expect(missing.message).toContain(`no base model at ${root}/nothing (config.json missing)`);
     });
-    // Three sweeps and their local model starts on the tiny model: ~85 s on a 2-core machine with
-    // other test files beside it; 300 s leaves a real margin.
+    // Two sweeps of one item and their local model starts on the tiny model; 300 s leaves a real
+    // margin on a 2-core machine shared with other test files.
   }, 300_000);
 
   it('refuses bad input early, naming it: unknown benchmark, unknown base, wrong layout, unreachable server, a model the server does not serve', async () => {
