@@ -1,5 +1,6 @@
 /**
- * The `trainLora` activity (GPU workers, task queue `vla-gpu`): stages the shards, resumes from the
+ * The `trainLora` activity (GPU workers, task queue `vla-gpu`): stages the shards (and a base model
+ * given as an s3:// directory), resumes from the
  * run's last checkpoint in the store, runs the Python trainer (python/vla_py/train) as a child
  * process in its own process group, heartbeats its JSON-line progress, uploads each checkpoint as
  * it appears, and finally the adapter, metrics and result.
@@ -128,6 +129,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
       mkdirSync(outputDir, { recursive: true });
 
       const staged = await stageShards(input.shardsUri, manifest.shards, ctx.cancellationSignal);
+      const baseModelDir = input.baseModel.startsWith('s3://') ? await stageBaseModel(input.baseModel) : undefined;
       const resume = await downloadLastCheckpoint(input.outputUri, join(outputDir, CHECKPOINT_DIR));
       report({ ...progress, phase: 'training', step: resume?.step ?? 0, ...(resume && { lastCheckpointStep: resume.step, resumedFromStep: resume.step }) }, 'now');
 
@@ -137,6 +139,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
         outputDir,
         resumeFrom: resume?.dir ?? null,
         gitRevision: deps.gitRevision,
+        ...(baseModelDir !== undefined && { baseModelDir }),
       });
       const configPath = join(runDir, 'trainer-config.json');
       writeFileSync(configPath, `${JSON.stringify(trainerConfig, null, 2)}\n`);
@@ -275,6 +278,43 @@ export function createTrainingActivities(deps: TrainingDeps) {
       Context.current().heartbeat();
     }
     return staged;
+  }
+
+  /**
+   * Downloads a base model stored as an s3:// directory (config.json, weights, tokenizer) once per
+   * machine: cached under the work dir by the URI and the listing (paths, sizes, ETags), so new
+   * content behind the same URI is downloaded again. Workers on several hosts share no folder, so
+   * this is how each GPU host gets the model.
+   */
+  async function stageBaseModel(uri: string): Promise<string> {
+    const prefix = `${uri.replace(/\/+$/, '')}/`;
+    const objects: { rel: string; uri: string; bytes: number; etag: string | null }[] = [];
+    for await (const info of store.list(prefix)) objects.push({ rel: info.uri.slice(prefix.length), uri: info.uri, bytes: info.bytes, etag: info.etag ?? null });
+    objects.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+    if (!objects.some((o) => o.rel === 'config.json')) {
+      throw ApplicationFailure.nonRetryable(`base model not found: ${uri} holds no model directory (no config.json under ${prefix})`, TrainingFailure.baseModelNotFound);
+    }
+    const listing = objects.map(({ rel, bytes, etag }) => [rel, bytes, etag]);
+    const dir = join(deps.workDir, 'models', sha256Hex(JSON.stringify([uri, listing])).slice(0, 16));
+    if (existsSync(dir)) return dir;
+    // Filled beside it and renamed: a download cut short never passes for the model.
+    const partial = `${dir}.partial-${process.pid}`;
+    rmSync(partial, { recursive: true, force: true });
+    try {
+      for (const object of objects) {
+        const target = join(partial, ...object.rel.split('/'));
+        mkdirSync(dirname(target), { recursive: true });
+        await downloadTo(object.uri, target);
+        Context.current().heartbeat();
+      }
+      renameSync(partial, dir);
+    } catch (err) {
+      rmSync(partial, { recursive: true, force: true });
+      // Another attempt on this machine finished first: its copy is as good.
+      if (existsSync(dir)) return dir;
+      throw err;
+    }
+    return dir;
   }
 
   /** Streams an object to a local file and returns the sha256 of what was written. */
@@ -468,10 +508,18 @@ export function createTrainingActivities(deps: TrainingDeps) {
 /** The trainer's config file (python/vla_py/train/config.py reads it): the input plus this machine's paths. */
 export function trainerConfigFor(
   input: TrainLoraInput,
-  local: { trainShards: string[]; validationShards: string[]; outputDir: string; resumeFrom: string | null; gitRevision: string },
+  local: {
+    trainShards: string[];
+    validationShards: string[];
+    outputDir: string;
+    resumeFrom: string | null;
+    gitRevision: string;
+    /** Where an s3:// base model was staged on this machine; the input's model otherwise. */
+    baseModelDir?: string;
+  },
 ) {
   return {
-    baseModel: input.baseModel,
+    baseModel: local.baseModelDir ?? input.baseModel,
     trainShards: local.trainShards,
     validationShards: local.validationShards,
     outputDir: local.outputDir,

@@ -60,7 +60,7 @@ export interface VqaDeps {
   python?: () => Promise<PythonEnv>;
   /** The worker's bound on loaded local models (GPU workers). */
   inferencePool?: InferencePool;
-  /** Where adapters kept in S3 are staged for the local backend. @default `<tmp>/vla-adapters` */
+  /** Where adapters and base models kept in S3 are staged for the local backend. @default `<tmp>/vla-adapters` */
   adapterCacheDir?: string;
 }
 
@@ -101,7 +101,7 @@ export function createVqaRuntime(deps: VqaDeps) {
   const { store } = deps;
 
   /** The model behind a spec, as it is now: an adapter's content is hashed, not its name. */
-  const identify = async (spec: ModelSpec): Promise<{ identity: ModelIdentity; adapterDir?: string }> => {
+  const identify = async (spec: ModelSpec): Promise<{ identity: ModelIdentity; adapterDir?: string; baseModelDir?: string }> => {
     switch (spec.backend) {
       case 'openai':
         // A served name is all a client can see; docs/vqa.md asks for a new served name per adapter version.
@@ -109,12 +109,15 @@ export function createVqaRuntime(deps: VqaDeps) {
       case 'gemini':
         return { identity: { backend: 'gemini', model: spec.model, thinkingBudget: spec.thinkingBudget ?? null } };
       case 'local': {
-        const base = localPathOf(spec.baseModel);
+        // An s3:// base model (workers on several hosts share no folder) is staged like an adapter; its identity is its content either way.
+        const staged = spec.baseModel.startsWith('s3://') ? await stageDirectory(spec.baseModel, 'config.json', 'base model') : undefined;
+        const base = staged ?? localPathOf(spec.baseModel);
         const baseModel = isDirectory(base) ? await directorySha256(base) : `hub:${spec.baseModel}`;
-        if (spec.adapter === undefined) return { identity: { backend: 'local', baseModel, adapter: null } };
-        const adapterDir = spec.adapter.startsWith('s3://') ? await stageAdapter(spec.adapter) : localPathOf(spec.adapter);
+        const baseModelDir = staged !== undefined ? { baseModelDir: staged } : {};
+        if (spec.adapter === undefined) return { identity: { backend: 'local', baseModel, adapter: null }, ...baseModelDir };
+        const adapterDir = spec.adapter.startsWith('s3://') ? await stageDirectory(spec.adapter, 'adapter_config.json', 'LoRA adapter') : localPathOf(spec.adapter);
         if (!isDirectory(adapterDir)) throw new BackendError('not_found', `model ${spec.name}: adapter directory ${spec.adapter} does not exist`);
-        return { identity: { backend: 'local', baseModel, adapter: await directorySha256(adapterDir) }, adapterDir };
+        return { identity: { backend: 'local', baseModel, adapter: await directorySha256(adapterDir) }, adapterDir, ...baseModelDir };
       }
     }
   };
@@ -123,7 +126,7 @@ export function createVqaRuntime(deps: VqaDeps) {
   const backends = new Map<string, { modelKey: string; backend: Promise<InferenceBackend> }>();
   const resolving = new Map<string, Promise<ResolvedModel & { backend: InferenceBackend }>>();
   const resolve = async (spec: ModelSpec, specKey: string): Promise<ResolvedModel & { backend: InferenceBackend }> => {
-    const { identity, adapterDir } = await identify(spec);
+    const { identity, adapterDir, baseModelDir } = await identify(spec);
     const modelKey = modelKeyOf(identity);
     let entry = backends.get(specKey);
     if (entry && entry.modelKey !== modelKey) {
@@ -133,7 +136,9 @@ export function createVqaRuntime(deps: VqaDeps) {
       entry = undefined;
     }
     if (!entry) {
-      const backend = makeBackend(spec.backend === 'local' && adapterDir !== undefined ? { ...spec, adapter: adapterDir } : spec);
+      const backend = makeBackend(
+        spec.backend === 'local' ? { ...spec, ...(baseModelDir !== undefined && { baseModel: baseModelDir }), ...(adapterDir !== undefined && { adapter: adapterDir }) } : spec,
+      );
       const created = { modelKey, backend };
       backends.set(specKey, created);
       // A failed start is not cached: the next attempt tries again.
@@ -164,15 +169,16 @@ export function createVqaRuntime(deps: VqaDeps) {
       }),
     );
   /**
-   * Downloads an adapter directory from the store into the local cache. The cache folder is named
-   * by the listing (paths, sizes, ETags), so new content behind the same URI is downloaded again.
+   * Downloads an adapter or base model directory (`required` names the file that makes it one) from
+   * the store into the local cache. The cache folder is named by the listing (paths, sizes, ETags),
+   * so new content behind the same URI is downloaded again.
    */
-  const stageAdapter = async (uri: string): Promise<string> => {
+  const stageDirectory = async (uri: string, required: string, what: string): Promise<string> => {
     const prefix = `${uri.replace(/\/$/, '')}/`;
     const objects: { rel: string; uri: string; bytes: number; etag: string | null }[] = [];
     for await (const info of store.list(prefix)) objects.push({ rel: info.uri.slice(prefix.length), uri: info.uri, bytes: info.bytes, etag: info.etag ?? null });
     objects.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-    if (!objects.some((o) => o.rel === 'adapter_config.json')) throw new BackendError('not_found', `no LoRA adapter at ${uri} (adapter_config.json missing)`);
+    if (!objects.some((o) => o.rel === required)) throw new BackendError('not_found', `no ${what} at ${uri} (${required} missing)`);
     const listing = objects.map(({ rel, bytes, etag }) => [rel, bytes, etag]);
     const dir = join(deps.adapterCacheDir ?? join(tmpdir(), 'vla-adapters'), sha256Hex(JSON.stringify([uri, listing])).slice(0, 16));
     if (existsSync(join(dir, '.complete'))) return dir;

@@ -89,7 +89,7 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('start trainLora on the stack (vla dev up) and follow it with a progress bar')
     .argument('<shards>', 'the shards.json of a shard set (vla shard), a path or URI')
-    .requiredOption('--base-model <dir-or-id>', 'a model directory on the GPU worker, or a hub id its machine can reach')
+    .requiredOption('--base-model <dir-or-id>', 'a model directory on the GPU worker, a hub id its machine can reach, or an s3:// model directory (staged once per machine)')
     .requiredOption('--out <uri-or-path>', 'run output: checkpoints, adapter, result')
     .option('--max-steps <n>', 'stop after N optimizer steps', positiveInt)
     .option('--epochs <n>', 'epochs', positiveNumber, 1)

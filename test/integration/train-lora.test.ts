@@ -2,9 +2,9 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -259,6 +259,30 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       workDir,
       { ...python, python: crashing },
     );
+  });
+
+  it('trains from a base model stored as an s3:// directory: the GPU machine stages it once into its work dir; a prefix without a model is named, without retrying', async () => {
+    const modelUri = joinUri(root, 'models', 'tiny-vlm');
+    for (const name of readdirSync(baseModel, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+      const path = join(name.parentPath, name.name);
+      await store.put(joinUri(modelUri, relative(baseModel, path).split(sep).join('/')), readFileSync(path));
+    }
+    const gpuWorkDir = join(dir, 'gpu-work-s3-model');
+    await withWorkers(async ({ cpu, gpu }) => {
+      const result = await (await start(cpu, trainInput(gpu, 's3-model', { baseModel: modelUri, maxSteps: 2, checkpointEvery: 2 }))).result();
+      expect(result.steps).toBe(2);
+      const staged = readdirSync(join(gpuWorkDir, 'models'));
+      expect(staged).toHaveLength(1);
+      expect(readFileSync(join(gpuWorkDir, 'models', staged[0]!, 'config.json'))).toEqual(readFileSync(join(baseModel, 'config.json')));
+      // The model card names the model as the input gave it, not this machine's copy.
+      const config = JSON.parse((await store.get(joinUri(result.runUri, 'config.json'))).toString('utf8')) as { input: { baseModel: string } };
+      expect(config.input.baseModel).toBe(modelUri);
+
+      const missing = await failureOf((await start(cpu, trainInput(gpu, 's3-no-model', { baseModel: joinUri(root, 'models', 'nothing-here') }))).result());
+      expect(missing.type).toBe(TrainingFailure.baseModelNotFound);
+      expect(missing.message).toContain(joinUri(root, 'models', 'nothing-here'));
+      expect(missing.message).toContain('no config.json');
+    }, gpuWorkDir);
   });
 
   it('names a missing base model, a missing shard set and invalid input, without retrying', async () => {

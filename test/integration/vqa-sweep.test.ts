@@ -2,12 +2,12 @@ import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileStore, getJson } from '../../activities/store';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createObjectStore, FileStore, getJson } from '../../activities/store';
 import { withBrowserPage } from '../../activities/vqa/browser';
 import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
@@ -237,6 +237,49 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       });
     });
   }, 180_000);
+
+  it('stages a base model kept as an s3:// directory on the GPU worker; keyed by content, a sweep of the local copy reuses its prediction', async () => {
+    const s3 = inject('s3');
+    const routing = createObjectStore({ roots: 'unconfined', s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } } });
+    const root = `s3://${s3.bucket}/vqa-models-${randomUUID().slice(0, 8)}`;
+    for (const entry of readdirSync(baseModel, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())) {
+      const path = join(entry.parentPath, entry.name);
+      await routing.put(joinUri(root, 'base', relative(baseModel, path).split(sep).join('/')), readFileSync(path));
+    }
+    const gpuWorkDir = join(dir, 'gpu-work-s3');
+    await withCpuAndGpuWorkers(env, { store: routing, workDir: gpuWorkDir, python }, async (queues) => {
+      const run = (base: string, outputUri: string) =>
+        env.client.workflow.execute<typeof vqaSweep>('vqaSweep', {
+          taskQueue: queues.cpu,
+          workflowId: `vqa-${randomUUID()}`,
+          args: [
+            {
+              models: [{ name: 'tiny-base', backend: 'local', baseModel: base }],
+              benchmarks: [{ benchmark: 'mmbench-en', uri: fileUri(join(SAMPLES, 'mmbench')) }],
+              outputUri,
+              limit: 1,
+              concurrency: 1,
+              taskQueues: { openai: queues.cpu, gemini: queues.cpu, local: queues.gpu },
+            },
+          ],
+        });
+      const outputUri = `${root}/sweep`;
+      const fromS3 = await run(`${root}/base`, outputUri);
+      expect(fromS3.predictions).toMatchObject({ made: 1, reused: 0 });
+      const staged = readdirSync(join(gpuWorkDir, 'adapters'));
+      expect(staged).toHaveLength(1);
+      expect(readFileSync(join(gpuWorkDir, 'adapters', staged[0]!, 'config.json'))).toEqual(readFileSync(join(baseModel, 'config.json')));
+      // The same model content from its local folder has the same identity: nothing is predicted again.
+      const fromFolder = await run(baseModel, outputUri);
+      expect(fromFolder.predictions).toMatchObject({ made: 0, reused: 1 });
+
+      const missing = await failureOf(run(`${root}/nothing`, `${root}/sweep-missing`));
+      expect(missing.type).toBe('BackendCheckFailed');
+      expect(missing.message).toContain(`no base model at ${root}/nothing (config.json missing)`);
+    });
+    // Two sweeps of one item and their local model starts on the tiny model; 300 s leaves a real
+    // margin on a 2-core machine shared with other test files.
+  }, 300_000);
 
   it('refuses bad input early, naming it: unknown benchmark, unknown base, wrong layout, unreachable server, a model the server does not serve', async () => {
     await withWorkers(async (queues) => {
