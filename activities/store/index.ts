@@ -13,6 +13,7 @@ import { describeZodIssues, formatIssuePath } from '../../data-schemas/issues';
 export * from './types';
 export * from './errors';
 export { sha256Hex, sha256HexOfStream } from './checksum';
+export { stageDirectory } from './stage-directory';
 export { FileStore, TEMP_FILE_PREFIX } from './file-store';
 export { RootGuard, StoreOutsideRootsError, describeRoots, isInsideRoots, validateStoreRoots, type StoreAccess, type StoreRoots } from './roots';
 export { S3Store, addS3Defaults, type S3StoreOptions, type S3Credentials, type ResolvedS3StoreOptions } from './s3-store';

@@ -39,7 +39,7 @@ import type { PythonEnv } from '../../infra/python';
 import { stopByPidFile, stopProcess, writePidFile } from '../../infra/processes';
 import { classifyActivityError } from '../failures';
 import { recordTrainingStep } from '../../data-schemas/metrics';
-import { getJson, getJsonIfExists, InvalidObjectError, ObjectNotFoundError, parseStoredJson, putJson, sha256Hex, sha256HexOfStream } from '../store';
+import { getJson, getJsonIfExists, InvalidObjectError, ObjectNotFoundError, parseStoredJson, putJson, sha256Hex, sha256HexOfStream, stageDirectory } from '../store';
 import type { ObjectStore } from '../store/types';
 
 export interface TrainingDeps {
@@ -280,39 +280,11 @@ export function createTrainingActivities(deps: TrainingDeps) {
     return staged;
   }
 
-  /**
-   * Downloads a base model stored as an s3:// directory (config.json, weights, tokenizer) once per
-   * machine: cached under the work dir by the URI and the listing (paths, sizes, ETags), so new
-   * content behind the same URI is downloaded again. Workers on several hosts share no folder, so
-   * this is how each GPU host gets the model.
-   */
+  /** A base model stored as an s3:// directory, downloaded once per machine under the work dir. */
   async function stageBaseModel(uri: string): Promise<string> {
-    const prefix = `${uri.replace(/\/+$/, '')}/`;
-    const objects: { rel: string; uri: string; bytes: number; etag: string | null }[] = [];
-    for await (const info of store.list(prefix)) objects.push({ rel: info.uri.slice(prefix.length), uri: info.uri, bytes: info.bytes, etag: info.etag ?? null });
-    objects.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-    if (!objects.some((o) => o.rel === 'config.json')) {
-      throw ApplicationFailure.nonRetryable(`base model not found: ${uri} holds no model directory (no config.json under ${prefix})`, TrainingFailure.baseModelNotFound);
-    }
-    const listing = objects.map(({ rel, bytes, etag }) => [rel, bytes, etag]);
-    const dir = join(deps.workDir, 'models', sha256Hex(JSON.stringify([uri, listing])).slice(0, 16));
-    if (existsSync(dir)) return dir;
-    // Filled beside it and renamed: a download cut short never passes for the model.
-    const partial = `${dir}.partial-${process.pid}`;
-    rmSync(partial, { recursive: true, force: true });
-    try {
-      for (const object of objects) {
-        const target = join(partial, ...object.rel.split('/'));
-        mkdirSync(dirname(target), { recursive: true });
-        await downloadTo(object.uri, target);
-        Context.current().heartbeat();
-      }
-      renameSync(partial, dir);
-    } catch (err) {
-      rmSync(partial, { recursive: true, force: true });
-      // Another attempt on this machine finished first: its copy is as good.
-      if (existsSync(dir)) return dir;
-      throw err;
+    const dir = await stageDirectory(store, uri, { cacheRoot: join(deps.workDir, 'models'), required: 'config.json', onFile: () => Context.current().heartbeat() });
+    if (dir === undefined) {
+      throw ApplicationFailure.nonRetryable(`base model not found: ${uri} holds no model directory (no config.json under it)`, TrainingFailure.baseModelNotFound);
     }
     return dir;
   }

@@ -14,9 +14,9 @@
  * predictions under other keys (another adapter, prompt, item set) stay beside them, unused.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
@@ -38,7 +38,7 @@ import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
 import { countVqaItemsScored, countVqaPredictions } from '../../data-schemas/metrics';
 import { countGeminiCall } from '../relabel/gemini/pricing';
-import { getJson, getJsonIfExists, parseStoredJson, putJson, sha256Hex } from '../store';
+import { getJson, getJsonIfExists, parseStoredJson, putJson, sha256Hex, stageDirectory } from '../store';
 import type { ObjectStore } from '../store/types';
 import { openAIBaseUrl } from './backends/openai';
 import type { InferencePool } from './backends/pool';
@@ -110,12 +110,12 @@ export function createVqaRuntime(deps: VqaDeps) {
         return { identity: { backend: 'gemini', model: spec.model, thinkingBudget: spec.thinkingBudget ?? null } };
       case 'local': {
         // An s3:// base model (workers on several hosts share no folder) is staged like an adapter; its identity is its content either way.
-        const staged = spec.baseModel.startsWith('s3://') ? await stageDirectory(spec.baseModel, 'config.json', 'base model') : undefined;
+        const staged = spec.baseModel.startsWith('s3://') ? await stageModelDirectory(spec.baseModel, 'config.json', 'base model') : undefined;
         const base = staged ?? localPathOf(spec.baseModel);
         const baseModel = isDirectory(base) ? await directorySha256(base) : `hub:${spec.baseModel}`;
         const baseModelDir = staged !== undefined ? { baseModelDir: staged } : {};
         if (spec.adapter === undefined) return { identity: { backend: 'local', baseModel, adapter: null }, ...baseModelDir };
-        const adapterDir = spec.adapter.startsWith('s3://') ? await stageDirectory(spec.adapter, 'adapter_config.json', 'LoRA adapter') : localPathOf(spec.adapter);
+        const adapterDir = spec.adapter.startsWith('s3://') ? await stageModelDirectory(spec.adapter, 'adapter_config.json', 'LoRA adapter') : localPathOf(spec.adapter);
         if (!isDirectory(adapterDir)) throw new BackendError('not_found', `model ${spec.name}: adapter directory ${spec.adapter} does not exist`);
         return { identity: { backend: 'local', baseModel, adapter: await directorySha256(adapterDir) }, adapterDir, ...baseModelDir };
       }
@@ -168,26 +168,10 @@ export function createVqaRuntime(deps: VqaDeps) {
         ...(deps.inferencePool !== undefined && { inferencePool: deps.inferencePool }),
       }),
     );
-  /**
-   * Downloads an adapter or base model directory (`required` names the file that makes it one) from
-   * the store into the local cache. The cache folder is named by the listing (paths, sizes, ETags),
-   * so new content behind the same URI is downloaded again.
-   */
-  const stageDirectory = async (uri: string, required: string, what: string): Promise<string> => {
-    const prefix = `${uri.replace(/\/$/, '')}/`;
-    const objects: { rel: string; uri: string; bytes: number; etag: string | null }[] = [];
-    for await (const info of store.list(prefix)) objects.push({ rel: info.uri.slice(prefix.length), uri: info.uri, bytes: info.bytes, etag: info.etag ?? null });
-    objects.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-    if (!objects.some((o) => o.rel === required)) throw new BackendError('not_found', `no ${what} at ${uri} (${required} missing)`);
-    const listing = objects.map(({ rel, bytes, etag }) => [rel, bytes, etag]);
-    const dir = join(deps.adapterCacheDir ?? join(tmpdir(), 'vla-adapters'), sha256Hex(JSON.stringify([uri, listing])).slice(0, 16));
-    if (existsSync(join(dir, '.complete'))) return dir;
-    for (const object of objects) {
-      const target = join(dir, ...object.rel.split('/'));
-      mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(target, await store.get(object.uri));
-    }
-    writeFileSync(join(dir, '.complete'), '');
+  /** An adapter or base model directory kept in the store, downloaded once per content into the local cache. */
+  const stageModelDirectory = async (uri: string, required: string, what: string): Promise<string> => {
+    const dir = await stageDirectory(store, uri, { cacheRoot: deps.adapterCacheDir ?? join(tmpdir(), 'vla-adapters'), required });
+    if (dir === undefined) throw new BackendError('not_found', `no ${what} at ${uri} (${required} missing)`);
     return dir;
   };
 
