@@ -14,6 +14,9 @@ import type { TrainingProgress, TrainLoraResult } from '../../data-schemas/train
 import type { NightlyEvaluationResult, VqaSweepResult } from '../../data-schemas/vqa';
 import type { EvalCampaignResult } from '../../data-schemas/robot';
 import { workflowBundle } from '../helpers/temporal';
+import { isAlive, startProcess, stopProcess } from '../../infra/processes';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 
 const exec = promisify(execFile);
 
@@ -24,12 +27,16 @@ const exec = promisify(execFile);
  * certificate and VLA_MULTI_HOST=1 (data only through s3://), and the pipeline driven from a
  * 'client' host with the admin certificate (test/fixtures/cluster/pipeline-driver.ts).
  *
- * Stages, in order (each needs the one before): the servers on the LAN; D_rob -> relabel ->
- * shard; training with a GPU host killed mid-run; a VQA sweep; the nightly Schedule; a campaign.
+ * Stages, in order (each needs the one before): the servers on the LAN; D_rob -> relabel with
+ * Gemini (the wire server a model host on the LAN), its Gemini host killed mid-call and a second
+ * one started then -> shard;
+ * training with a GPU host killed mid-run; a VQA sweep; the nightly Schedule; a campaign.
  *
  * Time: the whole file took ~3 min on a 2-core machine with little else running (`up` with
  * initdb and schemas ~15 s, the hosts ~20 s to poll, training with the kill ~40 s, the two sweeps
- * ~50 s: CPU inference of the tiny model) and ~4.5-9 min with other test files beside it. Each
+ * ~50 s: CPU inference of the tiny model) and ~4.5-9 min with other test files beside it, before
+ * the Gemini stage: its killed call is retried when its start-to-close timeout (3 min) expires,
+ * which adds about 3.5 min. Each
  * stage's limit (10 min) is about twice its slowest loaded run (~4.5 min, a VQA sweep of three
  * items per model while another engineer's sweep shared the cores; now two items).
  */
@@ -43,6 +50,12 @@ const ROOT = `s3://${CLUSTER_BUCKET}/dist`;
 const TASKS = ['put the carrot on the plate', 'pick up the eggplant', 'put the spoon on the towel'];
 const PER_TASK = 3;
 const STATION = 'sim-1';
+const GEMINI_API_KEY = 'AIzaTEST-key-cluster-distributed-000001';
+/** Long enough that a call is surely in flight when its host is killed. */
+const GEMINI_LATENCY_MS = 3_000;
+const GEMINI_PORT = 8080;
+/** One line of the Gemini host's request log (test/fixtures/cluster/gemini-host.ts). */
+const RequestEvent = z.strictObject({ event: z.enum(['arrived', 'answered']), seq: z.int(), prompt: z.string().optional(), from: z.string().optional() });
 
 const reasonToSkip = canUseNamespaces() ? undefined : 'needs root and iproute2 (ip netns): the servers and every host run in their own network namespace on the cluster LAN';
 const TITLE = 'the cluster as a distributed system: servers on the LAN, workers as hosts with their own certificates, driven from a client host';
@@ -83,7 +96,11 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   let shardsUri: string | undefined;
   /** The adapter the training stage stored; the VQA stage sweeps it. */
   let adapterUri: string | undefined;
+  /** The Gemini wire server, a process in the LAN namespace (a model host), and its request log. */
+  let geminiPid: number | undefined;
+  let requestLog: string;
   const { cacheDir } = loadConfig();
+  const requests = () => readFileSync(requestLog, 'utf8').split('\n').filter(Boolean).map((line) => RequestEvent.parse(JSON.parse(line)));
 
   /** The environment of `vla cluster env <client>` for a process on a host, plus what every process needs. */
   const envOf = (client: ClusterClient): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, VLA_CACHE_DIR: cacheDir, VLA_WORKFLOW_BUNDLE: bundleFile, ...clusterEnv(info, client) });
@@ -93,7 +110,15 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
 
   async function startHosts(specs: HostSpec[]): Promise<void> {
     // GPU hosts keep a sweep's base and adapter models loaded side by side instead of swapping them.
-    for (const spec of specs) await startHost(stateDir, spec, { env: { ...envOf(spec.kind), ...(spec.kind === 'gpu' && { VLA_INFERENCE_MAX_RESIDENT: '2' }) } });
+    for (const spec of specs) {
+      const kindEnv =
+        spec.kind === 'gpu'
+          ? { VLA_INFERENCE_MAX_RESIDENT: '2' }
+          : spec.kind === 'gemini'
+            ? { GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL: `http://${info.manifest.serverIp}:${GEMINI_PORT}` }
+            : {};
+      await startHost(stateDir, spec, { env: { ...envOf(spec.kind), ...kindEnv } });
+    }
     await Promise.all(specs.map((spec) => waitForHostReady(stateDir, spec.name, 240_000)));
   }
 
@@ -117,8 +142,31 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     bundleFile = join(dir, 'workflow-bundle.js');
     writeFileSync(bundleFile, (await workflowBundle()).code);
     await addHost(stateDir, 'client');
+    // The model host: the Gemini wire server on the LAN, logging each request with the address that sent it.
+    requestLog = join(dir, 'gemini-requests.jsonl');
+    writeFileSync(requestLog, '');
+    const geminiLog = join(dir, 'gemini-host.log');
+    geminiPid = startProcess(TSX, [join(REPO_ROOT, 'test', 'fixtures', 'cluster', 'gemini-host.ts')], {
+      logFile: geminiLog,
+      detached: true,
+      cwd: REPO_ROOT,
+      netns: info.manifest.netns!,
+      env: {
+        PATH: process.env.PATH,
+        GEMINI_REQUEST_LOG: requestLog,
+        GEMINI_EXPECTED_KEY: GEMINI_API_KEY,
+        GEMINI_LISTEN_HOST: info.manifest.serverIp,
+        GEMINI_LISTEN_PORT: String(GEMINI_PORT),
+        GEMINI_LATENCY_MS: String(GEMINI_LATENCY_MS),
+      },
+    }).pid;
+    while (!readFileSync(geminiLog, 'utf8').includes('ready ')) {
+      if (!isAlive(geminiPid)) throw new Error(`the Gemini host exited:\n${readFileSync(geminiLog, 'utf8')}`);
+      await sleep(200);
+    }
     await startHosts([
       { name: 'cpu1', kind: 'cpu' },
+      { name: 'gem1', kind: 'gemini', workerArgs: ['--rate', '50'] },
       { name: 'gpu1', kind: 'gpu' },
       { name: 'station1', kind: 'station', stationId: STATION },
     ]);
@@ -129,6 +177,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   afterAll(async () => {
     if (stateDir === undefined) return;
     for (const h of listHosts(stateDir)) await stopHost(stateDir, h.record.name, { graceMs: 5_000 }).catch(() => undefined);
+    if (geminiPid !== undefined) await stopProcess(geminiPid, { group: true, graceMs: 2_000 }).catch(() => undefined);
     await clusterDown(stateDir).catch((err: unknown) => console.error(`cluster down: ${String(err)}`));
     await destroyNetwork(stateDir).catch((err: unknown) => console.error(`network: ${String(err)}`));
     rmSync(dir, { recursive: true, force: true });
@@ -166,14 +215,41 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     }
   });
 
-  it('D_rob simulated into s3 -> relabel -> shard, on the cpu host, driven from the client host', async () => {
+  it('D_rob simulated into s3 -> relabel with Gemini, its Gemini host SIGKILLed mid-call and a second one finishing: nothing lost, nothing labelled twice -> shard', async () => {
+    const hostAddress = (name: string): string => listHosts(stateDir).find((h) => h.record.name === name)!.record.address!;
+    const gem1 = hostAddress('gem1');
+    // Kill gem1 the moment its first call arrives (the answer takes GEMINI_LATENCY_MS): its calls are in flight.
+    // Then gem2 comes up and takes the rest, and the lost calls once their start-to-close timeout ends.
+    let relabelling = true;
+    let killed = false;
+    const killer = (async () => {
+      while (!killed && relabelling) {
+        if (requests().some((e) => e.event === 'arrived' && e.from === gem1)) {
+          expect(killHost(stateDir, 'gem1').kind).toBe('stopped');
+          killed = true;
+          await startHosts([{ name: 'gem2', kind: 'gemini', workerArgs: ['--rate', '50'] }]);
+        }
+        await sleep(50);
+      }
+    })();
     const data = await drive<{ ids: string[]; relabel: { outputUri: string; counts: Record<string, number> }; records: string[]; shard: { manifestUri: string }; shardObjects: string[] }>({
       stage: 'data',
       root: ROOT,
       tasks: TASKS,
       perTask: PER_TASK,
+      maxConcurrent: 4,
     });
+    relabelling = false;
+    await killer;
+    const gem2 = hostAddress('gem2');
+    expect(killed, 'gem1 never received a call, so the kill tested nothing').toBe(true);
     const total = TASKS.length * PER_TASK;
+    // Per trajectory (its prompt): each call gem1 took died with it, and gem2 answered each trajectory exactly once.
+    const answered = requests().filter((e) => e.event === 'answered');
+    const prompts = new Set(answered.map((e) => e.prompt));
+    expect(prompts.size).toBe(total);
+    for (const prompt of prompts) expect(answered.filter((e) => e.prompt === prompt && e.from === gem2), `prompt ${String(prompt)}`).toHaveLength(1);
+    expect(answered.every((e) => e.from === gem1 || e.from === gem2)).toBe(true);
     expect(data.ids).toHaveLength(total);
     expect(data.relabel.counts).toEqual({ total, done: total, skipped: 0, quarantined: 0, failed: 0 });
     expect(data.records.map((uri) => uri.slice(`${data.relabel.outputUri}/records/`.length)).sort()).toEqual(data.ids.map((id) => `${id}.json`).sort());
