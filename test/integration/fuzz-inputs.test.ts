@@ -18,6 +18,7 @@ import * as workflows from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
+import { formatIssuePath } from '../../data-schemas/issues';
 
 /**
  * Outside-style fuzzing of every workflow type: generated malformed inputs go through a real
@@ -292,7 +293,7 @@ describe('fuzzed malformed inputs for every workflow type (real dev server, real
       const chosen = byClass.map((mutation) => pick(candidates.filter((c) => c.mutation === mutation)));
       while (chosen.length < CASES_PER_WORKFLOW) chosen.push(pick(candidates));
       for (const { field, mutation } of chosen.slice(0, CASES_PER_WORKFLOW)) {
-        cases.push({ workflow, mutation, path: field.path.join('.'), input: withValue(spec.input, field.path, malformed(field, mutation, pick)) });
+        cases.push({ workflow, mutation, path: formatIssuePath(field.path), input: withValue(spec.input, field.path, malformed(field, mutation, pick)) });
       }
     }
     return cases;
@@ -361,7 +362,7 @@ describe('fuzzed malformed inputs for every workflow type (real dev server, real
           problems.push(`${label}: failed with ${failure?.constructor.name} ${failure instanceof ApplicationFailure ? failure.type : ''}: ${failure?.message.slice(0, 300)}`);
           continue;
         }
-        const names = new RegExp(`(?:invalid input: |; )${c.path.replace(/\./g, '\\.')}: `);
+        const names = new RegExp(`(?:invalid input: |; )${c.path.replace(/[.[\]]/g, '\\$&')}: `);
         if (!names.test(failure.message)) problems.push(`${label}: the message does not name the field: ${failure.message.slice(0, 300)}`);
         if (failure.message.length > 2_000) problems.push(`${label}: a ${failure.message.length}-character message (the value repeated?)`);
       }

@@ -78,6 +78,8 @@ describe('Gemini verifier against a local Gemini-wire server (real @google/genai
       promptVersion: VERIFIER_PROMPT_VERSION,
       raw: '{"decision":"retry","reason":"the gripper is about 3 cm above the carrot, not around it"}',
       latencyMs: expect.any(Number) as unknown,
+      // The tokens the server billed, as it reported them: the worker counts them (vla_gemini_* metrics).
+      usage: { inputTokens: server.requests[0]!.usage!.promptTokenCount, outputTokens: (server.requests[0]!.usage!.candidatesTokenCount ?? 0) + (server.requests[0]!.usage!.thoughtsTokenCount ?? 0) },
     });
     expect(server.requests).toHaveLength(1);
     const sent = server.requests[0]!;
