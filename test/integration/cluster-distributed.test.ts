@@ -13,10 +13,10 @@ import { buildTinyModel } from '../../cli/commands/train';
 import type { TrainingProgress, TrainLoraResult } from '../../data-schemas/training';
 import type { NightlyEvaluationResult, VqaSweepResult } from '../../data-schemas/vqa';
 import type { EvalCampaignResult } from '../../data-schemas/robot';
+import { startGeminiHost, type GeminiHost } from '../helpers/gemini-host';
 import { workflowBundle } from '../helpers/temporal';
-import { isAlive, startProcess, stopProcess } from '../../infra/processes';
+import { stopProcess } from '../../infra/processes';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
 
 const exec = promisify(execFile);
 
@@ -54,8 +54,6 @@ const GEMINI_API_KEY = 'AIzaTEST-key-cluster-distributed-000001';
 /** Long enough that a call is surely in flight when its host is killed. */
 const GEMINI_LATENCY_MS = 3_000;
 const GEMINI_PORT = 8080;
-/** One line of the Gemini host's request log (test/fixtures/cluster/gemini-host.ts). */
-const RequestEvent = z.strictObject({ event: z.enum(['arrived', 'answered']), seq: z.int(), prompt: z.string().optional(), from: z.string().optional() });
 
 const reasonToSkip = canUseNamespaces() ? undefined : 'needs root and iproute2 (ip netns): the servers and every host run in their own network namespace on the cluster LAN';
 const TITLE = 'the cluster as a distributed system: servers on the LAN, workers as hosts with their own certificates, driven from a client host';
@@ -96,11 +94,9 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   let shardsUri: string | undefined;
   /** The adapter the training stage stored; the VQA stage sweeps it. */
   let adapterUri: string | undefined;
-  /** The Gemini wire server, a process in the LAN namespace (a model host), and its request log. */
-  let geminiPid: number | undefined;
-  let requestLog: string;
+  /** The Gemini wire server, a process in the LAN namespace (a model host). */
+  let gemini: GeminiHost | undefined;
   const { cacheDir } = loadConfig();
-  const requests = () => readFileSync(requestLog, 'utf8').split('\n').filter(Boolean).map((line) => RequestEvent.parse(JSON.parse(line)));
 
   /** The environment of `vla cluster env <client>` for a process on a host, plus what every process needs. */
   const envOf = (client: ClusterClient): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, VLA_CACHE_DIR: cacheDir, VLA_WORKFLOW_BUNDLE: bundleFile, ...clusterEnv(info, client) });
@@ -143,27 +139,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     writeFileSync(bundleFile, (await workflowBundle()).code);
     await addHost(stateDir, 'client');
     // The model host: the Gemini wire server on the LAN, logging each request with the address that sent it.
-    requestLog = join(dir, 'gemini-requests.jsonl');
-    writeFileSync(requestLog, '');
-    const geminiLog = join(dir, 'gemini-host.log');
-    geminiPid = startProcess(TSX, [join(REPO_ROOT, 'test', 'fixtures', 'cluster', 'gemini-host.ts')], {
-      logFile: geminiLog,
-      detached: true,
-      cwd: REPO_ROOT,
-      netns: info.manifest.netns!,
-      env: {
-        PATH: process.env.PATH,
-        GEMINI_REQUEST_LOG: requestLog,
-        GEMINI_EXPECTED_KEY: GEMINI_API_KEY,
-        GEMINI_LISTEN_HOST: info.manifest.serverIp,
-        GEMINI_LISTEN_PORT: String(GEMINI_PORT),
-        GEMINI_LATENCY_MS: String(GEMINI_LATENCY_MS),
-      },
-    }).pid;
-    while (!readFileSync(geminiLog, 'utf8').includes('ready ')) {
-      if (!isAlive(geminiPid)) throw new Error(`the Gemini host exited:\n${readFileSync(geminiLog, 'utf8')}`);
-      await sleep(200);
-    }
+    gemini = await startGeminiHost({ dir, netns: info.manifest.netns!, host: info.manifest.serverIp, port: GEMINI_PORT, apiKey: GEMINI_API_KEY, latencyMs: GEMINI_LATENCY_MS });
     await startHosts([
       { name: 'cpu1', kind: 'cpu' },
       { name: 'gem1', kind: 'gemini', workerArgs: ['--rate', '50'] },
@@ -177,7 +153,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   afterAll(async () => {
     if (stateDir === undefined) return;
     for (const h of listHosts(stateDir)) await stopHost(stateDir, h.record.name, { graceMs: 5_000 }).catch(() => undefined);
-    if (geminiPid !== undefined) await stopProcess(geminiPid, { group: true, graceMs: 2_000 }).catch(() => undefined);
+    if (gemini !== undefined) await stopProcess(gemini.pid, { group: true, graceMs: 2_000 }).catch(() => undefined);
     await clusterDown(stateDir).catch((err: unknown) => console.error(`cluster down: ${String(err)}`));
     await destroyNetwork(stateDir).catch((err: unknown) => console.error(`network: ${String(err)}`));
     rmSync(dir, { recursive: true, force: true });
@@ -224,7 +200,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     let killed = false;
     const killer = (async () => {
       while (!killed && relabelling) {
-        if (requests().some((e) => e.event === 'arrived' && e.from === gem1)) {
+        if (gemini!.requests().some((e) => e.event === 'arrived' && e.from === gem1)) {
           expect(killHost(stateDir, 'gem1').kind).toBe('stopped');
           killed = true;
           await startHosts([{ name: 'gem2', kind: 'gemini', workerArgs: ['--rate', '50'] }]);
@@ -245,7 +221,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     expect(killed, 'gem1 never received a call, so the kill tested nothing').toBe(true);
     const total = TASKS.length * PER_TASK;
     // Per trajectory (its prompt): each call gem1 took died with it, and gem2 answered each trajectory exactly once.
-    const answered = requests().filter((e) => e.event === 'answered');
+    const answered = gemini!.requests().filter((e) => e.event === 'answered');
     const prompts = new Set(answered.map((e) => e.prompt));
     expect(prompts.size).toBe(total);
     for (const prompt of prompts) expect(answered.filter((e) => e.prompt === prompt && e.from === gem2), `prompt ${String(prompt)}`).toHaveLength(1);

@@ -8,9 +8,10 @@ import { MULTI_HOST_NEEDS_S3 } from '../../data-schemas/config';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost, waitForHostReady } from '../../infra/cluster/hosts';
 import { addHost, canUseNamespaces, destroyNetwork, ensureNetwork, listNamespaces, type NetworkRecord } from '../../infra/cluster/network';
-import { isAlive, startProcess, stopProcess, tailFile } from '../../infra/processes';
+import { stopProcess } from '../../infra/processes';
 import { ensureVersitygw, startS3Server, type S3Server } from '../../infra/s3-server';
 import { ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
+import { startGeminiHost, type GeminiHost } from '../helpers/gemini-host';
 import { workflowBundle } from '../helpers/temporal';
 
 const TSX = join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
@@ -22,7 +23,6 @@ const GEMINI_LATENCY_MS = 4_000;
 const TASKS = ['put the carrot on the plate', 'pick up the eggplant', 'put the spoon on the towel'];
 const PER_TASK = 3;
 
-const RequestEvent = (line: string): { event: 'arrived' | 'answered'; seq: number; prompt?: string; from?: string } => JSON.parse(line) as never;
 
 /** Waits for a line of the child's stdout that `pick` accepts (the deadline only bounds a broken run). */
 function collectLines(child: ChildProcess): { lines: string[]; exited: Promise<number> } {
@@ -51,8 +51,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
   let network: NetworkRecord;
   let temporal: DevServer | undefined;
   let s3: S3Server | undefined;
-  let geminiPid: number | undefined;
-  let requestLog: string;
+  let gemini: GeminiHost | undefined;
   let hostEnv: NodeJS.ProcessEnv;
   let clientEnv: NodeJS.ProcessEnv;
   let tornDown = false;
@@ -61,7 +60,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     if (tornDown) return;
     tornDown = true;
     for (const h of listHosts(stateDir)) await stopHost(stateDir, h.record.name, { graceMs: 5_000 });
-    if (geminiPid !== undefined) await stopProcess(geminiPid, { group: true, graceMs: 2_000 });
+    if (gemini !== undefined) await stopProcess(gemini.pid, { group: true, graceMs: 2_000 });
     await s3?.stop();
     await temporal?.stop();
     await destroyNetwork(stateDir);
@@ -87,20 +86,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
     s3 = await startS3Server({ binary: await ensureVersitygw({ cacheDir }), dataDir: join(dir, 's3', 'data'), bindIp: lan, port: 7070, netns: network.lan.netns });
 
     // The model host: the Gemini wire server on the LAN, logging every request with the address that sent it.
-    requestLog = join(dir, 'gemini-requests.jsonl');
-    writeFileSync(requestLog, '');
-    const geminiLog = join(dir, 'gemini-host.log');
-    geminiPid = startProcess(TSX, [join(REPO_ROOT, 'test', 'fixtures', 'cluster', 'gemini-host.ts')], {
-      logFile: geminiLog,
-      detached: true,
-      cwd: REPO_ROOT,
-      netns: network.lan.netns,
-      env: { PATH: process.env.PATH, GEMINI_REQUEST_LOG: requestLog, GEMINI_EXPECTED_KEY: API_KEY, GEMINI_LISTEN_HOST: lan, GEMINI_LISTEN_PORT: '8080', GEMINI_LATENCY_MS: String(GEMINI_LATENCY_MS) },
-    }).pid;
-    while (!readFileSync(geminiLog, 'utf8').includes('ready ')) {
-      if (!isAlive(geminiPid)) throw new Error(`the Gemini host exited:\n${tailFile(geminiLog)}`);
-      await sleep(200);
-    }
+    gemini = await startGeminiHost({ dir, netns: network.lan.netns, host: lan, port: 8080, apiKey: API_KEY, latencyMs: GEMINI_LATENCY_MS });
 
     // Webpack is the slow part of a worker start: the hosts share one prebuilt bundle.
     const bundleFile = join(dir, 'workflow-bundle.js');
@@ -196,7 +182,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
       void exited.then((code) => (exitCode = code));
       while (exitCode === undefined) {
         if (!killed) {
-          const events = readFileSync(requestLog, 'utf8').split('\n').filter(Boolean).map(RequestEvent);
+          const events = gemini!.requests();
           if (events.some((e) => e.event === 'arrived' && e.from === gem1Address)) {
             expect(killHost(stateDir, 'gem1').kind).toBe('stopped');
             killed = true;
@@ -217,7 +203,7 @@ describe.runIf(reasonToSkip === undefined)(reasonToSkip === undefined ? TITLE : 
       expect(done.records.map((uri) => uri.slice(`${outputUri}/records/`.length)).sort()).toEqual(started.ids.map((id) => `${id}.json`).sort());
 
       // Per trajectory (its prompt): every call gem1 took died with it, and gem2 answered each trajectory exactly once.
-      const answered = readFileSync(requestLog, 'utf8').split('\n').filter(Boolean).map(RequestEvent).filter((e) => e.event === 'answered');
+      const answered = gemini!.requests().filter((e) => e.event === 'answered');
       const prompts = new Set(answered.map((e) => e.prompt));
       expect(prompts.size).toBe(total);
       for (const prompt of prompts) expect(answered.filter((e) => e.prompt === prompt && e.from === gem2Address), `prompt ${String(prompt)}`).toHaveLength(1);
