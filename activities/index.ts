@@ -1,6 +1,6 @@
 import { createRelabelActivities } from './relabel/activities';
 import { createSmokeActivities } from './smoke';
-import { createShardActivities } from './training/shard';
+import { createShardActivities } from './shard/activities';
 import type { ObjectStore } from './store/types';
 import { createTrainingActivities, type TrainingDeps } from './training/train';
 import { createVqaRuntime } from './vqa/activities';

@@ -29,7 +29,7 @@ import { forEachConcurrent } from '../activities/data/pool';
 import { createRelabelActivities, relabelRecordUri } from '../activities/relabel/activities';
 import { createObjectStore, putJson, sha256Hex } from '../activities/store';
 import { S3Store } from '../activities/store/s3-store';
-import { createShardActivities, type ShardRef } from '../activities/training/shard';
+import { createShardActivities, type ShardRef } from '../activities/shard/activities';
 import { MANIFEST_FORMAT_VERSION, type DatasetManifest } from '../data-schemas/manifest';
 import { ChunkAggregation, labelerIdentity } from '../data-schemas/relabel';
 import { SHARD_PLAN_FILE, shardPath } from '../data-schemas/training';

@@ -68,7 +68,7 @@ export interface RecordedStep {
  * each camera's frame. The instruction, the id, the frame paths and the source (file, record
  * index) are left out, so the same episode hashes the same from whichever file, at whichever
  * position and under whichever label it arrives. Imported ids are derived from it, datasets hold
- * each recording once, and the train/validation split hashes it (activities/training/shard-plan.ts).
+ * each recording once, and the train/validation split hashes it (activities/shard/plan.ts).
  */
 export function recordingSha256(steps: readonly RecordedStep[]): string {
   const byCamera = (f: Partial<Record<Camera, string>>): [string, string][] =>

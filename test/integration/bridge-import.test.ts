@@ -26,7 +26,7 @@ import {
 import { FileStore, sha256Hex, type ObjectStore } from '../../activities/store';
 import { editExample, writeTfRecordFile } from '../fixtures/tfrecord-writer';
 import { BRIDGE_SAMPLE } from '../../infra/config';
-import { splitOf } from '../../activities/training/shard-plan';
+import { splitOf } from '../../activities/shard/plan';
 
 const BRIDGE = BRIDGE_SAMPLE;
 const INSTRUCTIONS = ['flip pot upright which is in sink', 'put carrot on plate', 'put cup from counter or drying rack into sink', 'turn lever vertical to front'];

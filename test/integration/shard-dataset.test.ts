@@ -7,7 +7,7 @@ import { readManifest } from '../../activities/data';
 import { createObjectStore, getJson, S3Store, sha256Hex, type ObjectInfo } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { ShardManifest, ShardSample, SHARD_MANIFEST_FILE, SHARD_PLAN_FILE, defaultShardOutput, type ShardDatasetResult } from '../../data-schemas/training';
-import { ShardPlanFile, splitOf } from '../../activities/training/shard-plan';
+import { ShardPlanFile, splitOf } from '../../activities/shard/plan';
 import { joinUri } from '../../data-schemas/uri';
 import type { relabelDataset, shardDataset } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';

@@ -11,7 +11,7 @@ import {
   shardCount,
   splitOf,
   tarEntryBytes,
-} from '../../activities/training/shard-plan';
+} from '../../activities/shard/plan';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { actionPrompt, directionPrompt, formatActionChunk, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
 import { ShardSample, defaultShardOutput, shardPath } from '../../data-schemas/training';

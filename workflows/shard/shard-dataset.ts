@@ -1,5 +1,5 @@
 import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { ShardActivities, ShardRef } from '../../activities/training/shard';
+import type { ShardActivities, ShardRef } from '../../activities/shard/activities';
 import { DataErrorCode, StoreErrorCode } from '../../data-schemas/failures';
 import { ShardDatasetInput, ShardFailure, defaultShardOutput, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
 import { parseWorkflowInput } from '../input';

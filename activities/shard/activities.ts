@@ -45,7 +45,7 @@ import {
   type PlannedTrajectory,
   type ShardPlanKey,
   type TrajectoryToPlace,
-} from './shard-plan';
+} from './plan';
 import { describeZodIssues } from '../../data-schemas/issues';
 
 /** Reads of records and frames in flight while planning. */
