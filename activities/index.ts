@@ -22,11 +22,10 @@ export interface ActivityDeps {
 
 /** All activities of the CPU worker (VQA: everything but Gemini and local inference, which have their own queues). */
 export function createCpuActivities(deps: ActivityDeps) {
-  const { labelGemini: _onGeminiQueue, ...relabel } = createRelabelActivities({ store: deps.store });
   const vqa = createVqaRuntime({ store: deps.store, ...(deps.openaiApiKey !== undefined && { openaiApiKey: deps.openaiApiKey }) });
   return {
     ...createSmokeActivities(deps),
-    ...relabel,
+    ...createRelabelActivities({ store: deps.store }).cpu,
     ...createShardActivities({ store: deps.store }),
     ...vqa.activities,
     ...createNightlyActivities({ store: deps.store }),
@@ -37,7 +36,7 @@ export function createCpuActivities(deps: ActivityDeps) {
 
 /** The activities of the Gemini worker: model calls only, under the queue's rate limit. */
 export function createGeminiActivities(deps: ActivityDeps) {
-  const { labelGemini } = createRelabelActivities(deps);
+  const { labelGemini } = createRelabelActivities(deps).gemini;
   const { activities: vqa } = createVqaRuntime({
     store: deps.store,
     ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }),

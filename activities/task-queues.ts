@@ -1,7 +1,5 @@
 import type { WorkflowService } from '@temporalio/client';
-
-/** Which workers a queue serves: workflow tasks (e.g. a station's episodes) or activity tasks (e.g. Gemini calls). */
-export type TaskQueueRole = 'workflow' | 'activity';
+import { implement, QueueProbeActivities } from '../data-schemas/activity-contract';
 
 export interface TaskQueueDeps {
   /** The worker's own connection (NativeConnection.workflowService); no extra client is needed. */
@@ -15,12 +13,8 @@ const TASK_QUEUE_TYPE = { workflow: 1, activity: 2 } as const;
 
 /** Activities that look at task queues through the Temporal server (on the CPU queue, where the orchestrating workflows run). */
 export function createTaskQueueActivities(deps: TaskQueueDeps) {
-  return {
-    /**
-     * How many workers have polled `queue` for `role` tasks lately (the server remembers pollers for
-     * a few minutes). Zero on a queue nobody ever polled: a misspelled queue, or its workers are down.
-     */
-    async taskQueuePollers(input: { queue: string; role: TaskQueueRole }): Promise<{ pollers: number }> {
+  return implement(QueueProbeActivities, 'cpu', {
+    async taskQueuePollers(input) {
       const response = await deps.workflowService.describeTaskQueue({
         namespace: deps.namespace,
         taskQueue: { name: input.queue, kind: TASK_QUEUE_KIND_NORMAL },
@@ -28,7 +22,5 @@ export function createTaskQueueActivities(deps: TaskQueueDeps) {
       });
       return { pollers: response.pollers?.length ?? 0 };
     },
-  };
+  });
 }
-
-export type TaskQueueActivities = ReturnType<typeof createTaskQueueActivities>;

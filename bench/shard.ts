@@ -55,7 +55,7 @@ const seconds = (fromMs: number): number => (performance.now() - fromMs) / 1000;
 
 /** A D_lan dataset of every trajectory of `drobUri`, labelled by the heuristic labeler's activity code. */
 async function relabel(store: ReturnType<typeof createObjectStore>, drobUri: string, outUri: string): Promise<void> {
-  const activities = createRelabelActivities({ store });
+  const activities = createRelabelActivities({ store }).cpu;
   const drob = await readManifest(store, drobUri);
   const labeler = { name: 'heuristic' } as const;
   const aggregation = ChunkAggregation.parse({});

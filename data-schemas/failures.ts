@@ -76,6 +76,12 @@ export const UnmappedFailure = {
 export const INVALID_WORKFLOW_INPUT = 'InvalidWorkflowInput';
 
 /**
+ * Thrown when an activity's input fails its contract's schema (data-schemas/activity-contract.ts):
+ * a workflow of other code sent it; never retried.
+ */
+export const INVALID_ACTIVITY_INPUT = 'InvalidActivityInput';
+
+/**
  * A station driver's failure: `Station:<code>` for each StationErrorCode
  * (activities/robot/station/errors.ts), retryable as the driver says.
  */

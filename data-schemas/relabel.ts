@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ObjectUri, SafeId } from './common';
 import { Labeler } from './d-lan';
-import { TaskQueueName, boundedWorkflowId } from './bounded';
+import { boundedWorkflowId } from './bounded';
+import { activityContract, queueField, TaskQueue, type ActivityPreset } from './activity-contract';
 import { MAX_OBJECT_URI_LENGTH, ObjectUriField, joinUri } from './uri';
 
 /**
@@ -186,7 +187,7 @@ export const RelabelDatasetInput = z.strictObject({
   limit: z.int().positive().optional(),
   aggregation: ChunkAggregation.default({ perAxisMeters: 0.025, absoluteMeters: 0.05 }),
   /** Task queue of the Gemini activities (its server-side rate limit is the global quota). @default 'vla-gemini' */
-  geminiTaskQueue: TaskQueueName.default('vla-gemini'),
+  geminiTaskQueue: queueField('gemini').default(TaskQueue.gemini),
   /** Children per workflow run before continue-as-new (history stays bounded). @default 500 */
   childrenPerRun: z.int().min(1).max(5000).default(500),
   /**
@@ -216,7 +217,7 @@ export const RelabelTrajectoryInput = z.strictObject({
   outputUri: ObjectUriField,
   maxReprompts: z.int().min(0).max(10),
   aggregation: ChunkAggregation,
-  geminiTaskQueue: TaskQueueName,
+  geminiTaskQueue: queueField('gemini'),
 });
 export type RelabelTrajectoryInput = z.infer<typeof RelabelTrajectoryInput>;
 
@@ -289,3 +290,91 @@ export const RelabelDatasetResult = RelabelReport.pick({ status: true, outputUri
   quarantined: RelabelReport.shape.quarantined,
 });
 export type RelabelDatasetResult = z.infer<typeof RelabelDatasetResult>;
+
+// --- Activities: what the relabel workflows ask of the workers (data-schemas/activity-contract.ts)
+
+const TrajectoryRef = { datasetUri: ObjectUri, trajectoryId: SafeId };
+const OutputTrajectoryRef = { outputUri: ObjectUri, trajectoryId: SafeId };
+
+/** Where a trajectory stands for this labeler version: its record written, set aside, or still to do. */
+export const TrajectoryState = z.enum(['done', 'quarantined', 'pending']);
+export type TrajectoryState = z.infer<typeof TrajectoryState>;
+
+/** The relabel activities of the CPU worker: store reads and writes, the heuristic labeler. */
+export const RelabelCpuActivities = activityContract('relabel (CPU)', ['cpu'], {
+  /** One page of trajectory ids in manifest order; the workflow never holds the whole list. */
+  listTrajectoryPage: {
+    input: z.object({ datasetUri: ObjectUri, offset: z.int().nonnegative(), limit: z.int().positive() }),
+    output: z.object({ datasetName: z.string(), total: z.int().nonnegative(), ids: z.array(SafeId) }),
+  },
+  /** Whether this trajectory already has its record (or was quarantined) for this labeler version. */
+  relabelStatus: { input: z.object(OutputTrajectoryRef), output: TrajectoryState },
+  /**
+   * Which of a page of trajectories still need labelling (no record, not quarantined): the parent
+   * starts no child for the others, so re-running a large relabel is cheap.
+   */
+  pendingTrajectories: { input: z.object({ outputUri: ObjectUri, ids: z.array(SafeId) }), output: z.array(SafeId) },
+  /** The embedded default labeler: deterministic rules, no key, no cost. */
+  labelHeuristic: { input: z.object(TrajectoryRef), output: LabelOutcome },
+  /**
+   * Builds the D_lan record from the labeler's segments and the trajectory's real actions, and
+   * writes it create-if-absent: exactly one record per trajectory and labeler version.
+   */
+  writeRelabelRecord: {
+    input: z.object({ ...TrajectoryRef, outputUri: ObjectUri, labeler: LabelerChoice, segments: z.array(SegmentLabel).min(1), aggregation: ChunkAggregation }),
+    output: z.object({ created: z.boolean(), recordUri: ObjectUri, steps: z.int().nonnegative() }),
+  },
+  /** Sets a trajectory aside with the reason; a quarantined trajectory is never written as done. */
+  writeQuarantine: {
+    input: z.object({ ...OutputTrajectoryRef, labeler: LabelerChoice, reason: z.string().min(1), attempts: QuarantineRecord.shape.attempts }),
+    output: z.void(),
+  },
+  /**
+   * Writes the D_lan manifest (every record with its sha256) and the run report. A re-run rewrites
+   * both from what the store holds, so they always describe the records that exist.
+   */
+  finalizeRelabel: {
+    input: z.object({
+      datasetUri: ObjectUri,
+      outputUri: ObjectUri,
+      labeler: LabelerChoice,
+      status: RelabelStatus,
+      counts: RelabelCounts,
+      usage: TokenUsage,
+      fatalError: z.string().optional(),
+      failed: z.array(TrajectoryReason),
+    }),
+    output: z.object({ reportUri: ObjectUri, manifestUri: ObjectUri, quarantined: z.array(TrajectoryReason) }),
+  },
+});
+
+/** The Gemini labeler, on the Gemini queue whose server-side rate limit is the global quota. */
+export const RelabelGeminiActivities = activityContract('relabel (Gemini)', ['gemini'], {
+  /** One model call for one trajectory; `feedback` lists the problems of earlier answers (the re-prompt). */
+  labelGemini: { input: z.object({ ...TrajectoryRef, model: z.string().min(1), feedback: z.array(z.string()) }), output: LabelOutcome },
+});
+
+export const RelabelPresets = {
+  /** Reads the manifest (a few MB for 100k trajectories). */
+  manifestPage: {
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
+  },
+  /** Reads every record once; heartbeats so a lost worker is noticed within a minute. */
+  finalize: { startToCloseTimeout: '1 hour', heartbeatTimeout: '1 minute', retry: { maximumAttempts: 5 } },
+  /** One trajectory's store reads and writes and heuristic labelling: short, so a lost worker is noticed quickly. */
+  trajectoryStep: {
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
+  },
+  /**
+   * One model call; the SDK does not retry, Temporal does (with the server's RetryInfo delay). An
+   * unreachable endpoint gives up sooner, after GEMINI_UNREACHABLE_ATTEMPTS (the activity decides),
+   * so an outage reaches the parent's breaker in minutes, not after 12 attempts (~14 min) each.
+   * Fatal failures (bad key, unknown model, daily quota) are never retried.
+   */
+  geminiCall: {
+    startToCloseTimeout: '3 minutes',
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 12, nonRetryableErrorTypes: [...FATAL_GEMINI_FAILURES] },
+  },
+} as const satisfies Record<string, ActivityPreset>;

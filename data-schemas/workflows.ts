@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ObjectUri, Sha256Hex } from './common';
 import { ObjectUriField } from './uri';
+import { activityContract, type ActivityPreset } from './activity-contract';
 import { RelabelDatasetInput, RelabelTrajectoryInput } from './relabel';
 import { ShardDatasetInput, TrainLoraInput } from './training';
 import { NightlyEvaluationInput, VqaEvaluateInput, VqaSweepInput } from './vqa';
@@ -28,16 +29,21 @@ export const StoreSmokeResult = z.strictObject({
 });
 export type StoreSmokeResult = z.infer<typeof StoreSmokeResult>;
 
+/** The smoke pipeline's one activity, on the CPU worker. */
+export const SmokeActivities = activityContract('smoke', ['cpu'], {
+  /** Writes the text once; a retry or re-run finds it and reports the stored object. */
+  writeSmokeObject: { input: StoreSmokeInput, output: StoreSmokeResult },
+});
+
+export const SmokePresets = {
+  /** Store outages heal; bad URIs and credentials fail non-retryable inside the activity. */
+  write: { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5, initialInterval: '1 second' } },
+} as const satisfies Record<string, ActivityPreset>;
+
 /** Search attributes the namespace registers; all Keyword. */
 export const SEARCH_ATTRIBUTES = ['VlaDataset', 'VlaStage', 'VlaModel', 'VlaRetentionGate', 'VlaWaitingOn'] as const;
 
-/** Task queues (docs/design.md, "The five pipelines"). */
-export const TaskQueue = {
-  cpu: 'vla-cpu',
-  gemini: 'vla-gemini',
-  gpu: 'vla-gpu',
-  station: (id: string) => `vla-station-${id}`,
-} as const;
+export { TaskQueue } from './activity-contract';
 
 /** Each workflow type's input schema, by the name the Web UI's "Workflow Type" field takes. */
 export const WORKFLOW_INPUTS = {

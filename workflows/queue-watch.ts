@@ -1,12 +1,9 @@
-import { condition, log, proxyActivities } from '@temporalio/workflow';
-import type { TaskQueueActivities, TaskQueueRole } from '../activities/task-queues';
+import { condition, log } from '@temporalio/workflow';
+import { QueueProbeActivities, QueueProbePresets, workflowQueue, type TaskQueueRole } from '../data-schemas/activity-contract';
+import { proxyFor } from './activity-proxy';
 import { upsertKeywords, VlaWaitingOn } from './search-attributes';
 
-const probe = proxyActivities<TaskQueueActivities>({
-  // One DescribeTaskQueue call on the workflow's own queue; a failed look is only a missed warning.
-  startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 3 },
-});
+const probe = proxyFor(QueueProbeActivities, workflowQueue('cpu'), QueueProbePresets.describe);
 
 /** Re-checks back off to this, so a run that waits for days adds a few events an hour, not a minute. */
 const MAX_RECHECK_MS = 10 * 60 * 1000;

@@ -9,23 +9,19 @@ import {
   RELABEL_REPORT_FILE,
   ZERO_USAGE,
   labelerIdentity,
-  type ChunkAggregation,
   type LabelOutcome,
-  type LabelProblemKind,
-  type LabelerChoice,
-  type RelabelCounts,
   type RelabelReport,
-  type RelabelStatus,
-  type SegmentLabel,
-  type TokenUsage,
   GEMINI_UNREACHABLE_ATTEMPTS,
   RelabelFailure,
+  RelabelCpuActivities,
+  RelabelGeminiActivities,
 } from '../../data-schemas/relabel';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import { readManifest, trajectoryRecordPath } from '../data/dataset-writer';
 import { DatasetInvalidError } from '../data/errors';
 import { forEachConcurrent } from '../data/pool';
 import { classified } from '../failures';
+import { implement } from '../../data-schemas/activity-contract';
 import { countGeminiUsage, countTrajectoryLabelled, countTrajectoryQuarantined } from '../../data-schemas/metrics';
 import { getJson, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
@@ -125,21 +121,21 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     return { trajectory: parsed.data, path, sha256: sha256Hex(bytes) };
   }
 
-  return {
+  const cpu = implement(RelabelCpuActivities, 'cpu', {
     /** One page of trajectory ids in manifest order; the workflow never holds the whole list. */
-    listTrajectoryPage: classified(async (input: { datasetUri: string; offset: number; limit: number }) => {
+    listTrajectoryPage: classified(async (input) => {
       const { name, ids } = await trajectoryIds(input.datasetUri);
       return { datasetName: name, total: ids.length, ids: ids.slice(input.offset, input.offset + input.limit) };
     }),
 
     /** Whether this trajectory already has its record (or was quarantined) for this labeler version. */
-    relabelStatus: classified((input: { outputUri: string; trajectoryId: string }) => trajectoryState(input.outputUri, input.trajectoryId)),
+    relabelStatus: classified((input) => trajectoryState(input.outputUri, input.trajectoryId)),
 
     /**
      * Which of a page of trajectories still need labelling (no record, not quarantined): the
      * parent starts no child for the others, so re-running a large relabel is cheap.
      */
-    pendingTrajectories: classified(async (input: { outputUri: string; ids: string[] }): Promise<string[]> => {
+    pendingTrajectories: classified(async (input) => {
       const finished = new Set<string>();
       await forEachConcurrent(input.ids, 16, async (id) => {
         if ((await trajectoryState(input.outputUri, id)) !== 'pending') finished.add(id);
@@ -148,34 +144,10 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     }),
 
     /** The embedded default labeler: deterministic rules, no key, no cost. */
-    labelHeuristic: classified(async (input: { datasetUri: string; trajectoryId: string }): Promise<LabelOutcome> => {
+    labelHeuristic: classified(async (input): Promise<LabelOutcome> => {
       const { trajectory } = await loadTrajectory(input.datasetUri, input.trajectoryId);
       const segments = heuristicSegments(cleanTrajectory(trajectory), trajectory.instruction);
       return { ok: true, segments, usage: ZERO_USAGE };
-    }),
-
-    /** Runs on the Gemini task queue, whose server-side rate limit is the global quota. */
-    labelGemini: classified(async (input: { datasetUri: string; trajectoryId: string; model: string; feedback: string[] }): Promise<LabelOutcome> => {
-      if (!gemini?.apiKey) {
-        throw ApplicationFailure.nonRetryable('GEMINI_API_KEY is not set in the environment of the worker serving the Gemini task queue', GeminiFailure.Auth);
-      }
-      const { trajectory } = await loadTrajectory(input.datasetUri, input.trajectoryId);
-      const camera = keyFrameCamera(trajectory);
-      const every = Math.max(1, Math.ceil(trajectory.steps.length / MAX_KEY_FRAMES));
-      const keySteps = trajectory.steps.filter((s) => s.index % every === 0 && s.frames[camera] !== undefined);
-      const keyFrames = await Promise.all(keySteps.map(async (s) => ({ step: s.index, jpeg: await store.get(joinUri(input.datasetUri, s.frames[camera]!)) })));
-      const labeler = geminiLabelerFor(gemini.apiKey, input.model);
-      try {
-        // Cancelling the workflow aborts the HTTP call instead of waiting for the model.
-        const outcome = await labeler.label(
-          { instruction: trajectory.instruction, cleaned: cleanTrajectory(trajectory), keyFrames, feedback: input.feedback },
-          { abortSignal: Context.current().cancellationSignal },
-        );
-        countGeminiUsage(Context.current().metricMeter, { model: input.model, use: 'relabel' }, outcome.usage);
-        return outcome;
-      } catch (err) {
-        throw boundUnreachable(err, Context.current().info.attempt);
-      }
     }),
 
     /**
@@ -183,14 +155,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
      * writes it create-if-absent: exactly one record per trajectory and labeler version.
      */
     writeRelabelRecord: classified(
-      async (input: {
-        datasetUri: string;
-        trajectoryId: string;
-        outputUri: string;
-        labeler: LabelerChoice;
-        segments: SegmentLabel[];
-        aggregation: ChunkAggregation;
-      }): Promise<{ created: boolean; recordUri: string; steps: number }> => {
+      async (input) => {
         const { trajectory, path, sha256 } = await loadTrajectory(input.datasetUri, input.trajectoryId);
         const record = buildDLanRecord({
           trajectory,
@@ -213,7 +178,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
 
     /** Sets a trajectory aside with the reason; a quarantined trajectory is never written as done. */
     writeQuarantine: classified(
-      async (input: { outputUri: string; trajectoryId: string; labeler: LabelerChoice; reason: string; attempts: { kind: LabelProblemKind; problem: string }[] }): Promise<void> => {
+      async (input) => {
         const record: QuarantineRecord = {
           trajectoryId: input.trajectoryId,
           labeler: labelerIdentity(input.labeler),
@@ -231,16 +196,7 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
      * rewrites both from what the store holds, so they always describe the records that exist.
      */
     finalizeRelabel: classified(
-      async (input: {
-        datasetUri: string;
-        outputUri: string;
-        labeler: LabelerChoice;
-        status: RelabelStatus;
-        counts: RelabelCounts;
-        usage: TokenUsage;
-        fatalError?: string;
-        failed: { trajectoryId: string; reason: string }[];
-      }): Promise<{ reportUri: string; manifestUri: string; quarantined: { trajectoryId: string; reason: string }[] }> => {
+      async (input) => {
         const entries: { record: DLanRecord; path: string; sha256: string; bytes: number }[] = [];
         await forEachConcurrent(await listUris(store, joinUri(input.outputUri, RELABEL_RECORDS_DIR)), 16, async (uri) => {
           const bytes = await store.get(uri);
@@ -297,7 +253,32 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
         return { reportUri, manifestUri, quarantined: quarantined.slice(0, 100) };
       },
     ),
-  };
-}
+  });
 
-export type RelabelActivities = ReturnType<typeof createRelabelActivities>;
+  const onGeminiQueue = implement(RelabelGeminiActivities, 'gemini', {
+    /** Runs on the Gemini task queue, whose server-side rate limit is the global quota. */
+    labelGemini: classified(async (input): Promise<LabelOutcome> => {
+      if (!gemini?.apiKey) {
+        throw ApplicationFailure.nonRetryable('GEMINI_API_KEY is not set in the environment of the worker serving the Gemini task queue', GeminiFailure.Auth);
+      }
+      const { trajectory } = await loadTrajectory(input.datasetUri, input.trajectoryId);
+      const camera = keyFrameCamera(trajectory);
+      const every = Math.max(1, Math.ceil(trajectory.steps.length / MAX_KEY_FRAMES));
+      const keySteps = trajectory.steps.filter((s) => s.index % every === 0 && s.frames[camera] !== undefined);
+      const keyFrames = await Promise.all(keySteps.map(async (s) => ({ step: s.index, jpeg: await store.get(joinUri(input.datasetUri, s.frames[camera]!)) })));
+      const labeler = geminiLabelerFor(gemini.apiKey, input.model);
+      try {
+        // Cancelling the workflow aborts the HTTP call instead of waiting for the model.
+        const outcome = await labeler.label(
+          { instruction: trajectory.instruction, cleaned: cleanTrajectory(trajectory), keyFrames, feedback: input.feedback },
+          { abortSignal: Context.current().cancellationSignal },
+        );
+        countGeminiUsage(Context.current().metricMeter, { model: input.model, use: 'relabel' }, outcome.usage);
+        return outcome;
+      } catch (err) {
+        throw boundUnreachable(err, Context.current().info.attempt);
+      }
+    })
+  });
+  return { cpu, gemini: onGeminiQueue };
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { StoreSmokeInput, StoreSmokeResult } from '../../data-schemas/workflows';
+import { implement } from '../../data-schemas/activity-contract';
+import { SmokeActivities } from '../../data-schemas/workflows';
 import type { ObjectStore } from '../store/types';
 
 export interface SmokeDeps {
@@ -7,12 +8,9 @@ export interface SmokeDeps {
 }
 
 export function createSmokeActivities({ store }: SmokeDeps) {
-  return {
-    /**
-     * Writes the text once; a retry or re-run finds it and reports the stored object. Its store
-     * errors are classified by the worker's interceptor (activities/failures.ts), not here.
-     */
-    async writeSmokeObject(input: StoreSmokeInput): Promise<StoreSmokeResult> {
+  return implement(SmokeActivities, 'cpu', {
+    // Store errors are classified by the worker's interceptor (activities/failures.ts), not here.
+    async writeSmokeObject(input) {
       const written = await store.putIfAbsent(input.outputUri, input.text, { contentType: 'text/plain; charset=utf-8' });
       const stored = written.created ? Buffer.from(input.text) : await store.get(input.outputUri);
       return {
@@ -22,7 +20,5 @@ export function createSmokeActivities({ store }: SmokeDeps) {
         created: written.created,
       };
     },
-  };
+  });
 }
-
-export type SmokeActivities = ReturnType<typeof createSmokeActivities>;

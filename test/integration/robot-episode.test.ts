@@ -51,7 +51,7 @@ describe('robotEpisode on real station worker processes', () => {
   };
 
   let n = 0;
-  const start = (input: Omit<RobotEpisodeInputRaw, 'outputUri'>, taskQueue = TaskQueue.station(input.stationId)): Promise<WorkflowHandle<typeof robotEpisode>> => {
+  const start = (input: Omit<RobotEpisodeInputRaw, 'outputUri'>, taskQueue: string = TaskQueue.station(input.stationId)): Promise<WorkflowHandle<typeof robotEpisode>> => {
     const id = `episode-test-${Date.now()}-${n++}`;
     return env.client.workflow.start<typeof robotEpisode>('robotEpisode', { taskQueue, workflowId: id, args: [{ outputUri: joinUri(storeUri, 'episodes', id), ...input }] });
   };

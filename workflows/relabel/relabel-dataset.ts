@@ -4,12 +4,10 @@ import {
   defineQuery,
   executeChild,
   patched,
-  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { RelabelActivities } from '../../activities/relabel/activities';
 import {
   RelabelDatasetInput,
   ZERO_USAGE,
@@ -24,24 +22,19 @@ import {
   type TokenUsage,
   isFatalGeminiFailure,
   RelabelFailure,
+  RelabelCpuActivities,
+  RelabelPresets,
 } from '../../data-schemas/relabel';
+import { workflowQueue } from '../../data-schemas/activity-contract';
+import { proxyFor } from '../activity-proxy';
 import { causeChain, rootCause, rootCauseType } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
 import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { VlaDataset, VlaStage, upsertKeywords } from '../search-attributes';
 import { addUsage, relabelTrajectory } from './relabel-trajectory';
 
-const activities = proxyActivities<RelabelActivities>({
-  // Reads the manifest (a few MB for 100k trajectories).
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
-});
-const finalizer = proxyActivities<RelabelActivities>({
-  // Reads every record once; heartbeats so a lost worker is noticed within a minute.
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+const activities = proxyFor(RelabelCpuActivities, workflowQueue('cpu'), RelabelPresets.manifestPage);
+const finalizer = proxyFor(RelabelCpuActivities, workflowQueue('cpu'), RelabelPresets.finalize);
 
 export const relabelProgressQuery = defineQuery<RelabelProgress>('progress');
 

@@ -1,5 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
-import type { RelabelActivities } from '../../activities/relabel/activities';
+import { workflowQueue } from '../../data-schemas/activity-contract';
 import {
   RelabelTrajectoryInput,
   ZERO_USAGE,
@@ -7,17 +6,15 @@ import {
   type LabelProblemKind,
   type RelabelTrajectoryResult,
   type TokenUsage,
-  FATAL_GEMINI_FAILURES,
+  RelabelCpuActivities,
+  RelabelGeminiActivities,
+  RelabelPresets,
 } from '../../data-schemas/relabel';
+import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 import { VlaStage, upsertKeywords } from '../search-attributes';
 
-const cpu = proxyActivities<RelabelActivities>({
-  // CPU-queue activities of one trajectory (store reads and writes, heuristic labelling): short, so a
-  // lost worker is noticed quickly.
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
-});
+const cpu = proxyFor(RelabelCpuActivities, workflowQueue('cpu'), RelabelPresets.trajectoryStep);
 
 export function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
   return { inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens, costUsd: a.costUsd + b.costUsd };
@@ -38,20 +35,7 @@ export async function relabelTrajectory(rawInput: unknown): Promise<RelabelTraje
     return { trajectoryId, status: 'skipped', reason: `already ${existing}`, attempts: 0, usage: ZERO_USAGE };
   }
 
-  const gemini = proxyActivities<RelabelActivities>({
-    taskQueue: input.geminiTaskQueue,
-    // One model call; the SDK does not retry, Temporal does (with the server's RetryInfo delay). An
-    // unreachable endpoint gives up sooner, after GEMINI_UNREACHABLE_ATTEMPTS (the activity decides),
-    // so an outage reaches the parent's breaker in minutes, not after 12 attempts (~14 min) each.
-    startToCloseTimeout: '3 minutes',
-    retry: {
-      initialInterval: '2 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '2 minutes',
-      maximumAttempts: 12,
-      nonRetryableErrorTypes: [...FATAL_GEMINI_FAILURES],
-    },
-  });
+  const gemini = proxyFor(RelabelGeminiActivities, input.geminiTaskQueue, RelabelPresets.geminiCall);
 
   let usage = ZERO_USAGE;
   const problems: { kind: LabelProblemKind; problem: string }[] = [];
