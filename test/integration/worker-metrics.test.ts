@@ -18,7 +18,7 @@ import { EpisodeRecord, RobotEpisodeResult } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
 import type { robotEpisode, vqaSweep } from '../../workflows';
 import { createGeminiServer, type GeminiServer, type RecordedRequest } from '../fixtures/gemini-server';
-import { priceFor, usageCost } from '../../activities/relabel/gemini/pricing';
+import { priceFor, usageCost } from '../../activities/gemini/pricing';
 import { closedPort } from '../helpers/net';
 import { createOpenAIServer } from '../fixtures/openai-server';
 import type { VqaSweepInput } from '../../data-schemas/vqa';
