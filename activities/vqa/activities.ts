@@ -33,7 +33,7 @@ import {
   type Retention,
   type VqaSweepResult,
 } from '../../data-schemas/vqa';
-import type { PythonEnv } from '../../infra/python';
+import type { PythonEnv } from '../runtime/python-env';
 import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
 import { countVqaItemsScored, countVqaPredictions } from '../../data-schemas/metrics';

@@ -11,7 +11,7 @@ import type { LabelerChoice } from '../../data-schemas/relabel';
 import { fileUri } from '../../data-schemas/uri';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
-import { startProcess, stopProcess, type StartedProcess } from '../../infra/processes';
+import { startProcess, stopProcess, type StartedProcess } from '../../activities/runtime/processes';
 import type { relabelDataset } from '../../workflows';
 import { getJson } from '../../activities/store';
 import { EpisodeRecord, RobotEpisodeResult } from '../../data-schemas/robot';
