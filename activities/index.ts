@@ -5,7 +5,7 @@ import type { ObjectStore } from './store/types';
 import { createTrainingActivities, type TrainingDeps } from './training/train';
 import { createVqaRuntime } from './vqa/activities';
 import { createNightlyActivities } from './vqa/nightly';
-import type { PythonEnv } from '../infra/python';
+import type { PythonEnv } from './runtime/python-env';
 import { DEFAULT_GPU_MAX_RESIDENT, DEFAULT_INFERENCE_IDLE_MS, InferencePool } from './vqa/backends/pool';
 import { createCampaignActivities } from './robot/campaign/activities';
 import { createEpisodeActivities } from './robot/episode/episode-activities';

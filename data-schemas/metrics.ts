@@ -12,7 +12,7 @@
  * The SDK adds `namespace`, `taskQueue` and `activityType` / `workflowType` itself (its own metrics
  * spell them `task_queue`, `activity_type`, `workflow_type`).
  * Counters of the SDK are integers, so spend is counted in nano-dollars (costs are rounded to the
- * nano-dollar where they are computed: activities/relabel/gemini/pricing.ts).
+ * nano-dollar where they are computed: activities/gemini/pricing.ts).
  */
 import type { MetricMeter } from '@temporalio/common';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskQueue } from '../data-schemas/workflows';
 import { REPO_ROOT, type ResolvedConfig } from './config';
-import { inspectPidFile, isAlive, startProcess, stopByPidFile, tailFile, type PidFileState } from './processes';
+import { inspectPidFile, isAlive, startProcess, stopByPidFile, tailFile, type PidFileState } from '../activities/runtime/processes';
 import { checkTemporal, connectClient, ensureTemporalCli, startDevServer } from './temporal';
 import { isLocalDevServer, type TemporalConnectionSettings } from './temporal-connection';
 

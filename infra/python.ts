@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { PythonEnv } from '../activities/runtime/python-env';
 import { REPO_ROOT } from './config';
 import { findOnPath } from './tools';
 
@@ -11,13 +12,6 @@ const run = promisify(execFile);
 export const PYTHON_DIR = join(REPO_ROOT, 'python');
 export const PYTHON_LOCK = join(PYTHON_DIR, 'requirements.lock');
 
-export interface PythonEnv {
-  /** The virtual environment's interpreter. Run modules with `-m`; `PYTHONPATH` points at python/. */
-  python: string;
-  venvDir: string;
-  /** Environment for child processes: the project's python/ folder importable, output unbuffered. */
-  env: NodeJS.ProcessEnv;
-}
 
 async function interpreterVersion(python: string): Promise<string> {
   const { stdout } = await run(python, ['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])']);

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { silenceNodeVersionWarning } from '../activities/store/s3-store';
 import { loadConfig } from './config';
-import { isAlive, startProcess, stopProcess, tailFile } from './processes';
+import { isAlive, startProcess, stopProcess, tailFile } from '../activities/runtime/processes';
 import { ensureGoTool } from './tools';
 
 const run = promisify(execFile);

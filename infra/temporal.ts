@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { SEARCH_ATTRIBUTES } from '../data-schemas/workflows';
-import { isAlive, startProcess, stopProcess, tailFile, type StartedProcess } from './processes';
+import { isAlive, startProcess, stopProcess, tailFile, type StartedProcess } from '../activities/runtime/processes';
 import { ConnectionErrorCode, explainConnectionError, localDevServerConnection, TemporalConnectionError, type TemporalConnectionSettings } from './temporal-connection';
 import { ensureGoTool } from './tools';
 

@@ -26,7 +26,7 @@ import { countGeminiUsage, countTrajectoryLabelled, countTrajectoryQuarantined }
 import { getJson, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { cleanTrajectory } from './clean';
-import { GeminiFailure } from './gemini/errors';
+import { GeminiFailure } from '../gemini/errors';
 import { createGeminiLabeler, type GeminiLabeler } from './gemini/labeler';
 import { heuristicSegments } from './heuristic';
 import { buildDLanRecord } from './record';

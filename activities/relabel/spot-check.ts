@@ -9,6 +9,7 @@ import { joinUri } from '../../data-schemas/uri';
 import { fixed, formatAction, formatActionChunk, formatGripperValue } from '../../data-schemas/prompts';
 import { getJson, ObjectNotFoundError } from '../store';
 import type { ObjectStore } from '../store/types';
+import { escapeMarkup, htmlPage, svgDocument } from '../report/html';
 import { axisDirection } from './auxiliary';
 
 export interface SpotCheck {
@@ -29,13 +30,6 @@ export class SpotCheckRecordMissingError extends Error {
 
 // ---------------------------------------------------------------------------------------------
 // Text
-
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Safe in HTML text, HTML attribute values and SVG text alike. */
-export function escapeMarkup(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] ?? c);
-}
 
 export { formatActionChunk };
 
@@ -254,16 +248,7 @@ function renderHtml(record: DLanRecord, recordUri: string, frames: readonly Fram
     ['Format', `D_lan v${record.formatVersion}`],
   ];
   const title = `${record.trajectoryId}: ${record.instruction} (${labelerText(record)})`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeMarkup(title)}</title>
-<style>${CSS}</style>
-</head>
-<body>
-<header>
+  const body = `<header>
 <h1>${escapeMarkup(record.instruction)}</h1>
 <p class="meta"><code>${escapeMarkup(record.trajectoryId)}</code> · labeler <b>${escapeMarkup(labelerText(record))}</b> · ${record.steps.length} language step${record.steps.length === 1 ? '' : 's'} over ${sourceSteps} source steps</p>
 </header>
@@ -275,10 +260,8 @@ ${record.steps.map((s, i) => stepHtml(record, s, frames[i]!)).join('\n')}
 <dl>
 ${rows.map(([k, v]) => `<dt>${escapeMarkup(k)}</dt><dd>${escapeMarkup(v)}</dd>`).join('\n')}
 </dl>
-</footer>
-</body>
-</html>
-`;
+</footer>`;
+  return htmlPage({ title, css: CSS, body, responsive: true });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -383,7 +366,7 @@ function sheetSvg(record: DLanRecord, frames: readonly Frame[], width: number, h
     const sum = [`total dx ${signedCm(t[0])} · dy ${signedCm(t[1])} · dz ${signedCm(t[2])} cm`, ...wrap(formatGripper(summary), innerW, 11, 0.56, 1)];
     parts.push(textLines(sum, tx, summaryTop, 16, `font-size="11" fill="#1b4f8f"`));
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="${FONT}">${parts.join('')}</svg>`;
+  return svgDocument({ width, height, fontFamily: FONT, content: parts.join('') });
 }
 
 async function renderPng(record: DLanRecord, frames: readonly Frame[]): Promise<Buffer> {

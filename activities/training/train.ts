@@ -35,8 +35,8 @@ import {
   type TrainingProgress,
 } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
-import type { PythonEnv } from '../../infra/python';
-import { stopByPidFile, stopProcess, writePidFile } from '../../infra/processes';
+import type { PythonEnv } from '../runtime/python-env';
+import { stopByPidFile, stopProcess, writePidFile } from '../runtime/processes';
 import { classifyActivityError } from '../failures';
 import { recordTrainingStep } from '../../data-schemas/metrics';
 import { getJson, getJsonIfExists, InvalidObjectError, ObjectNotFoundError, parseStoredJson, putJson, sha256Hex, sha256HexOfStream, stageDirectory } from '../store';

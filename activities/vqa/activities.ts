@@ -33,11 +33,11 @@ import {
   type Retention,
   type VqaSweepResult,
 } from '../../data-schemas/vqa';
-import type { PythonEnv } from '../../infra/python';
+import type { PythonEnv } from '../runtime/python-env';
 import { forEachConcurrent } from '../data/pool';
 import { classifyActivityError } from '../failures';
 import { countVqaItemsScored, countVqaPredictions } from '../../data-schemas/metrics';
-import { countGeminiCall } from '../relabel/gemini/pricing';
+import { countGeminiCall } from '../gemini/pricing';
 import { getJson, getJsonIfExists, parseStoredJson, putJson, sha256Hex, stageDirectory } from '../store';
 import type { ObjectStore } from '../store/types';
 import { openAIBaseUrl } from './backends/openai';

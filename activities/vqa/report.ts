@@ -5,7 +5,7 @@
  * Table 1 beside ours, and a bar chart (inline SVG, so the page is one self-contained file; the PNG
  * is Chromium's rendering of the same SVG).
  */
-import { escapeMarkup } from '../relabel/spot-check';
+import { escapeMarkup, formatPercent, htmlPage, htmlTable, reportBaseCss, svgDocument } from '../report/html';
 import { PAPER_TABLE_1, RETENTION_THRESHOLD, type BenchmarkId, type BenchmarkResult, type Interval, type ModelSpec, type Retention } from '../../data-schemas/vqa';
 import { retentionRatio } from './uncertainty';
 
@@ -91,8 +91,16 @@ const BENCHMARK_TITLES: Record<BenchmarkId, string> = {
 
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7'];
 
+const CSS = `${reportBaseCss()}tr.paper td { color: #777; font-style: italic; }
+td.below { background: #fbe3e4; color: #a00; font-weight: bold; }
+td.kept { background: #e6f4ea; }
+span.stderr, span.interval { color: #666; font-size: 0.85em; }
+p.gate.failed { color: #a00; font-weight: bold; }
+p.gate.passed { color: #176b2c; }
+`;
+
 const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(1));
-const percent = (v: number): string => `${(v * 100).toFixed(1)}%`;
+const percent = (v: number): string => formatPercent(v);
 const intervalText = (i: Interval | undefined): string => (i === undefined ? '' : ` <span class="interval">[${percent(i[0])}, ${percent(i[1])}]</span>`);
 
 /** Grouped bars: per benchmark one bar per model, height = score / the benchmark's maximum. */
@@ -124,7 +132,7 @@ export function renderChartSvg(models: readonly string[], benchmarks: readonly B
   const legend = models
     .map((m, k) => `<rect x="${left + k * 150}" y="6" width="12" height="12" fill="${COLORS[k % COLORS.length]}"/><text x="${left + k * 150 + 16}" y="16" font-size="12">${escapeMarkup(m)}</text>`)
     .join('');
-  return `<svg id="chart" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 28}" font-family="sans-serif">${legend}${parts.join('')}</svg>`;
+  return svgDocument({ id: 'chart', width, height: top + height + 28, fontFamily: 'sans-serif', content: `${legend}${parts.join('')}` });
 }
 
 export interface ReportInput {
@@ -197,38 +205,22 @@ export function renderReportHtml(r: ReportInput): string {
   const threshold = r.threshold ?? RETENTION_THRESHOLD;
   const paperOverall = paperRetention.reduce((a, v) => a + v, 0) / Math.max(1, paperRetention.length);
   const items = r.benchmarks.map((b) => `${BENCHMARK_TITLES[b]} ${r.items[b] ?? '?'}`).join(', ');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeMarkup(r.title)}</title>
-<style>
-body { font-family: sans-serif; margin: 24px; color: #222; }
-table { border-collapse: collapse; margin: 12px 0 24px; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-tr.paper td { color: #777; font-style: italic; }
-td.below { background: #fbe3e4; color: #a00; font-weight: bold; }
-td.kept { background: #e6f4ea; }
-span.stderr, span.interval { color: #666; font-size: 0.85em; }
-p.gate.failed { color: #a00; font-weight: bold; }
-p.gate.passed { color: #176b2c; }
-</style></head>
-<body>
-<h1>${escapeMarkup(r.title)}</h1>
+  const body = `<h1>${escapeMarkup(r.title)}</h1>
 <p>Generated ${escapeMarkup(r.generatedAt)}. Items per benchmark: ${escapeMarkup(items)}. Scores on the paper's scale: accuracy in %, MME perception (max 2000), OCRBench hits / 10; ± is the standard error.</p>
 ${gateLines}
 <p id="predictions">Predictions: <span class="made">${r.predictions.made}</span> made by this run, <span class="reused">${r.predictions.reused}</span> reused from earlier runs (same model content, prompt, settings and item).</p>
 <p id="truncated">Truncated answers (stopped at the token limit, scored as wrong): ${countLine('truncated')}.</p>
 <p id="withheld">Withheld answers (blocked by the provider for safety or recitation, scored as wrong): ${countLine('withheld')}.</p>
 <h2>Scores</h2>
-<table id="scores"><thead>${head}</thead><tbody>${modelRows}${paperRows}</tbody></table>
+${htmlTable('scores', head, `${modelRows}${paperRows}`)}
 <h2>Retention (fine-tuned / base, paired bootstrap 95% interval; flagged below ${percent(threshold)})</h2>
 <table id="retention"><thead><tr><th>model / base</th>${r.benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}<th>overall</th></tr></thead>
-<tbody>${retentionRows}<tr class="paper"><td>paper: VLM2VLA / Gemma-3-12B-IT</td>${paperRetention.map((v) => `<td>${(v * 100).toFixed(1)}%</td>`).join('')}<td>${(paperOverall * 100).toFixed(1)}%</td></tr></tbody></table>
+<tbody>${retentionRows}<tr class="paper"><td>paper: VLM2VLA / Gemma-3-12B-IT</td>${paperRetention.map((v) => `<td>${percent(v)}</td>`).join('')}<td>${percent(paperOverall)}</td></tr></tbody></table>
 <h2>Chart</h2>
 ${renderChartSvg(
   r.models.map((m) => m.name),
   r.benchmarks,
   r.scores,
-)}
-</body></html>
-`;
+)}`;
+  return htmlPage({ title: r.title, css: CSS, body });
 }

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { loadConfig } from '../../infra/config';
 import { HOST_KINDS, hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost, waitForHostReady, type HostKind } from '../../infra/cluster/hosts';
 import { addHost, canUseNamespaces, destroyNetwork, ensureNetwork, readNetwork } from '../../infra/cluster/network';
-import type { StopOutcome } from '../../infra/processes';
+import type { StopOutcome } from '../../activities/runtime/processes';
 
 const say = (line: string): void => console.log(line);
 

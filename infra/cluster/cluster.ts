@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { z } from 'zod';
-import { inspectPidFile, stopByPidFile, type PidFileState, type StopOutcome } from '../processes';
+import { inspectPidFile, stopByPidFile, type PidFileState, type StopOutcome } from '../../activities/runtime/processes';
 import { createBucket, ensureVersitygw, startS3Server } from '../s3-server';
 import { checkNamespaceReady, connectClient } from '../temporal';
 import { loadTemporalConnection, type TemporalConnectionSettings } from '../temporal-connection';

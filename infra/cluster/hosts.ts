@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { SafeId } from '../../data-schemas/common';
 import { loadConfig, refuseLocalStore, REPO_ROOT } from '../config';
-import { inspectPidFile, processIdentity, startProcess, stopByPidFile, tailFile, writePidFile, type PidFileState, type StopOutcome, type StopWaits } from '../processes';
+import { inspectPidFile, processIdentity, startProcess, stopByPidFile, tailFile, writePidFile, type PidFileState, type StopOutcome, type StopWaits } from '../../activities/runtime/processes';
 import { addHost, canUseNamespaces, ensureNetwork, HostName, readNetwork } from './network';
 
 /**

@@ -4,7 +4,7 @@ import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, readFile
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { inspectPidFile, isAlive, startProcess, stopByPidFile, tailFile, type StopOutcome, type StopWaits } from '../processes';
+import { inspectPidFile, isAlive, startProcess, stopByPidFile, tailFile, type StopOutcome, type StopWaits } from '../../activities/runtime/processes';
 
 const run = promisify(execFile);
 
@@ -12,7 +12,7 @@ const run = promisify(execFile);
  * The cluster profile's PostgreSQL: Debian's package (binaries under /usr/lib/postgresql/<ver>/bin),
  * but never its system cluster nor `pg_ctlcluster`. The project initialises its own data directory,
  * listens on one address on a port of its own, keeps its unix socket in the data directory, and
- * runs `postgres` in the foreground as a process with a PID file (infra/processes.ts).
+ * runs `postgres` in the foreground as a process with a PID file (activities/runtime/processes.ts).
  *
  * PostgreSQL refuses to run as root. As root we run it as the `postgres` account, which Debian's
  * package creates (created here with `useradd --system` when missing); as anyone else, as that user.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { SEARCH_ATTRIBUTES } from '../../data-schemas/workflows';
-import { isAlive, startProcess, tailFile } from '../processes';
+import { isAlive, startProcess, tailFile } from '../../activities/runtime/processes';
 import { checkNamespaceReady } from '../temporal';
 import { ensureGoTool } from '../tools';
 import type { CertificateFiles } from './certs';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { REPO_ROOT } from '../../infra/config';
-import { inspectPidFile, isAlive } from '../../infra/processes';
+import { inspectPidFile, isAlive } from '../../activities/runtime/processes';
 import { connectClient } from '../../infra/temporal';
 import { localDevServerConnection } from '../../infra/temporal-connection';
 import { devServerEnv } from '../helpers/temporal';

@@ -9,7 +9,7 @@ import { FileStore, getJson } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { fileUri } from '../../data-schemas/uri';
 import { REPO_ROOT, loadConfig } from '../../infra/config';
-import { startProcess, stopProcess, type StartedProcess } from '../../infra/processes';
+import { startProcess, stopProcess, type StartedProcess } from '../../activities/runtime/processes';
 import { connectClient, ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
 import type { relabelDataset } from '../../workflows';
 import { importBridgeSample, replicateDataset } from '../helpers/datasets';

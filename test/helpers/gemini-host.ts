@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { REPO_ROOT } from '../../infra/config';
-import { isAlive, startProcess, tailFile } from '../../infra/processes';
+import { isAlive, startProcess, tailFile } from '../../activities/runtime/processes';
 
 /** One line of the Gemini host's request log (test/fixtures/cluster/gemini-host.ts). */
 export const GeminiRequestEvent = z.strictObject({ event: z.enum(['arrived', 'answered']), seq: z.int(), prompt: z.string().optional(), from: z.string().optional() });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
-import { isAlive, startProcess, stopProcess } from '../../infra/processes';
+import { isAlive, startProcess, stopProcess } from '../../activities/runtime/processes';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { devServerEnv, workflowBundle } from './temporal';
 

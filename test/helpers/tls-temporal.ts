@@ -2,7 +2,7 @@ import getPort from 'get-port';
 import { join } from 'node:path';
 import { createCertificateAuthority, issueCertificate, type CertificateFiles } from '../../infra/cluster/certs';
 import { clientTls, ensureTemporalServer, registerNamespace, startTemporalServer, waitForFrontend, writeTemporalConfig, type TemporalPorts } from '../../infra/cluster/temporal-server';
-import { stopProcess } from '../../infra/processes';
+import { stopProcess } from '../../activities/runtime/processes';
 
 export interface TlsTemporal {
   address: string;

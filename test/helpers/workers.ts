@@ -1,6 +1,6 @@
 import type { ObjectStore } from '../../activities/store/types';
 import type { InferencePool } from '../../activities/vqa/backends/pool';
-import type { PythonEnv } from '../../infra/python';
+import type { PythonEnv } from '../../activities/runtime/python-env';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGpuWorker } from '../../workers/gpu';
 import { uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from './temporal';

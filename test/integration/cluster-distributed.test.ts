@@ -8,14 +8,14 @@ import { clusterDown, clusterEnv, clusterInfo, clusterPaths, CLUSTER_BUCKET, typ
 import { hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost, waitForHostReady, type HostSpec } from '../../infra/cluster/hosts';
 import { addHost, canUseNamespaces, destroyNetwork, listNamespaces, readNetwork } from '../../infra/cluster/network';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
-import { inspectPidFile } from '../../infra/processes';
+import { inspectPidFile } from '../../activities/runtime/processes';
 import { buildTinyModel } from '../../cli/commands/train';
 import type { TrainingProgress, TrainLoraResult } from '../../data-schemas/training';
 import type { NightlyEvaluationResult, VqaSweepResult } from '../../data-schemas/vqa';
 import type { EvalCampaignResult } from '../../data-schemas/robot';
 import { startGeminiHost, type GeminiHost } from '../helpers/gemini-host';
 import { workflowBundle } from '../helpers/temporal';
-import { stopProcess } from '../../infra/processes';
+import { stopProcess } from '../../activities/runtime/processes';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const exec = promisify(execFile);

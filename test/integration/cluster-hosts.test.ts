@@ -8,7 +8,7 @@ import { MULTI_HOST_NEEDS_S3 } from '../../data-schemas/config';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { hostPaths, killHost, listHosts, spawnInHost, startHost, stopHost, waitForHostReady } from '../../infra/cluster/hosts';
 import { addHost, canUseNamespaces, destroyNetwork, ensureNetwork, listNamespaces, type NetworkRecord } from '../../infra/cluster/network';
-import { stopProcess } from '../../infra/processes';
+import { stopProcess } from '../../activities/runtime/processes';
 import { ensureVersitygw, startS3Server, type S3Server } from '../../infra/s3-server';
 import { ensureTemporalCli, startDevServer, type DevServer } from '../../infra/temporal';
 import { startGeminiHost, type GeminiHost } from '../helpers/gemini-host';

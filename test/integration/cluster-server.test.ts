@@ -12,7 +12,7 @@ import { findPostgresBinDir, initPostgres, postgresAccount, stopPostgres } from 
 import { loadConfig } from '../../infra/config';
 import { connectClient, connectWorker } from '../../infra/temporal';
 import { ConnectionErrorCode, loadTemporalConnection, TemporalConnectionError } from '../../infra/temporal-connection';
-import { inspectPidFile, isAlive, stopByPidFile } from '../../infra/processes';
+import { inspectPidFile, isAlive, stopByPidFile } from '../../activities/runtime/processes';
 import { createCpuWorker } from '../../workers/cpu';
 import { quietRuntime, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 

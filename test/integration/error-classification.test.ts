@@ -11,7 +11,7 @@ import { classifyActivityError } from '../../activities/failures';
 import { createObjectStore, FileStore, StoreErrorCode } from '../../activities/store';
 import { TrainingFailure } from '../../data-schemas/training';
 import { fileUri, joinUri } from '../../data-schemas/uri';
-import type { PythonEnv } from '../../infra/python';
+import type { PythonEnv } from '../../activities/runtime/python-env';
 import type { storeSmoke, trainLora } from '../../workflows';
 import { connectTestTemporal, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers, withCpuWorker } from '../helpers/workers';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hostPaths, killHost, listHosts, startHost, stopHost, waitForHostReady } from '../../infra/cluster/hosts';
-import { isAlive, processIdentity } from '../../infra/processes';
+import { isAlive, processIdentity } from '../../activities/runtime/processes';
 import { closedPort } from '../helpers/net';
 import { workflowBundle } from '../helpers/temporal';
 

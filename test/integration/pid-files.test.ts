@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { devDown, devStatus, devUp, stackPaths, type Component } from '../../infra/dev-stack';
 import { loadConfig, type ResolvedConfig } from '../../infra/config';
-import { inspectPidFile, isAlive, PidRecord, processIdentity, startProcess } from '../../infra/processes';
+import { inspectPidFile, isAlive, PidRecord, processIdentity, startProcess } from '../../activities/runtime/processes';
 
 /**
  * PID files against real processes: a PID file whose process is gone, or whose PID now belongs to an

@@ -16,7 +16,8 @@ import { ActionTokenMapping, SHARD_FORMAT, SHARD_FORMAT_VERSION, shardPath, type
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { loadConfig } from '../../infra/config';
-import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
+import { ensurePythonEnv } from '../../infra/python';
+import type { PythonEnv } from '../../activities/runtime/python-env';
 import type { robotEpisode, trainLora } from '../../workflows';
 import { createOpenAIServer } from '../fixtures/openai-server';
 import { startStationProcess, type StationProcess } from '../helpers/stations';

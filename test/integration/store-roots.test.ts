@@ -8,7 +8,7 @@ import { createObjectStore, FileStore, StoreErrorCode, type ObjectStore } from '
 import { fileUri } from '../../data-schemas/uri';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
-import { startProcess, stopProcess } from '../../infra/processes';
+import { startProcess, stopProcess } from '../../activities/runtime/processes';
 import { simulateSample } from '../helpers/datasets';
 import { connectTestTemporal, devServerEnv, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuWorker } from '../helpers/workers';

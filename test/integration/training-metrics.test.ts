@@ -10,7 +10,7 @@ import { PIPELINE_METRICS } from '../../data-schemas/metrics';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
-import { startProcess, stopProcess, type StartedProcess } from '../../infra/processes';
+import { startProcess, stopProcess, type StartedProcess } from '../../activities/runtime/processes';
 import { ensurePythonEnv } from '../../infra/python';
 import type { relabelDataset, shardDataset, trainLora } from '../../workflows';
 import { importBridgeSample } from '../helpers/datasets';

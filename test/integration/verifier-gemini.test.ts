@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GeminiFailure } from '../../activities/relabel/gemini/errors';
+import { GeminiFailure } from '../../activities/gemini/errors';
 import { createWorld, renderFrame, state7, type World } from '../../activities/robot/sim';
 import {
   createGeminiVerifier,

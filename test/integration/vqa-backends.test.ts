@@ -13,8 +13,9 @@ import { BackendError, createBackend, FATAL_BACKEND_ERRORS, type BackendErrorCod
 import type { VqaRequest } from '../../data-schemas/vqa';
 import { buildTinyModel } from '../../cli/commands/train';
 import { loadConfig } from '../../infra/config';
-import { isAlive } from '../../infra/processes';
-import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
+import { isAlive } from '../../activities/runtime/processes';
+import { ensurePythonEnv } from '../../infra/python';
+import type { PythonEnv } from '../../activities/runtime/python-env';
 import { createGeminiServer, type GeminiServer } from '../fixtures/gemini-server';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
 import { closedPort } from '../helpers/net';

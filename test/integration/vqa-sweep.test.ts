@@ -17,7 +17,8 @@ import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type NightlyE
 import type { TrainLoraResult } from '../../data-schemas/training';
 import { ensureNightlySchedule } from '../../infra/schedules';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
-import { ensurePythonEnv, type PythonEnv } from '../../infra/python';
+import { ensurePythonEnv } from '../../infra/python';
+import type { PythonEnv } from '../../activities/runtime/python-env';
 import { createCpuWorker } from '../../workers/cpu';
 import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';

@@ -8,7 +8,7 @@ import { FileStore } from '../../activities/store';
 import { fileUri } from '../../data-schemas/uri';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { waitForPollers } from '../../infra/dev-stack';
-import { startProcess, stopProcess, type StartedProcess } from '../../infra/processes';
+import { startProcess, stopProcess, type StartedProcess } from '../../activities/runtime/processes';
 import { startTracing, type Tracing } from '../../infra/telemetry';
 import type { relabelDataset } from '../../workflows';
 import { createOtlpServer, type OtlpServer, type ReceivedSpan } from '../fixtures/otlp-server';

@@ -1,11 +1,13 @@
-import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
+import { FinishReason, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
 import sharp from 'sharp';
 import type { CleanedTrajectory, LabelOutcome, TokenUsage } from '../../../data-schemas/relabel';
-import { classifyGeminiError, contentBlock, GeminiFailure } from './errors';
-import { priceFor, usageCost, type GeminiPrice } from './pricing';
+import { createGeminiClient } from '../../gemini/client';
+import { classifyGeminiError, contentBlock, GeminiFailure } from '../../gemini/errors';
+import { priceFor, usageCost, type GeminiPrice } from '../../gemini/pricing';
+import { billedTokens, candidateText } from '../../gemini/response';
 import { buildGeminiPrompt, keyFrameSteps, MAX_KEY_FRAMES } from './prompt';
-import { candidateText, GEMINI_ANSWER_JSON_SCHEMA, parseGeminiAnswer } from './response';
+import { GEMINI_ANSWER_JSON_SCHEMA, parseGeminiAnswer } from './response';
 
 export interface GeminiLabelerOptions {
   /** Gemini API key, from the worker's environment only (docs/design.md, "Secrets stay out of histories"). */
@@ -90,17 +92,7 @@ export function addGeminiLabelerDefaults(options: GeminiLabelerOptions): Resolve
 
 export function createGeminiLabeler(options: GeminiLabelerOptions): GeminiLabeler {
   const o = addGeminiLabelerDefaults(options);
-  const ai = new GoogleGenAI({
-    apiKey: o.apiKey,
-    // Explicit, so GOOGLE_GENAI_USE_VERTEXAI in a worker's environment cannot switch backends.
-    vertexai: false,
-    httpOptions: {
-      ...(o.baseUrl !== undefined && { baseUrl: o.baseUrl }),
-      timeout: o.timeoutMs,
-      // No `retryOptions`: @google/genai 2.x retries only when they are set, and Temporal's retry
-      // policy must own retries (backoff, RetryInfo delays, the task queue's rate limit).
-    },
-  });
+  const ai = createGeminiClient({ apiKey: o.apiKey, baseUrl: o.baseUrl, timeoutMs: o.timeoutMs });
 
   async function downsample(frame: { step: number; jpeg: Uint8Array }): Promise<{ step: number; jpegBase64: string }> {
     try {
@@ -115,9 +107,8 @@ export function createGeminiLabeler(options: GeminiLabelerOptions): GeminiLabele
   }
 
   function usageOf(response: GenerateContentResponse): TokenUsage {
-    const meta = response.usageMetadata;
-    // Thinking tokens are billed as output, and they are what the budget must see.
-    return usageCost(meta?.promptTokenCount ?? 0, (meta?.candidatesTokenCount ?? 0) + (meta?.thoughtsTokenCount ?? 0), o.pricing);
+    const tokens = billedTokens(response) ?? { inputTokens: 0, outputTokens: 0 };
+    return usageCost(tokens.inputTokens, tokens.outputTokens, o.pricing);
   }
 
   return {

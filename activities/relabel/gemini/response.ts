@@ -1,8 +1,8 @@
-import type { Candidate } from '@google/genai';
 import { z } from 'zod';
 import type { SegmentLabel } from '../../../data-schemas/relabel';
 import { validateSegments } from '../record';
 import { describeZodIssues } from '../../../data-schemas/issues';
+import { unfenceJson } from '../../gemini/response';
 
 /**
  * The Gemini labeler's answer: the zod schema is the one truth; the JSON Schema sent as
@@ -55,29 +55,6 @@ const MAX_ISSUES = 6;
 function excerpt(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}...` : flat;
-}
-
-/**
- * A JSON answer without the Markdown fence around it: JSON mode should never fence its answer, but
- * some model versions still do; unwrapping costs nothing and saves a re-prompt.
- */
-export function unfenceJson(text: string): string {
-  return text
-    .trim()
-    .replace(/^```(?:json)?\s*\n?/i, '')
-    .replace(/\n?```$/, '');
-}
-
-/**
- * The answer text of a candidate, as every Gemini caller reads it: thought summaries (`thought: true`)
- * are not part of the answer, and a candidate without `parts` (an empty answer, or a thinking model
- * cut off while thinking) has the empty text.
- */
-export function candidateText(candidate: Candidate | undefined): string {
-  return (candidate?.content?.parts ?? [])
-    .filter((p) => !p.thought && typeof p.text === 'string')
-    .map((p) => p.text)
-    .join('');
 }
 
 /**

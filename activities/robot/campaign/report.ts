@@ -6,7 +6,7 @@
  * their subtask and verdict. Frames are whatever `frameUri` says (data: URLs keep the page one file).
  */
 import type { CampaignTrialDesign } from '../../../data-schemas/robot';
-import { escapeMarkup } from '../../relabel/spot-check';
+import { escapeMarkup, formatPercent, htmlPage, htmlTable, reportBaseCss } from '../../report/html';
 import { LATENCY_STAGES, PAPER_CYCLE_LATENCY, type CampaignEpisodeSummary, type CampaignSummary, type FilmstripFrame, type GroupSummary, type LatencyStage, type LatencyStats, type TaskSummary, type WilsonInterval } from './metrics';
 
 /** One row of the paper's Figure 5: success % per method over `trials` trials. */
@@ -53,7 +53,7 @@ const PAPER_METHODS = [
   ['vlm2vla', 'VLM2VLA'],
 ] as const;
 
-const percent = (fraction: number, digits = 1): string => `${(fraction * 100).toFixed(digits)}%`;
+const percent = formatPercent;
 
 /** Milliseconds as a reader wants them: "85 ms" below a second, "6.1 s" above. */
 function duration(ms: number): string {
@@ -99,7 +99,7 @@ function figure5Table(summary: CampaignSummary, paper: readonly PaperFigure5Row[
       return `<tr data-task="${escapeMarkup(r.taskId)}"><td class="task">${escapeMarkup(r.name)}${trials}</td>${paperCells}${thisRunCell(r.task, r.paper)}</tr>`;
     })
     .join('');
-  return `<table id="figure5"><thead>${head}</thead><tbody>${rows}</tbody></table>`;
+  return htmlTable('figure5', head, rows);
 }
 
 function outcomesText(g: GroupSummary): string {
@@ -120,7 +120,7 @@ function taskRow(id: string, name: string, g: GroupSummary, languages: TaskSumma
 function tasksTable(summary: CampaignSummary): string {
   const head = '<tr><th>task</th><th>trials</th><th>successes</th><th>success (95% CI)</th><th>partial credit</th><th>plan hit rate</th><th>median cycle</th><th>outcomes</th></tr>';
   const rows = summary.tasks.map((t) => taskRow(t.taskId, t.taskName, t, t.languages, 'task-row')).join('');
-  return `<table id="tasks"><thead>${head}</thead><tbody>${rows}${taskRow('all', 'all tasks', summary.overall, [], 'overall')}</tbody></table>`;
+  return htmlTable('tasks', head, `${rows}${taskRow('all', 'all tasks', summary.overall, [], 'overall')}`);
 }
 
 function latencyCells(s: LatencyStats): string {
@@ -135,7 +135,8 @@ function latencySection(overall: GroupSummary): string {
   const verdict = cycle.n
     ? `This run's median cycle is ${duration(cycle.medianMs)} (paper ${duration(PAPER_CYCLE_LATENCY.medianMs)}), its standard deviation ${duration(cycle.stdMs)} (paper ${duration(PAPER_CYCLE_LATENCY.stdMs)}); ${overall.cyclesOverPaperTail} of ${cycle.n} cycles took longer than ${duration(PAPER_CYCLE_LATENCY.tailOverMs)}.`
     : 'No cycle latencies were recorded.';
-  return `<table id="latency"><thead><tr><th>stage</th><th>n</th><th>median</th><th>std</th><th>p95</th><th>mean</th><th>max</th></tr></thead><tbody>${rows}${paper}</tbody></table>
+  const head = '<tr><th>stage</th><th>n</th><th>median</th><th>std</th><th>p95</th><th>mean</th><th>max</th></tr>';
+  return `${htmlTable('latency', head, `${rows}${paper}`)}
 <p class="note" id="latency-vs-paper">${escapeMarkup(verdict)} Std is the sample standard deviation; p95 interpolates linearly between the closest ranks.</p>`;
 }
 
@@ -146,7 +147,7 @@ function formatRow(id: string, name: string, g: GroupSummary, cls: string): stri
 function formatTable(summary: CampaignSummary): string {
   const head = '<tr><th>task</th><th>action chunks</th><th>format failures</th><th>repairs</th><th>failures / 100 chunks</th><th>repairs / 100 chunks</th></tr>';
   const rows = summary.tasks.map((t) => formatRow(t.taskId, t.taskName, t, 'task-row')).join('');
-  return `<table id="format"><thead>${head}</thead><tbody>${rows}${formatRow('all', 'all tasks', summary.overall, 'overall')}</tbody></table>`;
+  return htmlTable('format', head, `${rows}${formatRow('all', 'all tasks', summary.overall, 'overall')}`);
 }
 
 function frameFigure(f: FilmstripFrame): string {
@@ -179,12 +180,7 @@ function orderedEpisodes(summary: CampaignSummary, episodes: readonly CampaignEp
   return [...episodes].sort((a, b) => rank(a) - rank(b) || a.trial - b.trial || (a.episodeId < b.episodeId ? -1 : a.episodeId > b.episodeId ? 1 : 0));
 }
 
-const CSS = `
-body { font-family: sans-serif; margin: 24px; color: #222; }
-table { border-collapse: collapse; margin: 12px 0 24px; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; vertical-align: top; }
-th:first-child, td:first-child { text-align: left; }
-small { color: #666; }
+const CSS = `${reportBaseCss({ cellVerticalAlign: 'top' })}small { color: #666; }
 td.paper, th.paper { color: #777; font-style: italic; }
 tr.paper td { color: #777; font-style: italic; }
 tr.overall td { font-weight: bold; background: #f6f8fa; }
@@ -243,11 +239,7 @@ export function renderCampaignReportHtml(input: CampaignReportInput): string {
     `Stations: ${input.stations.join(', ') || '(none)'}.`,
     `${summary.episodes} episodes; overall success ${percent(overall.success.rate)} [${ciText(overall.success)}].`,
   ].join(' ');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeMarkup(input.title)}</title>
-<style>${CSS}</style></head>
-<body>
-<h1>${escapeMarkup(input.title)}</h1>
+  const body = `<h1>${escapeMarkup(input.title)}</h1>
 <p id="meta">${escapeMarkup(meta)}</p>
 ${designParagraph(input.design)}
 <h2>Success rate (paper Figure 5)</h2>
@@ -263,7 +255,6 @@ ${formatTable(summary)}
 <h2>Episodes</h2>
 <div id="episodes">
 ${episodes.map(episodeSection).join('\n')}
-</div>
-</body></html>
-`;
+</div>`;
+  return htmlPage({ title: input.title, css: CSS, body });
 }

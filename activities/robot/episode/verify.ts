@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { ObservationRef, VerdictRecord } from '../../../data-schemas/robot';
 import { classified } from '../../failures';
-import { countGeminiCall } from '../../relabel/gemini/pricing';
+import { countGeminiCall } from '../../gemini/pricing';
 import type { ObjectStore } from '../../store/types';
 import type { Task } from '../sim/tasks';
 import type { World } from '../sim/world';

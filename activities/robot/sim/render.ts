@@ -11,6 +11,7 @@
  */
 import sharp from 'sharp';
 import type { Camera } from '../../../data-schemas/d-rob';
+import { escapeMarkup, svgDocument } from '../../report/html';
 import { hash32 } from './rng';
 import { footprintContains, OBJECT_SPECS, topZ, type ObjectKind, type SimObject, type Vec3, type World } from './world';
 
@@ -245,8 +246,6 @@ function drawParts(view: View, o: SimObject): string {
 }
 
 const PICTURE_COLORS = ['#e24b3b', '#3b7be2', '#f0c419', '#8e44ad', '#27ae60', '#e67e22'] as const;
-const xmlText = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 /**
  * A picture card: the card, a simple portrait on its far half (the top of the main camera's image)
  * and its label printed across the near half, as large as fits, so a model can read who it shows.
@@ -273,7 +272,7 @@ function drawCard(view: View, o: SimObject): string {
   return (
     svg +
     `<text x="${n1(c[0])}" y="${n1(c[1] + size * 0.36)}" transform="rotate(${n1(angle)} ${n1(c[0])} ${n1(c[1])})" ` +
-    `font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif" font-weight="bold" font-size="${n1(size)}" text-anchor="middle" fill="#111111">${xmlText(label)}</text>`
+    `font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif" font-weight="bold" font-size="${n1(size)}" text-anchor="middle" fill="#111111">${escapeMarkup(label)}</text>`
   );
 }
 
@@ -428,7 +427,7 @@ export function renderSvg(world: World, camera: Camera, size = BASE_SIZE): strin
   for (const { o } of resting) svg += drawParts(view, o);
   for (const o of world.objects) if (o.support.relation === 'held') svg += drawParts(view, o);
   svg += drawArm(view, world, !wrist);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${BASE_SIZE} ${BASE_SIZE}">${svg}</svg>`;
+  return svgDocument({ width: size, height: size, viewBox: `0 0 ${BASE_SIZE} ${BASE_SIZE}`, content: svg });
 }
 
 /** One camera frame as a JPEG (default) or PNG, `size` x `size` pixels. */

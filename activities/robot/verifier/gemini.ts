@@ -3,17 +3,18 @@
  * call per executed chunk with the BEFORE and AFTER frames inline, temperature 0, the answer
  * constrained to `{decision, reason}` by `responseJsonSchema` and parsed with zod.
  *
- * The client is created as the relabel labeler creates it (explicit Gemini API backend, per-request
- * timeout, no SDK retries: Temporal's retry policy owns retries), and HTTP errors keep relabel's
- * classification (`classifyGeminiError`: GeminiRateLimited / GeminiUnavailable / GeminiNetwork
+ * The client is the one every Gemini caller builds (activities/gemini/client.ts: explicit Gemini API
+ * backend, per-request timeout, no SDK retries: Temporal's retry policy owns retries), and HTTP errors
+ * keep the shared classification (`classifyGeminiError`: GeminiRateLimited / GeminiUnavailable / GeminiNetwork
  * retryable; GeminiAuth / GeminiBadRequest / GeminiUnknownModel / GeminiQuotaExhausted not).
- * Unusable answers are VerifierErrors (./errors); withheld ones are recognised by relabel's one
- * `contentBlock`.
+ * Unusable answers are VerifierErrors (./errors); withheld ones are recognised by the one
+ * `contentBlock` (activities/gemini/errors.ts).
  */
-import { FinishReason, GoogleGenAI, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
+import { FinishReason, type GenerateContentConfig, type GenerateContentResponse } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
-import { AUTH_ADVICE, classifyGeminiError, contentBlock, GeminiFailure } from '../../relabel/gemini/errors';
-import { candidateText, unfenceJson } from '../../relabel/gemini/response';
+import { createGeminiClient } from '../../gemini/client';
+import { AUTH_ADVICE, classifyGeminiError, contentBlock, GeminiFailure } from '../../gemini/errors';
+import { billedTokens, candidateText, unfenceJson } from '../../gemini/response';
 import { VerifierError } from './errors';
 import { buildVerifierPrompt, VERIFIER_ANSWER_JSON_SCHEMA, VERIFIER_PROMPT_VERSION, VERIFIER_SYSTEM_INSTRUCTION } from './prompt';
 import { currentAndNext, VerifierVerdict, type Verifier, type VerifierAnswer, type VerifierFrame, type VerifierRequest } from './types';
@@ -90,13 +91,7 @@ export function createGeminiVerifier(options: GeminiVerifierOptions): Verifier {
   if (!(timeoutMs > 0)) throw new VerifierError('bad_request', `Gemini verifier: timeoutMs must be positive, got ${timeoutMs}`);
   if (!Number.isInteger(maxOutputTokens) || maxOutputTokens < 1) throw new VerifierError('bad_request', `Gemini verifier: maxOutputTokens must be a positive integer, got ${maxOutputTokens}`);
 
-  const ai = new GoogleGenAI({
-    apiKey: options.apiKey,
-    // Explicit, so GOOGLE_GENAI_USE_VERTEXAI in a worker's environment cannot switch backends.
-    vertexai: false,
-    // No `retryOptions`: Temporal's retry policy owns retries.
-    httpOptions: { ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }), timeout: timeoutMs },
-  });
+  const ai = createGeminiClient({ apiKey: options.apiKey, baseUrl: options.baseUrl, timeoutMs });
   const verifier = `gemini:${options.model}`;
 
   return {
@@ -130,8 +125,7 @@ export function createGeminiVerifier(options: GeminiVerifierOptions): Verifier {
       }
       const latencyMs = performance.now() - started;
       const raw = answerText(response, maxOutputTokens);
-      const meta = response.usageMetadata;
-      const usage = meta && { inputTokens: meta.promptTokenCount ?? 0, outputTokens: (meta.candidatesTokenCount ?? 0) + (meta.thoughtsTokenCount ?? 0) };
+      const usage = billedTokens(response);
       return { verdict: parseVerifierAnswer(raw), verifier, promptVersion: VERIFIER_PROMPT_VERSION, raw, latencyMs, ...(usage && { usage }) };
     },
     close: () => Promise.resolve(),

@@ -62,7 +62,7 @@ export interface VerifierAnswer {
 export interface Verifier {
   /**
    * One verdict. Throws a VerifierError (an ApplicationFailure) for a bad request or an unusable
-   * model answer, and the Gemini failures of activities/relabel/gemini/errors.ts for HTTP errors.
+   * model answer, and the Gemini failures of activities/gemini/errors.ts for HTTP errors.
    */
   verify(req: VerifierRequest, signal?: AbortSignal): Promise<VerifierAnswer>;
   close?(): Promise<void>;

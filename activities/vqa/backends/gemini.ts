@@ -1,8 +1,9 @@
-import { FinishReason, GoogleGenAI, type GenerateContentResponse, type Part } from '@google/genai';
+import { FinishReason, type GenerateContentResponse, type Part } from '@google/genai';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { VqaRequest } from '../../../data-schemas/vqa';
-import { AUTH_ADVICE, classifyGeminiError, contentBlock, GeminiFailure } from '../../relabel/gemini/errors';
-import { candidateText } from '../../relabel/gemini/response';
+import { createGeminiClient } from '../../gemini/client';
+import { AUTH_ADVICE, classifyGeminiError, contentBlock, GeminiFailure } from '../../gemini/errors';
+import { billedTokens, candidateText } from '../../gemini/response';
 import { BackendError, type BackendErrorCode } from './errors';
 import type { GenerateResult, InferenceBackend } from './types';
 
@@ -36,7 +37,7 @@ const CODE_OF_GEMINI_FAILURE: Readonly<Record<string, BackendErrorCode>> = {
   [GeminiFailure.Network]: 'unreachable',
 };
 
-/** The relabel labeler's classification (activities/relabel/gemini/errors.ts), recast as a BackendError. */
+/** The shared Gemini classification (activities/gemini/errors.ts), recast as a BackendError. */
 export function toBackendError(failure: ApplicationFailure): BackendError {
   if (failure instanceof BackendError) return failure;
   const code = CODE_OF_GEMINI_FAILURE[failure.type ?? ''] ?? 'server';
@@ -48,11 +49,7 @@ export function toBackendError(failure: ApplicationFailure): BackendError {
 /** Gemini's generateContent with the images inline; the SDK does not retry (no retryOptions). */
 export function createGeminiBackend(options: GeminiBackendOptions): InferenceBackend {
   if (!options.apiKey) throw new BackendError('auth', `Gemini backend for model ${JSON.stringify(options.model)}: no API key; ${AUTH_ADVICE}`);
-  const ai = new GoogleGenAI({
-    apiKey: options.apiKey,
-    vertexai: false,
-    httpOptions: { ...(options.baseUrl !== undefined && { baseUrl: options.baseUrl }), timeout: options.timeoutMs ?? 90_000 },
-  });
+  const ai = createGeminiClient({ apiKey: options.apiKey, baseUrl: options.baseUrl, timeoutMs: options.timeoutMs ?? 90_000 });
   const context = { model: options.model, secrets: [options.apiKey] };
   const where = options.baseUrl ?? 'the Gemini API';
   const thinking = isThinkingModel(options.model) ? (options.thinkingBudget ?? DEFAULT_THINKING_BUDGET) : undefined;
@@ -116,7 +113,6 @@ export function createGeminiBackend(options: GeminiBackendOptions): InferenceBac
 }
 
 function usageOf(response: GenerateContentResponse): Pick<GenerateResult, 'usage'> {
-  const meta = response.usageMetadata;
-  if (!meta) return {};
-  return { usage: { inputTokens: meta.promptTokenCount ?? 0, outputTokens: (meta.candidatesTokenCount ?? 0) + (meta.thoughtsTokenCount ?? 0) } };
+  const usage = billedTokens(response);
+  return usage ? { usage } : {};
 }

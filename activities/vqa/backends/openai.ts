@@ -1,7 +1,7 @@
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletionContentPart } from 'openai/resources/chat/completions';
 import type { VqaRequest } from '../../../data-schemas/vqa';
-import { scrubSecrets } from '../../relabel/gemini/errors';
+import { scrubSecrets } from '../../gemini/errors';
 import { BackendError } from './errors';
 import type { GenerateResult, InferenceBackend } from './types';
 

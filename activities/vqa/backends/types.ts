@@ -1,5 +1,5 @@
 import type { ModelSpec, VqaRequest } from '../../../data-schemas/vqa';
-import type { PythonEnv } from '../../../infra/python';
+import type { PythonEnv } from '../../runtime/python-env';
 import { BackendError } from './errors';
 import { createGeminiBackend } from './gemini';
 import { createLocalBackend } from './local';

@@ -1,9 +1,9 @@
 import { ApiError, FinishReason, type GenerateContentResponse, type SafetyRating } from '@google/genai';
 import { ApplicationFailure } from '@temporalio/common';
 
-import { GeminiFailure } from '../../../data-schemas/relabel';
+import { GeminiFailure } from '../../data-schemas/relabel';
 
-export { GeminiFailure, FATAL_GEMINI_FAILURES, isFatalGeminiFailure } from '../../../data-schemas/relabel';
+export { GeminiFailure, FATAL_GEMINI_FAILURES, isFatalGeminiFailure } from '../../data-schemas/relabel';
 
 export const AUTH_ADVICE = "check GEMINI_API_KEY in the worker's environment";
 

@@ -1,6 +1,6 @@
 import type { MetricMeter } from '@temporalio/common';
-import { countGeminiUsage, type GeminiUse } from '../../../data-schemas/metrics';
-import type { TokenUsage } from '../../../data-schemas/relabel';
+import { countGeminiUsage, type GeminiUse } from '../../data-schemas/metrics';
+import type { TokenUsage } from '../../data-schemas/relabel';
 
 /** Prices in USD per million tokens; thinking tokens are billed as output. */
 export interface GeminiPrice {
