@@ -32,7 +32,7 @@ import { S3Store } from '../activities/store/s3-store';
 import { createShardActivities, type ShardRef } from '../activities/shard/activities';
 import { MANIFEST_FORMAT_VERSION, type DatasetManifest } from '../data-schemas/manifest';
 import { ChunkAggregation, labelerIdentity } from '../data-schemas/relabel';
-import { SHARD_PLAN_FILE, shardPath } from '../data-schemas/training';
+import { SHARD_PLAN_FILE, shardPath } from '../data-schemas/shard';
 import { fileUri, joinUri, relativeTo } from '../data-schemas/uri';
 import { createBucket, startS3Server } from '../infra/s3-server';
 import { importBridgeSample, replicateDataset, simulateSample } from '../test/helpers/datasets';
