@@ -3,7 +3,7 @@
  * its records point at (manifests and key frames), each checked against the sha256 its manifest
  * lists. Manifests are cached per worker: a 100k-trajectory manifest is tens of MB.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { DatasetManifest, MANIFEST_FILE, type ManifestFile } from '../../data-schemas/manifest';
 import { joinUri } from '../../data-schemas/uri';
@@ -34,6 +34,9 @@ export interface ShardSources {
    */
   frame(trajectoryId: string, source: string, path: string): Promise<Buffer>;
 }
+
+/** A record whose bytes passed DLanRecord when planning (and still have that sha256): not parsed twice. */
+const PlannedRecord = z.custom<DLanRecord>();
 
 /** The store's JSON reader, its errors as dataset errors (bad input: never retried). */
 function parseDatasetJson<S extends z.ZodType>(uri: string, bytes: Buffer, schema: S, expected: string): z.output<S> {
@@ -95,14 +98,7 @@ export function createShardSources(store: ObjectStore): ShardSources {
     if (sha256Hex(bytes) !== sha256) {
       throw new DatasetInvalidError(`${uri} changed after its dataset's manifest was written (sha256 differs); re-run relabelDataset or restore the record`);
     }
-    if (validated) {
-      try {
-        return JSON.parse(bytes.toString('utf8')) as DLanRecord;
-      } catch (err) {
-        throw new DatasetInvalidError(`${uri}: not valid JSON: ${(err as Error).message}`);
-      }
-    }
-    return parseDatasetJson(uri, bytes, DLanRecord, 'a D_lan record');
+    return parseDatasetJson(uri, bytes, validated ? PlannedRecord : DLanRecord, 'a D_lan record');
   }
 
   async function frame(trajectoryId: string, source: string, path: string): Promise<Buffer> {

@@ -111,6 +111,17 @@ describe('D_lan records', () => {
     expect(err.message).toContain('labeler.version');
   });
 
+  it('already validated when planning are not parsed twice, but still read through the store\'s reader', async () => {
+    const loose = Buffer.from(JSON.stringify({ ...record, labeler: { name: 'heuristic' } }));
+    await store.put(joinUri(dataset, 'records/planned.json'), loose);
+    expect(await sources.record(dataset, 'records/planned.json', sha256Hex(loose), true)).toEqual({ ...record, labeler: { name: 'heuristic' } });
+    const cut = Buffer.from('{"formatVersion": 1,');
+    await store.put(joinUri(dataset, 'records/cut.json'), cut);
+    const err = await rejection(sources.record(dataset, 'records/cut.json', sha256Hex(cut), true));
+    expect(err).toBeInstanceOf(DatasetInvalidError);
+    expect(err.message).toMatch(new RegExp(`^${joinUri(dataset, 'records/cut.json')}: not valid JSON \\(expected a D_lan record\\)`));
+  });
+
   it('whose samples cannot be built name the record', () => {
     const gif = { ...record, steps: [{ ...record.steps[0]!, keyFrame: 'frames/traj-a/0.gif' }] };
     expect(() => samplesOf(gif, 'file:///dlan/records/traj-a.json', false)).toThrow(DatasetInvalidError);
