@@ -20,6 +20,8 @@
  * which prints the folder). BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of one extra
  * writeShard pass before the measured rounds.
  */
+import { asyncLocalStorage, type Context } from '@temporalio/activity';
+import { noopMetricMeter } from '@temporalio/common';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +34,7 @@ import { S3Store } from '../activities/store/s3-store';
 import { createShardActivities, type ShardRef } from '../activities/shard/activities';
 import { MANIFEST_FORMAT_VERSION, type DatasetManifest } from '../data-schemas/manifest';
 import { ChunkAggregation, labelerIdentity } from '../data-schemas/relabel';
-import { SHARD_PLAN_FILE, shardPath } from '../data-schemas/training';
+import { SHARD_PLAN_FILE, shardPath } from '../data-schemas/shard';
 import { fileUri, joinUri, relativeTo } from '../data-schemas/uri';
 import { createBucket, startS3Server } from '../infra/s3-server';
 import { importBridgeSample, replicateDataset, simulateSample } from '../test/helpers/datasets';
@@ -53,6 +55,12 @@ if (cfg.source !== 'sim' && cfg.source !== 'bridge') throw new Error(`--source m
 
 const seconds = (fromMs: number): number => (performance.now() - fromMs) / 1000;
 
+/**
+ * writeRelabelRecord counts records through its activity context's metric meter; the bench runs it
+ * outside a worker, so it gets a context holding only a meter that records nothing.
+ */
+const BENCH_ACTIVITY_CONTEXT = { metricMeter: noopMetricMeter } as unknown as Context;
+
 /** A D_lan dataset of every trajectory of `drobUri`, labelled by the heuristic labeler's activity code. */
 async function relabel(store: ReturnType<typeof createObjectStore>, drobUri: string, outUri: string): Promise<void> {
   const activities = createRelabelActivities({ store }).cpu;
@@ -62,7 +70,9 @@ async function relabel(store: ReturnType<typeof createObjectStore>, drobUri: str
   await forEachConcurrent(drob.trajectories, 16, async (t) => {
     const outcome = await activities.labelHeuristic({ datasetUri: drobUri, trajectoryId: t.id });
     if (!outcome.ok) throw new Error(`${t.id}: ${outcome.problem}`);
-    await activities.writeRelabelRecord({ datasetUri: drobUri, trajectoryId: t.id, outputUri: outUri, labeler, segments: outcome.segments, aggregation });
+    await asyncLocalStorage.run(BENCH_ACTIVITY_CONTEXT, () =>
+      activities.writeRelabelRecord({ datasetUri: drobUri, trajectoryId: t.id, outputUri: outUri, labeler, segments: outcome.segments, aggregation }),
+    );
   });
   const entries: { id: string; path: string; sha256: string; bytes: number; instruction: string; steps: number }[] = [];
   await forEachConcurrent(drob.trajectories, 16, async (t) => {

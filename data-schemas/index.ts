@@ -8,6 +8,7 @@ export * from './uri';
 export * from './issues';
 export * from './relabel';
 export * from './training';
+export * from './shard';
 export * from './vqa';
 export * from './prompts';
 export * from './station';

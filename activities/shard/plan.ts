@@ -1,14 +1,13 @@
 /**
- * The pure part of `shardDataset`: sample keys, the split and shard assignment by content hash,
- * the samples of one D_lan record, tar size estimates and the plan file's schema. No I/O: the
- * activities (./shard.ts) and the tests import these.
+ * The pure part of planning `shardDataset`: sample keys, the split and shard assignment by content
+ * hash, the samples of one D_lan record, tar size estimates, the shards of a plan. No I/O: the
+ * activities (./activities.ts, ./planning.ts) and the tests import these. The plan file's schema
+ * is `ShardPlanFile` in data-schemas/shard.ts.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
-import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from '../../data-schemas/common';
-import { Labeler, subtaskRuns, type DLanRecord } from '../../data-schemas/d-lan';
+import { subtaskRuns, type DLanRecord } from '../../data-schemas/d-lan';
 import { actionPrompt, directionPrompt, formatActionChunk, formatDirections, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
-import { ShardSample, Split, type ShardStage } from '../../data-schemas/training';
+import { ShardSample, samePlanKey, type PlannedTrajectory, type ShardPlanKey, type ShardStage, type Split } from '../../data-schemas/shard';
 import { describeZodIssues } from '../../data-schemas/issues';
 
 /** Stage order inside a trajectory's run of samples. */
@@ -152,60 +151,10 @@ export function estimateSampleBytes(samples: readonly BuiltSample[], frameBytes:
   return total;
 }
 
-/** A trajectory as the plan sees it. */
-export const PlannedTrajectory = z.strictObject({
-  id: SafeId,
-  /** The D_lan record, relative to the D_lan dataset, and its sha256 from the D_lan manifest. */
-  record: RelativeRef,
-  recordSha256: Sha256Hex,
-  /**
-   * The source recording's content hash, which decides split and shard. Absent in plans made
-   * before the split hashed content (those split by id; their shard sets keep that split).
-   */
-  contentSha256: Sha256Hex.optional(),
-  split: Split,
-  shard: z.int().nonnegative(),
-  samples: z.int().positive(),
-  estimatedBytes: z.int().nonnegative(),
-});
-export type PlannedTrajectory = z.infer<typeof PlannedTrajectory>;
 
 /** A trajectory before assignShards gives it a split and shard; new plans always carry the content hash. */
 export type TrajectoryToPlace = Omit<PlannedTrajectory, 'split' | 'shard' | 'contentSha256'> & { contentSha256: string };
 
-/** What decides the plan: the same key always gives the same plan, byte for byte. */
-export const ShardPlanKey = z.strictObject({
-  datasetManifestSha256: Sha256Hex,
-  promptVersion: z.string().min(1),
-  seed: z.int().nonnegative(),
-  validationFraction: z.number().min(0).max(0.5),
-  targetShardBytes: z.int().positive(),
-  /** Whether the shards hold `direction` samples; plans written before the switch existed had none. */
-  directionLabels: z.boolean().default(false),
-});
-export type ShardPlanKey = z.infer<typeof ShardPlanKey>;
-
-/** `shards-plan.json` under the shard set's root. */
-export const ShardPlanFile = z.strictObject({
-  formatVersion: z.literal(1),
-  key: ShardPlanKey,
-  datasetUri: ObjectUri,
-  datasetName: SafeId,
-  labeler: Labeler,
-  plannedAt: IsoDateTime,
-  shardsPerSplit: z.record(Split, z.int().nonnegative()),
-  /** Sorted by id. */
-  trajectories: z.array(PlannedTrajectory),
-});
-export type ShardPlanFile = z.infer<typeof ShardPlanFile>;
-
-export const samePlanKey = (a: ShardPlanKey, b: ShardPlanKey): boolean =>
-  a.datasetManifestSha256 === b.datasetManifestSha256 &&
-  a.promptVersion === b.promptVersion &&
-  a.seed === b.seed &&
-  a.validationFraction === b.validationFraction &&
-  a.targetShardBytes === b.targetShardBytes &&
-  a.directionLabels === b.directionLabels;
 
 /**
  * Splits by recording and assigns shards: the split from the hash of the trajectory's content hash,
@@ -231,9 +180,16 @@ export function assignShards(
   return { trajectories: withSplit.map((t) => ({ ...t, shard: shardOf(t.contentSha256, options.seed, shardsPerSplit[t.split]) })), shardsPerSplit };
 }
 
+/** One non-empty shard of a plan and the trajectories it holds. */
+export interface PlannedShard {
+  split: Split;
+  index: number;
+  trajectories: PlannedTrajectory[];
+}
+
 /** The non-empty shards of a plan, train first, each with its trajectories in id order. */
-export function plannedShards(trajectories: readonly PlannedTrajectory[]): { split: Split; index: number; trajectories: PlannedTrajectory[] }[] {
-  const byShard = new Map<string, { split: Split; index: number; trajectories: PlannedTrajectory[] }>();
+export function plannedShards(trajectories: readonly PlannedTrajectory[]): PlannedShard[] {
+  const byShard = new Map<string, PlannedShard>();
   for (const t of trajectories) {
     const k = `${t.split}/${t.shard}`;
     let shard = byShard.get(k);
@@ -244,4 +200,20 @@ export function plannedShards(trajectories: readonly PlannedTrajectory[]): { spl
   const shards = [...byShard.values()].sort((a, b) => order(a.split) - order(b.split) || a.index - b.index);
   for (const s of shards) s.trajectories.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return shards;
+}
+
+/** Trajectories per split. */
+export function trajectoriesPerSplit(trajectories: readonly PlannedTrajectory[]): Record<Split, number> {
+  const counts = { train: 0, validation: 0 };
+  for (const t of trajectories) counts[t.split]++;
+  return counts;
+}
+
+/**
+ * Why an existing plan (key `was`) cannot serve this run (key `now`), naming both keys, or
+ * undefined when they are the same shard set.
+ */
+export function planKeyConflict(planUri: string, was: ShardPlanKey, now: ShardPlanKey): string | undefined {
+  if (samePlanKey(was, now)) return undefined;
+  return `${planUri} belongs to another shard set (source manifest sha256 ${was.datasetManifestSha256}, seed ${was.seed}, validationFraction ${was.validationFraction}, targetShardBytes ${was.targetShardBytes}, prompts ${was.promptVersion}, directionLabels ${was.directionLabels}); this run has sha256 ${now.datasetManifestSha256}, seed ${now.seed}, validationFraction ${now.validationFraction}, targetShardBytes ${now.targetShardBytes}, prompts ${now.promptVersion}, directionLabels ${now.directionLabels}: choose a new outputUri`;
 }

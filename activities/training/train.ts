@@ -24,16 +24,8 @@ import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { Sha256Hex } from '../../data-schemas/common';
-import {
-  SHARD_MANIFEST_FILE,
-  ShardManifest,
-  TrainerEvent,
-  TrainingFailure,
-  TrainLoraInput,
-  TrainLoraResult,
-  type ShardEntry,
-  type TrainingProgress,
-} from '../../data-schemas/training';
+import { SHARD_MANIFEST_FILE, ShardManifest, type ShardEntry } from '../../data-schemas/shard';
+import { TrainerEvent, TrainingFailure, TrainLoraInput, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../runtime/python-env';
 import { stopByPidFile, stopProcess, writePidFile } from '../runtime/processes';

@@ -30,7 +30,7 @@ _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def validate_sample(obj: Any) -> None:
-    """ShardSample (data-schemas/training.ts); raises ValueError naming the field."""
+    """ShardSample (data-schemas/shard.ts); raises ValueError naming the field."""
     if not isinstance(obj, dict):
         raise ValueError("sample json is not an object")
     expected = {"key", "trajectoryId", "stage", "step", "image", "messages"}
