@@ -16,6 +16,7 @@
  * reads a sample of child histories to show where the pipeline's time per trajectory goes, and the
  * CPU time of this process and of the dev server per run. Everything is removed at the end.
  */
+import { WorkflowIds } from '../data-schemas/workflow-ids';
 import type { Client, Connection } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -28,7 +29,7 @@ import { createGeminiLabeler, type GeminiLabeler } from '../activities/relabel/g
 import { buildDLanRecord } from '../activities/relabel/record';
 import { FileStore, putJson, sha256Hex } from '../activities/store';
 import { DRobTrajectory } from '../data-schemas/d-rob';
-import { ChunkAggregation, labelerIdentity, labelerKey, relabelChildId, type LabelerChoice, type RelabelDatasetResult } from '../data-schemas/relabel';
+import { ChunkAggregation, labelerIdentity, labelerKey, type LabelerChoice, type RelabelDatasetResult } from '../data-schemas/relabel';
 import { fileUri, joinUri } from '../data-schemas/uri';
 import { createGeminiServer, type GeminiServer, type RecordedRequest } from '../test/fixtures/gemini-server';
 import { importBridgeSample, replicateDataset } from '../test/helpers/datasets';
@@ -244,7 +245,7 @@ interface RunProfile {
 
 async function profileRun(env: Env, run: PipelineRun, children: number, n: number): Promise<RunProfile> {
   const sample = env.ids.slice(0, n).filter((_, i) => i % Math.max(1, Math.floor(n / 50)) === 0);
-  const profiles = await Promise.all(sample.map((id) => profileHistory(env.client, relabelChildId(run.result.outputUri, labelerKey(GEMINI), id))));
+  const profiles = await Promise.all(sample.map((id) => profileHistory(env.client, WorkflowIds.relabelTrajectory(run.result.outputUri, labelerKey(GEMINI), id))));
   const avg = (f: (p: HistoryProfile) => number): number => profiles.reduce((t, p) => t + f(p), 0) / profiles.length;
   // The parent's latest run (the one that finalizes); with N <= childrenPerRun it is the only one.
   const parent = await profileHistory(env.client, run.workflowId);

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { ObjectUri, SafeId } from './common';
 import { Labeler } from './d-lan';
-import { boundedWorkflowId } from './bounded';
 import { activityContract, queueField, TaskQueue, type ActivityPreset } from './activity-contract';
 import { MAX_OBJECT_URI_LENGTH, ObjectUriField, joinUri } from './uri';
 
@@ -147,13 +146,6 @@ export function labelerKey(choice: LabelerChoice): string {
   return `${id.name}-${id.version}`;
 }
 
-/**
- * Child workflow ids derive from (output root, labeler version, trajectory): a re-run finds what
- * is done, and two runs writing to different outputs never skip each other's trajectories.
- */
-export function relabelChildId(outputUri: string, key: string, trajectoryId: string): string {
-  return boundedWorkflowId(`relabel:${outputUri}:${key}:${trajectoryId}`);
-}
 
 /** Where a relabel run writes unless told otherwise: beside the source, keyed by labeler version. */
 export function defaultRelabelOutput(datasetUri: string, choice: LabelerChoice): string {

@@ -1,6 +1,7 @@
+import { WorkflowIds } from './workflow-ids';
 import { z } from 'zod';
 import { Finite, IsoDateTime, ObjectUri, SafeId } from './common';
-import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedName, boundedWorkflowId } from './bounded';
+import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedName } from './bounded';
 import { ActionChunk } from './d-lan';
 import { State7 } from './d-rob';
 import { PolicyStage } from './prompts';
@@ -352,7 +353,7 @@ export const StationLockInput = z.strictObject({
   waiting: z.array(StationLeaseRequest).max(10_000).optional(),
 });
 export type StationLockInput = z.input<typeof StationLockInput>;
-export const stationLockWorkflowId = (stationId: string): string => boundedWorkflowId(`station-lock-${stationId}`);
+export const stationLockWorkflowId = WorkflowIds.stationLock;
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation campaigns

@@ -1,3 +1,4 @@
+import { WorkflowIds } from './workflow-ids';
 import { z } from 'zod';
 import { ObjectUri } from './common';
 import { POLICY_PROMPT_VERSION } from './prompts';
@@ -59,7 +60,7 @@ export function defaultShardOutput(datasetUri: string, seed: number, validationF
 }
 
 /** The workflow id derives from the output root: starting the same shard set twice attaches to the run going. */
-export const shardDatasetWorkflowId = (outputUri: string): string => `shard-dataset:${outputUri}`;
+export const shardDatasetWorkflowId = WorkflowIds.shardDataset;
 
 /** What the `progress` query of shardDataset answers. */
 export const ShardProgress = z.strictObject({

@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../data-schemas/workflow-ids';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions, type ScheduleUpdateOptions } from '@temporalio/client';
 import { TaskQueue } from '../data-schemas/workflows';
 import { NightlyEvaluationInput } from '../data-schemas/vqa';
@@ -31,7 +32,7 @@ export async function ensureNightlySchedule(client: Client, options: NightlySche
   const action = {
     type: 'startWorkflow' as const,
     workflowType: 'nightlyEvaluation',
-    workflowId: `nightly-evaluation`,
+    workflowId: WorkflowIds.nightlyEvaluation(),
     taskQueue: options.taskQueue ?? TaskQueue.cpu,
     args: [input],
   };

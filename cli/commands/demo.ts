@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { Client } from '@temporalio/client';
 import { Command } from 'commander';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -89,7 +90,7 @@ export function registerDemo(program: Command): void {
         const smokeUri = joinUri(config.storeUri, 'smoke', 'demo.txt');
         const result = await client.workflow.execute<typeof storeSmoke>('storeSmoke', {
           taskQueue: TaskQueue.cpu,
-          workflowId: 'demo-store-smoke',
+          workflowId: WorkflowIds.storeSmoke('demo'),
           workflowIdConflictPolicy: 'USE_EXISTING',
           args: [{ outputUri: smokeUri, text: 'vla-pipelines demo' }],
         });

@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { Command, Option } from 'commander';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
@@ -19,8 +20,7 @@ import { registerRelabelShow } from './relabel-show';
  * starting the same relabel twice attaches to the run already going.
  */
 export function relabelWorkflowId(input: RelabelDatasetInput): string {
-  const id = `relabel-dataset:${input.datasetUri}:${labelerKey(input.labeler)}`;
-  return input.outputUri === undefined ? id : `${id}:${input.outputUri}`;
+  return WorkflowIds.relabelDataset(input.datasetUri, labelerKey(input.labeler), input.outputUri);
 }
 
 export interface RelabelCommandOptions {

@@ -2,20 +2,18 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { formatZodIssues } from '../../data-schemas/issues';
 import { EvalCampaignInput, RobotEpisodeInput, type EvalCampaignResult, type RobotEpisodeResult } from '../../data-schemas/robot';
-import { sha256Hex } from '../../activities/store/checksum';
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { startAndFollow } from '../follow';
 import { campaignProgressQuery } from '../../workflows';
 import type { CampaignProgress } from '../../workflows/robot/eval-campaign';
 
-/** Ids derive from the output folder: a second command follows the run the first started. */
-const idFor = (kind: string, outputUri: string): string => `${kind}-${sha256Hex(outputUri).slice(0, 16)}`;
 
 export async function runCampaign(raw: unknown, say: (line: string) => void, wait = true): Promise<EvalCampaignResult | undefined> {
   const parsed = EvalCampaignInput.safeParse(raw);
   if (!parsed.success) throw new Error(`invalid campaign: ${formatZodIssues(parsed.error).join('; ')}`);
   return startAndFollow<EvalCampaignResult, CampaignProgress>({
     workflowType: 'evalCampaign',
-    workflowId: idFor('campaign', parsed.data.outputUri),
+    workflowId: WorkflowIds.evalCampaign(parsed.data.outputUri),
     input: parsed.data,
     wait,
     say,
@@ -43,7 +41,7 @@ export function registerRobot(program: Command): void {
       const say = (line: string): void => console.log(line);
       const parsed = RobotEpisodeInput.safeParse(JSON.parse(readFileSync(file, 'utf8')));
       if (!parsed.success) throw new Error(`invalid episode: ${formatZodIssues(parsed.error).join('; ')}`);
-      const result = await startAndFollow<RobotEpisodeResult, unknown>({ workflowType: 'robotEpisode', workflowId: idFor('episode', parsed.data.outputUri), input: parsed.data, wait: opts.wait, say });
+      const result = await startAndFollow<RobotEpisodeResult, unknown>({ workflowType: 'robotEpisode', workflowId: WorkflowIds.robotEpisode(parsed.data.outputUri), input: parsed.data, wait: opts.wait, say });
       if (result) {
         say(`  ${result.outcome}${result.success === null ? '' : result.success ? ' (the simulator judges it a success)' : ' (the simulator judges it a failure)'}: ${result.reason}`);
         say(`  ${result.subtasksCompleted}/${result.subtasks.length} subtasks, ${result.cycles} cycles, ${result.formatFailures} format failures, ${result.repairs} repairs`);

@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { Command, Option } from 'commander';
 import { execFile } from 'node:child_process';
 import { isAbsolute, resolve } from 'node:path';
@@ -12,7 +13,7 @@ import { positiveInt, positiveNumber } from '../options';
 import { startAndFollow } from '../follow';
 
 /** The run's id derives from its output: starting the same run twice attaches to the one going. */
-export const trainWorkflowId = (input: TrainLoraInput): string => `train-lora:${input.outputUri}`;
+export const trainWorkflowId = (input: TrainLoraInput): string => WorkflowIds.trainLora(input.outputUri);
 
 export interface TrainCommandOptions {
   baseModel: string;

@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { Command, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { toObjectUri } from '../../activities/store';
@@ -15,7 +16,7 @@ function benchmarkSource(value: string, previous: BenchmarkSource[] = []): Bench
   return [...previous, { benchmark: parsed.data, uri: toObjectUri(value.slice(eq + 1)) }];
 }
 
-export const vqaSweepWorkflowId = (outputUri: string): string => `vqa-sweep:${outputUri}`;
+export const vqaSweepWorkflowId = WorkflowIds.vqaSweep;
 
 /** Starts (or attaches to) a vqaSweep and waits for its report. */
 export async function runVqaSweep(input: VqaSweepInput, say: (line: string) => void, wait = true): Promise<VqaSweepResult | undefined> {

@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -6,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../activities/store';
 import { MAX_WORKFLOW_ID_BYTES, utf8Length } from '../../data-schemas/bounded';
-import { labelerKey, relabelChildId } from '../../data-schemas/relabel';
+import { labelerKey } from '../../data-schemas/relabel';
 import { MAX_OBJECT_URI_LENGTH, fileUri, joinUri } from '../../data-schemas/uri';
 import { readManifest } from '../../activities/data';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
@@ -77,7 +78,7 @@ describe('inputs that once made ids and search attributes unbounded (real dev se
       const result = await outcome(await env.client.workflow.start('relabelDataset', { taskQueue, workflowId: `${taskQueue}-near-max`, args: [{ datasetUri: bridgeUri, outputUri }] }));
       expect(result).toMatchObject({ status: 'completed', outputUri, counts: { total: 3, done: 3, failed: 0 } });
       for (const id of ids) {
-        const childId = relabelChildId(outputUri, key, id);
+        const childId = WorkflowIds.relabelTrajectory(outputUri, key, id);
         expect(utf8Length(childId)).toBeLessThanOrEqual(MAX_WORKFLOW_ID_BYTES);
         expect((await env.client.workflow.getHandle(childId).describe()).status.name).toBe('COMPLETED');
         expect(await store.head(joinUri(outputUri, 'records', `${id}.json`))).toBeDefined();

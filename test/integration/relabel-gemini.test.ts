@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
@@ -8,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManifest } from '../../activities/data';
 import { FileStore, getJson } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
-import { RelabelReport, labelerKey, relabelChildId, type LabelerChoice } from '../../data-schemas/relabel';
+import { RelabelReport, labelerKey, type LabelerChoice } from '../../data-schemas/relabel';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
@@ -93,7 +94,7 @@ describe('relabelDataset with the Gemini labeler (real client, local Gemini wire
       expect(record.steps.length).toBeGreaterThan(1);
 
       const histories = [await env.client.workflow.getHandle(workflowId).fetchHistory()];
-      for (const id of ids) histories.push(await env.client.workflow.getHandle(relabelChildId(outputUri, labelerKey(GEMINI), id)).fetchHistory());
+      for (const id of ids) histories.push(await env.client.workflow.getHandle(WorkflowIds.relabelTrajectory(outputUri, labelerKey(GEMINI), id)).fetchHistory());
       const text = JSON.stringify(histories);
       expect(text).toContain('labelGemini');
       expect(text).not.toContain(API_KEY);

@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import { readManifest } from '../../activities/data';
 import { FileStore } from '../../activities/store';
-import { defaultRelabelOutput, labelerKey, relabelChildId, type LabelerChoice } from '../../data-schemas/relabel';
+import { defaultRelabelOutput, labelerKey, type LabelerChoice } from '../../data-schemas/relabel';
 import { fileUri } from '../../data-schemas/uri';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGeminiWorker } from '../../workers/gemini';
@@ -76,7 +77,7 @@ describe('replay of recorded workflow histories', () => {
       const firstRun = (await env.client.workflow.getHandle(parentId).fetchHistory()).events?.[0]?.workflowExecutionStartedEventAttributes?.firstExecutionRunId;
       await save('relabelDataset-first-run', parentId, firstRun ?? undefined);
       await save('relabelDataset-last-run', parentId);
-      await save('relabelTrajectory-gemini-reprompt', relabelChildId(defaultRelabelOutput(datasetUri, choice), labelerKey(choice), ids[0]!));
+      await save('relabelTrajectory-gemini-reprompt', WorkflowIds.relabelTrajectory(defaultRelabelOutput(datasetUri, choice), labelerKey(choice), ids[0]!));
     } finally {
       await gemini.close();
       await env.close();

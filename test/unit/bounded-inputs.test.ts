@@ -1,7 +1,8 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedSearchAttribute, boundedWorkflowId, ModelRef, utf8Bytes, utf8Length } from '../../data-schemas/bounded';
-import { RelabelDatasetInput, relabelChildId } from '../../data-schemas/relabel';
+import { RelabelDatasetInput } from '../../data-schemas/relabel';
 import { EvalCampaignInput, stationLockWorkflowId } from '../../data-schemas/robot';
 import { NightlyEvaluationInput, VqaSweepInput } from '../../data-schemas/vqa';
 import { trialKey } from '../../workflows/robot/eval-campaign';
@@ -110,7 +111,7 @@ describe('workflow input fields name themselves', () => {
 
 describe('boundedWorkflowId', () => {
   it('keeps ids up to 1000 bytes byte-identical (recorded histories replay)', () => {
-    const short = relabelChildId('file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1', 'gemini-gemini-2.5-flash-p1', 'traj-000001');
+    const short = WorkflowIds.relabelTrajectory('file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1', 'gemini-gemini-2.5-flash-p1', 'traj-000001');
     expect(short).toBe('relabel:file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1:gemini-gemini-2.5-flash-p1:traj-000001');
     expect(stationLockWorkflowId('sim-1')).toBe('station-lock-sim-1');
     expect(vqaEvaluateId('file:///out', 'base', 'mmmu')).toBe('vqa-evaluate:file:///out:base:mmmu');
@@ -120,8 +121,8 @@ describe('boundedWorkflowId', () => {
 
   it('bounds a long id to 1000 bytes: readable prefix, hash of the whole, stable, distinct', () => {
     const outputUri = `file:///${'o'.repeat(250)}/${'p'.repeat(250)}/${'q'.repeat(250)}/${'r'.repeat(250)}`;
-    const a = relabelChildId(outputUri, 'heuristic-h2', 'traj-000001');
-    const b = relabelChildId(outputUri, 'heuristic-h2', 'traj-000002');
+    const a = WorkflowIds.relabelTrajectory(outputUri, 'heuristic-h2', 'traj-000001');
+    const b = WorkflowIds.relabelTrajectory(outputUri, 'heuristic-h2', 'traj-000002');
     expect(utf8Length(`relabel:${outputUri}:heuristic-h2:traj-000001`)).toBeGreaterThan(MAX_WORKFLOW_ID_BYTES);
     for (const id of [a, b]) {
       expect(utf8Length(id)).toBeLessThanOrEqual(MAX_WORKFLOW_ID_BYTES);
@@ -129,7 +130,7 @@ describe('boundedWorkflowId', () => {
       expect(id).toMatch(/~[0-9a-f]{64}$/);
     }
     expect(a).not.toBe(b);
-    expect(relabelChildId(outputUri, 'heuristic-h2', 'traj-000001')).toBe(a);
+    expect(WorkflowIds.relabelTrajectory(outputUri, 'heuristic-h2', 'traj-000001')).toBe(a);
   });
 
   it('counts UTF-8 bytes and cuts on whole code points', () => {

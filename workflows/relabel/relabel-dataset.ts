@@ -13,7 +13,6 @@ import {
   ZERO_USAGE,
   defaultRelabelOutput,
   labelerKey,
-  relabelChildId,
   type RelabelCounts,
   type RelabelDatasetResult,
   type RelabelProgress,
@@ -27,6 +26,7 @@ import {
 } from '../../data-schemas/relabel';
 import { workflowQueue } from '../../data-schemas/activity-contract';
 import { proxyFor } from '../activity-proxy';
+import { LegacyWorkflowIds, WORKFLOW_ID_FORMAT_PATCH, WorkflowIds } from '../../data-schemas/workflow-ids';
 import { causeChain, rootCause, rootCauseType } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
 import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
@@ -79,6 +79,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
   const input = parseWorkflowInput('relabelDataset', RelabelDatasetInput, rawInput);
   const outputUri = input.outputUri ?? defaultRelabelOutput(input.datasetUri, input.labeler);
   const key = labelerKey(input.labeler);
+  const childId = patched(WORKFLOW_ID_FORMAT_PATCH) ? WorkflowIds.relabelTrajectory : LegacyWorkflowIds.relabelTrajectory;
 
   let cursor = carry?.cursor ?? 0;
   let counts: RelabelCounts = carry?.counts ?? { total: 0, done: 0, skipped: 0, quarantined: 0, failed: 0 };
@@ -131,7 +132,7 @@ export async function relabelDataset(rawInput: unknown, carry?: RelabelCarry): P
       geminiTaskQueue: input.geminiTaskQueue,
     };
     try {
-      const result = await executeChild(relabelTrajectory, { workflowId: relabelChildId(outputUri, key, trajectoryId), args: [childInput] });
+      const result = await executeChild(relabelTrajectory, { workflowId: childId(outputUri, key, trajectoryId), args: [childInput] });
       usage = addUsage(usage, result.usage);
       counts = { ...counts, [result.status]: counts[result.status] + 1 };
       if (result.status !== 'skipped') streak = undefined;

@@ -1,6 +1,6 @@
+import { LegacyWorkflowIds, WORKFLOW_ID_FORMAT_PATCH, WorkflowIds } from '../../data-schemas/workflow-ids';
 import { defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../activities/robot/campaign/activities';
-import { boundedWorkflowId } from '../../data-schemas/bounded';
 import { EvalCampaignInput, RobotFailure, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
@@ -34,6 +34,7 @@ export const trialKey = (t: Pick<CampaignTrial, 'taskId' | 'trial'>): string => 
 export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
   const input = parseWorkflowInput('evalCampaign', EvalCampaignInput, raw);
   const { workflowId } = workflowInfo();
+  const episodeIdOf = patched(WORKFLOW_ID_FORMAT_PATCH) ? WorkflowIds.campaignEpisode : LegacyWorkflowIds.campaignEpisode;
   const design = { tasks: input.tasks, trials: input.trials, preset: input.preset, trialsPerTask: input.trialsPerTask, seed: input.seed };
   const trials = await cpu.planCampaign(design);
   const progress: CampaignProgress = { total: trials.length, done: 0, running: {}, failed: 0 };
@@ -60,7 +61,7 @@ export async function evalCampaign(raw: unknown): Promise<EvalCampaignResult> {
     input.stations.map(async (stationId) => {
       for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
         const key = trialKey(t);
-        const episodeWorkflowId = boundedWorkflowId(`${workflowId}-${key}`);
+        const episodeWorkflowId = episodeIdOf(workflowId, key);
         const outputUri = joinUri(input.outputUri, 'episodes', key);
         const episode: RobotEpisodeInputRaw = {
           stationId,

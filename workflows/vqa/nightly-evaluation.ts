@@ -1,6 +1,6 @@
-import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { NightlyActivities } from '../../activities/vqa/nightly';
-import { boundedWorkflowId } from '../../data-schemas/bounded';
+import { LegacyWorkflowIds, WORKFLOW_ID_FORMAT_PATCH, WorkflowIds } from '../../data-schemas/workflow-ids';
 import { joinUri } from '../../data-schemas/uri';
 import { NightlyEvaluationInput, RETENTION_THRESHOLD, type NightlyEvaluationResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
@@ -43,7 +43,7 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
   const outputUri = joinUri(input.outputUri, 'runs', name);
   const sweep = await executeChild(vqaSweep, {
     // One sweep per run: a retried night, or the next one after a failure, reuses its predictions.
-    workflowId: boundedWorkflowId(`nightly-sweep:${outputUri}`),
+    workflowId: patched(WORKFLOW_ID_FORMAT_PATCH) ? WorkflowIds.vqaSweep(outputUri) : LegacyWorkflowIds.nightlySweep(outputUri),
     args: [
       {
         models: [

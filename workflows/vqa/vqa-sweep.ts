@@ -1,6 +1,6 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { ApplicationFailure, defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { VqaActivities } from '../../activities/vqa/activities';
-import { boundedWorkflowId } from '../../data-schemas/bounded';
 import { BACKEND_FAILURE_TYPES, RETENTION_THRESHOLD, VqaFailure, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
 import { parseWorkflowInput } from '../input';
 import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
@@ -23,7 +23,7 @@ export interface VqaSweepProgress {
 export const vqaSweepProgressQuery = defineQuery<VqaSweepProgress>('progress');
 
 /** The child id derives from what decides its output, so a re-run finds (or re-attaches to) its work. */
-export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => boundedWorkflowId(`vqa-evaluate:${outputUri}:${model}:${benchmark}`);
+export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => WorkflowIds.vqaEvaluate(outputUri, model, benchmark);
 
 /**
  * Models x benchmarks: materialise each benchmark's item set (per source and limit), check every
