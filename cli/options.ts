@@ -2,16 +2,10 @@ import { InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { describeZodIssues } from '../data-schemas/issues';
 
-/** Commander argument parsers shared by every `vla` command. */
+/** Commander argument parsers for options that are not workflow input fields (those are SchemaOptions, below). */
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
-  return n;
-}
-
-export function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
   return n;
 }
 
