@@ -1,37 +1,7 @@
-import { Command, CommanderError } from 'commander';
-import { registerCluster } from './commands/cluster';
-import { registerDataImport } from './commands/data-import';
-import { registerDataSimulate } from './commands/data-simulate';
-import { registerDataValidate } from './commands/data-validate';
-import { registerDemo } from './commands/demo';
-import { registerDev } from './commands/dev';
-import { registerHost } from './commands/host';
-import { registerRelabel } from './commands/relabel';
-import { registerRobot } from './commands/robot';
-import { registerShard } from './commands/shard';
-import { registerTrain } from './commands/train';
-import { registerVqa } from './commands/vqa';
-import { registerWorker } from './commands/worker';
+import { CommanderError } from 'commander';
+import { buildProgram } from './program';
 
-const program = new Command('vla')
-  .description('vla-pipelines: durable VLM2VLA research pipelines on Temporal')
-  .showHelpAfterError()
-  .exitOverride();
-
-registerDemo(program);
-registerDev(program);
-registerCluster(program);
-registerWorker(program);
-registerHost(program);
-registerRelabel(program);
-registerShard(program);
-registerTrain(program);
-registerVqa(program);
-registerRobot(program);
-const data = program.command('data').description('D_rob datasets: import, simulate, validate');
-registerDataImport(data);
-registerDataSimulate(data);
-registerDataValidate(data);
+const program = buildProgram();
 
 try {
   await program.parseAsync(process.argv);

@@ -17,8 +17,11 @@ export const LabelerChoice = z.discriminatedUnion('name', [
   z.strictObject({ name: z.literal('heuristic') }),
   z.strictObject({
     name: z.literal('gemini'),
-    /** @default 'gemini-2.5-flash' */
-    model: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,80}$/, 'must be a Gemini model name such as gemini-2.5-flash').default(DEFAULT_GEMINI_MODEL),
+    model: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,80}$/, 'must be a Gemini model name such as gemini-2.5-flash')
+      .default(DEFAULT_GEMINI_MODEL)
+      .describe('The Gemini model that labels (with the gemini labeler).'),
   }),
 ]);
 export type LabelerChoice = z.infer<typeof LabelerChoice>;
@@ -159,24 +162,27 @@ export const RELABEL_REPORT_FILE = 'report.json';
 export const RelabelDatasetInput = z.strictObject({
   /** D_rob dataset root (has manifest.json). */
   datasetUri: ObjectUriField,
-  /** @default { "name": "heuristic" } */
-  labeler: LabelerChoice.default({ name: 'heuristic' }),
+  labeler: LabelerChoice.default({ name: 'heuristic' }).describe('Who labels: heuristic (rules, no API key) or gemini (GEMINI_API_KEY in the Gemini worker).'),
   /** D_lan output root. @default `<datasetUri>/labels/<labeler>-<version>` */
   outputUri: ObjectUriField.optional(),
-  /**
-   * Trajectories labelled at once (child workflows in flight). With Gemini, keep it at least twice
-   * the Gemini worker's concurrent calls so the model slots never wait on Temporal. @default 32
-   */
-  maxConcurrent: z.int().min(1).max(256).default(32),
-  /** Re-prompts with the specific problem before a trajectory is quarantined. @default 3 */
-  maxReprompts: z.int().min(0).max(10).default(3),
+  maxConcurrent: z
+    .int()
+    .min(1)
+    .max(256)
+    .default(32)
+    .describe(
+      "Trajectories labelled at once (child workflows in flight). With Gemini, keep it at least twice the Gemini worker's concurrent calls so the model slots never wait on Temporal.",
+    ),
+  maxReprompts: z.int().min(0).max(10).default(3).describe('Re-prompts with the specific problem before a trajectory is quarantined.'),
   /** Stop starting trajectories once spend reaches either cap; running ones finish. */
   budget: z
-    .strictObject({ usd: z.number().positive().optional(), tokens: z.int().positive().optional() })
+    .strictObject({
+      usd: z.number().positive().optional().describe('Stop starting trajectories once the spend reaches this many US dollars; running ones finish.'),
+      tokens: z.int().positive().optional().describe('Stop starting trajectories once this many tokens are spent; running ones finish.'),
+    })
     .refine((b) => b.usd !== undefined || b.tokens !== undefined, 'give usd or tokens')
     .optional(),
-  /** Only the first N trajectories of the manifest (smoke runs). */
-  limit: z.int().positive().optional(),
+  limit: z.int().positive().optional().describe('Only the first N trajectories of the manifest (smoke runs).'),
   aggregation: ChunkAggregation.default({ perAxisMeters: 0.025, absoluteMeters: 0.05 }),
   /** Task queue of the Gemini activities (its server-side rate limit is the global quota). @default 'vla-gemini' */
   geminiTaskQueue: queueField('gemini').default(TaskQueue.gemini),

@@ -37,20 +37,16 @@ export const ShardDatasetInput = z.strictObject({
    * another source manifest or other split settings into an existing root fails; choose a new one.
    */
   outputUri: ObjectUriField.optional(),
-  /** Fraction of trajectories held out for validation, assigned by a stable hash. @default 0.05 */
-  validationFraction: z.number().min(0).max(0.5).default(0.05),
-  /** Salt of the trajectory hash. @default 0 */
-  seed: z.int().nonnegative().default(0),
-  /** Shards are planned to hold about this many bytes. @default 256 MiB */
-  targetShardBytes: z.int().min(64 * 1024).default(256 * 1024 * 1024),
+  validationFraction: z.number().min(0).max(0.5).default(0.05).describe('Fraction of trajectories held out for validation (0 to 0.5), assigned by a stable hash.'),
+  seed: z.int().nonnegative().default(0).describe('Salt of the trajectory hash that assigns splits and shards.'),
+  targetShardBytes: z.int().min(64 * 1024).default(256 * 1024 * 1024).describe('Shards are planned to hold about this many bytes (at least 64 KiB).'),
   /**
    * Also train the auxiliary direction labels: one `direction` sample per D_lan step (its key frame
    * and subtask -> the direction of each source step it covers), the paper's additional training
    * signal (docs/training.md). Off gives the three policy stages only. @default true
    */
   directionLabels: z.boolean().default(true),
-  /** Shards written at once. @default 4 */
-  maxConcurrentShards: z.int().min(1).max(64).default(4),
+  maxConcurrentShards: z.int().min(1).max(64).default(4).describe('Shards written at once.'),
 });
 export type ShardDatasetInput = z.infer<typeof ShardDatasetInput>;
 
@@ -134,50 +130,40 @@ export type DistributedBackend = z.infer<typeof DistributedBackend>;
 export const TrainLoraInput = z.strictObject({
   /** `shards.json` of a shard set written by shardDataset. */
   shardsUri: ObjectUriField,
-  /** A local directory on the GPU worker or a hub id its machine can reach (at most 512 characters). */
-  baseModel: ModelRef,
+  baseModel: ModelRef.describe(
+    'A model directory on the GPU worker, a hub id its machine can reach, or an s3:// model directory (staged once per machine); at most 512 characters.',
+  ),
   /** Where the run writes checkpoints, the adapter and its result. */
   outputUri: ObjectUriField,
   lora: z
     .strictObject({
-      /** @default 16 */
-      rank: z.int().min(1).max(1024).default(16),
-      /** @default 32 */
-      alpha: z.number().positive().default(32),
+      rank: z.int().min(1).max(1024).default(16).describe('LoRA rank.'),
+      alpha: z.number().positive().default(32).describe('LoRA alpha.'),
       /** @default 0.05 */
       dropout: z.number().min(0).max(0.9).default(0.05),
       /** Module names (suffixes) in the language model; default: every linear layer of the language model, never the vision tower or projector. */
       targetModules: z.array(z.string().regex(/^[A-Za-z0-9_.]{1,200}$/, 'must be 1-200 characters of A-Z a-z 0-9 _ .')).min(1).max(256).optional(),
     })
     .prefault({}),
-  /** AdamW learning rate with linear decay. @default 5e-5 */
-  learningRate: z.number().positive().max(1).default(5e-5),
+  learningRate: z.number().positive().max(1).default(5e-5).describe('AdamW learning rate (linear decay).'),
   /** @default 0 */
   warmupSteps: z.int().nonnegative().default(0),
   /** @default 0 */
   weightDecay: z.number().min(0).default(0),
-  /** @default 1 */
-  epochs: z.number().positive().max(100).default(1),
-  /** Stop after this many optimizer steps (smoke runs); default: the epochs decide. */
-  maxSteps: z.int().positive().optional(),
-  /** @default 1 */
-  perDeviceBatchSize: z.int().min(1).max(1024).default(1),
-  /** @default 1 */
-  gradientAccumulationSteps: z.int().min(1).max(4096).default(1),
-  /** `bf16` on GPUs; `fp32` is what a CPU runs. @default 'bf16' */
-  precision: z.enum(['bf16', 'fp16', 'fp32']).default('bf16'),
+  epochs: z.number().positive().max(100).default(1).describe('Epochs over the training shards.'),
+  maxSteps: z.int().positive().optional().describe('Stop after this many optimizer steps (smoke runs); without it the epochs decide.'),
+  perDeviceBatchSize: z.int().min(1).max(1024).default(1).describe('Per-device batch size.'),
+  gradientAccumulationSteps: z.int().min(1).max(4096).default(1).describe('Gradient accumulation steps.'),
+  precision: z.enum(['bf16', 'fp16', 'fp32']).default('bf16').describe('bf16 on GPUs; fp32 is what a CPU runs.'),
   /** Longest tokenized sample; longer ones are cut from the right. @default 2048 */
   maxSequenceLength: z.int().min(16).max(131072).default(2048),
   /** @default 0 */
   seed: z.int().nonnegative().default(0),
-  /** @default 1 */
-  gpus: z.int().min(0).max(64).default(1),
+  gpus: z.int().min(0).max(64).default(1).describe('GPUs of the worker to use (more than 1 launches with accelerate).'),
   /** Used when gpus > 1. @default 'deepspeed-zero2' */
   distributed: DistributedBackend.default('deepspeed-zero2'),
-  /** Optimizer steps between checkpoints. @default 500 */
-  checkpointEvery: z.int().min(1).default(500),
-  /** `language` (VLM2VLA) or `action-tokens` (the VLM2VLA-AT ablation). @default 'language' */
-  actionRepresentation: ActionRepresentation.default('language'),
+  checkpointEvery: z.int().min(1).default(500).describe('Optimizer steps between checkpoints.'),
+  actionRepresentation: ActionRepresentation.default('language').describe('language (VLM2VLA) or action-tokens (the VLM2VLA-AT ablation).'),
   /** Seconds between progress signals to the workflow (heartbeats go out with every step). @default 30 */
   progressEverySeconds: z.number().min(0.1).max(3600).default(30),
   /** The task queue of the GPU workers. @default 'vla-gpu' */

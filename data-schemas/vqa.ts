@@ -340,7 +340,7 @@ export const NightlyEvaluationInput = z.strictObject({
   /** Each night's sweep goes to `<outputUri>/runs/<run>`; `<outputUri>/last.json` remembers what was evaluated. */
   outputUri: objectUriRoot(VQA_SWEEP_URI_RESERVE + 70, '/runs/<run>/items/<benchmark>/<set>'),
   benchmarks: z.array(BenchmarkSource).min(1),
-  limit: z.int().positive().optional(),
+  limit: z.int().positive().optional().describe('Smoke runs: at most this many questions per benchmark (MMBench rotations and MME image pairs stay whole).'),
   concurrency: z.int().min(1).max(256).default(4),
   /** Task queue of the local inference (the GPU workers). @default 'vla-gpu' */
   localTaskQueue: TaskQueueName.default('vla-gpu'),

@@ -4,14 +4,15 @@ import { TaskQueue } from '../data-schemas/workflows';
 import { NightlyEvaluationInput } from '../data-schemas/vqa';
 
 export const NIGHTLY_SCHEDULE_ID = 'vla-nightly-vqa';
+/** What `ensureNightlySchedule` uses for a setting left out; `vla schedule nightly` shows them in --help. */
+export const NIGHTLY_SCHEDULE_DEFAULTS = { cron: '0 2 * * *', timeZone: 'UTC', catchupWindow: '1 day' } as const;
 
 export interface NightlyScheduleOptions {
   input: NightlyEvaluationInput;
-  /** Cron in the schedule's time zone. @default '0 2 * * *' (02:00 every night) */
+  /** Cron in the schedule's time zone; by default 02:00 every night. */
   cron?: string;
-  /** @default 'UTC' */
   timeZone?: string;
-  /** Nights missed while the server was down are still run if within this window. @default '1 day' */
+  /** Nights missed while the server was down are still run if within this window. */
   catchupWindow?: string;
   /** @default 'vla-cpu' */
   taskQueue?: string;
@@ -28,7 +29,7 @@ export interface NightlyScheduleOptions {
 export async function ensureNightlySchedule(client: Client, options: NightlyScheduleOptions): Promise<{ scheduleId: string; created: boolean }> {
   const input = NightlyEvaluationInput.parse(options.input);
   const scheduleId = options.scheduleId ?? NIGHTLY_SCHEDULE_ID;
-  const spec = { cronExpressions: [options.cron ?? '0 2 * * *'], timezone: options.timeZone ?? 'UTC' };
+  const spec = { cronExpressions: [options.cron ?? NIGHTLY_SCHEDULE_DEFAULTS.cron], timezone: options.timeZone ?? NIGHTLY_SCHEDULE_DEFAULTS.timeZone };
   const action = {
     type: 'startWorkflow' as const,
     workflowType: 'nightlyEvaluation',
@@ -36,7 +37,7 @@ export async function ensureNightlySchedule(client: Client, options: NightlySche
     taskQueue: options.taskQueue ?? TaskQueue.cpu,
     args: [input],
   };
-  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: options.catchupWindow ?? '1 day' };
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: options.catchupWindow ?? NIGHTLY_SCHEDULE_DEFAULTS.catchupWindow };
   const handle = client.schedule.getHandle(scheduleId);
   try {
     await handle.describe();

@@ -10,8 +10,8 @@ import { formatIssue, validateDataset } from '../../activities/data/validate';
 import { simulateEpisodes } from '../../activities/robot/sim';
 import { createObjectStore, getJson } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
-import { DEFAULT_GEMINI_MODEL, RELABEL_RECORDS_DIR } from '../../data-schemas/relabel';
-import { printRelabelResult, runRelabel, type RelabelCommandOptions } from './relabel';
+import { RELABEL_RECORDS_DIR } from '../../data-schemas/relabel';
+import { printRelabelResult, runRelabel } from './relabel';
 import { printShardResult, runShard } from './shard';
 import { buildTinyModel, printTrainResult, runTrain } from './train';
 import { printVqaResult, runVqaSweep } from './vqa';
@@ -30,7 +30,6 @@ const say = (line: string): void => console.log(line);
 /** Trials per task of the demo's campaign: 5 tasks x 2 = 10 simulated episodes, about a minute. */
 const DEMO_CAMPAIGN_TRIALS = 2;
 
-const RELABEL_DEFAULTS: RelabelCommandOptions = { labeler: 'heuristic', model: DEFAULT_GEMINI_MODEL, concurrency: 32, reprompts: 3, wait: true };
 
 async function firstRecord(store: ObjectStore, dlanUri: string): Promise<DLanRecord | undefined> {
   for await (const o of store.list(`${joinUri(dlanUri, RELABEL_RECORDS_DIR)}/`)) return getJson(store, o.uri, DLanRecord);
@@ -102,7 +101,7 @@ export function registerDemo(program: Command): void {
       const relabelled: string[] = [];
       for (const uri of [bridgeUri, simUri]) {
         say(`relabelling ${uri} (heuristic labeler)...`);
-        const result = await runRelabel(uri, { ...RELABEL_DEFAULTS }, (line) => say(line));
+        const result = await runRelabel(uri, { wait: true }, (line) => say(line));
         if (!result) throw new Error('relabel did not return a result');
         printRelabelResult(result, say);
         relabelled.push(result.outputUri);
@@ -127,7 +126,7 @@ export function registerDemo(program: Command): void {
       // Shard the Bridge D_lan and LoRA-train the tiny local VLM on it for a few CPU steps.
       say('');
       say(`sharding ${relabelled[0]} into WebDataset training shards...`);
-      const shards = await runShard(relabelled[0]!, { validationFraction: 0.1, seed: 0, targetShardMb: 256, concurrency: 4, wait: true }, say);
+      const shards = await runShard(relabelled[0]!, { validationFraction: 0.1, wait: true }, say);
       if (!shards) throw new Error('shardDataset did not return a result');
       printShardResult(shards, say);
       const tinyModel = join(config.stateDir, 'models', 'tiny-vlm');
@@ -142,16 +141,10 @@ export function registerDemo(program: Command): void {
           baseModel: tinyModel,
           out: joinUri(config.storeUri, 'runs', 'tiny-vlm-bridge-debug'),
           maxSteps: 20,
-          epochs: 1,
           lr: 1e-3,
-          rank: 16,
-          alpha: 32,
           batchSize: 2,
-          gradAccum: 1,
           precision: 'fp32',
           checkpointEvery: 10,
-          actionRepresentation: 'language',
-          gpus: 1,
           wait: true,
         },
         say,

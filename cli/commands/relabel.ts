@@ -1,16 +1,11 @@
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
+import type { z } from 'zod';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
-import {
-  DEFAULT_GEMINI_MODEL,
-  RelabelDatasetInput,
-  labelerKey,
-  type RelabelDatasetResult,
-  type RelabelProgress,
-} from '../../data-schemas/relabel';
+import { LabelerChoice, RelabelDatasetInput, labelerKey, type RelabelDatasetResult, type RelabelProgress } from '../../data-schemas/relabel';
 import { relabelProgressQuery } from '../../workflows';
-import { nonNegativeInt, positiveInt, positiveNumber } from '../options';
+import { SchemaOption } from '../options';
 import { startAndFollow } from '../follow';
 import { registerRelabelShow } from './relabel-show';
 
@@ -23,36 +18,45 @@ export function relabelWorkflowId(input: RelabelDatasetInput): string {
   return WorkflowIds.relabelDataset(input.datasetUri, labelerKey(input.labeler), input.outputUri);
 }
 
+/** Options left out are undefined: the workflow's parse applies the schema's defaults. */
 export interface RelabelCommandOptions {
-  labeler: 'heuristic' | 'gemini';
-  model: string;
+  labeler?: LabelerChoice['name'];
+  model?: string;
   out?: string;
-  concurrency: number;
-  reprompts: number;
+  concurrency?: number;
+  reprompts?: number;
   limit?: number;
   budgetUsd?: number;
   budgetTokens?: number;
   wait: boolean;
 }
 
-/** Starts (or attaches to) a relabelDataset run and follows its progress query until it ends. */
-export async function runRelabel(dataset: string, opts: RelabelCommandOptions, say: (line: string) => void): Promise<RelabelDatasetResult | undefined> {
-  const parsed = RelabelDatasetInput.safeParse({
+/** The relabelDataset input the options ask for, and nothing more: what they leave out the workflow defaults. */
+export function relabelInput(dataset: string, opts: Omit<RelabelCommandOptions, 'wait'>): z.input<typeof RelabelDatasetInput> {
+  return {
     datasetUri: toObjectUri(dataset),
-    labeler: opts.labeler === 'gemini' ? { name: 'gemini', model: opts.model } : { name: 'heuristic' },
+    ...(opts.labeler === 'heuristic' && { labeler: { name: 'heuristic' } }),
+    // --model names a Gemini model; the heuristic labeler has none, so there it is ignored.
+    ...(opts.labeler === 'gemini' && { labeler: { name: 'gemini', ...(opts.model !== undefined && { model: opts.model }) } }),
     ...(opts.out !== undefined && { outputUri: toObjectUri(opts.out) }),
-    maxConcurrent: opts.concurrency,
-    maxReprompts: opts.reprompts,
+    ...(opts.concurrency !== undefined && { maxConcurrent: opts.concurrency }),
+    ...(opts.reprompts !== undefined && { maxReprompts: opts.reprompts }),
     ...(opts.limit !== undefined && { limit: opts.limit }),
     ...((opts.budgetUsd !== undefined || opts.budgetTokens !== undefined) && {
       budget: { ...(opts.budgetUsd !== undefined && { usd: opts.budgetUsd }), ...(opts.budgetTokens !== undefined && { tokens: opts.budgetTokens }) },
     }),
-  });
+  };
+}
+
+/** Starts (or attaches to) a relabelDataset run and follows its progress query until it ends. */
+export async function runRelabel(dataset: string, opts: RelabelCommandOptions, say: (line: string) => void): Promise<RelabelDatasetResult | undefined> {
+  const input = relabelInput(dataset, opts);
+  // Checked here so a bad option fails before anything starts, and the id is the workflow's own.
+  const parsed = RelabelDatasetInput.safeParse(input);
   if (!parsed.success) throw new Error(`invalid relabel options: ${formatZodIssues(parsed.error).join('; ')}`);
-  const input = parsed.data;
   return startAndFollow<RelabelDatasetResult, RelabelProgress>({
     workflowType: 'relabelDataset',
-    workflowId: relabelWorkflowId(input),
+    workflowId: relabelWorkflowId(parsed.data),
     input,
     wait: opts.wait,
     progress: {
@@ -81,19 +85,21 @@ export function printRelabelResult(result: RelabelDatasetResult, say: (line: str
 }
 
 export function registerRelabel(program: Command): Command {
+  const fields = RelabelDatasetInput.shape;
   const relabel = program.command('relabel').description('D_rob -> D_lan: relabel trajectories into subtasks, motion plans and action chunks');
   relabel
     .command('run', { isDefault: true })
     .description('start relabelDataset on the stack (vla dev up) and follow it with a progress bar')
     .argument('<dataset>', 'D_rob dataset: a directory, file:///abs/path or s3://bucket/prefix')
-    .addOption(new Option('--labeler <name>', 'heuristic (no key) or gemini (GEMINI_API_KEY in the gemini worker)').choices(['heuristic', 'gemini']).default('heuristic'))
-    .option('--model <name>', 'Gemini model', DEFAULT_GEMINI_MODEL)
+    .addOption(new SchemaOption('--labeler <name>', fields.labeler))
+    .addOption(new SchemaOption('--model <name>', LabelerChoice.options[1].shape.model))
+    // Paths and URIs keep the CLI's wording: the schema takes URIs only, the command paths as well.
     .option('--out <uri-or-path>', 'D_lan output root (default: <dataset>/labels/<labeler>-<version>)')
-    .option('--concurrency <n>', 'trajectories labelled at once (child workflows in flight)', positiveInt, 32)
-    .option('--reprompts <n>', 're-prompts before quarantine', nonNegativeInt, 3)
-    .option('--limit <n>', 'only the first N trajectories', positiveInt)
-    .option('--budget-usd <usd>', 'stop starting trajectories at this spend', positiveNumber)
-    .option('--budget-tokens <n>', 'stop starting trajectories at this many tokens', positiveInt)
+    .addOption(new SchemaOption('--concurrency <n>', fields.maxConcurrent))
+    .addOption(new SchemaOption('--reprompts <n>', fields.maxReprompts))
+    .addOption(new SchemaOption('--limit <n>', fields.limit))
+    .addOption(new SchemaOption('--budget-usd <usd>', fields.budget.unwrap().shape.usd))
+    .addOption(new SchemaOption('--budget-tokens <n>', fields.budget.unwrap().shape.tokens))
     .option('--no-wait', 'start it and return; watch it in the Web UI')
     .action(async (dataset: string, opts: RelabelCommandOptions) => {
       const say = (line: string): void => console.log(line);

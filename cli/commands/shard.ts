@@ -1,43 +1,53 @@
-import { Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import type { z } from 'zod';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
 import { ShardDatasetInput, defaultShardOutput, shardDatasetWorkflowId, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
 import { shardProgressQuery } from '../../workflows';
-import { nonNegativeInt, positiveInt, positiveNumber } from '../options';
+import { SchemaOption } from '../options';
 import { startAndFollow } from '../follow';
 
+/** --target-shard-mb is in MiB; the input's targetShardBytes in bytes. */
+const MIB = 2 ** 20;
+
+/** Options left out are undefined: the workflow's parse applies the schema's defaults. */
 export interface ShardCommandOptions {
   out?: string;
-  validationFraction: number;
-  seed: number;
-  targetShardMb: number;
-  concurrency: number;
+  validationFraction?: number;
+  seed?: number;
+  targetShardMb?: number;
+  concurrency?: number;
   wait: boolean;
 }
 
-function fraction(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 0.5) throw new InvalidArgumentError('must be a number from 0 to 0.5');
-  return n;
+/**
+ * The shardDataset input the options ask for; what they leave out the workflow defaults. The
+ * output root is always set: resolved here, so the workflow id names the real one.
+ */
+export function shardInput(dataset: string, opts: Omit<ShardCommandOptions, 'wait'>): z.input<typeof ShardDatasetInput> {
+  const datasetUri = toObjectUri(dataset);
+  const given = {
+    datasetUri,
+    ...(opts.validationFraction !== undefined && { validationFraction: opts.validationFraction }),
+    ...(opts.seed !== undefined && { seed: opts.seed }),
+    ...(opts.targetShardMb !== undefined && { targetShardBytes: Math.round(opts.targetShardMb * MIB) }),
+    ...(opts.concurrency !== undefined && { maxConcurrentShards: opts.concurrency }),
+  };
+  if (opts.out !== undefined) return { ...given, outputUri: toObjectUri(opts.out) };
+  // The default root names the seed and split as the workflow will see them, defaults applied.
+  const effective = ShardDatasetInput.safeParse(given);
+  if (!effective.success) return given; // runShard's parse names the problem
+  return { ...given, outputUri: defaultShardOutput(datasetUri, effective.data.seed, effective.data.validationFraction) };
 }
 
 /** Starts (or attaches to) a shardDataset run and follows its progress query until it ends. */
 export async function runShard(dataset: string, opts: ShardCommandOptions, say: (line: string) => void): Promise<ShardDatasetResult | undefined> {
-  const datasetUri = toObjectUri(dataset);
-  const parsed = ShardDatasetInput.safeParse({
-    datasetUri,
-    // Resolved here so the workflow id names the real output root.
-    outputUri: opts.out !== undefined ? toObjectUri(opts.out) : defaultShardOutput(datasetUri, opts.seed, opts.validationFraction),
-    validationFraction: opts.validationFraction,
-    seed: opts.seed,
-    targetShardBytes: Math.round(opts.targetShardMb * 1024 * 1024),
-    maxConcurrentShards: opts.concurrency,
-  });
+  const input = shardInput(dataset, opts);
+  const parsed = ShardDatasetInput.safeParse(input);
   if (!parsed.success) throw new Error(`invalid shard options: ${formatZodIssues(parsed.error).join('; ')}`);
-  const input = parsed.data;
   return startAndFollow<ShardDatasetResult, ShardProgress>({
     workflowType: 'shardDataset',
-    workflowId: shardDatasetWorkflowId(input.outputUri!),
+    workflowId: shardDatasetWorkflowId(parsed.data.outputUri!),
     input,
     wait: opts.wait,
     progress: {
@@ -56,15 +66,16 @@ export function printShardResult(result: ShardDatasetResult, say: (line: string)
 }
 
 export function registerShard(program: Command): Command {
+  const fields = ShardDatasetInput.shape;
   return program
     .command('shard')
     .description('D_lan -> WebDataset tar training shards (train/validation split by trajectory), on the stack (vla dev up)')
     .argument('<dataset>', 'D_lan dataset (output of vla relabel): a directory, file:///abs/path or s3://bucket/prefix')
     .option('--out <uri-or-path>', 'shard set root (default: <dataset>/shards/<prompt version>-s<seed>-v<validation %>)')
-    .option('--validation-fraction <f>', 'share of trajectories held out for validation, 0 to 0.5', fraction, 0.05)
-    .option('--seed <n>', 'salt of the trajectory hash that assigns splits and shards', nonNegativeInt, 0)
-    .option('--target-shard-mb <mb>', 'planned size of one shard in MiB (at least 0.0625)', positiveNumber, 256)
-    .option('--concurrency <n>', 'shards written at once', positiveInt, 4)
+    .addOption(new SchemaOption('--validation-fraction <f>', fields.validationFraction))
+    .addOption(new SchemaOption('--seed <n>', fields.seed))
+    .addOption(new SchemaOption('--target-shard-mb <mb>', fields.targetShardBytes, { unit: { name: 'MiB', factor: MIB, fieldUnit: 'bytes' } }))
+    .addOption(new SchemaOption('--concurrency <n>', fields.maxConcurrentShards))
     .option('--no-wait', 'start it and return; watch it in the Web UI')
     .action(async (dataset: string, opts: ShardCommandOptions) => {
       const say = (line: string): void => console.log(line);

@@ -1,5 +1,5 @@
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { execFile } from 'node:child_process';
 import { isAbsolute, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,54 +9,67 @@ import { TrainLoraInput, type TrainingProgress, type TrainLoraResult } from '../
 import { loadConfig } from '../../infra/config';
 import { ensurePythonEnv } from '../../infra/python';
 import { trainingProgressQuery } from '../../workflows';
-import { positiveInt, positiveNumber } from '../options';
+import type { z } from 'zod';
+import { SchemaOption } from '../options';
 import { startAndFollow } from '../follow';
 
 /** The run's id derives from its output: starting the same run twice attaches to the one going. */
 export const trainWorkflowId = (input: TrainLoraInput): string => WorkflowIds.trainLora(input.outputUri);
 
+/** Options left out are undefined: the workflow's parse applies the schema's defaults. */
 export interface TrainCommandOptions {
+  /** A hub id, an object URI, or a local directory made absolute (the option does it). */
   baseModel: string;
   out: string;
   maxSteps?: number;
-  epochs: number;
-  lr: number;
-  rank: number;
-  alpha: number;
-  batchSize: number;
-  gradAccum: number;
-  precision: 'bf16' | 'fp16' | 'fp32';
-  checkpointEvery: number;
-  actionRepresentation: 'language' | 'action-tokens';
-  gpus: number;
+  epochs?: number;
+  lr?: number;
+  rank?: number;
+  alpha?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  precision?: TrainLoraInput['precision'];
+  checkpointEvery?: number;
+  actionRepresentation?: TrainLoraInput['actionRepresentation'];
+  gpus?: number;
   wait: boolean;
+}
+
+/** A local directory is made absolute (the GPU worker resolves it); anything else is a hub id or a URI. */
+function modelRef(value: string): string {
+  return value.startsWith('.') || isAbsolute(value) ? resolve(value) : value;
+}
+
+/** The trainLora input the options ask for, and nothing more: what they leave out the workflow defaults. */
+export function trainInput(shards: string, opts: Omit<TrainCommandOptions, 'wait'>): z.input<typeof TrainLoraInput> {
+  const lora = { ...(opts.rank !== undefined && { rank: opts.rank }), ...(opts.alpha !== undefined && { alpha: opts.alpha }) };
+  return {
+    shardsUri: toObjectUri(shards),
+    baseModel: opts.baseModel,
+    outputUri: toObjectUri(opts.out),
+    ...(opts.epochs !== undefined && { epochs: opts.epochs }),
+    ...(opts.maxSteps !== undefined && { maxSteps: opts.maxSteps }),
+    ...(opts.lr !== undefined && { learningRate: opts.lr }),
+    ...(Object.keys(lora).length > 0 && { lora }),
+    ...(opts.batchSize !== undefined && { perDeviceBatchSize: opts.batchSize }),
+    ...(opts.gradAccum !== undefined && { gradientAccumulationSteps: opts.gradAccum }),
+    ...(opts.precision !== undefined && { precision: opts.precision }),
+    ...(opts.checkpointEvery !== undefined && { checkpointEvery: opts.checkpointEvery }),
+    ...(opts.actionRepresentation !== undefined && { actionRepresentation: opts.actionRepresentation }),
+    ...(opts.gpus !== undefined && { gpus: opts.gpus }),
+    // Not the schema's default: a terminal's progress bar wants fresher numbers than the Web UI does.
+    progressEverySeconds: 2,
+  };
 }
 
 /** Starts (or attaches to) a trainLora run and follows its progress query until it ends. */
 export async function runTrain(shards: string, opts: TrainCommandOptions, say: (line: string) => void): Promise<TrainLoraResult | undefined> {
-  // A local directory is made absolute (the GPU worker resolves it); anything else is a hub id.
-  const baseModel = opts.baseModel.startsWith('.') || isAbsolute(opts.baseModel) ? resolve(opts.baseModel) : opts.baseModel;
-  const parsed = TrainLoraInput.safeParse({
-    shardsUri: toObjectUri(shards),
-    baseModel,
-    outputUri: toObjectUri(opts.out),
-    epochs: opts.epochs,
-    ...(opts.maxSteps !== undefined && { maxSteps: opts.maxSteps }),
-    learningRate: opts.lr,
-    lora: { rank: opts.rank, alpha: opts.alpha },
-    perDeviceBatchSize: opts.batchSize,
-    gradientAccumulationSteps: opts.gradAccum,
-    precision: opts.precision,
-    checkpointEvery: opts.checkpointEvery,
-    actionRepresentation: opts.actionRepresentation,
-    gpus: opts.gpus,
-    progressEverySeconds: 2,
-  });
+  const input = trainInput(shards, opts);
+  const parsed = TrainLoraInput.safeParse(input);
   if (!parsed.success) throw new Error(`invalid training options: ${formatZodIssues(parsed.error).join('; ')}`);
-  const input = parsed.data;
   return startAndFollow<TrainLoraResult, TrainingProgress>({
     workflowType: 'trainLora',
-    workflowId: trainWorkflowId(input),
+    workflowId: trainWorkflowId(parsed.data),
     input,
     wait: opts.wait,
     progress: {
@@ -86,23 +99,25 @@ export async function buildTinyModel(dir: string, cacheDir: string, log: (line: 
 }
 
 export function registerTrain(program: Command): void {
+  const fields = TrainLoraInput.shape;
+  const lora = fields.lora.unwrap().shape;
   program
     .command('train')
     .description('start trainLora on the stack (vla dev up) and follow it with a progress bar')
     .argument('<shards>', 'the shards.json of a shard set (vla shard), a path or URI')
-    .requiredOption('--base-model <dir-or-id>', 'a model directory on the GPU worker, a hub id its machine can reach, or an s3:// model directory (staged once per machine)')
+    .addOption(new SchemaOption('--base-model <dir-or-id>', fields.baseModel, { coerce: modelRef }).makeOptionMandatory())
     .requiredOption('--out <uri-or-path>', 'run output: checkpoints, adapter, result')
-    .option('--max-steps <n>', 'stop after N optimizer steps', positiveInt)
-    .option('--epochs <n>', 'epochs', positiveNumber, 1)
-    .option('--lr <rate>', 'AdamW learning rate (linear decay)', positiveNumber, 5e-5)
-    .option('--rank <r>', 'LoRA rank', positiveInt, 16)
-    .option('--alpha <a>', 'LoRA alpha', positiveNumber, 32)
-    .option('--batch-size <n>', 'per-device batch size', positiveInt, 1)
-    .option('--grad-accum <n>', 'gradient accumulation steps', positiveInt, 1)
-    .addOption(new Option('--precision <p>', 'bf16 on GPUs, fp32 on a CPU').choices(['bf16', 'fp16', 'fp32']).default('bf16'))
-    .option('--checkpoint-every <n>', 'optimizer steps between checkpoints', positiveInt, 500)
-    .addOption(new Option('--action-representation <r>', 'language (VLM2VLA) or action-tokens (VLM2VLA-AT)').choices(['language', 'action-tokens']).default('language'))
-    .option('--gpus <n>', 'GPUs of the worker to use (>1 launches with accelerate)', positiveInt, 1)
+    .addOption(new SchemaOption('--max-steps <n>', fields.maxSteps))
+    .addOption(new SchemaOption('--epochs <n>', fields.epochs))
+    .addOption(new SchemaOption('--lr <rate>', fields.learningRate))
+    .addOption(new SchemaOption('--rank <r>', lora.rank))
+    .addOption(new SchemaOption('--alpha <a>', lora.alpha))
+    .addOption(new SchemaOption('--batch-size <n>', fields.perDeviceBatchSize))
+    .addOption(new SchemaOption('--grad-accum <n>', fields.gradientAccumulationSteps))
+    .addOption(new SchemaOption('--precision <p>', fields.precision))
+    .addOption(new SchemaOption('--checkpoint-every <n>', fields.checkpointEvery))
+    .addOption(new SchemaOption('--action-representation <r>', fields.actionRepresentation))
+    .addOption(new SchemaOption('--gpus <n>', fields.gpus))
     .option('--no-wait', 'start it and return; watch it in the Web UI')
     .action(async (shards: string, opts: TrainCommandOptions) => {
       const say = (line: string): void => console.log(line);

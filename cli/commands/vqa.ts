@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
 import { BenchmarkId, NightlyEvaluationInput, VqaSweepInput, type BenchmarkSource, type VqaSweepResult } from '../../data-schemas/vqa';
-import { ensureNightlySchedule, NIGHTLY_SCHEDULE_ID } from '../../infra/schedules';
+import { ensureNightlySchedule, NIGHTLY_SCHEDULE_DEFAULTS, NIGHTLY_SCHEDULE_ID } from '../../infra/schedules';
 import { refuseLocalInput, startAndFollow, withTemporalClient } from '../follow';
-import { positiveInt } from '../options';
+import { SchemaOption } from '../options';
 
 /** `<benchmark>=<dir-or-uri>`, repeatable. */
 function benchmarkSource(value: string, previous: BenchmarkSource[] = []): BenchmarkSource[] {
@@ -67,10 +67,11 @@ export function registerVqa(program: Command): void {
     .requiredOption('--runs <uri-or-path>', 'where training runs live (each <run>/result.json)')
     .requiredOption('--out <uri-or-path>', 'where nightly sweeps and last.json go')
     .requiredOption('--benchmark <name=dir-or-uri>', 'a benchmark and its data; repeat for more', benchmarkSource)
-    .option('--limit <n>', 'questions per benchmark', positiveInt)
-    .option('--cron <expr>', 'when, in --time-zone', '0 2 * * *')
-    .option('--time-zone <tz>', 'IANA time zone', 'UTC')
-    .option('--catchup <duration>', 'nights missed while the server was down still run within this window', '1 day')
+    .addOption(new SchemaOption('--limit <n>', NightlyEvaluationInput.shape.limit))
+    // The Schedule's own settings, not the workflow's input: their defaults are infra/schedules.ts's.
+    .option('--cron <expr>', 'when, in --time-zone', NIGHTLY_SCHEDULE_DEFAULTS.cron)
+    .option('--time-zone <tz>', 'IANA time zone', NIGHTLY_SCHEDULE_DEFAULTS.timeZone)
+    .option('--catchup <duration>', 'nights missed while the server was down still run within this window', NIGHTLY_SCHEDULE_DEFAULTS.catchupWindow)
     .option('--id <scheduleId>', 'schedule id', NIGHTLY_SCHEDULE_ID)
     .action(async (opts: { runs: string; out: string; benchmark: BenchmarkSource[]; limit?: number; cron: string; timeZone: string; catchup: string; id: string }) => {
       const input = NightlyEvaluationInput.safeParse({
