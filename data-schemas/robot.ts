@@ -301,6 +301,22 @@ export const EpisodeStatus = z.strictObject({
 });
 export type EpisodeStatus = z.infer<typeof EpisodeStatus>;
 
+/**
+ * The files episodes and campaigns leave, by name: `episode.json` (an EpisodeRecord) in the
+ * episode's outputUri, `summary.json` (CampaignSummaryFile) and `report.html` in the campaign's.
+ */
+export const EPISODE_RECORD_FILE = 'episode.json';
+export const CAMPAIGN_SUMMARY_FILE = 'summary.json';
+export const CAMPAIGN_REPORT_FILE = 'report.html';
+
+/**
+ * `owner.json` in a station worker's state folder (local disk, not the store): the episode that
+ * reset the arm last and owns it until it releases it. Written by the station activities only.
+ */
+export const STATION_OWNER_FILE = 'owner.json';
+export const StationOwnerFile = z.strictObject({ episodeId: z.string().min(1), since: IsoDateTime });
+export type StationOwnerFile = z.infer<typeof StationOwnerFile>;
+
 export const EpisodeRecord = z.strictObject({
   formatVersion: z.literal(1),
   episodeId: SafeId,

@@ -14,35 +14,30 @@ import {
 } from '@temporalio/workflow';
 import { recordEpisodeStage } from '../../data-schemas/metrics';
 import type { EpisodeActivities } from '../../activities/robot/episode/episode-activities';
-import type { PolicyStageInput, PolicyStageResult } from '../../activities/robot/episode/policy';
 import type { StationActivities } from '../../activities/robot/episode/station-activities';
-import type { VerifyInput } from '../../activities/robot/episode/verify';
-import type { ActionChunk } from '../../data-schemas/d-lan';
-import type { PolicyStage } from '../../data-schemas/prompts';
 import {
-  AbortRequest,
   EPISODE_SIGNALS,
   EPISODE_STATUS_QUERY,
-  OperatorVerdict,
   RobotEpisodeInput,
-  type CycleRecord,
-  type EpisodeOutcome,
-  type EpisodeRecord,
   type EpisodeStatus,
-  type ObservationRef,
   type RobotEpisodeResult,
-  type SimEvaluation,
-  type StageLatency,
-  type StageRecord,
   type VerdictRecord,
   RobotFailure,
 } from '../../data-schemas/robot';
-import { StationFailure } from '../../data-schemas/failures';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { rootCause, rootFailure } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
+import {
+  episodeStatusView,
+  operatorVerdictWaiting,
+  resumeWaitOver,
+  startEpisode,
+  stationWaitOver,
+  transition,
+  type EpisodeEvent,
+  type EpisodeStep,
+} from './episode-machine';
 import { grantedSignal, pingSignal, releaseStation, requestStation } from './station-lock';
-import { describeZodIssues } from '../../data-schemas/issues';
 
 export const pauseSignal = defineSignal<[]>(EPISODE_SIGNALS.pause);
 export const resumeSignal = defineSignal<[]>(EPISODE_SIGNALS.resume);
@@ -58,27 +53,16 @@ export function episodeIdOf(workflowId: string): string {
   return (cleaned || 'episode').slice(0, 128);
 }
 
-const median = (xs: readonly number[]): number | null => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-
-class EpisodeEnd extends Error {
-  constructor(
-    readonly outcome: EpisodeOutcome,
-    readonly reason: string,
-  ) {
-    super(reason);
-  }
-}
-
 /**
  * One robot episode on one station (docs/robot-episodes.md): the subtask list once, then per cycle observe ->
  * motion plan -> action chunk -> execute -> verify -> proceed or retry, within the input's limits.
  * Signals pause / resume / abort / verdict steer it; the `status` query tells where it is. Every
  * frame, prompt, answer, verdict and latency is recorded (episode.json, and D_rob + D_lan datasets).
+ *
+ * Every decision (which stage next, retry or proceed, the limits, what a signal changes) is the
+ * pure state machine in episode-machine.ts; this function is its shell: it runs the step the machine
+ * asks for through the activity proxies, feeds the result back, and wires signals, query and
+ * cancellation scopes.
  *
  * A chunk carries the arm step it was planned at; the station refuses it once the arm has moved
  * since, so a retried activity or a restarted worker never runs a chunk twice: the episode then
@@ -89,9 +73,7 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
   const info = workflowInfo();
   const episodeId = episodeIdOf(info.workflowId);
   const startedAt = Date.now();
-  const deadline = startedAt + input.limits.maxDurationSeconds * 1000;
   const stationQueue = TaskQueue.station(input.stationId);
-  const ref = { episodeId, outputUri: input.outputUri };
 
   // Checked when the run starts (a replay runs on a replay worker's own queue).
   if (info.taskQueue !== stationQueue && !info.unsafe.isReplaying) {
@@ -137,122 +119,37 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
     retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 },
   });
 
-  // --- state, signals, query
-  const status: EpisodeStatus = {
-    phase: 'waiting_for_station',
-    paused: false,
-    stationId: input.stationId,
-    subtasks: [],
-    subtaskIndex: 0,
-    currentSubtask: null,
-    cycle: 0,
-    retriesOnSubtask: 0,
-    lastVerdict: null,
-    timings: { elapsedMs: 0, lastCycleMs: null, medianCycleMs: null, lastStageMs: {} },
-    outcome: null,
-  };
-  const cycleTimes: number[] = [];
-  const operatorEvents: EpisodeRecord['operatorEvents'] = [];
-  const note = (event: string, detail: string): void => {
-    operatorEvents.push({ at: new Date().toISOString(), event, detail });
-  };
-  let granted = false;
-  let abortReason: string | undefined;
-  let pendingVerdict: OperatorVerdict | undefined;
+  // --- the machine (episode-machine.ts) decides; this shell runs its steps and wires signals, query and scopes
+  let machine = startEpisode(input, { episodeId, workflowId: info.workflowId, runId: info.runId, startedAt });
   let cycleScope: CancellationScope | undefined;
+  const feed = (event: EpisodeEvent): EpisodeStep => {
+    const next = transition(machine, event);
+    machine = next.state;
+    for (const m of next.metrics) recordEpisodeStage(metricMeter, m.stage, m.ms);
+    if (next.cancelCycle) cycleScope?.cancel();
+    return next.step;
+  };
 
-  setHandler(grantedSignal, () => {
-    granted = true;
-  });
+  setHandler(grantedSignal, () => void feed({ type: 'station_granted', at: Date.now() }));
   setHandler(pingSignal, () => undefined);
-  setHandler(pauseSignal, () => {
-    status.paused = true;
-    note('pause', 'the episode holds after the current chunk');
-  });
-  setHandler(resumeSignal, () => {
-    status.paused = false;
-    note('resume', '');
-  });
-  setHandler(abortSignal, (rawAbort) => {
-    const parsed = AbortRequest.safeParse(rawAbort ?? {});
-    abortReason ??= parsed.success ? parsed.data.reason : 'aborted by the operator';
-    note('abort', abortReason);
-    cycleScope?.cancel();
-  });
-  setHandler(verdictSignal, (rawVerdict) => {
-    const parsed = OperatorVerdict.safeParse(rawVerdict);
-    if (!parsed.success) {
-      note('verdict_rejected', `not a verdict: ${describeZodIssues(parsed.error, { root: '(body)' })}`);
-      return;
-    }
-    if (parsed.data.cycle !== undefined && parsed.data.cycle < status.cycle) {
-      note('verdict_ignored', `cycle ${parsed.data.cycle} is over (now ${status.cycle})`);
-      return;
-    }
-    pendingVerdict = parsed.data;
-    note('verdict', `${parsed.data.decision}: ${parsed.data.reason}`);
-  });
-  setHandler(episodeStatusQuery, () => ({ ...status, timings: { ...status.timings, elapsedMs: Date.now() - startedAt } }));
+  setHandler(pauseSignal, () => void feed({ type: 'pause', at: Date.now() }));
+  setHandler(resumeSignal, () => void feed({ type: 'resume', at: Date.now() }));
+  setHandler(abortSignal, (request) => void feed({ type: 'abort', at: Date.now(), request }));
+  setHandler(verdictSignal, (verdict) => void feed({ type: 'verdict', at: Date.now(), verdict }));
+  setHandler(episodeStatusQuery, () => episodeStatusView(machine, Date.now()));
 
-  const takeOperatorVerdict = (cycle: number): VerdictRecord | undefined => {
-    const v = pendingVerdict;
-    if (!v || (v.cycle !== undefined && v.cycle !== cycle)) return undefined;
-    pendingVerdict = undefined;
-    return { decision: v.decision, reason: v.reason, by: 'operator', promptVersion: null, raw: null, latencyMs: 0 };
-  };
-  const timed = async <T>(stage: StageLatency['stage'], latencies: StageLatency[], fn: () => Promise<T>): Promise<T> => {
-    const t0 = Date.now();
-    try {
-      return await fn();
-    } finally {
-      const ms = Date.now() - t0;
-      latencies.push({ stage, ms });
-      status.timings.lastStageMs[stage] = ms;
-      recordEpisodeStage(metricMeter, stage, ms);
+  /** The verifier, raced against an operator's verdict for the cycle (which wins even while it runs). */
+  const verify = async (step: Extract<EpisodeStep, { kind: 'verify' }>): Promise<EpisodeEvent> => {
+    const verifier = step.verifier;
+    if (verifier.kind === 'operator') {
+      await condition(() => operatorVerdictWaiting(machine, step.cycle));
+      return { type: 'operator_verdict_ready', at: Date.now() };
     }
-  };
-
-  // --- the episode
-  let outcome: EpisodeOutcome = 'completed';
-  let reason = 'every subtask verified done';
-  let reset: ObservationRef | null = null;
-  let subtasksStage: StageRecord | null = null;
-  const cycles: CycleRecord[] = [];
-  let evaluation: SimEvaluation | null = null;
-  let formatFailures = 0;
-  let repairs = 0;
-  const countFormat = (r: StageRecord | null): void => {
-    if (!r) return;
-    const bad = r.attempts.filter((a) => a.error !== null).length;
-    formatFailures += bad;
-    repairs += r.attempts.length - 1;
-  };
-  const stage = (stageName: PolicyStage, extra: Partial<PolicyStageInput> & { frameUri: string; cycle: number }): Promise<PolicyStageResult> =>
-    policy.policyStage({
-      episodeId,
-      stage: stageName,
-      instruction: input.instruction,
-      subtasks: status.subtasks,
-      subtaskIndex: status.subtaskIndex,
-      inDistribution: input.inDistribution,
-      policy: input.policy,
-      maxRepairs: input.limits.maxRepairs,
-      ...extra,
-    });
-
-  const verify = async (v: VerifyInput, cycle: number): Promise<VerdictRecord> => {
-    const given = takeOperatorVerdict(cycle);
-    if (given) return given;
-    if (input.verifier.kind === 'operator') {
-      await condition(() => takeable(cycle));
-      return takeOperatorVerdict(cycle) as VerdictRecord;
-    }
-    const verifier = input.verifier;
     let auto: VerdictRecord | undefined;
     let failed: unknown;
     const scope = new CancellationScope();
     const running = scope
-      .run(() => (verifier.kind === 'oracle' ? station.verifyOracle(v) : gemini.verifyGemini({ ...v, model: verifier.model })))
+      .run(() => (verifier.kind === 'oracle' ? station.verifyOracle(step.input) : gemini.verifyGemini({ ...step.input, model: verifier.model })))
       .then(
         (r) => {
           auto = r;
@@ -261,215 +158,81 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
           failed = err;
         },
       );
-    await condition(() => auto !== undefined || failed !== undefined || takeable(cycle));
-    const override = takeOperatorVerdict(cycle);
-    if (override) {
+    await condition(() => auto !== undefined || failed !== undefined || operatorVerdictWaiting(machine, step.cycle));
+    if (operatorVerdictWaiting(machine, step.cycle)) {
       scope.cancel();
       await running;
-      return override;
+      return { type: 'operator_verdict_ready', at: Date.now() };
     }
     if (failed !== undefined) throw failed instanceof Error ? failed : new Error('the verifier failed');
-    return auto as VerdictRecord;
-  };
-  const takeable = (cycle: number): boolean => pendingVerdict !== undefined && (pendingVerdict.cycle === undefined || pendingVerdict.cycle === cycle);
-
-  const checkLimits = (): void => {
-    if (abortReason !== undefined) throw new EpisodeEnd('aborted', abortReason);
-    if (status.cycle >= input.limits.maxCycles) throw new EpisodeEnd('cycle_limit', `${input.limits.maxCycles} cycles without finishing (subtask ${status.subtaskIndex + 1} of ${status.subtasks.length})`);
-    if (Date.now() >= deadline) throw new EpisodeEnd('time_limit', `${input.limits.maxDurationSeconds} s without finishing`);
+    return { type: 'verified', at: Date.now(), verdict: auto as VerdictRecord };
   };
 
-  /** What the cycle in progress has done so far: recorded as it stands when an abort cuts it short. */
-  let inFlight: (Pick<CycleRecord, 'cycle' | 'subtaskIndex' | 'subtask' | 'attempt' | 'before' | 'startedAt' | 'latencies'> & Partial<Pick<CycleRecord, 'motionPlan' | 'action' | 'chunk'>>) | undefined;
-
-  /** One cycle; returns the cycle record and the observation to plan the next one from. */
-  const runCycle = async (obs: ObservationRef): Promise<{ record: CycleRecord; next: ObservationRef }> => {
-    const cycle = status.cycle;
-    const latencies: StageLatency[] = [];
-    const t0 = Date.now();
-    const base = { cycle, subtaskIndex: status.subtaskIndex, subtask: status.currentSubtask ?? '', attempt: status.retriesOnSubtask, before: obs, startedAt: new Date(t0).toISOString() };
-    inFlight = { ...base, latencies };
-    const finish = (part: Partial<CycleRecord> & { verdict: VerdictRecord }, next: ObservationRef): { record: CycleRecord; next: ObservationRef } => {
-      const ms = Date.now() - t0;
-      latencies.push({ stage: 'cycle', ms });
-      recordEpisodeStage(metricMeter, 'cycle', ms);
-      return {
-        record: { ...base, motionPlan: null, action: null, chunk: null, executed: 0, trace: [], after: null, executeError: null, interrupted: false, latencies, ...part },
-        next,
-      };
-    };
-    const episodeVerdict = (text: string): VerdictRecord => ({ decision: 'retry', reason: text, by: 'episode', promptVersion: null, raw: null, latencyMs: 0 });
-
-    status.phase = 'motion_plan';
-    const plan = await timed('motion_plan', latencies, () => stage('motion_plan', { frameUri: obs.frameUri, cycle }));
-    if (plan.value === null || typeof plan.value !== 'string') {
-      return finish({ motionPlan: plan.record, verdict: episodeVerdict(`no usable motion plan: ${plan.record.error ?? 'malformed'}`) }, obs);
-    }
-    inFlight.motionPlan = plan.record;
-    status.phase = 'action';
-    const act = await timed('action', latencies, () => stage('action', { frameUri: obs.frameUri, cycle, motionPlan: plan.value as string }));
-    if (act.value === null || !Array.isArray(act.value) || !Array.isArray(act.value[0])) {
-      return finish({ motionPlan: plan.record, action: act.record, verdict: episodeVerdict(`no usable action chunk: ${act.record.error ?? 'malformed'}`) }, obs);
-    }
-    const chunk = act.value as ActionChunk;
-    inFlight.action = act.record;
-    inFlight.chunk = chunk;
-    status.phase = 'executing';
-    let executed;
+  /** Runs one step through its activity (or wait); a step that throws becomes a `step_failed` event. */
+  const run = async (step: EpisodeStep): Promise<EpisodeEvent> => {
     try {
-      executed = await timed('execute', latencies, () => arm.stationExecute({ ...ref, chunk, expectedStep: obs.step }));
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      const type = rootFailure(err)?.type;
-      if (type === StationFailure.UnsafeAction) {
-        return finish({ motionPlan: plan.record, action: act.record, chunk, executeError: rootCause(err), verdict: episodeVerdict(`unsafe chunk refused before moving: ${rootCause(err)}`) }, obs);
+      switch (step.kind) {
+        case 'reset':
+          return { type: 'reset_done', observation: await station.stationReset(step.input), at: Date.now() };
+        case 'policy':
+          return { type: 'policy_answered', result: await policy.policyStage(step.input), at: Date.now() };
+        case 'wait_for_resume':
+          return { type: 'resume_wait_over', resumed: await condition(() => resumeWaitOver(machine), step.timeoutMs), at: Date.now() };
+        case 'execute':
+          return { type: 'executed', result: await arm.stationExecute(step.input), at: Date.now() };
+        case 'observe':
+        case 'observe_cut':
+          return { type: 'observed', observation: await station.stationObserve(step.input), at: Date.now() };
+        case 'verify':
+          return await verify(step);
+        case 'safe_stop':
+          await station.stationSafeStop(step.input);
+          return { type: 'safe_stopped', at: Date.now() };
+        case 'evaluate':
+          return { type: 'evaluated', evaluation: await station.stationEvaluate(step.input), at: Date.now() };
+        case 'finalize':
+          return { type: 'finalized', written: await records.finalizeEpisode(step.input), at: Date.now() };
+        case 'release_arm':
+          await station.stationRelease(step.input);
+          return { type: 'arm_released', at: Date.now() };
+        case 'wait_for_station':
+        case 'done':
+          throw new TypeError(`robotEpisode: the ${step.kind} step is not run as an activity`);
       }
-      if (type === StationFailure.StaleObservation || type === StationFailure.MayHaveMoved) {
-        // The arm moved without us seeing the end of it (a lost answer, a restarted worker): look again.
-        status.phase = 'observing';
-        const fresh = await station.stationObserve(ref);
-        return finish({ motionPlan: plan.record, action: act.record, chunk, executeError: rootCause(err), interrupted: true, after: fresh, verdict: episodeVerdict(`chunk outcome unknown, observed again: ${rootCause(err)}`) }, fresh);
-      }
-      throw new EpisodeEnd('error', `station ${input.stationId}: ${rootCause(err)}`);
-    }
-    status.phase = 'verifying';
-    let verdict: VerdictRecord;
-    try {
-      verdict = await timed('verify', latencies, () =>
-        verify({ episodeId, cycle, instruction: input.instruction, subtasks: status.subtasks, subtaskIndex: status.subtaskIndex, before: obs, after: executed.after }, cycle),
-      );
     } catch (err) {
-      if (isCancellation(err)) throw err;
-      throw new EpisodeEnd('error', `verifier ${input.verifier.kind}: ${rootCause(err)}`);
+      if (step.region === 'finishing' && !step.bestEffort) throw err;
+      return { type: 'step_failed', at: Date.now(), cancelled: isCancellation(err), failureType: rootFailure(err)?.type ?? null, cause: rootCause(err) };
     }
-    return finish({ motionPlan: plan.record, action: act.record, chunk, executed: executed.executed, trace: executed.trace, after: executed.after, verdict }, executed.after);
   };
 
   await requestStation(input.stationId);
-  await condition(() => granted || abortReason !== undefined);
+  await condition(() => stationWaitOver(machine));
   try {
-    try {
-      if (abortReason !== undefined) throw new EpisodeEnd('aborted', abortReason);
-      status.phase = 'resetting';
-      const resetStarted = Date.now();
-      reset = await station.stationReset({ ...ref, instruction: input.instruction, ...(input.scene !== undefined && { scene: input.scene }), ...(input.seed !== undefined && { seed: input.seed }) });
-      status.timings.lastStageMs.reset = Date.now() - resetStarted;
-      status.phase = 'subtasks';
-      const plan = await stage('subtasks', { frameUri: reset.frameUri, cycle: 0 });
-      subtasksStage = plan.record;
-      countFormat(plan.record);
-      if (plan.value === null || !Array.isArray(plan.value) || plan.value.some((s) => typeof s !== 'string')) {
-        throw new EpisodeEnd('policy_format', `the subtask list is still malformed after ${input.limits.maxRepairs} repair(s): ${plan.record.error ?? ''}`);
+    let step = feed({ type: 'start', at: Date.now() });
+    while (step.region === 'episode' || step.region === 'cycle') {
+      if (step.region === 'episode') {
+        step = feed(await run(step));
+        continue;
       }
-      status.subtasks = plan.value as string[];
-      status.currentSubtask = status.subtasks[0] ?? null;
-
-      let obs = reset;
-      while (status.subtaskIndex < status.subtasks.length) {
-        checkLimits();
-        if (status.paused) {
-          status.phase = 'paused';
-          const resumed = await condition(() => !status.paused || abortReason !== undefined, Math.max(1, deadline - Date.now()));
-          if (!resumed) throw new EpisodeEnd('time_limit', `${input.limits.maxDurationSeconds} s without finishing (paused)`);
-          checkLimits();
-        }
-        cycleScope = new CancellationScope();
-        const { record, next } = await cycleScope.run(() => runCycle(obs));
-        cycleScope = undefined;
-        inFlight = undefined;
-        cycles.push(record);
-        countFormat(record.motionPlan);
-        countFormat(record.action);
-        cycleTimes.push(record.latencies.find((l) => l.stage === 'cycle')?.ms ?? 0);
-        status.timings.lastCycleMs = cycleTimes[cycleTimes.length - 1] ?? null;
-        status.timings.medianCycleMs = median(cycleTimes);
-        status.lastVerdict = record.verdict;
-        status.cycle++;
-        obs = next;
-        if (record.verdict.decision === 'proceed') {
-          status.subtaskIndex++;
-          status.retriesOnSubtask = 0;
-          status.currentSubtask = status.subtasks[status.subtaskIndex] ?? null;
-        } else if (!record.interrupted) {
-          status.retriesOnSubtask++;
-          if (status.retriesOnSubtask > input.limits.maxRetriesPerSubtask) {
-            throw new EpisodeEnd('retries_exhausted', `subtask ${status.subtaskIndex + 1} "${status.currentSubtask ?? ''}" failed ${status.retriesOnSubtask} times: ${record.verdict.reason}`);
-          }
-        }
-      }
-    } catch (err) {
+      // One cancellation scope per cycle: an abort cancels the stage in progress.
+      const cycle = step.cycle;
+      const first = step;
+      cycleScope = new CancellationScope();
+      step = await cycleScope.run(async () => {
+        let s: EpisodeStep = first;
+        while (s.region === 'cycle' && s.cycle === cycle) s = feed(await run(s));
+        return s;
+      });
       cycleScope = undefined;
-      if (err instanceof EpisodeEnd) {
-        outcome = err.outcome;
-        reason = err.reason;
-      } else if (isCancellation(err) && abortReason !== undefined) {
-        outcome = 'aborted';
-        reason = abortReason;
-      } else {
-        outcome = 'error';
-        reason = rootCause(err);
-      }
     }
-    status.phase = 'finishing';
-    status.outcome = outcome;
-    const result = await CancellationScope.nonCancellable(async () => {
-      if (outcome === 'aborted' && reset !== null) {
-        await station.stationSafeStop({ reason }).catch(() => undefined);
-        const cut = inFlight;
-        if (cut) {
-          // The chunk the abort stopped: what it moved is read off the arm.
-          const after = await station.stationObserve(ref).catch(() => null);
-          cycles.push({
-            motionPlan: null,
-            action: null,
-            chunk: null,
-            ...cut,
-            executed: after && cut.chunk ? Math.min(cut.chunk.length, Math.max(0, after.step - cut.before.step)) : 0,
-            trace: [],
-            after,
-            executeError: `aborted: ${reason}`,
-            interrupted: true,
-            verdict: { decision: 'retry', reason: `aborted: ${reason}`, by: 'operator', promptVersion: null, raw: null, latencyMs: 0 },
-          });
-        }
-      }
-      if (reset !== null) evaluation = await station.stationEvaluate({ episodeId }).catch(() => null);
-      const record: EpisodeRecord = {
-        formatVersion: 1,
-        episodeId,
-        workflowId: info.workflowId,
-        runId: info.runId,
-        stationId: input.stationId,
-        input,
-        startedAt: new Date(startedAt).toISOString(),
-        finishedAt: new Date().toISOString(),
-        outcome,
-        reason,
-        subtasks: status.subtasks,
-        subtasksStage,
-        reset,
-        cycles,
-        evaluation,
-        operatorEvents,
-      };
-      const written = await records.finalizeEpisode({ record });
-      if (reset !== null) await station.stationRelease({ episodeId }).catch(() => undefined);
-      return written;
+    const finished = step;
+    const last = await CancellationScope.nonCancellable(async () => {
+      let s: EpisodeStep = finished;
+      while (s.region === 'finishing') s = feed(await run(s));
+      return s;
     });
-    status.phase = 'done';
-    return {
-      episodeId,
-      outcome,
-      reason,
-      success: evaluation === null ? null : (evaluation as SimEvaluation).success,
-      evaluation,
-      cycles: cycles.length,
-      subtasks: status.subtasks,
-      subtasksCompleted: status.subtaskIndex,
-      formatFailures,
-      repairs,
-      ...result,
-    };
+    if (last.kind !== 'done') throw new TypeError(`robotEpisode: finished on the ${last.kind} step`);
+    return last.result;
   } finally {
     await CancellationScope.nonCancellable(() => releaseStation(input.stationId));
   }

@@ -1,10 +1,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { CampaignSummaryFile, EpisodeRecord, RobotFailure, type CampaignTrialDesign, type EvalCampaignResult, type PolicySpec, type SuiteTaskId, type VerifierSpec } from '../../../data-schemas/robot';
+import { CAMPAIGN_REPORT_FILE, CAMPAIGN_SUMMARY_FILE, CampaignSummaryFile, EPISODE_RECORD_FILE, EpisodeRecord, RobotFailure, type CampaignTrialDesign, type EvalCampaignResult, type PolicySpec, type SuiteTaskId, type VerifierSpec } from '../../../data-schemas/robot';
 import { joinUri, relativeTo } from '../../../data-schemas/uri';
 import { classified } from '../../failures';
 import { getJsonIfExists, putJson } from '../../store';
 import type { ObjectStore } from '../../store/types';
-import { EPISODE_RECORD_FILE } from '../episode/episode-activities';
 import { resolveTask } from '../sim/tasks';
 import { simScene } from '../station/sim';
 import { summarizeCampaign, type CampaignEpisodeSummary, type FilmstripFrame } from './metrics';
@@ -44,8 +43,7 @@ function designOf(input: CampaignDesignInput): CampaignTrialDesign {
   }
 }
 
-export const CAMPAIGN_REPORT_FILE = 'report.html';
-export const CAMPAIGN_SUMMARY_FILE = 'summary.json';
+export { CAMPAIGN_REPORT_FILE, CAMPAIGN_SUMMARY_FILE };
 /** Frames per filmstrip: the start, then the end of each cycle, the latest kept. */
 const FILMSTRIP_FRAMES = 16;
 

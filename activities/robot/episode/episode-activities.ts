@@ -1,6 +1,6 @@
 import { DatasetManifest, MANIFEST_FILE, MANIFEST_FORMAT_VERSION } from '../../../data-schemas/manifest';
 import { RELABEL_RECORDS_DIR } from '../../../data-schemas/relabel';
-import type { EpisodeRecord } from '../../../data-schemas/robot';
+import { EPISODE_RECORD_FILE, type EpisodeRecord } from '../../../data-schemas/robot';
 import { joinUri } from '../../../data-schemas/uri';
 import { writeDataset } from '../../data/dataset-writer';
 import { forEachConcurrent } from '../../data/pool';
@@ -10,7 +10,7 @@ import type { ObjectStore } from '../../store/types';
 import { buildEpisodeDLan, buildEpisodeDRob } from './record';
 import { createGeminiVerifyActivities, type GeminiVerifierEnv } from './verify';
 
-export const EPISODE_RECORD_FILE = 'episode.json';
+export { EPISODE_RECORD_FILE };
 
 export interface FinalizedEpisode {
   recordUri: string;

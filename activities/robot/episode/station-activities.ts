@@ -3,8 +3,10 @@ import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActionChunk } from '../../../data-schemas/d-lan';
-import { RobotFailure, type ObservationRef, type SimEvaluation, type VerdictRecord } from '../../../data-schemas/robot';
+import { RobotFailure, STATION_OWNER_FILE, StationOwnerFile, type ObservationRef, type SimEvaluation, type VerdictRecord } from '../../../data-schemas/robot';
+import { fileUri } from '../../../data-schemas/uri';
 import { classified } from '../../failures';
+import { parseStoredJson } from '../../store';
 import { setStationAvailable } from '../../../data-schemas/metrics';
 import type { ObjectStore } from '../../store/types';
 import { SimStationDriver } from '../station/sim';
@@ -68,18 +70,23 @@ export function createStationActivities(deps: StationActivityDeps) {
       throw err;
     }
   };
-  const ownerFile = join(deps.stateDir, 'owner.json');
+  const ownerFile = join(deps.stateDir, STATION_OWNER_FILE);
   mkdirSync(deps.stateDir, { recursive: true });
 
+  /** Who owns the arm: none without the file; a file that is not an owner record fails naming it (never read as "nobody"). */
   const owner = (): string | undefined => {
+    let text: string;
     try {
-      return (JSON.parse(readFileSync(ownerFile, 'utf8')) as { episodeId?: string }).episodeId;
-    } catch {
-      return undefined;
+      text = readFileSync(ownerFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
     }
+    return parseStoredJson(fileUri(ownerFile), text, StationOwnerFile, `the station's arm owner (${STATION_OWNER_FILE})`).episodeId;
   };
   const claim = (episodeId: string): void => {
-    writeFileSync(`${ownerFile}.tmp`, JSON.stringify({ episodeId, since: new Date().toISOString() }));
+    const record: StationOwnerFile = { episodeId, since: new Date().toISOString() };
+    writeFileSync(`${ownerFile}.tmp`, JSON.stringify(record));
     renameSync(`${ownerFile}.tmp`, ownerFile);
   };
   const checkOwner = (episodeId: string): void => {
