@@ -1,4 +1,4 @@
-import { WorkflowIds } from '../../data-schemas/workflow-ids';
+import { LegacyWorkflowIds, WorkflowIds } from '../../data-schemas/workflow-ids';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedSearchAttribute, boundedWorkflowId, ModelRef, utf8Bytes, utf8Length } from '../../data-schemas/bounded';
@@ -111,8 +111,10 @@ describe('workflow input fields name themselves', () => {
 
 describe('boundedWorkflowId', () => {
   it('keeps ids up to 1000 bytes byte-identical (recorded histories replay)', () => {
-    const short = WorkflowIds.relabelTrajectory('file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1', 'gemini-gemini-2.5-flash-p1', 'traj-000001');
-    expect(short).toBe('relabel:file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1:gemini-gemini-2.5-flash-p1:traj-000001');
+    const legacy = LegacyWorkflowIds.relabelTrajectory('file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1', 'gemini-gemini-2.5-flash-p1', 'traj-000001');
+    expect(legacy).toBe('relabel:file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1:gemini-gemini-2.5-flash-p1:traj-000001');
+    const short = WorkflowIds.relabelTrajectory('file:///tmp/out', 'heuristic-h2', 'traj-000001');
+    expect(short).toBe('relabel-trajectory:file:///tmp/out:heuristic-h2:traj-000001');
     expect(stationLockWorkflowId('sim-1')).toBe('station-lock-sim-1');
     expect(vqaEvaluateId('file:///out', 'base', 'mmmu')).toBe('vqa-evaluate:file:///out:base:mmmu');
     const exactly = 'x'.repeat(MAX_WORKFLOW_ID_BYTES);
@@ -123,10 +125,10 @@ describe('boundedWorkflowId', () => {
     const outputUri = `file:///${'o'.repeat(250)}/${'p'.repeat(250)}/${'q'.repeat(250)}/${'r'.repeat(250)}`;
     const a = WorkflowIds.relabelTrajectory(outputUri, 'heuristic-h2', 'traj-000001');
     const b = WorkflowIds.relabelTrajectory(outputUri, 'heuristic-h2', 'traj-000002');
-    expect(utf8Length(`relabel:${outputUri}:heuristic-h2:traj-000001`)).toBeGreaterThan(MAX_WORKFLOW_ID_BYTES);
+    expect(utf8Length(`relabel-trajectory:${outputUri}:heuristic-h2:traj-000001`)).toBeGreaterThan(MAX_WORKFLOW_ID_BYTES);
     for (const id of [a, b]) {
       expect(utf8Length(id)).toBeLessThanOrEqual(MAX_WORKFLOW_ID_BYTES);
-      expect(id.startsWith(`relabel:file:///${'o'.repeat(250)}`)).toBe(true);
+      expect(id.startsWith(`relabel-trajectory:file:///${'o'.repeat(250)}`)).toBe(true);
       expect(id).toMatch(/~[0-9a-f]{64}$/);
     }
     expect(a).not.toBe(b);
