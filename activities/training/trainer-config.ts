@@ -1,5 +1,7 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { describeZodIssues } from '../../data-schemas/issues';
 import { TrainerConfig } from '../../data-schemas/python-border';
-import type { TrainLoraInput } from '../../data-schemas/training';
+import { TrainingFailure, type TrainLoraInput } from '../../data-schemas/training';
 
 /** This machine's side of a trainer config: staged files and the trainer's local output. */
 export interface TrainerLocalPaths {
@@ -16,10 +18,11 @@ export interface TrainerLocalPaths {
 /**
  * The trainer's config file (python/vla_py/train/config.py reads it): the parsed input, whose
  * defaults are the only ones, plus this machine's paths. Every field is written (the Python side
- * defaults nothing), and it is checked against TrainerConfig before the trainer ever sees it.
+ * defaults nothing), and it is checked against TrainerConfig before the trainer ever sees it
+ * (a non-retryable BadTrainerConfig naming the field otherwise).
  */
 export function trainerConfigFor(input: TrainLoraInput, local: TrainerLocalPaths): TrainerConfig {
-  return TrainerConfig.parse({
+  const config = TrainerConfig.safeParse({
     baseModel: local.baseModelDir ?? input.baseModel,
     trainShards: local.trainShards,
     validationShards: local.validationShards,
@@ -42,6 +45,11 @@ export function trainerConfigFor(input: TrainLoraInput, local: TrainerLocalPaths
     distributed: input.distributed,
     modelCard: { runUri: input.outputUri, shardsUri: input.shardsUri, gitRevision: local.gitRevision, baseModel: input.baseModel },
   } satisfies TrainerConfig);
+  if (!config.success) {
+    // The same failure as the trainer refusing it, without starting the trainer.
+    throw ApplicationFailure.nonRetryable(`the trainer config would be invalid: ${describeZodIssues(config.error)}`, TrainingFailure.badConfig);
+  }
+  return config.data;
 }
 
 /** The trainer config file as written: pretty JSON, one trailing newline. */

@@ -37,7 +37,15 @@ describe('the trainer config', () => {
   });
 
   it('refuses what the trainer would refuse, before the trainer starts', () => {
-    expect(() => trainerConfigFor(input, { ...local, trainShards: [] })).toThrow(/trainShards/);
+    const refused = (() => {
+      try {
+        return trainerConfigFor(input, { ...local, trainShards: [] });
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(refused).toBeInstanceOf(ApplicationFailure);
+    expect(refused).toMatchObject({ type: TrainingFailure.badConfig, nonRetryable: true, message: expect.stringContaining('trainShards') as string });
   });
 });
 
