@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { trainerConfigFor } from '../activities/training/train';
+import { trainerConfigFor } from '../activities/training/trainer-config';
 import { FileStore } from '../activities/store';
 import { buildTinyModel } from '../cli/commands/train';
 import { TrainerEvent, TrainLoraInput } from '../data-schemas/training';

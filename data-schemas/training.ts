@@ -1,6 +1,6 @@
 import { WorkflowIds } from './workflow-ids';
 import { z } from 'zod';
-import { ObjectUri } from './common';
+import { ObjectUri, Sha256Hex } from './common';
 import { POLICY_PROMPT_VERSION } from './prompts';
 import { ModelRef, TaskQueueName } from './bounded';
 import { ObjectUriField, joinUri } from './uri';
@@ -182,19 +182,26 @@ export const TrainLoraInput = z.strictObject({
 });
 export type TrainLoraInput = z.infer<typeof TrainLoraInput>;
 
-/** One JSON line of the trainer's stdout (python/vla_py/train). */
+/** The trainer's progress after each optimizer step (also what metrics.json lists). */
+export const TrainerStepEvent = z.object({
+  event: z.literal('step'),
+  step: z.int().nonnegative(),
+  totalSteps: z.int().nonnegative(),
+  epoch: z.number(),
+  loss: z.number(),
+  lr: z.number(),
+  tokensPerSecond: z.number(),
+  etaSeconds: z.number(),
+});
+export type TrainerStepEvent = z.infer<typeof TrainerStepEvent>;
+
+/**
+ * One JSON line of the trainer's stdout (python/vla_py/train), parsed by trainLora; the Python tests
+ * check what the trainer prints against its JSON Schema (python/vla_py/schemas/trainer-event.schema.json).
+ */
 export const TrainerEvent = z.discriminatedUnion('event', [
   z.object({ event: z.literal('start'), totalSteps: z.int().nonnegative(), resumedFromStep: z.int().nonnegative(), trainableParameters: z.int().nonnegative(), totalParameters: z.int().nonnegative(), samples: z.int().nonnegative() }),
-  z.object({
-    event: z.literal('step'),
-    step: z.int().nonnegative(),
-    totalSteps: z.int().nonnegative(),
-    epoch: z.number(),
-    loss: z.number(),
-    lr: z.number(),
-    tokensPerSecond: z.number(),
-    etaSeconds: z.number(),
-  }),
+  TrainerStepEvent,
   z.object({ event: z.literal('checkpoint'), step: z.int().nonnegative(), dir: z.string().min(1) }),
   z.object({ event: z.literal('eval'), step: z.int().nonnegative(), loss: z.number() }),
   z.object({ event: z.literal('done'), step: z.int().nonnegative(), adapterDir: z.string().min(1), metrics: z.record(z.string(), z.number()) }),
@@ -238,6 +245,49 @@ export const TrainLoraResult = z.strictObject({
   resumedFromStep: z.int().nonnegative(),
 });
 export type TrainLoraResult = z.infer<typeof TrainLoraResult>;
+
+// ---------------------------------------------------------------------------------------------
+// What a training run stores at its outputUri (docs/training.md, "Layout of a run")
+
+/**
+ * `config.json` at the run's root, written once by the run's first attempt: the exact input (every
+ * default filled), the code revision and the shard set. A later run into the same outputUri with
+ * another input or shard set is refused (RunConfigMismatch). Not the trainer's own config: that is
+ * TrainerConfig (data-schemas/python-border.ts), which the trainer copies to `adapter/training_config.json`.
+ */
+export const TrainingRunConfig = z.object({ input: TrainLoraInput, gitRevision: z.string(), shardsManifestSha256: Sha256Hex, createdAt: z.string() });
+export type TrainingRunConfig = z.infer<typeof TrainingRunConfig>;
+
+/** Where a run's checkpoints go, under its outputUri. */
+export const CHECKPOINT_DIR = 'checkpoints';
+/** `checkpoint-<step:08d>`: the folder of a checkpoint's files, and with `.json` its marker. */
+export const checkpointName = (step: number): string => `checkpoint-${String(step).padStart(8, '0')}`;
+/** A checkpoint marker's file name, as listed under `checkpoints/`. */
+export const CHECKPOINT_MARKER_NAME = /^checkpoint-\d{8}\.json$/;
+
+/** One uploaded file of a checkpoint or adapter, relative to its folder. */
+export const StoredRunFile = z.strictObject({ path: z.string().min(1), sha256: Sha256Hex, bytes: z.int().nonnegative() });
+export type StoredRunFile = z.infer<typeof StoredRunFile>;
+
+/**
+ * `checkpoints/checkpoint-<step:08d>.json`, written after every file of that checkpoint: only a
+ * checkpoint with a marker is resumed from, and each file is checked against its sha256 on the way down.
+ */
+export const CheckpointMarker = z.strictObject({
+  step: z.int().nonnegative(),
+  files: z.array(StoredRunFile),
+  attempt: z.int().positive(),
+  writtenAt: z.string(),
+});
+export type CheckpointMarker = z.infer<typeof CheckpointMarker>;
+
+/** `metrics.json`: the final attempt's per-step events and the trainer's final metrics. */
+export const TrainingMetrics = z.strictObject({
+  attempt: z.int().positive(),
+  final: z.record(z.string(), z.number()),
+  steps: z.array(TrainerStepEvent),
+});
+export type TrainingMetrics = z.infer<typeof TrainingMetrics>;
 
 /** Signal the training activity sends its workflow with live progress; the workflow's `progress` query returns it. */
 export const TRAINING_PROGRESS_SIGNAL = 'trainingProgress';

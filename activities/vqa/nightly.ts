@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ObjectUri } from '../../data-schemas/common';
-import { TrainLoraInput, TrainLoraResult } from '../../data-schemas/training';
+import { TrainingRunConfig, TrainLoraResult } from '../../data-schemas/training';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import { classified } from '../failures';
 import { getJson, getJsonIfExists, putJson } from '../store';
@@ -30,7 +30,6 @@ export const NightlyState = z.strictObject({
 });
 export type NightlyState = z.infer<typeof NightlyState>;
 
-const RunConfig = z.looseObject({ input: TrainLoraInput });
 const NIGHTLY_STATE = 'last.json';
 
 export function createNightlyActivities({ store }: { store: ObjectStore }) {
@@ -47,7 +46,7 @@ export function createNightlyActivities({ store }: { store: ObjectStore }) {
       }
       if (!newest) return undefined;
       const result = await getJson(store, newest.uri, TrainLoraResult);
-      const config = await getJson(store, joinUri(result.runUri, 'config.json'), RunConfig);
+      const config = await getJson(store, joinUri(result.runUri, 'config.json'), TrainingRunConfig);
       return { run: newest.run, resultUri: newest.uri, resultEtag: newest.etag, adapterUri: result.adapterUri, baseModel: config.input.baseModel, finishedAt: newest.at.toISOString() };
     }),
 

@@ -174,35 +174,8 @@ def start_trainer(cfg: dict, tmp: Path, name: str = "config.json") -> subprocess
     )
 
 
-# TrainerEvent (data-schemas/training.ts), checked field by field
-_INT = "int"
-_NUM = "num"
-_STR = "str"
-_EVENT_FIELDS = {
-    "start": {"totalSteps": _INT, "resumedFromStep": _INT, "trainableParameters": _INT, "totalParameters": _INT, "samples": _INT},
-    "step": {"step": _INT, "totalSteps": _INT, "epoch": _NUM, "loss": _NUM, "lr": _NUM, "tokensPerSecond": _NUM, "etaSeconds": _NUM},
-    "checkpoint": {"step": _INT, "dir": _STR},
-    "eval": {"step": _INT, "loss": _NUM},
-    "done": {"step": _INT, "adapterDir": _STR, "metrics": "metrics"},
-    "error": {"code": _STR, "message": "anystr"},
-}
-
-
 def check_event(e: dict) -> None:
-    assert isinstance(e, dict) and e.get("event") in _EVENT_FIELDS, e
-    fields = _EVENT_FIELDS[e["event"]]
-    for name, kind in fields.items():
-        assert name in e, (name, e)
-        v = e[name]
-        if kind == _INT:
-            assert isinstance(v, int) and not isinstance(v, bool) and v >= 0, (name, e)
-        elif kind == _NUM:
-            assert isinstance(v, (int, float)) and not isinstance(v, bool), (name, e)
-        elif kind == _STR:
-            assert isinstance(v, str) and v, (name, e)
-        elif kind == "anystr":
-            assert isinstance(v, str), (name, e)
-        elif kind == "metrics":
-            assert isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, (int, float)) for k, x in v.items()), e
-    if e["event"] == "error" and "shard" in e:
-        assert isinstance(e["shard"], str)
+    """A trainer event matches TrainerEvent (vla_py/schemas/trainer-event.schema.json), what trainLora parses."""
+    from vla_py.border import validate
+
+    validate("trainer-event", e, root="event")

@@ -142,26 +142,70 @@ def test_shard_index_and_corruption(tmp_path):
 
 
 def test_config_validation_names_the_field(tmp_path):
-    from vla_py.train.config import parse_config
+    from conftest import base_config
+    from vla_py.train.config import load_config, parse_config
     from vla_py.train.events import BadConfig
 
-    ok = {"baseModel": "/m", "trainShards": ["/a.tar"], "outputDir": str(tmp_path)}
+    ok = base_config(tmp_path / "model", {"train": ["/a.tar"]}, tmp_path / "out")
     cfg = parse_config(ok)
-    assert cfg.lora.rank == 16 and cfg.precision == "bf16" and cfg.max_steps is None and cfg.validation_shards == []
+    assert cfg.lora.rank == 8 and cfg.precision == "fp32" and cfg.max_steps == 6 and cfg.validation_shards == []
+    assert cfg.lora.target_modules is None and cfg.output_dir == str(tmp_path / "out")
+    lora = ok["lora"]
     for bad, field in (
-        ({"trainShards": []}, "trainShards"),
-        ({"lora": {"rank": 0}}, "lora.rank"),
-        ({"precision": "fp8"}, "precision"),
-        ({"learningRate": "x"}, "learningRate"),
-        ({"maxSteps": 0}, "maxSteps"),
-        ({"actionRepresentation": "bins"}, "actionRepresentation"),
-        ({"resumeFrom": str(tmp_path / "nope")}, "resumeFrom"),
-        ({"lora": {"targetModules": ["q proj"]}}, "lora.targetModules"),
+        ({"trainShards": []}, "config.trainShards"),
+        ({"lora": {**lora, "rank": 0}}, "config.lora.rank"),
+        ({"lora": {**lora, "rank": "8"}}, "config.lora.rank"),
+        ({"lora": {**lora, "rank": True}}, "config.lora.rank"),
+        ({"lora": {**lora, "dropout": 0.95}}, "config.lora.dropout"),
+        ({"precision": "fp8"}, "config.precision"),
+        ({"learningRate": "x"}, "config.learningRate"),
+        ({"learningRate": float("nan")}, "config.learningRate"),
+        ({"maxSteps": 0}, "config.maxSteps"),
+        ({"actionRepresentation": "bins"}, "config.actionRepresentation"),
+        ({"resumeFrom": str(tmp_path / "nope")}, "config.resumeFrom"),
+        ({"lora": {**lora, "targetModules": ["q proj"]}}, "config.lora.targetModules"),
+        ({"modelCard": {}}, "config.modelCard"),
+        ({"progressEverySeconds": 30}, "progressEverySeconds"),
     ):
         with pytest.raises(BadConfig, match=field.replace(".", r"\.")):
             parse_config({**ok, **bad})
-    with pytest.raises(BadConfig, match="baseModel"):
-        parse_config({"trainShards": ["/a.tar"], "outputDir": "/o"})
+    # No field has a default on this side: each one missing is named, at every level.
+    for name in ok:
+        with pytest.raises(BadConfig, match=name):
+            parse_config({k: v for k, v in ok.items() if k != name})
+    for name in lora:
+        with pytest.raises(BadConfig, match=name):
+            parse_config({**ok, "lora": {k: v for k, v in lora.items() if k != name}})
+    # The file is named too.
+    path = tmp_path / "trainer-config.json"
+    path.write_text(json.dumps({**ok, "lora": {**lora, "rank": 0}}))
+    with pytest.raises(BadConfig) as e:
+        load_config(path)
+    assert str(path) in e.value.message and "config.lora.rank" in e.value.message
+
+
+def test_a_bad_shard_sample_names_the_field(tmp_path):
+    from vla_py.train.data import ShardDataset
+    from vla_py.train.events import CorruptShard
+
+    s = make_samples(1)[0]
+    user, assistant = s["messages"]
+    for bad, field in (
+        ({"step": -1}, "sample.step"),
+        ({"step": "3"}, "sample.step"),
+        ({"key": "a b"}, "sample.key"),
+        ({"image": "gif"}, "sample.image"),
+        ({"stage": "nope"}, "sample.stage"),
+        ({"messages": [user, {**assistant, "content": [{"type": "text", "text": ""}]}]}, "sample.messages[1].content[0].text"),
+        ({"extra": 1}, "extra"),
+    ):
+        shard = write_shard(tmp_path / f"bad-{len(list(tmp_path.iterdir()))}.tar", [dict(s, **bad)])
+        with pytest.raises(CorruptShard) as e:
+            ShardDataset([str(shard)])
+        assert field in e.value.message and e.value.shard == str(shard), e.value.message
+    missing = {k: v for k, v in s.items() if k != "trajectoryId"}
+    with pytest.raises(CorruptShard, match="trajectoryId"):
+        ShardDataset([str(write_shard(tmp_path / "missing.tar", [missing]))])
 
 
 def test_action_tokens_selection_and_round_trip(processor, base_model):

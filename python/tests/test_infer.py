@@ -24,7 +24,7 @@ B64 = base64.b64encode(png_bytes((200, 10, 10))).decode()
 
 
 def req(i: int | str, **kw) -> dict:
-    return {"id": str(i), "prompt": "What is in the image?", "images": [B64], "maxNewTokens": 4, "temperature": 0, **kw}
+    return {"id": str(i), "prompt": "What is in the image?", "images": [B64], "maxNewTokens": 4, "temperature": 0, "topP": None, "logprobs": False, "actionTokens": False, **kw}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,7 +36,17 @@ def test_parse_request_accepts_a_valid_line():
     assert r.id == "a" and r.max_new_tokens == 4 and r.temperature == 0.7 and r.top_p == 0.9 and r.logprobs
     assert not r.action_tokens and parse_request(req("b", actionTokens=True)).action_tokens
     assert r.images == [base64.b64decode(B64)]
-    assert parse_request({"id": "t", "prompt": "hi", "maxNewTokens": 1}).images == []
+    assert parse_request(req("t", images=[])).images == []
+
+
+def test_parse_request_defaults_nothing():
+    """Every field is required (InferenceRequestLine, data-schemas/python-border.ts): a missing one is named."""
+    for name in ("images", "temperature", "topP", "logprobs", "actionTokens"):
+        line = req("m")
+        del line[name]
+        with pytest.raises(ProtocolError, match=name) as e:
+            parse_request(line)
+        assert e.value.request_id == "m"
 
 
 @pytest.mark.parametrize(
@@ -54,7 +64,7 @@ def test_parse_request_accepts_a_valid_line():
         ({"topP": 0}, "topP"),
         ({"logprobs": "yes"}, "logprobs"),
         ({"actionTokens": 1}, "actionTokens"),
-        ({"extra": 1}, "unknown fields"),
+        ({"extra": 1}, "extra"),
     ],
 )
 def test_parse_request_names_the_bad_field(change, field):

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { z } from 'zod';
+import { InferenceAnswerLine, InferenceErrorLine, InferenceNotReadyLine, InferenceReadyLine, type InferenceRequestLine } from '../../../data-schemas/python-border';
 import type { VqaRequest } from '../../../data-schemas/vqa';
 import type { PythonEnv } from '../../runtime/python-env';
 import { stopProcess } from '../../runtime/processes';
@@ -31,41 +31,18 @@ export interface LocalBackendOptions {
   pool?: InferencePool;
 }
 
-/** The protocol's answer line, with logprobs when asked for. */
-export interface LocalAnswer {
-  id: string;
-  text: string;
-  inputTokens: number;
-  outputTokens: number;
-  batchSize: number;
-  /** Generation reached maxNewTokens without an end-of-sequence token. */
-  truncated: boolean;
-  logprobs?: number[];
-}
+/** One answered request, as the server writes it (InferenceAnswerLine). */
+export type LocalAnswer = InferenceAnswerLine;
 
 export interface LocalBackend extends InferenceBackend {
   /** generate() with the raw answer: batch size, and per-token log-probabilities with `logprobs`. */
   generateRaw(request: VqaRequest, options?: { signal?: AbortSignal; logprobs?: boolean }): Promise<LocalAnswer>;
   /** What the ready line said; undefined before the child is ready. */
-  readonly info: ReadyLine | undefined;
+  readonly info: InferenceReadyLine | undefined;
   /** The child's PID while it runs. */
   readonly pid: number | undefined;
 }
 
-const ErrorBody = z.object({ code: z.string(), message: z.string() });
-const ReadyLine = z.looseObject({ ready: z.literal(true), model: z.string(), adapter: z.string().nullable(), device: z.string(), dtype: z.string() });
-type ReadyLine = z.infer<typeof ReadyLine>;
-const NotReadyLine = z.object({ ready: z.literal(false), error: ErrorBody });
-const AnswerLine = z.object({
-  id: z.string(),
-  text: z.string(),
-  inputTokens: z.int().nonnegative(),
-  outputTokens: z.int().nonnegative(),
-  batchSize: z.int().positive(),
-  truncated: z.boolean(),
-  logprobs: z.array(z.number()).optional(),
-});
-const ErrorLine = z.object({ id: z.string().nullable(), error: ErrorBody });
 
 const STDERR_LINES_KEPT = 30;
 
@@ -95,7 +72,7 @@ interface Pending {
 interface Child {
   process: ChildProcess;
   pid: number;
-  ready: Promise<ReadyLine>;
+  ready: Promise<InferenceReadyLine>;
   exited: Promise<void>;
   /** Set once the process has exited. */
   state: { dead: boolean };
@@ -107,7 +84,7 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
   const label = `local model ${baseModel}${adapter ? ` + adapter ${adapter}` : ''}`;
   const pending = new Map<string, Pending>();
   let child: Child | undefined;
-  let info: ReadyLine | undefined;
+  let info: InferenceReadyLine | undefined;
   let closed = false;
   const pool = options.pool;
   let starting: Promise<Child> | undefined;
@@ -162,8 +139,8 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
     // A write to a dead child must not crash the worker; its exit rejects what is pending.
     proc.stdin.on('error', () => undefined);
 
-    let settleReady!: { resolve: (r: ReadyLine) => void; reject: (e: unknown) => void };
-    const ready = new Promise<ReadyLine>((resolve, reject) => {
+    let settleReady!: { resolve: (r: InferenceReadyLine) => void; reject: (e: unknown) => void };
+    const ready = new Promise<InferenceReadyLine>((resolve, reject) => {
       settleReady = { resolve, reject };
     });
     // Rejections are handled by whoever awaits ready; this keeps an unawaited one from being "unhandled".
@@ -181,28 +158,28 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
         return;
       }
       if (!isReady) {
-        const ok = ReadyLine.safeParse(json);
+        const ok = InferenceReadyLine.safeParse(json);
         if (ok.success) {
           isReady = true;
           info = ok.data;
           settleReady.resolve(ok.data);
           return;
         }
-        const notReady = NotReadyLine.safeParse(json);
+        const notReady = InferenceNotReadyLine.safeParse(json);
         if (notReady.success) {
           loadError = new BackendError(codeOf(notReady.data.error.code), `${label}: ${notReady.data.error.message}`);
           settleReady.reject(loadError);
           return;
         }
       }
-      const answer = AnswerLine.safeParse(json);
+      const answer = InferenceAnswerLine.safeParse(json);
       if (answer.success) {
         const p = pending.get(answer.data.id);
         pending.delete(answer.data.id);
         p?.resolve(answer.data);
         return;
       }
-      const error = ErrorLine.safeParse(json);
+      const error = InferenceErrorLine.safeParse(json);
       if (error.success && error.data.id !== null) {
         const p = pending.get(error.data.id);
         pending.delete(error.data.id);
@@ -285,16 +262,17 @@ export function createLocalBackend(options: LocalBackendOptions): LocalBackend {
     const current = await running();
     const id = randomUUID();
     const g = request.generation;
+    // Every field written: the Python side defaults nothing (InferenceRequestLine).
     const line = JSON.stringify({
       id,
       prompt: request.prompt,
       images: request.images.map((image) => Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength).toString('base64')),
       maxNewTokens: g.maxNewTokens,
       temperature: g.temperature,
-      ...(g.topP !== undefined && { topP: g.topP }),
-      ...(callOptions.logprobs && { logprobs: true }),
-      ...(request.actionTokens === true && { actionTokens: true }),
-    });
+      topP: g.topP ?? null,
+      logprobs: callOptions.logprobs === true,
+      actionTokens: request.actionTokens === true,
+    } satisfies InferenceRequestLine);
     return new Promise<LocalAnswer>((resolve, reject) => {
       const onAbort = (): void => {
         // The child still answers; the answer is dropped.

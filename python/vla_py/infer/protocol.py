@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import queue
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..border import BorderError, validate
+
 #: Error codes shared with the Node side (activities/vqa/backends/types.ts BackendErrorCode).
 ERROR_CODES = ("not_found", "bad_request", "server", "adapter_mismatch", "malformed")
-
-MAX_NEW_TOKENS_LIMIT = 4096
-_FIELDS = {"id", "prompt", "images", "maxNewTokens", "temperature", "topP", "logprobs", "actionTokens"}
 
 
 class ProtocolError(ValueError):
@@ -45,48 +43,23 @@ class Request:
         return (greedy, None if greedy else self.temperature, None if greedy else self.top_p, len(self.images) > 0)
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def parse_request(obj: Any) -> Request:
-    """Validates one decoded request line; raises ProtocolError naming the field."""
-    if not isinstance(obj, dict):
-        raise ProtocolError("a request must be a JSON object")
-    rid = obj.get("id")
-    if not isinstance(rid, str) or not rid:
-        raise ProtocolError('"id" must be a non-empty string')
-    extra = sorted(set(obj) - _FIELDS)
-    if extra:
-        raise ProtocolError(f"unknown fields {extra}", rid)
-    prompt = obj.get("prompt")
-    if not isinstance(prompt, str) or not prompt:
-        raise ProtocolError('"prompt" must be a non-empty string', rid)
-    images = obj.get("images", [])
-    if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
-        raise ProtocolError('"images" must be a list of base64 strings', rid)
+    """Validates one decoded request line against ``vla_py/schemas/inference-request.schema.json``
+    (InferenceRequestLine in data-schemas/python-border.ts: every field required, no defaults here);
+    raises ProtocolError naming the field."""
+    rid = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.get("id") else None
+    try:
+        validate("inference-request", obj, root="request")
+    except BorderError as e:
+        raise ProtocolError(str(e), rid) from None
     decoded: list[bytes] = []
-    for n, data in enumerate(images):
+    for n, data in enumerate(obj["images"]):
         try:
             decoded.append(base64.b64decode(data, validate=True))
         except (binascii.Error, ValueError):
-            raise ProtocolError(f"image {n} is not valid base64", rid) from None
-    mnt = obj.get("maxNewTokens")
-    if not isinstance(mnt, int) or isinstance(mnt, bool) or not 1 <= mnt <= MAX_NEW_TOKENS_LIMIT:
-        raise ProtocolError(f'"maxNewTokens" must be an integer in [1, {MAX_NEW_TOKENS_LIMIT}]', rid)
-    temperature = obj.get("temperature", 0)
-    if not _number(temperature) or not 0 <= temperature <= 2:
-        raise ProtocolError('"temperature" must be a number in [0, 2]', rid)
-    top_p = obj.get("topP")
-    if top_p is not None and (not _number(top_p) or not 0 < top_p <= 1):
-        raise ProtocolError('"topP" must be a number in (0, 1]', rid)
-    logprobs = obj.get("logprobs", False)
-    if not isinstance(logprobs, bool):
-        raise ProtocolError('"logprobs" must be a boolean', rid)
-    action_tokens = obj.get("actionTokens", False)
-    if not isinstance(action_tokens, bool):
-        raise ProtocolError('"actionTokens" must be a boolean', rid)
-    return Request(rid, prompt, decoded, mnt, float(temperature), None if top_p is None else float(top_p), logprobs, action_tokens)
+            raise ProtocolError(f"request.images[{n}]: image {n} is not valid base64", rid) from None
+    top_p = obj["topP"]
+    return Request(rid, obj["prompt"], decoded, obj["maxNewTokens"], float(obj["temperature"]), None if top_p is None else float(top_p), obj["logprobs"], obj["actionTokens"])
 
 
 def error_answer(request_id: str | None, code: str, message: str) -> dict:

@@ -20,60 +20,16 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ..border import BorderError, validate
 from .events import BadConfig, CorruptShard
 
 IGNORE_INDEX = -100
-STAGES = ("subtasks", "motion_plan", "action", "direction")
-IMAGE_EXTS = ("jpg", "png")
 _KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset: the key ends at the basename's first dot
-_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def validate_sample(obj: Any) -> None:
-    """ShardSample (data-schemas/shard.ts); raises ValueError naming the field."""
-    if not isinstance(obj, dict):
-        raise ValueError("sample json is not an object")
-    expected = {"key", "trajectoryId", "stage", "step", "image", "messages"}
-    extra = set(obj) - expected
-    if extra:
-        raise ValueError(f"unexpected fields {sorted(extra)}")
-    missing = expected - set(obj)
-    if missing:
-        raise ValueError(f"missing fields {sorted(missing)}")
-    if not isinstance(obj["key"], str) or not _KEY.match(obj["key"]):
-        raise ValueError(f"bad key {obj['key']!r}")
-    if not isinstance(obj["trajectoryId"], str) or not obj["trajectoryId"]:
-        raise ValueError("bad trajectoryId")
-    if obj["stage"] not in STAGES:
-        raise ValueError(f"bad stage {obj['stage']!r}")
-    if not isinstance(obj["step"], int) or isinstance(obj["step"], bool) or obj["step"] < 0:
-        raise ValueError(f"bad step {obj['step']!r}")
-    if obj["image"] not in IMAGE_EXTS:
-        raise ValueError(f"bad image {obj['image']!r}")
-    m = obj["messages"]
-    ok = (
-        isinstance(m, list)
-        and len(m) == 2
-        and isinstance(m[0], dict)
-        and m[0].get("role") == "user"
-        and isinstance(m[0].get("content"), list)
-        and len(m[0]["content"]) == 2
-        and m[0]["content"][0] == {"type": "image"}
-        and _is_text_part(m[0]["content"][1])
-        and isinstance(m[1], dict)
-        and m[1].get("role") == "assistant"
-        and isinstance(m[1].get("content"), list)
-        and len(m[1]["content"]) == 1
-        and _is_text_part(m[1]["content"][0])
-        and set(m[0]) == {"role", "content"}
-        and set(m[1]) == {"role", "content"}
-    )
-    if not ok:
-        raise ValueError("messages: expected [user: [image, text], assistant: [text]]")
-
-
-def _is_text_part(p: Any) -> bool:
-    return isinstance(p, dict) and set(p) == {"type", "text"} and p["type"] == "text" and isinstance(p["text"], str) and len(p["text"]) > 0
+    """ShardSample (vla_py/schemas/shard-sample.schema.json); raises a ValueError naming the field (``sample.messages[1]...``)."""
+    validate("shard-sample", obj, root="sample")
 
 
 @dataclass(frozen=True)
@@ -132,9 +88,12 @@ def index_shard(path: str) -> list[SampleRef]:
             f.seek(off)
             try:
                 obj = json.loads(f.read(size).decode("utf-8"))
-                validate_sample(obj)
             except (ValueError, UnicodeDecodeError) as e:
                 raise CorruptShard(path, f"sample {key}: bad json: {e}") from None
+            try:
+                validate_sample(obj)
+            except BorderError as e:
+                raise CorruptShard(path, f"sample {key}: {e}") from None
             ext = obj["image"]
             if ext not in files:
                 raise CorruptShard(path, f"sample {key} has no .{ext} image")
