@@ -11,7 +11,7 @@ import {
   type ManifestFile,
   type ManifestTrajectory,
 } from '../../data-schemas';
-import type { z } from 'zod';
+import { ZodError, type z } from 'zod';
 import { getJson, InvalidObjectError } from '../store';
 import { ObjectNotFoundError } from '../store/errors';
 import { sha256Hex } from '../store/checksum';
@@ -274,6 +274,8 @@ async function readDatasetJson<S extends z.ZodType>(store: ObjectStore, rootUri:
     return await getJson(store, uri, schema, expected);
   } catch (err) {
     if (!(err instanceof InvalidObjectError)) throw err;
+    // Not JSON at all: the reader's one line says it; schema problems are listed one per line.
+    if (!(err.cause instanceof ZodError)) throw new DatasetInvalidError(err.message, { cause: err });
     const lines = storedJsonIssues(err, file, record).map(formatIssue);
     throw new DatasetInvalidError(`${uri} is not ${expected}:\n  ${lines.join('\n  ')}`, { cause: err });
   }

@@ -56,7 +56,7 @@ describe('dataset files through the store reader', () => {
     expect(issue?.message).toMatch(/^not valid JSON \(expected a D_rob trajectory\): /);
     const err = await rejection(readTrajectory(store, root, entry));
     expect(err).toBeInstanceOf(DatasetInvalidError);
-    expect(err.message).toContain(`${joinUri(root, entry.record)} is not a D_rob trajectory:`);
+    expect(err.message).toContain(`${joinUri(root, entry.record)}: not valid JSON (expected a D_rob trajectory)`);
   });
 
   it('a record that parses but breaks the schema keeps its located issues (step, field, what was found)', async () => {
@@ -69,6 +69,7 @@ describe('dataset files through the store reader', () => {
     expect(lines).toContain(`${entry.record}: record ${entry.id} step 1 field action: expected 7 numbers, got 6`);
     const err = await rejection(readTrajectory(store, root, entry));
     expect(err).toBeInstanceOf(DatasetInvalidError);
+    expect(err.message).toContain(`${joinUri(root, entry.record)} is not a D_rob trajectory:`);
     expect(err.message).toContain(`${entry.record}: record ${entry.id} step 1 field action: expected 7 numbers, got 6`);
   });
 });
