@@ -1,10 +1,15 @@
 import { z } from 'zod';
+import { WorkflowIds } from './workflow-ids';
+import { activityContract, type ActivityPreset } from './activity-contract';
 import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from './common';
 import { Labeler } from './d-lan';
+import { DataErrorCode, StoreErrorCode } from './failures';
+import { POLICY_PROMPT_VERSION } from './prompts';
+import { ObjectUriField, joinUri } from './uri';
 
 /**
- * The shard pipeline's contract (`shardDataset`): the files it writes to the store and the
- * failure types its activities throw. Node-free: workflows, activities, the trainer's reader and
+ * The shard pipeline's contract (`shardDataset`): its input and result, the files it writes to the
+ * store, the failure types its activities throw and the activities themselves. Node-free: workflows, activities, the trainer's reader and
  * the JSON Schemas under docs/schemas/ share these.
  *
  * Shards are WebDataset tar files: each sample is the files sharing one key, `<key>.json` (a
@@ -174,3 +179,143 @@ export const ShardFailure = {
   /** Thrown when another attempt created the shard while this one wrote it; retried, to check its bytes. */
   Race: 'SHARD_RACE',
 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// shardDataset
+
+export const ShardDatasetInput = z.strictObject({
+  /** A D_lan dataset (the output of relabelDataset). */
+  datasetUri: ObjectUriField,
+  /**
+   * Where the shard set goes. Default `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<validation %, rounded>`,
+   * e.g. `.../shards/v2-s0-v5` (see `defaultShardOutput`). One root holds one shard set: a run with
+   * another source manifest or other split settings into an existing root fails; choose a new one.
+   */
+  outputUri: ObjectUriField.optional(),
+  validationFraction: z.number().min(0).max(0.5).default(0.05).describe('Fraction of trajectories held out for validation (0 to 0.5), assigned by a stable hash.'),
+  seed: z.int().nonnegative().default(0).describe('Salt of the trajectory hash that assigns splits and shards.'),
+  targetShardBytes: z.int().min(64 * 1024).default(256 * 1024 * 1024).describe('Shards are planned to hold about this many bytes (at least 64 KiB).'),
+  /**
+   * Also train the auxiliary direction labels: one `direction` sample per D_lan step (its key frame
+   * and subtask -> the direction of each source step it covers), the paper's additional training
+   * signal (docs/training.md). Off gives the three policy stages only. @default true
+   */
+  directionLabels: z.boolean().default(true),
+  maxConcurrentShards: z.int().min(1).max(64).default(4).describe('Shards written at once.'),
+});
+export type ShardDatasetInput = z.infer<typeof ShardDatasetInput>;
+
+/** `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<round(validationFraction * 100)>`. */
+export function defaultShardOutput(datasetUri: string, seed: number, validationFraction: number): string {
+  return joinUri(datasetUri, 'shards', `${POLICY_PROMPT_VERSION}-s${seed}-v${Math.round(validationFraction * 100)}`);
+}
+
+/** The workflow id derives from the output root: starting the same shard set twice attaches to the run going. */
+export const shardDatasetWorkflowId = WorkflowIds.shardDataset;
+
+/** What the `progress` query of shardDataset answers. */
+export const ShardProgress = z.strictObject({
+  phase: z.enum(['planning', 'writing', 'finalizing', 'done']),
+  /** Shards planned (non-empty ones). */
+  total: z.int().nonnegative(),
+  /** Shards written or found complete, and verified. */
+  done: z.int().nonnegative(),
+  written: z.int().nonnegative(),
+  skipped: z.int().nonnegative(),
+  /** Bytes of the shards done. */
+  bytes: z.int().nonnegative(),
+});
+export type ShardProgress = z.infer<typeof ShardProgress>;
+
+export const ShardDatasetResult = z.strictObject({
+  manifestUri: ObjectUri,
+  outputUri: ObjectUri,
+  shards: z.int().nonnegative(),
+  samples: z.int().nonnegative(),
+  bytes: z.int().nonnegative(),
+  /** Shards this run wrote; the rest were already complete from an earlier run. */
+  written: z.int().nonnegative(),
+  skipped: z.int().nonnegative(),
+});
+export type ShardDatasetResult = z.infer<typeof ShardDatasetResult>;
+
+// --- Activities: what shardDataset asks of the CPU worker (data-schemas/activity-contract.ts)
+
+/** A small summary of one shard for workflow payloads (the full entry lives in its sidecar). */
+export const ShardRef = z.object({ split: Split, index: z.int().nonnegative() });
+export type ShardRef = z.infer<typeof ShardRef>;
+
+export const PlanShardsInput = z.object({
+  datasetUri: ObjectUri,
+  outputUri: ObjectUri,
+  seed: ShardPlanKey.shape.seed,
+  validationFraction: ShardPlanKey.shape.validationFraction,
+  targetShardBytes: ShardPlanKey.shape.targetShardBytes,
+  /** Add a `direction` sample per D_lan step (ShardDatasetInput.directionLabels). */
+  directionLabels: z.boolean(),
+});
+export type PlanShardsInput = z.infer<typeof PlanShardsInput>;
+
+export const PlanShardsResult = z.object({
+  datasetName: SafeId,
+  datasetManifestSha256: Sha256Hex,
+  /** The non-empty shards, in plan order. */
+  shards: z.array(ShardRef),
+  trajectories: z.record(Split, z.int().nonnegative()),
+  /** shards.json is already there (and of this source): a finished shard set being re-run. */
+  complete: z.boolean(),
+});
+export type PlanShardsResult = z.infer<typeof PlanShardsResult>;
+
+export const WriteShardResult = z.object({
+  path: RelativeRef,
+  /** False when the shard was already complete (or matched a fresh build): nothing uploaded. */
+  written: z.boolean(),
+  /** Set when a shard already written had changed since (size or sha256 differ from its sidecar) and was rewritten. */
+  replacedBecause: z.string().optional(),
+  bytes: z.int().nonnegative(),
+  samples: z.int().nonnegative(),
+});
+export type WriteShardResult = z.infer<typeof WriteShardResult>;
+
+/** The shard activities: store reads and writes only, on the CPU worker that runs shardDataset. */
+export const ShardActivities = activityContract('shard', ['cpu'], {
+  /**
+   * Reads the D_lan manifest and, the first time, every record, and writes the plan
+   * (create-if-absent). Returns only the list of non-empty shards and counts.
+   */
+  planShards: { input: PlanShardsInput, output: PlanShardsResult },
+  /** Writes one shard (then its sidecar) unless it is complete; a changed shard is rewritten. */
+  writeShard: { input: ShardRef.extend({ outputUri: ObjectUri }), output: WriteShardResult },
+  /** Re-reads shards; any mismatch fails non-retryable, naming the shard. */
+  verifyShards: {
+    input: z.object({ outputUri: ObjectUri, shards: z.array(ShardRef) }),
+    output: z.object({ verified: z.int().nonnegative(), bytes: z.int().nonnegative() }),
+  },
+  /** Writes `shards.json` last from the plan and the sidecars, create-if-absent. */
+  finalizeShards: {
+    input: z.object({ outputUri: ObjectUri, datasetUri: ObjectUri }),
+    output: z.object({ manifestUri: ObjectUri, shards: z.int().nonnegative(), samples: z.int().nonnegative(), bytes: z.int().nonnegative() }),
+  },
+});
+
+/** Bad input or output that a retry reads again the same way. */
+const SHARD_DATA_ERRORS = [DataErrorCode.DatasetNotFound, DataErrorCode.DatasetInvalid, StoreErrorCode.NotFound, ShardFailure.OutputConflict, ShardFailure.Corrupt];
+
+export const ShardPresets = {
+  /**
+   * planShards and finalizeShards: the first planShards reads every D_lan record (minutes for 100k
+   * trajectories) and heartbeats; finalizeShards reads every sidecar and heartbeats.
+   */
+  plan: {
+    startToCloseTimeout: '1 hour',
+    heartbeatTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8, nonRetryableErrorTypes: SHARD_DATA_ERRORS },
+  },
+  /** writeShard and verifyShards: one shard of ~targetShardBytes streamed to or from the store; heartbeats about every second. */
+  shard: {
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8, nonRetryableErrorTypes: SHARD_DATA_ERRORS },
+  },
+} as const satisfies Record<string, ActivityPreset>;

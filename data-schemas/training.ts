@@ -1,14 +1,12 @@
-import { WorkflowIds } from './workflow-ids';
 import { z } from 'zod';
 import { ObjectUri, Sha256Hex } from './common';
-import { POLICY_PROMPT_VERSION } from './prompts';
 import { ModelRef, TaskQueueName } from './bounded';
-import { ObjectUriField, joinUri } from './uri';
+import { ObjectUriField } from './uri';
 
 /**
- * The shardDataset workflow's input and result, and LoRA training (`trainLora`). The shard files
- * (shards.json, the sidecars, the plan, the samples) and the shard failure types are declared in
- * ./shard.ts and re-exported here for the modules that read shards.json.
+ * LoRA training (`trainLora`). The shard pipeline (shardDataset's input and result, the shard
+ * files, the failure types) is declared in ./shard.ts and re-exported here for the modules that
+ * read shards.json or start shardDataset.
  */
 export {
   SHARD_FORMAT,
@@ -23,66 +21,12 @@ export {
   Split,
   shardPath,
   shardSidecarPath,
+  ShardDatasetInput,
+  ShardDatasetResult,
+  ShardProgress,
+  defaultShardOutput,
+  shardDatasetWorkflowId,
 } from './shard';
-
-// ---------------------------------------------------------------------------------------------
-// shardDataset
-
-export const ShardDatasetInput = z.strictObject({
-  /** A D_lan dataset (the output of relabelDataset). */
-  datasetUri: ObjectUriField,
-  /**
-   * Where the shard set goes. Default `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<validation %, rounded>`,
-   * e.g. `.../shards/v2-s0-v5` (see `defaultShardOutput`). One root holds one shard set: a run with
-   * another source manifest or other split settings into an existing root fails; choose a new one.
-   */
-  outputUri: ObjectUriField.optional(),
-  validationFraction: z.number().min(0).max(0.5).default(0.05).describe('Fraction of trajectories held out for validation (0 to 0.5), assigned by a stable hash.'),
-  seed: z.int().nonnegative().default(0).describe('Salt of the trajectory hash that assigns splits and shards.'),
-  targetShardBytes: z.int().min(64 * 1024).default(256 * 1024 * 1024).describe('Shards are planned to hold about this many bytes (at least 64 KiB).'),
-  /**
-   * Also train the auxiliary direction labels: one `direction` sample per D_lan step (its key frame
-   * and subtask -> the direction of each source step it covers), the paper's additional training
-   * signal (docs/training.md). Off gives the three policy stages only. @default true
-   */
-  directionLabels: z.boolean().default(true),
-  maxConcurrentShards: z.int().min(1).max(64).default(4).describe('Shards written at once.'),
-});
-export type ShardDatasetInput = z.infer<typeof ShardDatasetInput>;
-
-/** `<datasetUri>/shards/<POLICY_PROMPT_VERSION>-s<seed>-v<round(validationFraction * 100)>`. */
-export function defaultShardOutput(datasetUri: string, seed: number, validationFraction: number): string {
-  return joinUri(datasetUri, 'shards', `${POLICY_PROMPT_VERSION}-s${seed}-v${Math.round(validationFraction * 100)}`);
-}
-
-/** The workflow id derives from the output root: starting the same shard set twice attaches to the run going. */
-export const shardDatasetWorkflowId = WorkflowIds.shardDataset;
-
-/** What the `progress` query of shardDataset answers. */
-export const ShardProgress = z.strictObject({
-  phase: z.enum(['planning', 'writing', 'finalizing', 'done']),
-  /** Shards planned (non-empty ones). */
-  total: z.int().nonnegative(),
-  /** Shards written or found complete, and verified. */
-  done: z.int().nonnegative(),
-  written: z.int().nonnegative(),
-  skipped: z.int().nonnegative(),
-  /** Bytes of the shards done. */
-  bytes: z.int().nonnegative(),
-});
-export type ShardProgress = z.infer<typeof ShardProgress>;
-
-export const ShardDatasetResult = z.strictObject({
-  manifestUri: ObjectUri,
-  outputUri: ObjectUri,
-  shards: z.int().nonnegative(),
-  samples: z.int().nonnegative(),
-  bytes: z.int().nonnegative(),
-  /** Shards this run wrote; the rest were already complete from an earlier run. */
-  written: z.int().nonnegative(),
-  skipped: z.int().nonnegative(),
-});
-export type ShardDatasetResult = z.infer<typeof ShardDatasetResult>;
 
 // ---------------------------------------------------------------------------------------------
 // trainLora

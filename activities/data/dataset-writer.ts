@@ -11,11 +11,13 @@ import {
   type ManifestFile,
   type ManifestTrajectory,
 } from '../../data-schemas';
+import { ZodError, type z } from 'zod';
+import { getJson, InvalidObjectError } from '../store';
 import { ObjectNotFoundError } from '../store/errors';
 import { sha256Hex } from '../store/checksum';
 import type { ObjectStore } from '../store/types';
 import { DatasetExistsError, DatasetInvalidError, DatasetNotFoundError } from './errors';
-import { formatIssue, fromZodError } from './issues';
+import { formatIssue, fromZodError, storedJsonIssues } from './issues';
 import { TaskPool } from './pool';
 
 /** A trajectory ready to write, with the bytes of the files it references. */
@@ -256,12 +258,26 @@ async function deleteAll(store: ObjectStore, rootUri: string, uris: readonly str
   await pool.settle();
 }
 
-async function readJson(store: ObjectStore, uri: string): Promise<unknown> {
-  const body = await store.get(uri);
+/** What a dataset's files should hold, for the store reader's errors. */
+export const MANIFEST_EXPECTED = `a dataset manifest (${MANIFEST_FILE})`;
+export const TRAJECTORY_EXPECTED = 'a D_rob trajectory';
+export const DLAN_RECORD_EXPECTED = 'a D_lan record';
+
+/**
+ * Reads one of a dataset's JSON files through the store's reader; a file that is not JSON or not
+ * what it should hold is a DatasetInvalidError listing each located problem.
+ * @throws ObjectNotFoundError when it is missing
+ */
+async function readDatasetJson<S extends z.ZodType>(store: ObjectStore, rootUri: string, file: string, schema: S, expected: string, record?: string): Promise<z.output<S>> {
+  const uri = joinUri(rootUri, file);
   try {
-    return JSON.parse(body.toString('utf8')) as unknown;
+    return await getJson(store, uri, schema, expected);
   } catch (err) {
-    throw new DatasetInvalidError(`${uri}: not valid JSON: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    if (!(err instanceof InvalidObjectError)) throw err;
+    // Not JSON at all: the reader's one line says it; schema problems are listed one per line.
+    if (!(err.cause instanceof ZodError)) throw new DatasetInvalidError(err.message, { cause: err });
+    const lines = storedJsonIssues(err, file, record).map(formatIssue);
+    throw new DatasetInvalidError(`${uri} is not ${expected}:\n  ${lines.join('\n  ')}`, { cause: err });
   }
 }
 
@@ -270,20 +286,12 @@ async function readJson(store: ObjectStore, uri: string): Promise<unknown> {
  * @throws DatasetNotFoundError when the root has no manifest.json; DatasetInvalidError when it does not parse.
  */
 export async function readManifest(store: ObjectStore, rootUri: string): Promise<DatasetManifest> {
-  const uri = joinUri(rootUri, MANIFEST_FILE);
-  let raw: unknown;
   try {
-    raw = await readJson(store, uri);
+    return await readDatasetJson(store, rootUri, MANIFEST_FILE, DatasetManifest, MANIFEST_EXPECTED);
   } catch (err) {
     if (err instanceof ObjectNotFoundError) throw new DatasetNotFoundError(rootUri);
     throw err;
   }
-  const parsed = DatasetManifest.safeParse(raw);
-  if (!parsed.success) {
-    const lines = fromZodError(MANIFEST_FILE, undefined, parsed.error, raw).map(formatIssue);
-    throw new DatasetInvalidError(`${uri} is not a valid manifest:\n  ${lines.join('\n  ')}`);
-  }
-  return parsed.data;
 }
 
 /**
@@ -291,15 +299,9 @@ export async function readManifest(store: ObjectStore, rootUri: string): Promise
  * @throws DatasetInvalidError, ObjectNotFoundError
  */
 export async function readTrajectory(store: ObjectStore, rootUri: string, entry: ManifestTrajectory): Promise<DRobTrajectory> {
-  const uri = joinUri(rootUri, entry.record);
-  const raw = await readJson(store, uri);
-  const parsed = DRobTrajectory.safeParse(raw);
-  if (!parsed.success) {
-    const lines = fromZodError(entry.record, entry.id, parsed.error, raw).map(formatIssue);
-    throw new DatasetInvalidError(`${uri} is not a valid trajectory:\n  ${lines.join('\n  ')}`);
-  }
-  if (parsed.data.id !== entry.id) throw new DatasetInvalidError(`${uri}: record id ${parsed.data.id} does not match manifest id ${entry.id}`);
-  return parsed.data;
+  const trajectory = await readDatasetJson(store, rootUri, entry.record, DRobTrajectory, TRAJECTORY_EXPECTED, entry.id);
+  if (trajectory.id !== entry.id) throw new DatasetInvalidError(`${joinUri(rootUri, entry.record)}: record id ${trajectory.id} does not match manifest id ${entry.id}`);
+  return trajectory;
 }
 
 /**

@@ -1,5 +1,6 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { formatIssuePath } from '../../data-schemas/issues';
+import type { InvalidObjectError } from '../store';
 
 /** One problem found in a dataset, located precisely enough to find it by hand. */
 export interface ValidationIssue {
@@ -69,4 +70,13 @@ export function fromZodError(file: string, record: string | undefined, error: z.
     }
     return out;
   });
+}
+
+/**
+ * A stored file the store's JSON reader refused (`getJson` / `parseStoredJson`), as located issues:
+ * each schema problem with its record, step and field; bytes that are not JSON as one issue.
+ */
+export function storedJsonIssues(err: InvalidObjectError, file: string, record?: string): ValidationIssue[] {
+  if (err.cause instanceof z.ZodError) return fromZodError(file, record, err.cause, err.json);
+  return [{ file, ...(record !== undefined && { record }), message: err.problem }];
 }

@@ -1,10 +1,12 @@
 import { DatasetManifest, DLanRecord, DRobTrajectory, joinUri, MANIFEST_FILE, type DatasetKind, type ManifestTrajectory } from '../../data-schemas';
+import type { z } from 'zod';
+import { getJson, InvalidObjectError } from '../store';
 import { sha256HexOfStream } from '../store/checksum';
 import { ObjectNotFoundError } from '../store/errors';
 import type { ObjectStore } from '../store/types';
-import { trajectoryContentSha256 } from './dataset-writer';
+import { DLAN_RECORD_EXPECTED, MANIFEST_EXPECTED, TRAJECTORY_EXPECTED, trajectoryContentSha256 } from './dataset-writer';
 import { DatasetNotFoundError } from './errors';
-import { fromZodError, type ValidationIssue } from './issues';
+import { storedJsonIssues, type ValidationIssue } from './issues';
 import { forEachConcurrent } from './pool';
 
 export { formatIssue, type ValidationIssue } from './issues';
@@ -58,26 +60,15 @@ export async function validateDataset(store: ObjectStore, rootUri: string, optio
     return out;
   };
 
-  let body: Buffer;
+  let manifest: DatasetManifest;
   try {
-    body = await store.get(joinUri(rootUri, MANIFEST_FILE));
+    manifest = await getJson(store, joinUri(rootUri, MANIFEST_FILE), DatasetManifest, MANIFEST_EXPECTED);
   } catch (err) {
     if (err instanceof ObjectNotFoundError) throw new DatasetNotFoundError(rootUri);
-    throw err;
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(body.toString('utf8')) as unknown;
-  } catch (err) {
-    issues.push({ file: MANIFEST_FILE, message: `not valid JSON: ${err instanceof Error ? err.message : String(err)}` });
+    if (!(err instanceof InvalidObjectError)) throw err;
+    issues.push(...storedJsonIssues(err, MANIFEST_FILE));
     return report();
   }
-  const parsed = DatasetManifest.safeParse(raw);
-  if (!parsed.success) {
-    issues.push(...fromZodError(MANIFEST_FILE, undefined, parsed.error, raw));
-    return report();
-  }
-  const manifest = parsed.data;
 
   const missing = new Set<string>();
   await forEachConcurrent(manifest.files, concurrency, async (f) => {
@@ -117,23 +108,25 @@ async function checkTrajectory(
 ): Promise<ValidationIssue[]> {
   const file = entry.record;
   const record = entry.id;
-  let raw: unknown;
-  try {
-    raw = JSON.parse((await store.get(joinUri(rootUri, file))).toString('utf8')) as unknown;
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return [{ file, record, message: `listed in ${MANIFEST_FILE} but missing` }];
-    if (err instanceof SyntaxError) return [{ file, record, message: `not valid JSON: ${err.message}` }];
-    throw err;
-  }
+  /** The record through the store's JSON reader, or why it cannot be read. */
+  const read = async <S extends z.ZodType>(schema: S, expected: string): Promise<{ ok: true; value: z.output<S> } | { ok: false; issues: ValidationIssue[] }> => {
+    try {
+      return { ok: true, value: await getJson(store, joinUri(rootUri, file), schema, expected) };
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return { ok: false, issues: [{ file, record, message: `listed in ${MANIFEST_FILE} but missing` }] };
+      if (err instanceof InvalidObjectError) return { ok: false, issues: storedJsonIssues(err, file, record) };
+      throw err;
+    }
+  };
   // D_lan records carry no frames of their own: their key frames live in the source dataset.
   if (kind === 'd_lan') {
-    const lan = DLanRecord.safeParse(raw);
-    if (!lan.success) return fromZodError(file, record, lan.error, raw);
-    return matchesEntry(file, entry, { id: lan.data.trajectoryId, instruction: lan.data.instruction, steps: lan.data.steps.length });
+    const lan = await read(DLanRecord, DLAN_RECORD_EXPECTED);
+    if (!lan.ok) return lan.issues;
+    return matchesEntry(file, entry, { id: lan.value.trajectoryId, instruction: lan.value.instruction, steps: lan.value.steps.length });
   }
-  const parsed = DRobTrajectory.safeParse(raw);
-  if (!parsed.success) return fromZodError(file, record, parsed.error, raw);
-  const t = parsed.data;
+  const parsed = await read(DRobTrajectory, TRAJECTORY_EXPECTED);
+  if (!parsed.ok) return parsed.issues;
+  const t = parsed.value;
   const issues = matchesEntry(file, entry, { id: t.id, instruction: t.instruction, steps: t.steps.length });
   for (const step of t.steps) {
     for (const [camera, ref] of Object.entries(step.frames)) {

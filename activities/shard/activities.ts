@@ -11,7 +11,20 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { POLICY_PROMPT_VERSION } from '../../data-schemas/prompts';
-import { SHARD_MANIFEST_FILE, SHARD_PLAN_FILE, ShardEntry, ShardFailure, ShardManifest, shardPath, shardSidecarPath, type ShardPlanFile, type ShardPlanKey, type Split } from '../../data-schemas/shard';
+import { implement } from '../../data-schemas/activity-contract';
+import {
+  SHARD_MANIFEST_FILE,
+  SHARD_PLAN_FILE,
+  ShardActivities,
+  ShardEntry,
+  ShardFailure,
+  ShardManifest,
+  shardPath,
+  shardSidecarPath,
+  type ShardPlanFile,
+  type ShardPlanKey,
+  type ShardRef,
+} from '../../data-schemas/shard';
 import { joinUri } from '../../data-schemas/uri';
 import { forEachConcurrent } from '../data/pool';
 import { classified } from '../failures';
@@ -34,41 +47,6 @@ export interface ShardDeps {
   store: ObjectStore;
   /** @default the current activity's context (heartbeat, cancellation) */
   hooks?: () => ActivityHooks;
-}
-
-/** A small summary of one shard for workflow payloads (the full entry lives in the sidecar). */
-export interface ShardRef {
-  split: Split;
-  index: number;
-}
-
-export interface PlanShardsInput {
-  datasetUri: string;
-  outputUri: string;
-  seed: number;
-  validationFraction: number;
-  targetShardBytes: number;
-  /** Add a `direction` sample per D_lan step (ShardDatasetInput.directionLabels). */
-  directionLabels: boolean;
-}
-
-export interface PlanShardsResult {
-  datasetName: string;
-  datasetManifestSha256: string;
-  shards: ShardRef[];
-  trajectories: Record<Split, number>;
-  /** shards.json is already there (and of this source): a finished shard set being re-run. */
-  complete: boolean;
-}
-
-export interface WriteShardResult {
-  path: string;
-  /** False when the shard was already complete (or matched a fresh build): nothing uploaded. */
-  written: boolean;
-  /** Set when a shard already written had changed since (size or sha256 differ from its sidecar) and was rewritten. */
-  replacedBecause?: string;
-  bytes: number;
-  samples: number;
 }
 
 const outputConflict = (message: string): ApplicationFailure => ApplicationFailure.nonRetryable(message, ShardFailure.OutputConflict);
@@ -103,12 +81,12 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     return undefined;
   }
 
-  return {
+  return implement(ShardActivities, 'cpu', {
     /**
      * Reads the D_lan manifest and, the first time, every record, and writes the plan
      * (create-if-absent). Returns only the list of non-empty shards and counts.
      */
-    planShards: classified(async (input: PlanShardsInput): Promise<PlanShardsResult> => {
+    planShards: classified(async (input) => {
       const h = hooks();
       const { manifest, sha256 } = await sources.dlanManifest(input.datasetUri);
       const key: ShardPlanKey = {
@@ -157,7 +135,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
      * rewritten if not. The upload is create-if-absent multipart, so no partial object is ever
      * visible; a retry starts the shard over (shards are bounded by targetShardBytes).
      */
-    writeShard: classified(async (input: { outputUri: string } & ShardRef): Promise<WriteShardResult> => {
+    writeShard: classified(async (input) => {
       const h = hooks();
       const { plan, shards } = await loadPlan(input.outputUri);
       const shard = findShard(shards, input, input.outputUri);
@@ -213,7 +191,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
     }),
 
     /** Re-reads shards; any mismatch fails non-retryable, naming the shard. */
-    verifyShards: classified(async (input: { outputUri: string; shards: ShardRef[] }): Promise<{ verified: number; bytes: number }> => {
+    verifyShards: classified(async (input) => {
       const h = hooks();
       let bytes = 0;
       for (const ref of input.shards) bytes += (await verifyShard(store, input.outputUri, ref, h)).bytes;
@@ -224,7 +202,7 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
      * Writes `shards.json` from the plan and the sidecars, create-if-absent. A re-run that finds
      * the same manifest (apart from createdAt) returns it; a different one is an output conflict.
      */
-    finalizeShards: classified(async (input: { outputUri: string; datasetUri: string }): Promise<{ manifestUri: string; shards: number; samples: number; bytes: number }> => {
+    finalizeShards: classified(async (input) => {
       const h = hooks();
       const { plan, shards } = await loadPlan(input.outputUri);
       const entries = new Map<string, ShardEntry>();
@@ -258,7 +236,5 @@ export function createShardActivities({ store, hooks = contextHooks }: ShardDeps
       }
       return { manifestUri, shards: final.counts.shards, samples: final.counts.samples, bytes: final.counts.bytes };
     }),
-  };
+  });
 }
-
-export type ShardActivities = ReturnType<typeof createShardActivities>;

@@ -8,7 +8,7 @@ import { DLanRecord } from '../../data-schemas/d-lan';
 import { DatasetManifest, MANIFEST_FILE, type ManifestFile } from '../../data-schemas/manifest';
 import { joinUri } from '../../data-schemas/uri';
 import { DatasetInvalidError, DatasetNotFoundError } from '../data/errors';
-import { contentSha256Of, readManifest } from '../data/dataset-writer';
+import { contentSha256Of, DLAN_RECORD_EXPECTED, MANIFEST_EXPECTED, readManifest } from '../data/dataset-writer';
 import { InvalidObjectError, ObjectNotFoundError, parseStoredJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { buildSamples, type BuiltSample } from './plan';
@@ -73,7 +73,7 @@ export function createShardSources(store: ObjectStore): ShardSources {
       if (err instanceof ObjectNotFoundError) throw new DatasetNotFoundError(datasetUri);
       throw err;
     }
-    const manifest = parseDatasetJson(uri, bytes, DatasetManifest, `a dataset manifest (${MANIFEST_FILE})`);
+    const manifest = parseDatasetJson(uri, bytes, DatasetManifest, MANIFEST_EXPECTED);
     if (manifest.kind !== 'd_lan') {
       throw new DatasetInvalidError(`${datasetUri} is a ${manifest.kind} dataset; shardDataset takes a D_lan dataset (the output of relabelDataset)`);
     }
@@ -98,7 +98,7 @@ export function createShardSources(store: ObjectStore): ShardSources {
     if (sha256Hex(bytes) !== sha256) {
       throw new DatasetInvalidError(`${uri} changed after its dataset's manifest was written (sha256 differs); re-run relabelDataset or restore the record`);
     }
-    return parseDatasetJson(uri, bytes, validated ? PlannedRecord : DLanRecord, 'a D_lan record');
+    return parseDatasetJson(uri, bytes, validated ? PlannedRecord : DLanRecord, DLAN_RECORD_EXPECTED);
   }
 
   async function frame(trajectoryId: string, source: string, path: string): Promise<Buffer> {

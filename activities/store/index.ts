@@ -140,10 +140,16 @@ export class InvalidObjectError extends StoreError {
     uri: string,
     message: string,
     readonly issues: readonly { path: string; message: string }[] = [],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; json?: unknown },
   ) {
     super(StoreErrorCode.Other, uri, message, options);
+    this.problem = message;
+    this.json = options?.json;
   }
+  /** The message without the URI, for reports that name the file their own way. */
+  readonly problem: string;
+  /** The parsed JSON that failed the schema (the cause is then the ZodError), so a caller can locate each issue in it. */
+  readonly json: unknown;
   /** The same bytes will fail the same way. */
   override get retryable(): boolean {
     return false;
@@ -186,5 +192,5 @@ export function parseStoredJson<S extends z.ZodType>(uri: string, bytes: Buffer 
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => ({ path: formatIssuePath(issue.path) || '(root)', message: issue.message }));
-  throw new InvalidObjectError(uri, `does not match the expected schema${what}: ${describeZodIssues(result.error)}`, issues, { cause: result.error });
+  throw new InvalidObjectError(uri, `does not match the expected schema${what}: ${describeZodIssues(result.error)}`, issues, { cause: result.error, json: raw });
 }

@@ -24,11 +24,10 @@ import { z } from 'zod';
 import { RelativeRef } from '../../data-schemas/common';
 import { joinUri } from '../../data-schemas/uri';
 import { BenchmarkId, VqaItem, type ChoiceOption } from '../../data-schemas/vqa';
-import { ObjectNotFoundError, sha256Hex } from '../store';
+import { InvalidObjectError, ObjectNotFoundError, parseStoredJson, sha256Hex } from '../store';
 import { parsePyLiteral, PyLiteralError, pyScalarStr, type PyValue } from './python-literal';
 import { pyStrip } from './scoring/py';
 import type { ObjectStore } from '../store/types';
-import { describeZodIssues } from '../../data-schemas/issues';
 
 /** Thrown when a benchmark's data is missing or not in a layout the loader knows; names the file. */
 export class BenchmarkLayoutError extends Error {
@@ -136,11 +135,10 @@ async function loadJsonl(store: ObjectStore, benchmark: BenchmarkId, root: strin
     if (!line.trim()) continue;
     let parsed: z.infer<typeof JsonlRow>;
     try {
-      const result = JsonlRow.safeParse(JSON.parse(line));
-      if (!result.success) throw new Error(describeZodIssues(result.error, { root: '(row)' }));
-      parsed = result.data;
+      parsed = parseStoredJson(`${joinUri(root, ITEMS_FILE)} line ${n + 1}`, line, JsonlRow, `a benchmark item (one line of ${ITEMS_FILE})`);
     } catch (err) {
-      throw new BenchmarkLayoutError(`${joinUri(root, ITEMS_FILE)} line ${n + 1}: ${err instanceof Error ? err.message : String(err)}`);
+      if (err instanceof InvalidObjectError) throw new BenchmarkLayoutError(err.message, { cause: err });
+      throw err;
     }
     const declared = rowBenchmark(parsed);
     if (declared !== undefined && declared !== benchmark) continue;

@@ -14,8 +14,7 @@ import {
 } from '../../activities/shard/plan';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { actionPrompt, directionPrompt, formatActionChunk, formatSubtaskList, motionPlanPrompt, subtasksPrompt } from '../../data-schemas/prompts';
-import { ShardSample, shardPath } from '../../data-schemas/shard';
-import { defaultShardOutput } from '../../data-schemas/training';
+import { ShardSample, defaultShardOutput, shardPath } from '../../data-schemas/shard';
 
 const safeId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$/);
 

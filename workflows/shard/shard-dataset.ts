@@ -1,25 +1,12 @@
-import { continueAsNew, defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { ShardActivities, ShardRef } from '../../activities/shard/activities';
-import { DataErrorCode, StoreErrorCode } from '../../data-schemas/failures';
-import { ShardDatasetInput, ShardFailure, defaultShardOutput, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
+import { continueAsNew, defineQuery, setHandler, workflowInfo } from '@temporalio/workflow';
+import { workflowQueue } from '../../data-schemas/activity-contract';
+import { ShardActivities, ShardDatasetInput, ShardPresets, defaultShardOutput, type ShardDatasetResult, type ShardProgress, type ShardRef } from '../../data-schemas/shard';
+import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 import { VlaDataset, VlaStage, upsertKeywords } from '../search-attributes';
 
-/** Bad input or output that a retry reads again the same way. */
-const DATA_ERRORS = [DataErrorCode.DatasetNotFound, DataErrorCode.DatasetInvalid, StoreErrorCode.NotFound, ShardFailure.OutputConflict, ShardFailure.Corrupt];
-
-const planner = proxyActivities<ShardActivities>({
-  // The first call reads every D_lan record (minutes for 100k trajectories) and heartbeats.
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8, nonRetryableErrorTypes: DATA_ERRORS },
-});
-const writer = proxyActivities<ShardActivities>({
-  // One shard of ~targetShardBytes streamed to the store; heartbeats about every second.
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8, nonRetryableErrorTypes: DATA_ERRORS },
-});
+const planner = proxyFor(ShardActivities, workflowQueue('cpu'), ShardPresets.plan);
+const writer = proxyFor(ShardActivities, workflowQueue('cpu'), ShardPresets.shard);
 
 export const shardProgressQuery = defineQuery<ShardProgress>('progress');
 
