@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { ObjectUri, Sha256Hex } from './common';
-import { ModelRef, TaskQueueName } from './bounded';
+import { ModelRef } from './bounded';
+import { ActivityCancellationType } from '@temporalio/common';
+import { activityContract, queueField, TaskQueue, type ActivityPreset } from './activity-contract';
 import { ObjectUriField } from './uri';
 
 /**
@@ -111,7 +113,7 @@ export const TrainLoraInput = z.strictObject({
   /** Seconds between progress signals to the workflow (heartbeats go out with every step). @default 30 */
   progressEverySeconds: z.number().min(0.1).max(3600).default(30),
   /** The task queue of the GPU workers. @default 'vla-gpu' */
-  gpuTaskQueue: TaskQueueName.default('vla-gpu'),
+  gpuTaskQueue: queueField('gpu').default(TaskQueue.gpu),
   /** How the training activity is retried when a worker or machine is lost; each attempt resumes from the last checkpoint. */
   retry: z
     .strictObject({
@@ -258,3 +260,28 @@ export const NON_RETRYABLE_TRAINING_FAILURES: readonly string[] = [
   TrainingFailure.shardsNotFound,
 ];
 
+
+// --- Activities (data-schemas/activity-contract.ts)
+
+/** The trainer, on the GPU workers: one activity per run, resumed from the last checkpoint when retried. */
+export const TrainingActivities = activityContract('training', ['gpu'], {
+  trainLora: { input: TrainLoraInput, output: TrainLoraResult },
+});
+
+export const TrainingPresets = {
+  /** The training activity, with the run's own retry settings. */
+  trainer: (retry: TrainLoraInput['retry']): ActivityPreset => ({
+    // A run can take weeks; a lost worker is noticed by the heartbeat timeout instead.
+    startToCloseTimeout: '30 days',
+    heartbeatTimeout: `${retry.heartbeatTimeoutSeconds} seconds`,
+    // Cancellation waits until the trainer has stopped, so the last checkpoint is settled.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: `${retry.initialIntervalSeconds} seconds`,
+      backoffCoefficient: 2,
+      maximumInterval: '10 minutes',
+      maximumAttempts: retry.maxAttempts,
+      nonRetryableErrorTypes: [...NON_RETRYABLE_TRAINING_FAILURES],
+    },
+  }),
+} as const;

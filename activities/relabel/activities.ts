@@ -23,14 +23,13 @@ import { forEachConcurrent } from '../data/pool';
 import { classified } from '../failures';
 import { implement } from '../../data-schemas/activity-contract';
 import { countGeminiUsage, countTrajectoryLabelled, countTrajectoryQuarantined } from '../../data-schemas/metrics';
-import { getJson, parseStoredJson, putJson, sha256Hex } from '../store';
+import { getJson, InvalidObjectError, parseStoredJson, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
 import { cleanTrajectory } from './clean';
 import { GeminiFailure } from '../gemini/errors';
 import { createGeminiLabeler, type GeminiLabeler } from './gemini/labeler';
 import { heuristicSegments } from './heuristic';
 import { buildDLanRecord } from './record';
-import { describeZodIssues } from '../../data-schemas/issues';
 
 /**
  * An unreachable endpoint fails the trajectory after GEMINI_UNREACHABLE_ATTEMPTS attempts instead of
@@ -108,17 +107,14 @@ export function createRelabelActivities({ store, gemini }: RelabelDeps) {
     const path = trajectoryRecordPath(trajectoryId);
     const uri = joinUri(datasetUri, path);
     const bytes = await store.get(uri);
-    let json: unknown;
     try {
-      json = JSON.parse(bytes.toString('utf8'));
+      // The bytes themselves too: their sha256 goes into the D_lan record.
+      return { trajectory: parseStoredJson(uri, bytes, DRobTrajectory, 'a D_rob trajectory'), path, sha256: sha256Hex(bytes) };
     } catch (err) {
-      throw ApplicationFailure.nonRetryable(`${uri} is not JSON: ${(err as Error).message}`, RelabelFailure.InvalidTrajectory);
+      // A broken trajectory fails only itself: the run reports it and goes on.
+      if (err instanceof InvalidObjectError) throw ApplicationFailure.nonRetryable(err.message, RelabelFailure.InvalidTrajectory);
+      throw err;
     }
-    const parsed = DRobTrajectory.safeParse(json);
-    if (!parsed.success) {
-      throw ApplicationFailure.nonRetryable(`${uri} is not a valid D_rob trajectory: ${describeZodIssues(parsed.error)}`, RelabelFailure.InvalidTrajectory);
-    }
-    return { trajectory: parsed.data, path, sha256: sha256Hex(bytes) };
   }
 
   const cpu = implement(RelabelCpuActivities, 'cpu', {

@@ -21,10 +21,11 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHECKPOINT_DIR, TrainLoraInput, TrainLoraResult, type TrainingMetrics, type TrainingProgress } from '../../data-schemas/training';
+import { CHECKPOINT_DIR, TrainingActivities, TrainLoraResult, type TrainLoraInput, type TrainingMetrics, type TrainingProgress } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../runtime/python-env';
 import { classifyActivityError } from '../failures';
+import { implement } from '../../data-schemas/activity-contract';
 import { recordTrainingStep } from '../../data-schemas/metrics';
 import { getJsonIfExists, putJson, sha256Hex } from '../store';
 import type { ObjectStore } from '../store/types';
@@ -60,9 +61,9 @@ export function createTrainingActivities(deps: TrainingDeps) {
   const { store } = deps;
   const killGraceMs = deps.killGraceMs ?? 30_000;
 
-  async function trainLora(rawInput: TrainLoraInput): Promise<TrainLoraResult> {
+  async function trainLora(parsedInput: TrainLoraInput): Promise<TrainLoraResult> {
     try {
-      return await trainLoraUnclassified(rawInput);
+      return await trainLoraUnclassified(parsedInput);
     } catch (err) {
       // Every error, from the first read of the output on: a store that refuses the output
       // (no credentials, no bucket) fails at once instead of after every retry.
@@ -70,8 +71,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     }
   }
 
-  async function trainLoraUnclassified(rawInput: TrainLoraInput): Promise<TrainLoraResult> {
-    const input = TrainLoraInput.parse(rawInput);
+  async function trainLoraUnclassified(input: TrainLoraInput): Promise<TrainLoraResult> {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
     const resultUri = joinUri(input.outputUri, 'result.json');
@@ -178,7 +178,7 @@ export function createTrainingActivities(deps: TrainingDeps) {
     }
   }
 
-  return { trainLora };
+  return implement(TrainingActivities, 'gpu', { trainLora });
 }
 
 /**
@@ -197,4 +197,3 @@ export function gitRevisionOf(repoRoot: string): string {
   }
 }
 
-export type TrainingActivities = ReturnType<typeof createTrainingActivities>;

@@ -133,7 +133,7 @@ describe('relabelDataset with the heuristic labeler (real dev server, real store
       const report = await getJson(store, result.reportUri, RelabelReport);
       expect(report.failed).toHaveLength(1);
       expect(report.failed[0]!.trajectoryId).toBe(broken.id);
-      const prefix = `InvalidTrajectory: ${brokenUri} is not JSON: `;
+      const prefix = `InvalidTrajectory: ${brokenUri}: not valid JSON (expected a D_rob trajectory): `;
       expect(report.failed[0]!.reason.slice(0, prefix.length)).toBe(prefix);
     });
   });

@@ -16,16 +16,11 @@ const NOT_STORED_JSON: Record<string, { parses: number; reason: string }> = {
   'activities/robot/policy/action-tokens.ts': { parses: 1, reason: "a base model's tokenizer.json in a local directory, read best-effort: a layout it does not know skips the check" },
   'activities/robot/station/widowx-http.ts': { parses: 1, reason: "the arm server's HTTP answer body" },
   'activities/robot/station/sim.ts': { parses: 1, reason: "the simulated arm's own append-only log on local disk; a line a crash cut short ends it" },
-  'activities/robot/episode/station-activities.ts': { parses: 1, reason: "the station's owner lock file on the station's own disk" },
   'activities/robot/verifier/gemini.ts': { parses: 1, reason: "a model's answer text" },
   'activities/relabel/gemini/response.ts': { parses: 1, reason: "a model's answer text (a bad one is re-prompted, not a file error)" },
   'activities/gemini/errors.ts': { parses: 1, reason: "the error body of a failed HTTP call" },
   'activities/vqa/backends/local.ts': { parses: 1, reason: "lines a local inference child process writes to stdout" },
-  'activities/training/train.ts': { parses: 1, reason: 'event lines the Python trainer child process writes to stdout' },
-  'activities/relabel/activities.ts': {
-    parses: 1,
-    reason: 'loadTrajectory reads a stored D_rob record by hand (it needs the bytes for their sha256); to move to parseStoredJson with its RelabelFailure.InvalidTrajectory kept',
-  },
+  'activities/training/trainer-events.ts': { parses: 1, reason: 'event lines the Python trainer child process writes to stdout' },
 };
 
 /** The store's reader itself. */

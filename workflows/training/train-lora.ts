@@ -1,6 +1,6 @@
-import { ActivityCancellationType, defineQuery, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { TrainingActivities } from '../../activities/training/train';
-import { NON_RETRYABLE_TRAINING_FAILURES, TRAINING_PROGRESS_SIGNAL, TrainLoraInput, type TrainingProgress, type TrainLoraResult } from '../../data-schemas/training';
+import { defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
+import { TRAINING_PROGRESS_SIGNAL, TrainingActivities, TrainingPresets, TrainLoraInput, type TrainingProgress, type TrainLoraResult } from '../../data-schemas/training';
+import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 import { VlaDataset, VlaModel, VlaStage, upsertKeywords } from '../search-attributes';
 
@@ -26,21 +26,7 @@ export async function trainLora(raw: unknown): Promise<TrainLoraResult> {
   });
   setHandler(trainingProgressQuery, () => progress);
 
-  const gpu = proxyActivities<TrainingActivities>({
-    taskQueue: input.gpuTaskQueue,
-    // A run can take weeks; a lost worker is noticed by the heartbeat timeout instead.
-    startToCloseTimeout: '30 days',
-    heartbeatTimeout: `${input.retry.heartbeatTimeoutSeconds} seconds`,
-    // Cancellation waits until the trainer has stopped, so the last checkpoint is settled.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: {
-      initialInterval: `${input.retry.initialIntervalSeconds} seconds`,
-      backoffCoefficient: 2,
-      maximumInterval: '10 minutes',
-      maximumAttempts: input.retry.maxAttempts,
-      nonRetryableErrorTypes: [...NON_RETRYABLE_TRAINING_FAILURES],
-    },
-  });
+  const gpu = proxyFor(TrainingActivities, input.gpuTaskQueue, TrainingPresets.trainer(input.retry));
   const result = await gpu.trainLora(input);
   progress = { ...progress, phase: 'done', step: result.steps };
   return result;
