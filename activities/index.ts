@@ -10,6 +10,7 @@ import { DEFAULT_GPU_MAX_RESIDENT, DEFAULT_INFERENCE_IDLE_MS, InferencePool } fr
 import { createCampaignActivities } from './robot/campaign/activities';
 import { createEpisodeActivities } from './robot/episode/episode-activities';
 import { createModelPolicyActivities } from './robot/episode/policy-model';
+import { createGeminiVerifyActivities } from './robot/episode/verify';
 
 /** Everything activities need from the outside, injected once per worker. */
 export interface ActivityDeps {
@@ -29,7 +30,7 @@ export function createCpuActivities(deps: ActivityDeps) {
     ...createShardActivities({ store: deps.store }),
     ...vqa.activities,
     ...createNightlyActivities({ store: deps.store }),
-    finalizeEpisode: createEpisodeActivities({ store: deps.store }).finalizeEpisode,
+    ...createEpisodeActivities({ store: deps.store }, 'cpu'),
     ...createCampaignActivities({ store: deps.store }),
   };
 }
@@ -42,12 +43,15 @@ export function createGeminiActivities(deps: ActivityDeps) {
     ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }),
     ...(deps.gemini?.baseUrl !== undefined && { geminiBaseUrl: deps.gemini.baseUrl }),
   });
-  const episodes = createEpisodeActivities({ store: deps.store, ...(deps.gemini && { gemini: deps.gemini }) });
-  const policy = createModelPolicyActivities({
-    store: deps.store,
-    env: { ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }), ...(deps.gemini?.baseUrl !== undefined && { geminiBaseUrl: deps.gemini.baseUrl }) },
-  });
-  return { labelGemini, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, verifyGemini: episodes.verifyGemini, ...policy };
+  const verifier = createGeminiVerifyActivities({ store: deps.store, ...(deps.gemini && { gemini: deps.gemini }) });
+  const policy = createModelPolicyActivities(
+    {
+      store: deps.store,
+      env: { ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }), ...(deps.gemini?.baseUrl !== undefined && { geminiBaseUrl: deps.gemini.baseUrl }) },
+    },
+    'gemini',
+  );
+  return { labelGemini, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, ...verifier, ...policy };
 }
 
 export type CpuActivities = ReturnType<typeof createCpuActivities>;
@@ -63,7 +67,7 @@ export function createGpuActivities(deps: GpuActivityDeps) {
   const python: () => Promise<PythonEnv> = deps.pythonEnv;
   const inferencePool = deps.inferencePool ?? new InferencePool({ maxResident: DEFAULT_GPU_MAX_RESIDENT, idleMs: DEFAULT_INFERENCE_IDLE_MS });
   const { activities: vqa } = createVqaRuntime({ store: deps.store, python, inferencePool, adapterCacheDir: `${deps.workDir}/adapters` });
-  const policy = createModelPolicyActivities({ store: deps.store, env: { python, inferencePool } });
+  const policy = createModelPolicyActivities({ store: deps.store, env: { python, inferencePool } }, 'gpu');
   // The trainer gets the GPU to itself: no model stays loaded beside it.
   const training = createTrainingActivities({ ...deps, beforeTrainer: () => inferencePool.releaseAll('a trainer starts on this worker') });
   return { ...training, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, ...policy };

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEpisodeActivities } from '../activities/robot/episode/episode-activities';
-import type { PolicyStageInput } from '../activities/robot/episode/policy';
+import type { PolicyStageInput } from '../data-schemas/robot';
 import { createStationActivities } from '../activities/robot/episode/station-activities';
 import { SimStationDriver } from '../activities/robot/station/sim';
 import { FileStore } from '../activities/store';
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
 
     // The direct loop gets its own driver and folder: same code, no Temporal.
     const directStation = createStationActivities({ stationId: 'direct', driver: new SimStationDriver({}), store, stateDir: join(dir, 'direct-station') });
-    const directCpu = createEpisodeActivities({ store });
+    const directCpu = createEpisodeActivities({ store }, 'cpu');
 
     // Warm-up (JIT, bundle caches, first frames) for both paths, not measured.
     await runDirect(episodeInputs(root, 'warm-direct')[0] as RobotEpisodeInputRaw, directStation, directCpu);

@@ -1,7 +1,9 @@
+import { ActivityCancellationType } from '@temporalio/common';
 import { WorkflowIds } from './workflow-ids';
 import { z } from 'zod';
+import { activityContract, queueField, type ActivityPreset, type LocalActivityPreset } from './activity-contract';
 import { Finite, IsoDateTime, ObjectUri, SafeId } from './common';
-import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedName } from './bounded';
+import { MAX_WORKFLOW_ID_BYTES, boundedName } from './bounded';
 import { ActionChunk } from './d-lan';
 import { State7 } from './d-rob';
 import { PolicyStage } from './prompts';
@@ -79,7 +81,7 @@ export const PolicySpec = z.discriminatedUnion('kind', [
      */
     adapterUri: ObjectUriField.optional(),
     /** Where the model is called; by default the station's queue (openai), vla-gemini (gemini), vla-gpu (local). */
-    taskQueue: TaskQueueName.optional(),
+    taskQueue: queueField('station', 'gemini', 'gpu').optional(),
   }),
 ]).superRefine((policy, ctx) => {
   if (policy.kind !== 'model' || policy.actionRepresentation !== 'action-tokens') return;
@@ -114,7 +116,7 @@ export const VerifierSpec = z.discriminatedUnion('kind', [
     kind: z.literal('gemini'),
     model: boundedName(256).default('gemini-2.5-pro'),
     /** @default vla-gemini */
-    taskQueue: TaskQueueName.optional(),
+    taskQueue: queueField('gemini').optional(),
   }),
   /** No automatic verifier: every chunk waits for an operator's verdict signal. */
   z.strictObject({ kind: z.literal('operator') }),
@@ -477,3 +479,215 @@ export const EvalCampaignResult = z.strictObject({
   successRate: z.record(z.string(), z.number()),
 });
 export type EvalCampaignResult = z.infer<typeof EvalCampaignResult>;
+
+
+// ---------------------------------------------------------------------------------------------
+// Activities: what robotEpisode and evalCampaign ask of the workers (data-schemas/activity-contract.ts).
+// Inputs are plain objects (no refinements beyond the shared records'): the station parses each one
+// per cycle (bench/episode.ts measures that overhead).
+
+/** The episode an activity acts for: the arm belongs to the episode that reset it last. */
+export const EpisodeRef = z.object({
+  episodeId: z.string().min(1),
+  /** The episode's folder; frames are staged under it. */
+  outputUri: ObjectUri,
+});
+export type EpisodeRef = z.infer<typeof EpisodeRef>;
+
+export const ResetStationInput = EpisodeRef.extend({ instruction: z.string(), scene: z.string().optional(), seed: z.int().nonnegative().optional() });
+export type ResetStationInput = z.infer<typeof ResetStationInput>;
+
+export const ExecuteChunkInput = EpisodeRef.extend({
+  chunk: ActionChunk,
+  /** The step of the observation the chunk was planned from. */
+  expectedStep: z.int().nonnegative(),
+});
+export type ExecuteChunkInput = z.infer<typeof ExecuteChunkInput>;
+
+export const ExecuteChunkResult = z.object({
+  executed: z.int().nonnegative(),
+  stopped: z.boolean(),
+  after: ObservationRef,
+  trace: z.array(ObservationRef),
+});
+export type ExecuteChunkResult = z.infer<typeof ExecuteChunkResult>;
+
+/** What the workflow sends a verifier after a chunk. */
+export const VerifyInput = z.object({
+  episodeId: z.string().min(1),
+  cycle: z.int().nonnegative(),
+  instruction: z.string(),
+  subtasks: z.array(z.string()),
+  subtaskIndex: z.int().nonnegative(),
+  before: ObservationRef,
+  after: ObservationRef,
+});
+export type VerifyInput = z.infer<typeof VerifyInput>;
+
+/** What the workflow asks of one policy stage. */
+export const PolicyStageInput = z.object({
+  episodeId: z.string().min(1),
+  cycle: z.int().nonnegative(),
+  stage: z.enum(PolicyStage),
+  instruction: z.string(),
+  /** The episode's subtask list (empty for the subtasks stage). */
+  subtasks: z.array(z.string()),
+  subtaskIndex: z.int().nonnegative(),
+  /** The motion plan, for the action stage. */
+  motionPlan: z.string().optional(),
+  /** The current observation's frame (o_0 for the subtasks stage). */
+  frameUri: ObjectUri,
+  inDistribution: z.boolean(),
+  policy: PolicySpec,
+  maxRepairs: z.int().nonnegative(),
+});
+export type PolicyStageInput = z.infer<typeof PolicyStageInput>;
+
+/** A stage's parsed answer: the subtask list, the motion plan, or the action chunk. */
+export const PolicyStageValue = z.union([z.array(z.string()), z.string(), ActionChunk]);
+export type PolicyStageValue = z.infer<typeof PolicyStageValue>;
+
+export const PolicyStageResult = z.object({
+  record: StageRecord,
+  /** The parsed answer; null when it was still malformed after the repairs. */
+  value: PolicyStageValue.nullable(),
+});
+export type PolicyStageResult = z.infer<typeof PolicyStageResult>;
+
+export const FinalizedEpisode = z.object({ recordUri: ObjectUri, dRobUri: ObjectUri.nullable(), dLanUri: ObjectUri.nullable() });
+export type FinalizedEpisode = z.infer<typeof FinalizedEpisode>;
+
+const EpisodeIdOnly = z.object({ episodeId: z.string().min(1) });
+
+/** The station's own activities: the arm, its camera, the simulator's oracle (task queue `vla-station-<id>`). */
+export const StationActivities = activityContract('robot station', ['station'], {
+  /** Claims the arm for the episode and lays out the scene; the first observation. */
+  stationReset: { input: ResetStationInput, output: ObservationRef },
+  stationObserve: { input: EpisodeRef, output: ObservationRef },
+  /** One chunk planned at `expectedStep`, heartbeating; refused once the arm has moved since. */
+  stationExecute: { input: ExecuteChunkInput, output: ExecuteChunkResult },
+  stationSafeStop: { input: z.object({ reason: z.string() }), output: z.void() },
+  /** Lets the arm go: the next episode's reset claims it. */
+  stationRelease: { input: EpisodeIdOnly, output: z.void() },
+  /** The simulator's judgement of the episode; null on a real arm. */
+  stationEvaluate: { input: EpisodeIdOnly, output: SimEvaluation.nullable() },
+  /** The simulator oracle: judges the chunk on the true scene. */
+  verifyOracle: { input: VerifyInput, output: VerdictRecord },
+});
+
+/**
+ * One policy stage: on the station (scripted policy, OpenAI-compatible servers), on the Gemini
+ * worker (Gemini models) or on a GPU worker (local models).
+ */
+export const RobotPolicyActivities = activityContract('robot policy', ['station', 'gemini', 'gpu'], {
+  policyStage: { input: PolicyStageInput, output: PolicyStageResult },
+});
+
+/** The Gemini verifier, on the Gemini worker where the key lives. */
+export const RobotVerifierActivities = activityContract('robot verifier (Gemini)', ['gemini'], {
+  verifyGemini: { input: VerifyInput.extend({ model: z.string().min(1) }), output: VerdictRecord },
+});
+
+/**
+ * An episode record checked against EpisodeRecord but passed on as sent: a parse rebuilds objects in
+ * the schema's key order, and episode.json is written from this value, so its bytes stay the
+ * workflow's (its cycle records order their keys otherwise).
+ */
+const EpisodeRecordAsSent = z.custom<EpisodeRecord>().superRefine((record, ctx) => {
+  const checked = EpisodeRecord.safeParse(record);
+  if (!checked.success) for (const issue of checked.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+});
+
+/** The episode's record and datasets, written at its end (the station's worker and the CPU worker register it). */
+export const EpisodeRecordActivities = activityContract('robot episode records', ['station', 'cpu'], {
+  finalizeEpisode: { input: z.object({ record: EpisodeRecordAsSent }), output: FinalizedEpisode },
+});
+
+/** One episode of a campaign, as planned. */
+export const CampaignTrial = z.object({
+  taskId: SuiteTaskId,
+  taskName: z.string(),
+  /** 0-based, per task. */
+  trial: z.int().nonnegative(),
+  instruction: z.string(),
+  language: z.string().optional(),
+  scene: z.string(),
+  seed: z.int().nonnegative(),
+  inDistribution: z.boolean(),
+});
+export type CampaignTrial = z.infer<typeof CampaignTrial>;
+
+/** What became of a trial (the episode's own record says the rest). */
+export const TrialOutcome = z.object({
+  trial: CampaignTrial,
+  stationId: z.string(),
+  workflowId: z.string(),
+  outputUri: ObjectUri,
+  /** The episode workflow failed (not: the episode failed its task). */
+  error: z.string().nullable(),
+});
+export type TrialOutcome = z.infer<typeof TrialOutcome>;
+
+/** The campaign input's trial design, as planCampaign and the report take it. */
+export const CampaignDesign = z.object({
+  tasks: z.array(SuiteTaskId).min(1),
+  trials: TrialCount.optional(),
+  preset: CampaignPreset.optional(),
+  trialsPerTask: z.partialRecord(SuiteTaskId, TrialCount).optional(),
+  seed: z.int().nonnegative(),
+});
+export type CampaignDesign = z.infer<typeof CampaignDesign>;
+
+/** The campaign's bookkeeping on the CPU worker. */
+export const CampaignActivities = activityContract('robot campaign', ['cpu'], {
+  /** The trials of a campaign, each task's instructions in turn, scene seeds seed + trial. */
+  planCampaign: { input: CampaignDesign, output: z.array(CampaignTrial) },
+  /** summary.json and report.html from the episodes' records. */
+  writeCampaignReport: {
+    input: z.object({
+      campaignId: z.string().min(1),
+      title: z.string(),
+      outputUri: ObjectUri,
+      policy: PolicySpec,
+      verifier: VerifierSpec,
+      stations: z.array(z.string()),
+      /** Absent in campaigns recorded before the report showed the design. */
+      design: CampaignDesign.optional(),
+      outcomes: z.array(TrialOutcome),
+    }),
+    output: EvalCampaignResult,
+  },
+});
+
+const STATION_RETRY = { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 } as const;
+const MODEL_RETRY = { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 } as const;
+
+/** Local activities of the station worker (the quick station stages; no server round trip each: bench/episode.ts). */
+export const RobotLocalPresets = {
+  /** Reset, observe, scripted/OpenAI policy stages, oracle, safe stop, release: seconds each; a flaky arm gets a few quick retries. */
+  stationStage: { startToCloseTimeout: '5 minutes', retry: STATION_RETRY },
+} as const satisfies Record<string, LocalActivityPreset>;
+
+export const RobotPresets = {
+  /**
+   * The chunk on the arm: a regular activity (eagerly dispatched to the same worker) so that it
+   * heartbeats and an abort reaches it at once (WAIT_CANCELLATION_COMPLETED: the episode learns
+   * what ran before it moves on). A lost worker is noticed within the 10-second heartbeat; the retry
+   * finds the arm moved and is refused.
+   */
+  armChunk: {
+    startToCloseTimeout: '10 minutes',
+    scheduleToStartTimeout: '10 minutes',
+    heartbeatTimeout: '10 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: STATION_RETRY,
+  },
+  /** The episode's record and datasets: hundreds of frames copied in the store. */
+  records: { startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5 } },
+  /** A model on another worker (Gemini, GPU): the wait for a free worker is bounded, a busy backend gets backoff. */
+  remotePolicy: { startToCloseTimeout: '10 minutes', scheduleToStartTimeout: '10 minutes', retry: MODEL_RETRY },
+  /** One Gemini verifier call, under the Gemini queue's rate limit. */
+  geminiVerifier: { startToCloseTimeout: '5 minutes', scheduleToStartTimeout: '10 minutes', retry: MODEL_RETRY },
+  /** Planning and the report: store reads and writes; an impossible trial design is never retried. */
+  campaign: { startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: [RobotFailure.InvalidCampaign] } },
+} as const satisfies Record<string, ActivityPreset>;

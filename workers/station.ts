@@ -2,8 +2,7 @@ import { NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@t
 import { join } from 'node:path';
 import type { StationConfig } from '../data-schemas/station';
 import { TaskQueue } from '../data-schemas/workflows';
-import { createEpisodeActivities } from '../activities/robot/episode/episode-activities';
-import { createStationActivities } from '../activities/robot/episode/station-activities';
+import { stationWorkerActivities } from '../activities/robot/episode/station-activities';
 import { classifyActivityErrors } from '../activities/failures';
 import { WORKFLOWS_PATH } from './cpu';
 import { closePolicyModels, type PolicyModelEnv } from '../activities/robot/episode/policy-model';
@@ -47,17 +46,14 @@ export async function createStationWorker(options: StationWorkerOptions): Promis
     namespace: options.namespace,
     taskQueue: TaskQueue.station(options.stationId),
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: {
-      ...createStationActivities({
-        stationId: options.stationId,
-        driver,
-        store: options.store,
-        stateDir: options.stateDir,
-        ...(options.modelEnv && { modelEnv: options.modelEnv }),
-        metricMeter,
-      }),
-      finalizeEpisode: createEpisodeActivities({ store: options.store }).finalizeEpisode,
-    },
+    activities: stationWorkerActivities({
+      stationId: options.stationId,
+      driver,
+      store: options.store,
+      stateDir: options.stateDir,
+      ...(options.modelEnv && { modelEnv: options.modelEnv }),
+      metricMeter,
+    }),
     maxConcurrentActivityTaskExecutions: 1,
     // Whatever an activity throws is classified (docs/design.md, "Classify every failure").
     interceptors: { activity: [classifyActivityErrors] },

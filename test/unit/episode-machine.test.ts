@@ -1,11 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { PolicyStageResult } from '../../activities/robot/episode/policy';
-import type { ExecuteChunkResult } from '../../activities/robot/episode/station-activities';
+import type { z } from 'zod';
 import type { ActionChunk } from '../../data-schemas/d-lan';
 import { StationFailure } from '../../data-schemas/failures';
 import type { PolicyStage } from '../../data-schemas/prompts';
-import { EpisodeRecord, RobotEpisodeInput, RobotEpisodeResult, type ObservationRef, type RobotEpisodeInputRaw, type VerdictRecord } from '../../data-schemas/robot';
+import {
+  EpisodeRecord,
+  EpisodeRecordActivities,
+  RobotEpisodeInput,
+  RobotEpisodeResult,
+  RobotPolicyActivities,
+  StationActivities,
+  type ExecuteChunkResult,
+  type ObservationRef,
+  type PolicyStageResult,
+  type RobotEpisodeInputRaw,
+  type VerdictRecord,
+} from '../../data-schemas/robot';
 import {
   episodeStatusView,
   operatorVerdictWaiting,
@@ -46,6 +57,34 @@ const CHUNK: ActionChunk = [
   [0.01, 0, 0, 0],
 ];
 
+/** The input schema of the activity robot-episode.ts runs for each kind of step (the Gemini verifier takes the oracle's input plus its model). */
+const stepInputSchema: Record<Exclude<EpisodeStep['kind'], 'wait_for_station' | 'wait_for_resume' | 'done'>, z.ZodType> = {
+  reset: StationActivities.activities.stationReset.input,
+  policy: RobotPolicyActivities.activities.policyStage.input,
+  execute: StationActivities.activities.stationExecute.input,
+  observe: StationActivities.activities.stationObserve.input,
+  observe_cut: StationActivities.activities.stationObserve.input,
+  verify: StationActivities.activities.verifyOracle.input,
+  safe_stop: StationActivities.activities.stationSafeStop.input,
+  evaluate: StationActivities.activities.stationEvaluate.input,
+  finalize: EpisodeRecordActivities.activities.finalizeEpisode.input,
+  release_arm: StationActivities.activities.stationRelease.input,
+};
+
+/**
+ * The worker parses every activity input against its contract (implement): each step's input must
+ * pass unchanged, and the record come out byte for byte as sent (it is written as parsed: a
+ * reordered key would change episode.json).
+ */
+function expectContractInput(step: EpisodeStep): void {
+  if (!('input' in step)) return;
+  const schema = stepInputSchema[step.kind];
+  const parsed = schema.safeParse(step.input);
+  expect(parsed.success ? 'valid' : `${step.kind}: ${parsed.error.message}`).toBe('valid');
+  expect(parsed.data).toEqual(step.input);
+  if (step.kind === 'finalize') expect(JSON.stringify(parsed.data)).toBe(JSON.stringify(step.input));
+}
+
 /** An event as the test sends it: the clock is the driver's. */
 type Untimed<E> = E extends unknown ? Omit<E, 'at'> : never;
 
@@ -68,6 +107,7 @@ class Episode {
   send(event: Untimed<EpisodeEvent>, ms = 100): EpisodeStep {
     this.now += ms;
     const t = transition(this.state, { ...event, at: this.now });
+    expectContractInput(t.step);
     this.state = t.state;
     this.step = t.step;
     this.cancelled ||= t.cancelCycle;

@@ -178,7 +178,7 @@ describe('store roots: every URI is checked against the configured roots before 
           episodeId: 'e1', cycle: 0, instruction: 'pick up the eggplant', subtasks: ['grab it'], subtaskIndex: 0, before: observation, after: observation, model: 'gemini-2.5-flash',
         }),
       () =>
-        createModelPolicyActivities({ store: confined, env: { geminiApiKey: 'never-sent' } }).policyStage({
+        createModelPolicyActivities({ store: confined, env: { geminiApiKey: 'never-sent' } }, 'gemini').policyStage({
           episodeId: 'e1', cycle: 0, stage: 'subtasks', instruction: 'pick up the eggplant', subtasks: [], subtaskIndex: 0, frameUri, inDistribution: true, maxRepairs: 0,
           policy: PolicySpec.parse({ kind: 'model', model: { name: 'g', backend: 'gemini', model: 'gemini-2.5-flash' } }),
         }),

@@ -1,9 +1,5 @@
 // Pure on purpose: no @temporalio imports, no I/O, no clock. The robotEpisode workflow (robot-episode.ts)
 // runs the steps this machine asks for and feeds their results back; unit tests drive it directly.
-import type { FinalizedEpisode } from '../../activities/robot/episode/episode-activities';
-import type { PolicyStageInput, PolicyStageResult } from '../../activities/robot/episode/policy';
-import type { EpisodeRef, ExecuteChunkInput, ExecuteChunkResult } from '../../activities/robot/episode/station-activities';
-import type { VerifyInput } from '../../activities/robot/episode/verify';
 import type { ActionChunk } from '../../data-schemas/d-lan';
 import { StationFailure } from '../../data-schemas/failures';
 import { describeZodIssues } from '../../data-schemas/issues';
@@ -14,6 +10,14 @@ import {
   type CycleRecord,
   type EpisodeOutcome,
   type EpisodeRecord,
+  type EpisodeRef,
+  type ExecuteChunkInput,
+  type ExecuteChunkResult,
+  type FinalizedEpisode,
+  type PolicyStageInput,
+  type PolicyStageResult,
+  type ResetStationInput,
+  type VerifyInput,
   type EpisodeStatus,
   type ObservationRef,
   type RobotEpisodeInput,
@@ -47,7 +51,7 @@ type FinishingStep = { region: 'finishing'; /** A failure is ignored (false: it 
  */
 export type EpisodeStep =
   | { kind: 'wait_for_station'; region: 'station' }
-  | { kind: 'reset'; region: 'episode'; input: EpisodeRef & { instruction: string; scene?: string; seed?: number } }
+  | { kind: 'reset'; region: 'episode'; input: ResetStationInput }
   | { kind: 'policy'; region: 'episode'; input: PolicyStageInput }
   | { kind: 'wait_for_resume'; region: 'episode'; timeoutMs: number }
   | ({ kind: 'policy'; input: PolicyStageInput } & CycleStep)

@@ -1,10 +1,11 @@
 import { LegacyWorkflowIds, WORKFLOW_ID_FORMAT_PATCH, WorkflowIds } from '../../data-schemas/workflow-ids';
-import { defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { CampaignActivities, CampaignTrial, TrialOutcome } from '../../activities/robot/campaign/activities';
-import { EvalCampaignInput, RobotFailure, type EvalCampaignResult, type RobotEpisodeInputRaw } from '../../data-schemas/robot';
+import { defineQuery, executeChild, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { workflowQueue } from '../../data-schemas/activity-contract';
+import { CampaignActivities, EvalCampaignInput, RobotPresets, type CampaignTrial, type EvalCampaignResult, type RobotEpisodeInputRaw, type TrialOutcome } from '../../data-schemas/robot';
 import { joinUri } from '../../data-schemas/uri';
 import { TaskQueue } from '../../data-schemas/workflows';
 import { rootCause } from '../failure-cause';
+import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { robotEpisode } from './robot-episode';
@@ -20,7 +21,7 @@ export interface CampaignProgress {
 }
 export const campaignProgressQuery = defineQuery<CampaignProgress>('progress');
 
-const cpu = proxyActivities<CampaignActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: [RobotFailure.InvalidCampaign] } });
+const cpu = proxyFor(CampaignActivities, workflowQueue('cpu'), RobotPresets.campaign);
 
 /** `<task>-t<trial:03d>`: the episode's folder and workflow-id suffix. */
 export const trialKey = (t: Pick<CampaignTrial, 'taskId' | 'trial'>): string => `${t.taskId}-t${String(t.trial).padStart(3, '0')}`;

@@ -1,5 +1,4 @@
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -7,24 +6,27 @@ import {
   defineSignal,
   isCancellation,
   metricMeter,
-  proxyActivities,
-  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import { recordEpisodeStage } from '../../data-schemas/metrics';
-import type { EpisodeActivities } from '../../activities/robot/episode/episode-activities';
-import type { StationActivities } from '../../activities/robot/episode/station-activities';
+import { TaskQueue, workflowQueue } from '../../data-schemas/activity-contract';
 import {
   EPISODE_SIGNALS,
   EPISODE_STATUS_QUERY,
+  EpisodeRecordActivities,
   RobotEpisodeInput,
+  RobotLocalPresets,
+  RobotPolicyActivities,
+  RobotPresets,
+  RobotVerifierActivities,
+  StationActivities,
   type EpisodeStatus,
   type RobotEpisodeResult,
   type VerdictRecord,
   RobotFailure,
 } from '../../data-schemas/robot';
-import { TaskQueue } from '../../data-schemas/workflows';
+import { proxyFor, proxyLocalFor } from '../activity-proxy';
 import { rootCause, rootFailure } from '../failure-cause';
 import { parseWorkflowInput } from '../input';
 import {
@@ -85,39 +87,19 @@ export async function robotEpisode(raw: unknown): Promise<RobotEpisodeResult> {
   // The quick station stages run as local activities in the station's own worker: no server round
   // trip each (bench/episode). The chunk itself is a regular activity (eagerly dispatched to the
   // same worker) so that it heartbeats and an abort reaches it at once.
-  const station = proxyLocalActivities<StationActivities>({
-    startToCloseTimeout: '5 minutes',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-  });
-  const arm = proxyActivities<StationActivities>({
-    startToCloseTimeout: '10 minutes',
-    scheduleToStartTimeout: '10 minutes',
-    // A lost worker is noticed in seconds; the retry finds the arm moved and is refused.
-    heartbeatTimeout: '10 seconds',
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-  });
+  const station = proxyLocalFor(StationActivities, workflowQueue('station'), RobotLocalPresets.stationStage);
+  const arm = proxyFor(StationActivities, workflowQueue('station'), RobotPresets.armChunk);
   // On the station's worker too: it writes to the same store.
-  const records = proxyActivities<EpisodeActivities>({ startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5 } });
+  const records = proxyFor(EpisodeRecordActivities, workflowQueue('station'), RobotPresets.records);
   const remoteQueue =
     input.policy.kind === 'model' ? (input.policy.taskQueue ?? (input.policy.model.backend === 'gemini' ? TaskQueue.gemini : input.policy.model.backend === 'local' ? TaskQueue.gpu : undefined)) : undefined;
   // The scripted policy and OpenAI-compatible servers are called from the station; Gemini and local
   // models from their own workers.
   const policy =
     remoteQueue === undefined || remoteQueue === stationQueue
-      ? station
-      : proxyActivities<StationActivities>({
-          taskQueue: remoteQueue,
-          startToCloseTimeout: '10 minutes',
-          scheduleToStartTimeout: '10 minutes',
-          retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 },
-        });
-  const gemini = proxyActivities<EpisodeActivities>({
-    taskQueue: input.verifier.kind === 'gemini' ? (input.verifier.taskQueue ?? TaskQueue.gemini) : TaskQueue.gemini,
-    startToCloseTimeout: '5 minutes',
-    scheduleToStartTimeout: '10 minutes',
-    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8 },
-  });
+      ? proxyLocalFor(RobotPolicyActivities, workflowQueue('station'), RobotLocalPresets.stationStage)
+      : proxyFor(RobotPolicyActivities, remoteQueue, RobotPresets.remotePolicy);
+  const gemini = proxyFor(RobotVerifierActivities, input.verifier.kind === 'gemini' ? (input.verifier.taskQueue ?? TaskQueue.gemini) : TaskQueue.gemini, RobotPresets.geminiVerifier);
 
   // --- the machine (episode-machine.ts) decides; this shell runs its steps and wires signals, query and scopes
   let machine = startEpisode(input, { episodeId, workflowId: info.workflowId, runId: info.runId, startedAt });

@@ -1,5 +1,18 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { CAMPAIGN_REPORT_FILE, CAMPAIGN_SUMMARY_FILE, CampaignSummaryFile, EPISODE_RECORD_FILE, EpisodeRecord, RobotFailure, type CampaignTrialDesign, type EvalCampaignResult, type PolicySpec, type SuiteTaskId, type VerifierSpec } from '../../../data-schemas/robot';
+import { implement } from '../../../data-schemas/activity-contract';
+import {
+  CAMPAIGN_REPORT_FILE,
+  CAMPAIGN_SUMMARY_FILE,
+  CampaignActivities,
+  CampaignSummaryFile,
+  EPISODE_RECORD_FILE,
+  EpisodeRecord,
+  RobotFailure,
+  type CampaignTrial,
+  type CampaignTrialDesign,
+  type EvalCampaignResult,
+  type TrialOutcome,
+} from '../../../data-schemas/robot';
 import { joinUri, relativeTo } from '../../../data-schemas/uri';
 import { classified } from '../../failures';
 import { getJsonIfExists, putJson } from '../../store';
@@ -11,28 +24,7 @@ import { planHit } from './plan-hit';
 import { renderCampaignReportHtml } from './report';
 import { campaignTrialDesign, FIGURE_5_SUITE, suiteInstruction, suiteTask, type CampaignDesignInput } from './suite';
 
-/** One episode of a campaign, as planned. */
-export interface CampaignTrial {
-  taskId: SuiteTaskId;
-  taskName: string;
-  /** 0-based, per task. */
-  trial: number;
-  instruction: string;
-  language?: string;
-  scene: string;
-  seed: number;
-  inDistribution: boolean;
-}
-
-/** What became of a trial (the episode's own record says the rest). */
-export interface TrialOutcome {
-  trial: CampaignTrial;
-  stationId: string;
-  workflowId: string;
-  outputUri: string;
-  /** The episode workflow failed (not: the episode failed its task). */
-  error: string | null;
-}
+export type { CampaignTrial, TrialOutcome };
 
 /** The trial design, or a non-retryable InvalidCampaign failure naming what is wrong. */
 function designOf(input: CampaignDesignInput): CampaignTrialDesign {
@@ -87,12 +79,12 @@ export function summarizeEpisode(o: TrialOutcome, record: EpisodeRecord | undefi
 
 export function createCampaignActivities(deps: { store: ObjectStore }) {
   const { store } = deps;
-  return {
+  return implement(CampaignActivities, 'cpu', {
     /**
      * The trials of a campaign (`campaignTrialDesign` says how many per task): each task's
      * instructions in turn (languages for the multilingual row), scene seeds seed + trial.
      */
-    planCampaign: (input: CampaignDesignInput): Promise<CampaignTrial[]> => {
+    planCampaign: (input): Promise<CampaignTrial[]> => {
       const plan: CampaignTrial[] = [];
       for (const { taskId, trials } of designOf(input).tasks) {
         const task = suiteTask(taskId);
@@ -115,17 +107,7 @@ export function createCampaignActivities(deps: { store: ObjectStore }) {
 
     /** summary.json and report.html (Figure-5 table, statistics, filmstrips) from the episodes' records. */
     writeCampaignReport: classified(
-      async (input: {
-        campaignId: string;
-        title: string;
-        outputUri: string;
-        policy: PolicySpec;
-        verifier: VerifierSpec;
-        stations: string[];
-        /** Absent in campaigns recorded before the report showed the design. */
-        design?: CampaignDesignInput;
-        outcomes: TrialOutcome[];
-      }): Promise<EvalCampaignResult> => {
+      async (input): Promise<EvalCampaignResult> => {
         const reportUri = joinUri(input.outputUri, CAMPAIGN_REPORT_FILE);
         const summaryUri = joinUri(input.outputUri, CAMPAIGN_SUMMARY_FILE);
         const episodes = await Promise.all(
@@ -163,7 +145,5 @@ export function createCampaignActivities(deps: { store: ObjectStore }) {
         };
       },
     ),
-  };
+  });
 }
-
-export type CampaignActivities = ReturnType<typeof createCampaignActivities>;

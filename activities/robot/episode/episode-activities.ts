@@ -1,6 +1,7 @@
 import { DatasetManifest, MANIFEST_FILE, MANIFEST_FORMAT_VERSION } from '../../../data-schemas/manifest';
 import { RELABEL_RECORDS_DIR } from '../../../data-schemas/relabel';
-import { EPISODE_RECORD_FILE, type EpisodeRecord } from '../../../data-schemas/robot';
+import { implement } from '../../../data-schemas/activity-contract';
+import { EPISODE_RECORD_FILE, EpisodeRecordActivities, type FinalizedEpisode } from '../../../data-schemas/robot';
 import { joinUri } from '../../../data-schemas/uri';
 import { writeDataset } from '../../data/dataset-writer';
 import { forEachConcurrent } from '../../data/pool';
@@ -8,29 +9,20 @@ import { classified } from '../../failures';
 import { getJsonIfExists, putJson, sha256Hex } from '../../store';
 import type { ObjectStore } from '../../store/types';
 import { buildEpisodeDLan, buildEpisodeDRob } from './record';
-import { createGeminiVerifyActivities, type GeminiVerifierEnv } from './verify';
 
 export { EPISODE_RECORD_FILE };
+export type { FinalizedEpisode };
 
-export interface FinalizedEpisode {
-  recordUri: string;
-  dRobUri: string | null;
-  dLanUri: string | null;
-}
-
-/**
- * The CPU side of episodes: writing the record and datasets at the end (and, on the Gemini worker,
- * the Gemini verifier).
- */
-export function createEpisodeActivities(deps: { store: ObjectStore; gemini?: GeminiVerifierEnv }) {
+/** Writing an episode's record and datasets at its end: on the station's worker and on the CPU worker. */
+export function createEpisodeActivities(deps: { store: ObjectStore }, role: 'station' | 'cpu') {
   const { store } = deps;
-  return {
+  return implement(EpisodeRecordActivities, role, {
     /**
      * episode.json (the whole log), then `d_rob/` (one trajectory, frames copied from staging) and
      * `d_lan/` (the policy's own steps). Each dataset's manifest is written last; a re-run finds
      * them and keeps them.
      */
-    finalizeEpisode: classified(async ({ record }: { record: EpisodeRecord }): Promise<FinalizedEpisode> => {
+    finalizeEpisode: classified(async ({ record }): Promise<FinalizedEpisode> => {
       const root = record.input.outputUri;
       const recordUri = joinUri(root, EPISODE_RECORD_FILE);
       await putJson(store, recordUri, record);
@@ -75,8 +67,5 @@ export function createEpisodeActivities(deps: { store: ObjectStore; gemini?: Gem
       await putJson(store, joinUri(dLanUri, MANIFEST_FILE), DatasetManifest.parse(dLanManifest));
       return { recordUri, dRobUri, dLanUri };
     }),
-    ...createGeminiVerifyActivities(deps),
-  };
+  });
 }
-
-export type EpisodeActivities = ReturnType<typeof createEpisodeActivities>;

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { fileURLToPath } from 'node:url';
-import { RobotFailure, policyAdapterUri, type PolicySpec } from '../../../data-schemas/robot';
+import { implement } from '../../../data-schemas/activity-contract';
+import { RobotFailure, RobotPolicyActivities, policyAdapterUri, type PolicySpec } from '../../../data-schemas/robot';
 import type { ActionTokenMapping } from '../../../data-schemas/training';
 import { classified } from '../../failures';
 import type { ObjectStore } from '../../store/types';
@@ -64,9 +65,9 @@ export async function closePolicyModels(): Promise<void> {
 }
 
 /** The policy stage on a worker that calls models only (Gemini, GPU): scripted policies live on stations. */
-export function createModelPolicyActivities(deps: { store: ObjectStore; env: PolicyModelEnv }) {
-  return {
+export function createModelPolicyActivities(deps: { store: ObjectStore; env: PolicyModelEnv }, role: 'gemini' | 'gpu') {
+  return implement(RobotPolicyActivities, role, {
     // Classified like every store-reading activity: a frame URI outside the store roots is not retried.
-    policyStage: classified((input: PolicyStageInput): Promise<PolicyStageResult> => runModelStage(deps.store, input, deps.env)),
-  };
+    policyStage: classified((input): Promise<PolicyStageResult> => runModelStage(deps.store, input, deps.env)),
+  });
 }

@@ -1,36 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { ActionChunk } from '../../../data-schemas/d-lan';
-import { actionPrompt, motionPlanPrompt, subtasksPrompt, type PolicyStage } from '../../../data-schemas/prompts';
-import { RobotFailure, type PolicySpec, type StageRecord } from '../../../data-schemas/robot';
+import { actionPrompt, motionPlanPrompt, subtasksPrompt } from '../../../data-schemas/prompts';
+import { RobotFailure, type PolicyStageInput, type PolicyStageResult, type PolicyStageValue, type StageRecord } from '../../../data-schemas/robot';
 import { decodeStage, type PolicyModel, type PolicyQuestion } from '../policy/model';
 import { createScriptedPolicy, type ScriptedPolicy, type ScriptedPolicyContext } from '../policy/scripted';
 import { hash32 } from '../sim/rng';
 
-/** What the workflow asks of one policy stage. */
-export interface PolicyStageInput {
-  episodeId: string;
-  cycle: number;
-  stage: PolicyStage;
-  instruction: string;
-  /** The episode's subtask list (empty for the subtasks stage). */
-  subtasks: string[];
-  subtaskIndex: number;
-  /** The motion plan, for the action stage. */
-  motionPlan?: string;
-  /** The current observation's frame (o_0 for the subtasks stage). */
-  frameUri: string;
-  inDistribution: boolean;
-  policy: PolicySpec;
-  maxRepairs: number;
-}
-
-export type PolicyStageValue = string[] | string | ActionChunk;
-
-export interface PolicyStageResult {
-  record: StageRecord;
-  /** The parsed answer; null when it was still malformed after the repairs. */
-  value: PolicyStageValue | null;
-}
+export type { PolicyStageInput, PolicyStageResult, PolicyStageValue };
 
 /** The stage's prompt, from the shared templates the model was trained on. */
 export function stagePrompt(input: Pick<PolicyStageInput, 'stage' | 'instruction' | 'subtasks' | 'subtaskIndex' | 'motionPlan'>): string {

@@ -2,8 +2,18 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import { noopMetricMeter, type MetricMeter } from '@temporalio/common';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ActionChunk } from '../../../data-schemas/d-lan';
-import { RobotFailure, STATION_OWNER_FILE, StationOwnerFile, type ObservationRef, type SimEvaluation, type VerdictRecord } from '../../../data-schemas/robot';
+import { implement } from '../../../data-schemas/activity-contract';
+import {
+  RobotFailure,
+  RobotPolicyActivities,
+  STATION_OWNER_FILE,
+  StationActivities,
+  StationOwnerFile,
+  type EpisodeRef,
+  type ExecuteChunkInput,
+  type ExecuteChunkResult,
+  type ObservationRef,
+} from '../../../data-schemas/robot';
 import { fileUri } from '../../../data-schemas/uri';
 import { classified } from '../../failures';
 import { parseStoredJson } from '../../store';
@@ -13,9 +23,10 @@ import { SimStationDriver } from '../station/sim';
 import { StationError, type StationErrorCode } from '../station/errors';
 import type { StationDriver } from '../station/types';
 import { stageObservation } from './frames';
-import { runScriptedStage, type PolicyStageInput, type PolicyStageResult } from './policy';
+import { createEpisodeActivities } from './episode-activities';
+import { runScriptedStage } from './policy';
 import { runModelStage, type PolicyModelEnv } from './policy-model';
-import { verifyWithOracle, type VerifyInput } from './verify';
+import { verifyWithOracle } from './verify';
 
 export interface StationActivityDeps {
   stationId: string;
@@ -32,24 +43,7 @@ export interface StationActivityDeps {
 /** Driver failures that mean the arm did not answer (the others are answers: refusals, limits). */
 const ARM_UNANSWERED = new Set<StationErrorCode>(['unreachable', 'timeout', 'server_error', 'protocol_error', 'closed']);
 
-export interface EpisodeRef {
-  episodeId: string;
-  /** The episode's folder; frames are staged under it. */
-  outputUri: string;
-}
-
-export interface ExecuteChunkInput extends EpisodeRef {
-  chunk: ActionChunk;
-  /** The step of the observation the chunk was planned from. */
-  expectedStep: number;
-}
-
-export interface ExecuteChunkResult {
-  executed: number;
-  stopped: boolean;
-  after: ObservationRef;
-  trace: ObservationRef[];
-}
+export type { EpisodeRef, ExecuteChunkInput, ExecuteChunkResult };
 
 /**
  * The activities of one station's worker (task queue `vla-station-<id>`, one activity at a time).
@@ -103,8 +97,8 @@ export function createStationActivities(deps: StationActivityDeps) {
     return driver;
   };
 
-  return {
-    stationReset: classified(async (input: EpisodeRef & { instruction: string; scene?: string; seed?: number }): Promise<ObservationRef> => {
+  const station = implement(StationActivities, 'station', {
+    stationReset: classified(async (input): Promise<ObservationRef> => {
       claim(input.episodeId);
       let o;
       try {
@@ -117,7 +111,7 @@ export function createStationActivities(deps: StationActivityDeps) {
       return stageObservation(store, input.outputUri, o);
     }),
 
-    stationObserve: classified(async (input: EpisodeRef): Promise<ObservationRef> => {
+    stationObserve: classified(async (input): Promise<ObservationRef> => {
       checkOwner(input.episodeId);
       return stageObservation(store, input.outputUri, await armCall(() => driver.observe()));
     }),
@@ -126,7 +120,7 @@ export function createStationActivities(deps: StationActivityDeps) {
      * Executes one chunk planned at `expectedStep`, heartbeating after every action. A cancelled
      * activity (an abort) stops the arm after the action in progress and reports what ran.
      */
-    stationExecute: classified(async (input: ExecuteChunkInput): Promise<ExecuteChunkResult> => {
+    stationExecute: classified(async (input): Promise<ExecuteChunkResult> => {
       checkOwner(input.episodeId);
       // Outside an activity (the benchmark's direct loop) there is nothing to heartbeat to.
       const ctx = tryContext();
@@ -151,18 +145,18 @@ export function createStationActivities(deps: StationActivityDeps) {
       }
     }),
 
-    stationSafeStop: classified(async (input: { reason: string }): Promise<void> => {
+    stationSafeStop: classified(async (input): Promise<void> => {
       await driver.safeStop(input.reason);
     }),
 
     /** Lets the arm go: the next episode's reset claims it. */
-    stationRelease: classified((input: { episodeId: string }): Promise<void> => {
+    stationRelease: classified((input): Promise<void> => {
       release(input.episodeId);
       return Promise.resolve();
     }),
 
     /** The simulator's judgement of the episode (success, partial credit); null on a real arm. */
-    stationEvaluate: classified((input: { episodeId: string }): Promise<SimEvaluation | null> => {
+    stationEvaluate: classified((input) => {
       if (!(driver instanceof SimStationDriver)) return Promise.resolve(null);
       checkOwner(input.episodeId);
       const task = driver.simTask();
@@ -170,18 +164,8 @@ export function createStationActivities(deps: StationActivityDeps) {
       return Promise.resolve({ task: task.text, success: outcome.success, score: outcome.score, maxScore: outcome.maxScore, milestones: outcome.milestones.map((m) => ({ name: m.name, achieved: m.achieved })) });
     }),
 
-    /** A policy stage on the station: the scripted policy (ground truth) or an OpenAI-compatible model. */
-    policyStage: classified(async (input: PolicyStageInput): Promise<PolicyStageResult> => {
-      checkOwner(input.episodeId);
-      if (input.policy.kind === 'scripted') {
-        const s = sim();
-        return runScriptedStage(input, () => ({ task: s.simTask(), world: s.simWorld(), subtaskIndex: input.subtaskIndex }));
-      }
-      return runModelStage(store, input, deps.modelEnv ?? {});
-    }),
-
     /** The simulator oracle: judges the chunk on the true scene. */
-    verifyOracle: classified(async (input: VerifyInput): Promise<VerdictRecord> => {
+    verifyOracle: classified(async (input) => {
       checkOwner(input.episodeId);
       let s: SimStationDriver;
       try {
@@ -191,7 +175,21 @@ export function createStationActivities(deps: StationActivityDeps) {
       }
       return verifyWithOracle(store, input, () => s.simWorld(), () => s.simTask());
     }),
-  };
+  });
+
+  const policy = implement(RobotPolicyActivities, 'station', {
+    /** A policy stage on the station: the scripted policy (ground truth) or an OpenAI-compatible model. */
+    policyStage: classified(async (input) => {
+      checkOwner(input.episodeId);
+      if (input.policy.kind === 'scripted') {
+        const s = sim();
+        return runScriptedStage(input, () => ({ task: s.simTask(), world: s.simWorld(), subtaskIndex: input.subtaskIndex }));
+      }
+      return runModelStage(store, input, deps.modelEnv ?? {});
+    }),
+  });
+
+  return { ...station, ...policy };
 }
 
 function tryContext(): Context | undefined {
@@ -202,4 +200,10 @@ function tryContext(): Context | undefined {
   }
 }
 
-export type StationActivities = ReturnType<typeof createStationActivities>;
+/**
+ * Everything one station's worker registers (workers/station.ts): its own activities, the policy
+ * stage (scripted and OpenAI-compatible policies), and the episode's records.
+ */
+export function stationWorkerActivities(deps: StationActivityDeps) {
+  return { ...createStationActivities(deps), ...createEpisodeActivities({ store: deps.store }, 'station') };
+}

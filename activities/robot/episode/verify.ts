@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
-import type { ObservationRef, VerdictRecord } from '../../../data-schemas/robot';
+import { implement } from '../../../data-schemas/activity-contract';
+import { RobotVerifierActivities, type ObservationRef, type VerdictRecord, type VerifyInput } from '../../../data-schemas/robot';
 import { classified } from '../../failures';
 import { countGeminiCall } from '../../gemini/pricing';
 import type { ObjectStore } from '../../store/types';
@@ -7,16 +8,7 @@ import type { Task } from '../sim/tasks';
 import type { World } from '../sim/world';
 import { createGeminiVerifier, createOracleVerifier, type Verifier, type VerifierAnswer, type VerifierRequest } from '../verifier';
 
-/** What the workflow sends a verifier after a chunk. */
-export interface VerifyInput {
-  episodeId: string;
-  cycle: number;
-  instruction: string;
-  subtasks: string[];
-  subtaskIndex: number;
-  before: ObservationRef;
-  after: ObservationRef;
-}
+export type { VerifyInput };
 
 async function request(store: ObjectStore, input: VerifyInput): Promise<VerifierRequest> {
   const [before, after] = await Promise.all([store.get(input.before.frameUri), store.get(input.after.frameUri)]);
@@ -46,9 +38,9 @@ const geminiVerifiers = new Map<string, Verifier>();
 
 /** The Gemini verifier's activity (on the Gemini worker, where the key lives). */
 export function createGeminiVerifyActivities(deps: { store: ObjectStore; gemini?: GeminiVerifierEnv }) {
-  return {
+  return implement(RobotVerifierActivities, 'gemini', {
     // Classified like every store-reading activity: a frame URI outside the store roots is not retried.
-    verifyGemini: classified(async (input: VerifyInput & { model: string }): Promise<VerdictRecord> => {
+    verifyGemini: classified(async (input): Promise<VerdictRecord> => {
       let verifier = geminiVerifiers.get(input.model);
       if (!verifier) {
         verifier = createGeminiVerifier({ apiKey: deps.gemini?.apiKey ?? '', model: input.model, ...(deps.gemini?.baseUrl !== undefined && { baseUrl: deps.gemini.baseUrl }) });
@@ -58,5 +50,5 @@ export function createGeminiVerifyActivities(deps: { store: ObjectStore; gemini?
       if (answer.usage) countGeminiCall(Context.current().metricMeter, input.model, 'verifier', answer.usage);
       return toRecord(answer);
     }),
-  };
+  });
 }
