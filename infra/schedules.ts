@@ -1,11 +1,11 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions, type ScheduleUpdateOptions } from '@temporalio/client';
 import { TaskQueue } from '../data-schemas/workflows';
-import { NightlyEvaluationInput } from '../data-schemas/vqa';
+import { NightlyEvaluationInput, type NightlyEvaluationInputRaw } from '../data-schemas/vqa';
 
 export const NIGHTLY_SCHEDULE_ID = 'vla-nightly-vqa';
 
 export interface NightlyScheduleOptions {
-  input: NightlyEvaluationInput;
+  input: NightlyEvaluationInputRaw;
   /** Cron in the schedule's time zone. @default '0 2 * * *' (02:00 every night) */
   cron?: string;
   /** @default 'UTC' */
