@@ -28,7 +28,8 @@ export function createCpuActivities(deps: ActivityDeps) {
     ...createSmokeActivities(deps),
     ...createRelabelActivities({ store: deps.store }).cpu,
     ...createShardActivities({ store: deps.store }),
-    ...vqa.activities,
+    ...vqa.store,
+    ...vqa.inference('cpu'),
     ...createNightlyActivities({ store: deps.store }),
     ...createEpisodeActivities({ store: deps.store }, 'cpu'),
     ...createCampaignActivities({ store: deps.store }),
@@ -38,7 +39,7 @@ export function createCpuActivities(deps: ActivityDeps) {
 /** The activities of the Gemini worker: model calls only, under the queue's rate limit. */
 export function createGeminiActivities(deps: ActivityDeps) {
   const { labelGemini } = createRelabelActivities(deps).gemini;
-  const { activities: vqa } = createVqaRuntime({
+  const vqa = createVqaRuntime({
     store: deps.store,
     ...(deps.gemini?.apiKey !== undefined && { geminiApiKey: deps.gemini.apiKey }),
     ...(deps.gemini?.baseUrl !== undefined && { geminiBaseUrl: deps.gemini.baseUrl }),
@@ -51,7 +52,7 @@ export function createGeminiActivities(deps: ActivityDeps) {
     },
     'gemini',
   );
-  return { labelGemini, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, ...verifier, ...policy };
+  return { labelGemini, ...vqa.inference('gemini'), ...verifier, ...policy };
 }
 
 export type CpuActivities = ReturnType<typeof createCpuActivities>;
@@ -66,9 +67,9 @@ export type GpuActivityDeps = Omit<TrainingDeps, 'beforeTrainer'> & {
 export function createGpuActivities(deps: GpuActivityDeps) {
   const python: () => Promise<PythonEnv> = deps.pythonEnv;
   const inferencePool = deps.inferencePool ?? new InferencePool({ maxResident: DEFAULT_GPU_MAX_RESIDENT, idleMs: DEFAULT_INFERENCE_IDLE_MS });
-  const { activities: vqa } = createVqaRuntime({ store: deps.store, python, inferencePool, adapterCacheDir: `${deps.workDir}/adapters` });
+  const vqa = createVqaRuntime({ store: deps.store, python, inferencePool, adapterCacheDir: `${deps.workDir}/adapters` });
   const policy = createModelPolicyActivities({ store: deps.store, env: { python, inferencePool } }, 'gpu');
   // The trainer gets the GPU to itself: no model stays loaded beside it.
   const training = createTrainingActivities({ ...deps, beforeTrainer: () => inferencePool.releaseAll('a trainer starts on this worker') });
-  return { ...training, checkBackend: vqa.checkBackend, predictItems: vqa.predictItems, ...policy };
+  return { ...training, ...vqa.inference('gpu'), ...policy };
 }

@@ -35,7 +35,7 @@ import { createOpenAIBackend } from '../activities/vqa/backends/openai';
 import { ITEMS_FILE, mimeTypeOf } from '../activities/vqa/loaders';
 import { BENCHMARKS } from '../activities/vqa/scoring';
 import { fileUri, joinUri } from '../data-schemas/uri';
-import { VqaItem, type BenchmarkId, type VqaPrediction, type VqaSweepInput, type VqaSweepResult } from '../data-schemas/vqa';
+import { VqaItem, type BenchmarkId, type VqaPrediction, type VqaSweepInputRaw, type VqaSweepResult } from '../data-schemas/vqa';
 import { REPO_ROOT } from '../infra/config';
 import type { DevServer } from '../infra/temporal';
 import { createOpenAIServer, type OpenAIServer } from '../test/fixtures/openai-server';
@@ -234,7 +234,7 @@ interface Variant {
 }
 
 let seq = 0;
-function sweepInput(env: Env, outputUri: string, model: string, v: Omit<Variant, 'name'>): VqaSweepInput {
+function sweepInput(env: Env, outputUri: string, model: string, v: Omit<Variant, 'name'>): VqaSweepInputRaw {
   return {
     models: [{ name: model, backend: 'openai', baseUrl: env.openai.baseUrl, model: SERVED_MODEL }],
     benchmarks: BENCHMARK_IDS.map((benchmark) => ({ benchmark, uri: fileUri(env.sources[benchmark]) })),
@@ -246,7 +246,7 @@ function sweepInput(env: Env, outputUri: string, model: string, v: Omit<Variant,
   };
 }
 
-async function runSweep(env: Env, input: VqaSweepInput, tag: string): Promise<Measured & { result: VqaSweepResult; workflowId: string }> {
+async function runSweep(env: Env, input: VqaSweepInputRaw, tag: string): Promise<Measured & { result: VqaSweepResult; workflowId: string }> {
   const workflowId = `bench-vqa-${tag}-${++seq}`;
   let result: VqaSweepResult | undefined;
   const m = await measure(env, async () => {
@@ -306,11 +306,11 @@ async function main(): Promise<void> {
 
     // The throughput runs share one sweep output whose items are materialised here, once.
     const sharedUri = fileUri(join(dir, 'shared'));
-    const { activities } = createVqaRuntime({ store });
+    const { store: vqaStore } = createVqaRuntime({ store });
     const items: VqaItem[] = [];
     const itemsUris: Partial<Record<BenchmarkId, string>> = {};
     for (const benchmark of BENCHMARK_IDS) {
-      const { itemsUri } = await activities.prepareBenchmark({ source: { benchmark, uri: fileUri(sources[benchmark]) }, outputUri: sharedUri });
+      const { itemsUri } = await vqaStore.prepareBenchmark({ source: { benchmark, uri: fileUri(sources[benchmark]) }, outputUri: sharedUri });
       itemsUris[benchmark] = itemsUri;
       const lines = (await store.get(joinUri(itemsUri, ITEMS_FILE))).toString('utf8').split('\n').filter((l) => l.trim());
       items.push(...lines.map((l) => VqaItem.parse(JSON.parse(l))));

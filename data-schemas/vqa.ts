@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Finite, ObjectUri, RelativeRef } from './common';
-import { ModelRef, TaskQueueName, boundedName } from './bounded';
+import { ModelRef, boundedName } from './bounded';
+import { activityContract, queueField, TaskQueue, type ActivityPreset, type QueueOf } from './activity-contract';
 import { ObjectUriField, objectUriRoot } from './uri';
 
 /**
@@ -220,6 +221,17 @@ export const RETENTION_THRESHOLD = 0.85;
 /** The retention threshold of an input (a fraction: 0.85 is 85%). */
 const RetentionThreshold = z.number().positive();
 
+/**
+ * The kind of worker that serves each backend's inference: an OpenAI-compatible server is reached
+ * over HTTP from the CPU workers, Gemini calls go through the rate-limited Gemini queue, local
+ * inference needs the GPU workers' Python environment.
+ */
+export const BACKEND_WORKER = { openai: 'cpu', gemini: 'gemini', local: 'gpu' } as const satisfies Record<ModelSpec['backend'], 'cpu' | 'gemini' | 'gpu'>;
+export type BackendWorker = typeof BACKEND_WORKER;
+
+/** Each backend's task queue, typed by the kind of worker that polls it. */
+export type BackendQueues = { [B in keyof BackendWorker]: QueueOf<BackendWorker[B]> };
+
 /** What a sweep appends to its outputUri for its children's `itemsUri`: `/items/<benchmark, <= 11>/<set, 16>` and room to spare. */
 const VQA_SWEEP_URI_RESERVE = 64;
 
@@ -246,9 +258,9 @@ export const VqaSweepInput = z
     /** Task queue per backend: local inference needs the GPU workers (Python env), Gemini its rate-limited queue. */
     taskQueues: z
       .strictObject({
-        openai: TaskQueueName.default('vla-cpu'),
-        gemini: TaskQueueName.default('vla-gemini'),
-        local: TaskQueueName.default('vla-gpu'),
+        openai: queueField(BACKEND_WORKER.openai).default(TaskQueue.cpu),
+        gemini: queueField(BACKEND_WORKER.gemini).default(TaskQueue.gemini),
+        local: queueField(BACKEND_WORKER.local).default(TaskQueue.gpu),
       })
       .prefault({}),
     /**
@@ -273,6 +285,10 @@ export const VqaSweepInput = z
     });
   });
 export type VqaSweepInput = z.infer<typeof VqaSweepInput>;
+/** What a client sends (defaults may be left out; queue names are plain strings). */
+export type VqaSweepInputRaw = z.input<typeof VqaSweepInput>;
+/** What a workflow hands a child vqaSweep: its queues keep their worker kind, so a Gemini queue cannot go to the local backend. */
+export type VqaSweepRequest = Omit<VqaSweepInputRaw, 'taskQueues'> & { taskQueues?: Partial<BackendQueues> };
 
 export const VqaEvaluateInput = z.strictObject({
   outputUri: ObjectUriField,
@@ -284,7 +300,8 @@ export const VqaEvaluateInput = z.strictObject({
   benchmark: BenchmarkId,
   concurrency: z.int().min(1).max(256),
   batchSize: z.int().min(1).max(10_000),
-  taskQueue: TaskQueueName,
+  /** The model's backend queue (the sweep's `taskQueues` entry for its backend). */
+  taskQueue: queueField(BACKEND_WORKER.openai, BACKEND_WORKER.gemini, BACKEND_WORKER.local),
 });
 export type VqaEvaluateInput = z.infer<typeof VqaEvaluateInput>;
 
@@ -343,11 +360,13 @@ export const NightlyEvaluationInput = z.strictObject({
   limit: z.int().positive().optional().describe('Smoke runs: at most this many questions per benchmark (MMBench rotations and MME image pairs stay whole).'),
   concurrency: z.int().min(1).max(256).default(4),
   /** Task queue of the local inference (the GPU workers). @default 'vla-gpu' */
-  localTaskQueue: TaskQueueName.default('vla-gpu'),
+  localTaskQueue: queueField(BACKEND_WORKER.local).default(TaskQueue.gpu),
   /** The retention gate: overall retention below this (a fraction) fails it. @default 0.85 */
   retentionThreshold: RetentionThreshold.optional(),
 });
 export type NightlyEvaluationInput = z.infer<typeof NightlyEvaluationInput>;
+/** What a client (the Schedule, the CLI) sends. */
+export type NightlyEvaluationInputRaw = z.input<typeof NightlyEvaluationInput>;
 
 export const NightlyEvaluationResult = z.strictObject({
   status: z.enum(['evaluated', 'no-new-checkpoint', 'no-runs']),
@@ -405,3 +424,165 @@ export const RETRYABLE_BACKEND_ERRORS: ReadonlySet<BackendErrorCode> = new Set<B
 /** Codes after which a whole evaluation should stop rather than fail every item one by one. */
 export const FATAL_BACKEND_ERRORS: ReadonlySet<BackendErrorCode> = new Set<BackendErrorCode>(['auth', 'not_found', 'bad_request', 'adapter_mismatch', 'quota_exhausted']);
 
+
+// ---------------------------------------------------------------------------------------------
+// Store files the VQA pipeline writes and reads back (activities/vqa/activities.ts and nightly.ts)
+
+/** File names under a sweep's item set (`items/<benchmark>/<set>/`), its root and the nightly root. */
+export const VqaStoreFile = {
+  /** One VqaItem per line. */
+  items: 'items.jsonl',
+  /** ItemHashes; written after items.jsonl, so its presence means the item set is complete. */
+  itemHashes: 'item-sha256.json',
+  /** The sweep's VqaSweepResult, written last. */
+  report: 'report.json',
+  /** The nightly root's NightlyState: the run evaluated last. */
+  nightlyState: 'last.json',
+  /** The nightly root's folder of NightRecords, `nights/<date>.json`. */
+  nights: 'nights',
+} as const;
+
+/** `item-sha256.json`: each item's content hash (its fields and image bytes), by item id. */
+export const ItemHashes = z.record(z.string(), z.string());
+export type ItemHashes = z.infer<typeof ItemHashes>;
+
+/** The newest finished training run under a nightly's runsUri. */
+export const NewestRun = z.strictObject({
+  /** The run's folder name under runsUri. */
+  run: z.string(),
+  resultUri: ObjectUri,
+  /** Changes when the run's result is rewritten (a re-trained run at the same output). */
+  resultEtag: z.string(),
+  adapterUri: ObjectUri,
+  baseModel: z.string(),
+  finishedAt: z.string(),
+});
+export type NewestRun = z.infer<typeof NewestRun>;
+
+/** `last.json`: the run the nightly evaluation evaluated last; a night whose newest run matches ends at once. */
+export const NightlyState = z.strictObject({
+  resultUri: ObjectUri,
+  resultEtag: z.string(),
+  reportUri: ObjectUri,
+  evaluatedAt: z.string(),
+});
+export type NightlyState = z.infer<typeof NightlyState>;
+
+/** A night as `nights/<night>.json` records it. */
+const NightDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD');
+const NightStatus = NightlyEvaluationResult.shape.status;
+
+/** `nights/<night>.json`: what one night did. */
+export const NightRecord = z.strictObject({
+  night: NightDate,
+  status: NightStatus,
+  run: z.string().optional(),
+  recordedAt: z.iso.datetime({ offset: true }),
+});
+export type NightRecord = z.infer<typeof NightRecord>;
+
+// ---------------------------------------------------------------------------------------------
+// Activities: what the VQA workflows ask of the workers (data-schemas/activity-contract.ts)
+
+/** What names one (model, benchmark)'s predictions: the sweep, the item set, the model's name and key. */
+const PredictionScope = {
+  outputUri: ObjectUri,
+  itemsUri: ObjectUri,
+  model: ModelName,
+  modelKey: ResolvedModel.shape.modelKey,
+  benchmark: BenchmarkId,
+};
+
+/** The sweep's store work, on the CPU worker that runs the VQA workflows. */
+export const VqaStoreActivities = activityContract('VQA (store)', ['cpu'], {
+  /**
+   * Loads a benchmark from the user's layout and materialises it into the item set of this source
+   * (its URI and the listing under it) and `limit`; an item set already written is reused.
+   */
+  prepareBenchmark: {
+    input: z.object({ source: BenchmarkSource, outputUri: ObjectUri, limit: z.int().positive().optional() }),
+    output: z.object({ benchmark: BenchmarkId, items: z.int().nonnegative(), itemsUri: ObjectUri }),
+  },
+  /** Item ids of a benchmark that still lack a prediction of this model under their current key. */
+  pendingItems: {
+    input: z.object(PredictionScope),
+    output: z.object({ pending: z.array(VqaItem.shape.id), total: z.int().nonnegative() }),
+  },
+  /** Scores a (model, benchmark) from its stored predictions, with the standard error and the truncated answers, and stores the score. */
+  scoreBenchmark: { input: z.object(PredictionScope), output: BenchmarkResult },
+  /** report.json, report.html (self-contained) and chart.png (Chromium's rendering of its chart). */
+  writeReport: {
+    input: z.object({
+      outputUri: ObjectUri,
+      title: z.string(),
+      models: z.array(ModelSpec),
+      benchmarks: z.array(BenchmarkId),
+      made: z.int().nonnegative(),
+      reused: z.int().nonnegative(),
+      /** checkBackend's key of each model, by name. */
+      modelKeys: z.record(z.string(), ResolvedModel.shape.modelKey),
+      /** prepareBenchmark's item set of each benchmark. */
+      itemsUris: z.partialRecord(BenchmarkId, ObjectUri),
+      retentionThreshold: RetentionThreshold,
+    }),
+    output: VqaSweepResult,
+  },
+});
+
+/**
+ * Model calls, on the queue of the model's backend (BACKEND_WORKER): the CPU workers serve the
+ * OpenAI-compatible servers, the Gemini worker Gemini, the GPU workers local inference.
+ */
+export const VqaInferenceActivities = activityContract('VQA (inference)', [BACKEND_WORKER.openai, BACKEND_WORKER.gemini, BACKEND_WORKER.local], {
+  /** Fails early, and for good, when a model cannot be reached or does not fit its base; returns the model's identity and key. */
+  checkBackend: { input: ModelSpec, output: ResolvedModel },
+  /** Predicts the given items (those already predicted under their key are skipped), `concurrency` requests at a time. */
+  predictItems: {
+    input: z.object({ ...PredictionScope, model: ModelSpec, itemIds: z.array(VqaItem.shape.id), concurrency: VqaEvaluateInput.shape.concurrency }),
+    output: z.object({ made: z.int().nonnegative(), reused: z.int().nonnegative() }),
+  },
+});
+
+/** The nightly evaluation's store work, on the CPU worker. */
+export const NightlyActivities = activityContract('nightly evaluation', ['cpu'], {
+  /** The finished run (a `result.json` directly under a run folder) written most recently; none when no run finished. */
+  findNewestRun: { input: z.object({ runsUri: ObjectUri }), output: NewestRun.optional() },
+  /** The run evaluated last (`last.json`), if any. */
+  readNightlyState: { input: z.object({ outputUri: ObjectUri }), output: NightlyState.optional() },
+  /** Records the night's outcome: `last.json` when a run was evaluated, and a NightRecord per night in `nights/`. */
+  recordNight: {
+    input: z.object({ outputUri: ObjectUri, night: NightDate, status: NightStatus, run: z.string().optional(), state: NightlyState.optional() }),
+    output: z.void(),
+  },
+});
+
+export const VqaPresets = {
+  /** Reads a benchmark release and writes its items once (minutes for the largest); also the report, which renders a chart in Chromium. */
+  prepare: { startToCloseTimeout: '1 hour', retry: { maximumAttempts: 5, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout] } },
+  /** Listing and scoring one (model, benchmark)'s stored predictions. A broken item set does not heal. */
+  evaluationStore: { startToCloseTimeout: '10 minutes', retry: { maximumAttempts: 5, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout] } },
+  /** Starting a local model takes a while; an unreachable server answers at once. A failed check or an adapter for another base is final. */
+  checkBackend: {
+    startToCloseTimeout: '15 minutes',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: [VqaFailure.backendCheck, BACKEND_FAILURE_TYPES.adapter_mismatch] },
+  },
+  /**
+   * A batch of model calls; heartbeats per item so a lost worker is noticed within two minutes.
+   * Failures that would fail every item alike (FATAL_BACKEND_ERRORS, a changed model) are final.
+   */
+  predictBatch: {
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    retry: {
+      initialInterval: '2 seconds',
+      maximumInterval: '1 minute',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: [VqaFailure.benchmarkLayout, VqaFailure.modelChanged, ...[...FATAL_BACKEND_ERRORS].map((code) => BACKEND_FAILURE_TYPES[code])],
+    },
+  },
+} as const satisfies Record<string, ActivityPreset>;
+
+export const NightlyPresets = {
+  /** A listing and a few small JSON reads or writes. */
+  store: { startToCloseTimeout: '5 minutes', retry: { maximumAttempts: 5 } },
+} as const satisfies Record<string, ActivityPreset>;

@@ -1,14 +1,14 @@
 import { WorkflowIds } from '../data-schemas/workflow-ids';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions, type ScheduleUpdateOptions } from '@temporalio/client';
 import { TaskQueue } from '../data-schemas/workflows';
-import { NightlyEvaluationInput } from '../data-schemas/vqa';
+import { NightlyEvaluationInput, type NightlyEvaluationInputRaw } from '../data-schemas/vqa';
 
 export const NIGHTLY_SCHEDULE_ID = 'vla-nightly-vqa';
 /** What `ensureNightlySchedule` uses for a setting left out; `vla schedule nightly` shows them in --help. */
 export const NIGHTLY_SCHEDULE_DEFAULTS = { cron: '0 2 * * *', timeZone: 'UTC', catchupWindow: '1 day' } as const;
 
 export interface NightlyScheduleOptions {
-  input: NightlyEvaluationInput;
+  input: NightlyEvaluationInputRaw;
   /** Cron in the schedule's time zone; by default 02:00 every night. */
   cron?: string;
   timeZone?: string;

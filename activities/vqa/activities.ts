@@ -18,17 +18,20 @@ import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import { implement, type RolesOf } from '../../data-schemas/activity-contract';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
 import {
-  BenchmarkId,
   BenchmarkResult,
-  ModelSpec,
-  VqaItem,
+  ItemHashes,
   VqaFailure,
+  VqaInferenceActivities,
+  VqaItem,
   VqaPrediction,
-  type BenchmarkSource,
+  VqaStoreActivities,
+  VqaStoreFile,
+  type BenchmarkId,
   type ModelIdentity,
+  type ModelSpec,
   type ResolvedModel,
   type Retention,
   type VqaSweepResult,
@@ -44,7 +47,7 @@ import { openAIBaseUrl } from './backends/openai';
 import type { InferencePool } from './backends/pool';
 import { BackendError, createBackend, type InferenceBackend } from './backends/types';
 import { screenshotElement } from './browser';
-import { BenchmarkLayoutError, ITEMS_FILE, limitItems, loadBenchmark, materializeItems, mimeTypeOf } from './loaders';
+import { BenchmarkLayoutError, limitItems, loadBenchmark, materializeItems, mimeTypeOf } from './loaders';
 import { directorySha256, itemSha256, modelKeyOf, predictionFile, predictionKey } from './prediction-key';
 import { computeRetention, renderReportHtml, type PairedIntervals, type ScoreTable } from './report';
 import { BENCHMARKS } from './scoring';
@@ -66,8 +69,6 @@ export interface VqaDeps {
 
 /** Bumped when the item-set recipe changes. */
 const ITEM_SET_RECIPE = 'vqa-item-set/1';
-const ITEM_HASHES_FILE = 'item-sha256.json';
-const ItemHashes = z.record(z.string(), z.string());
 
 const predictionsRoot = (outputUri: string, model: string, benchmark: BenchmarkId): string => joinUri(outputUri, 'predictions', model, benchmark);
 export const scoreUri = (outputUri: string, model: string, benchmark: BenchmarkId): string => joinUri(outputUri, 'scores', model, `${benchmark}.json`);
@@ -92,7 +93,7 @@ interface ItemSet {
 function keyOf(benchmark: BenchmarkId, item: VqaItem, set: ItemSet, modelKey: string): string {
   const definition = BENCHMARKS[benchmark];
   const sha = set.sha256.get(item.id);
-  if (sha === undefined) throw new BenchmarkLayoutError(`item ${item.id} of ${benchmark} has no content hash in ${ITEM_HASHES_FILE}`);
+  if (sha === undefined) throw new BenchmarkLayoutError(`item ${item.id} of ${benchmark} has no content hash in ${VqaStoreFile.itemHashes}`);
   return predictionKey({ modelKey, promptVersion: definition.promptVersion, prompt: definition.prompt(item), generation: definition.generation, itemSha256: sha });
 }
 
@@ -180,10 +181,10 @@ export function createVqaRuntime(deps: VqaDeps) {
   async function readItemSet(itemsUri: string): Promise<ItemSet> {
     const cached = itemSets.get(itemsUri);
     if (cached) return cached;
-    const itemsFileUri = joinUri(itemsUri, ITEMS_FILE);
+    const itemsFileUri = joinUri(itemsUri, VqaStoreFile.items);
     const lines = (await store.get(itemsFileUri)).toString('utf8').split('\n');
-    const items = lines.flatMap((l, n) => (l.trim() ? [parseStoredJson(`${itemsFileUri} line ${n + 1}`, l, VqaItem, 'a VQA item')] : []));
-    const hashes = await getJson(store, joinUri(itemsUri, ITEM_HASHES_FILE), ItemHashes);
+    const items = lines.flatMap((l, n) => (l.trim() ? [parseStoredJson(`${itemsFileUri} line ${n + 1}`, l, VqaItem, `a VQA item (${VqaStoreFile.items})`)] : []));
+    const hashes = await getJson(store, joinUri(itemsUri, VqaStoreFile.itemHashes), ItemHashes, `item content hashes (${VqaStoreFile.itemHashes})`);
     const set = { items, sha256: new Map(Object.entries(hashes)) };
     itemSets.set(itemsUri, set);
     return set;
@@ -227,12 +228,12 @@ export function createVqaRuntime(deps: VqaDeps) {
       }
     };
 
-  const activities = {
+  const onStore = implement(VqaStoreActivities, 'cpu', {
     /**
      * Loads a benchmark from the user's layout and materialises it into the item set of this source
      * (its URI and the listing under it) and `limit`; an item set already written is reused.
      */
-    prepareBenchmark: wrap(async (input: { source: BenchmarkSource; outputUri: string; limit?: number }): Promise<{ benchmark: BenchmarkId; items: number; itemsUri: string }> => {
+    prepareBenchmark: wrap(async (input) => {
       const { benchmark, uri } = input.source;
       const listing: [string, number, string | null][] = [];
       for await (const info of store.list(`${uri.replace(/\/$/, '')}/`)) listing.push([info.uri, info.bytes, info.etag ?? null]);
@@ -240,32 +241,18 @@ export function createVqaRuntime(deps: VqaDeps) {
       const setKey = sha256Hex(JSON.stringify([ITEM_SET_RECIPE, benchmark, uri, input.limit ?? null, listing])).slice(0, 16);
       const itemsUri = joinUri(input.outputUri, 'items', benchmark, setKey);
       // The hashes are written after items.jsonl: both present means the set is complete.
-      if (await store.head(joinUri(itemsUri, ITEM_HASHES_FILE))) return { benchmark, items: (await readItemSet(itemsUri)).items.length, itemsUri };
+      if (await store.head(joinUri(itemsUri, VqaStoreFile.itemHashes))) return { benchmark, items: (await readItemSet(itemsUri)).items.length, itemsUri };
       const loaded = limitItems(await loadBenchmark(store, benchmark, uri), input.limit);
       if (loaded.length === 0) throw new BenchmarkLayoutError(`${uri} holds no ${benchmark} items`);
       const { items } = await materializeItems(store, loaded, itemsUri);
       const hashes = Object.fromEntries(loaded.map(({ item, images }) => [item.id, itemSha256(item, images.map((image) => sha256Hex(image.data)))]));
-      await putJson(store, joinUri(itemsUri, ITEM_HASHES_FILE), hashes);
+      await putJson(store, joinUri(itemsUri, VqaStoreFile.itemHashes), hashes);
       return { benchmark, items: items.length, itemsUri };
-    }),
-
-    /** Fails early, and for good, when a model cannot be reached or does not fit its base; returns the model's identity and key. */
-    checkBackend: wrap(async (spec: ModelSpec): Promise<ResolvedModel> => {
-      try {
-        const resolved = await backendFor(ModelSpec.parse(spec));
-        await resolved.backend.check();
-        return { identity: resolved.identity, modelKey: resolved.modelKey };
-      } catch (err) {
-        if (err instanceof BackendError && err.code !== 'adapter_mismatch') {
-          throw ApplicationFailure.nonRetryable(`model ${spec.name}: ${err.message}`, VqaFailure.backendCheck);
-        }
-        throw err;
-      }
     }),
 
     /** Item ids of a benchmark that still lack a prediction of this model under their current key. */
     pendingItems: wrap(
-      async (input: { outputUri: string; itemsUri: string; model: string; modelKey: string; benchmark: BenchmarkId }): Promise<{ pending: string[]; total: number }> => {
+      async (input) => {
         const set = await readItemSet(input.itemsUri);
         const stored = await storedPredictionFiles(input.outputUri, input.model, input.benchmark);
         const pending = set.items.filter((item) => !stored.has(predictionFile(item.id, keyOf(input.benchmark, item, set, input.modelKey))));
@@ -273,80 +260,8 @@ export function createVqaRuntime(deps: VqaDeps) {
       },
     ),
 
-    /** Predicts the given items (those already predicted under their key are skipped), `concurrency` requests at a time. */
-    predictItems: wrap(
-      async (input: {
-        outputUri: string;
-        itemsUri: string;
-        model: ModelSpec;
-        modelKey: string;
-        benchmark: BenchmarkId;
-        itemIds: string[];
-        concurrency: number;
-      }): Promise<{ made: number; reused: number }> => {
-        const definition = BENCHMARKS[input.benchmark];
-        const set = await readItemSet(input.itemsUri);
-        const items = new Map(set.items.map((i) => [i.id, i]));
-        const { backend, modelKey } = await backendFor(input.model);
-        if (modelKey !== input.modelKey) {
-          // Answers of other weights must not be stored under the checked model's key.
-          throw ApplicationFailure.nonRetryable(
-            `model ${input.model.name} changed after the sweep checked it (its base model or adapter content differs); start the sweep again to evaluate the new one`,
-            VqaFailure.modelChanged,
-          );
-        }
-        const root = predictionsRoot(input.outputUri, input.model.name, input.benchmark);
-        const ctx = Context.current();
-        let made = 0;
-        let reused = 0;
-        // The first request may (re)load a local model the worker's pool released: beats go on while it loads.
-        const keepAlive = setInterval(() => ctx.heartbeat({ made, reused }), 10_000);
-        await forEachConcurrent(input.itemIds, input.concurrency, async (id) => {
-          const item = items.get(id);
-          if (!item) throw new BenchmarkLayoutError(`item ${id} is not in ${input.benchmark}'s items`);
-          const key = keyOf(input.benchmark, item, set, modelKey);
-          const uri = joinUri(root, predictionFile(id, key));
-          if (await store.head(uri)) {
-            reused++;
-            return;
-          }
-          const images = await Promise.all(
-            item.images.map(async (p) => ({ mimeType: mimeTypeOf(p.slice(p.lastIndexOf('.') + 1)), data: new Uint8Array(await store.get(joinUri(input.itemsUri, p))) })),
-          );
-          const prompt = definition.prompt(item);
-          const started = performance.now();
-          const answer = await backend.generate({ prompt, images, generation: definition.generation }, ctx.cancellationSignal);
-          // Billed whether or not the answer is kept.
-          if (input.model.backend === 'gemini' && answer.usage) countGeminiCall(ctx.metricMeter, input.model.model, 'vqa', answer.usage);
-          const prediction: VqaPrediction = {
-            itemId: id,
-            benchmark: input.benchmark,
-            model: input.model.name,
-            key,
-            modelKey,
-            itemSha256: set.sha256.get(id) ?? '',
-            generation: definition.generation,
-            prompt,
-            response: answer.text,
-            truncated: answer.truncated === true,
-            ...(answer.withheld !== undefined && { withheld: answer.withheld }),
-            latencyMs: performance.now() - started,
-            ...(answer.usage && { usage: answer.usage }),
-          };
-          // Two attempts racing on one item keep the first answer.
-          const put = await putJson(store, uri, prediction, { ifAbsent: true });
-          if (put.created) {
-            made++;
-            countVqaPredictions(ctx.metricMeter, input.benchmark, 1);
-          } else reused++;
-          ctx.heartbeat({ made, reused });
-        }).finally(() => clearInterval(keepAlive));
-        return { made, reused };
-      },
-    ),
-
     /** Scores a (model, benchmark) from its stored predictions, with the standard error and the truncated answers, and stores the score. */
-    scoreBenchmark: wrap(async (input: { outputUri: string; itemsUri: string; model: string; modelKey: string; benchmark: BenchmarkId }): Promise<BenchmarkResult> => {
+    scoreBenchmark: wrap(async (input) => {
       const { items } = await readItemSet(input.itemsUri);
       const predictions = await readPredictions(input);
       const responses = scoredResponses(predictions);
@@ -367,19 +282,7 @@ export function createVqaRuntime(deps: VqaDeps) {
 
     /** report.json, report.html (self-contained) and chart.png (Chromium's rendering of its chart). */
     writeReport: wrap(
-      async (input: {
-        outputUri: string;
-        title: string;
-        models: ModelSpec[];
-        benchmarks: BenchmarkId[];
-        made: number;
-        reused: number;
-        /** checkBackend's key of each model, by name. */
-        modelKeys: Record<string, string>;
-        /** prepareBenchmark's item set of each benchmark. */
-        itemsUris: Partial<Record<BenchmarkId, string>>;
-        retentionThreshold: number;
-      }): Promise<VqaSweepResult> => {
+      async (input) => {
         const scores: ScoreTable = {};
         const itemCounts: Partial<Record<BenchmarkId, number>> = {};
         for (const model of input.models) {
@@ -445,9 +348,94 @@ export function createVqaRuntime(deps: VqaDeps) {
         return result;
       },
     ),
-  };
+  });
+
+  /** Model calls, registered by each kind of worker that serves a backend (BACKEND_WORKER in data-schemas/vqa.ts). */
+  const inference = (role: RolesOf<typeof VqaInferenceActivities>) =>
+    implement(VqaInferenceActivities, role, {
+      /** Fails early, and for good, when a model cannot be reached or does not fit its base; returns the model's identity and key. */
+      checkBackend: wrap(async (spec) => {
+        try {
+          const resolved = await backendFor(spec);
+          await resolved.backend.check();
+          return { identity: resolved.identity, modelKey: resolved.modelKey };
+        } catch (err) {
+          if (err instanceof BackendError && err.code !== 'adapter_mismatch') {
+            throw ApplicationFailure.nonRetryable(`model ${spec.name}: ${err.message}`, VqaFailure.backendCheck);
+          }
+          throw err;
+        }
+      }),
+
+      /** Predicts the given items (those already predicted under their key are skipped), `concurrency` requests at a time. */
+      predictItems: wrap(
+        async (input) => {
+          const definition = BENCHMARKS[input.benchmark];
+          const set = await readItemSet(input.itemsUri);
+          const items = new Map(set.items.map((i) => [i.id, i]));
+          const { backend, modelKey } = await backendFor(input.model);
+          if (modelKey !== input.modelKey) {
+            // Answers of other weights must not be stored under the checked model's key.
+            throw ApplicationFailure.nonRetryable(
+              `model ${input.model.name} changed after the sweep checked it (its base model or adapter content differs); start the sweep again to evaluate the new one`,
+              VqaFailure.modelChanged,
+            );
+          }
+          const root = predictionsRoot(input.outputUri, input.model.name, input.benchmark);
+          const ctx = Context.current();
+          let made = 0;
+          let reused = 0;
+          // The first request may (re)load a local model the worker's pool released: beats go on while it loads.
+          const keepAlive = setInterval(() => ctx.heartbeat({ made, reused }), 10_000);
+          await forEachConcurrent(input.itemIds, input.concurrency, async (id) => {
+            const item = items.get(id);
+            if (!item) throw new BenchmarkLayoutError(`item ${id} is not in ${input.benchmark}'s items`);
+            const key = keyOf(input.benchmark, item, set, modelKey);
+            const uri = joinUri(root, predictionFile(id, key));
+            if (await store.head(uri)) {
+              reused++;
+              return;
+            }
+            const images = await Promise.all(
+              item.images.map(async (p) => ({ mimeType: mimeTypeOf(p.slice(p.lastIndexOf('.') + 1)), data: new Uint8Array(await store.get(joinUri(input.itemsUri, p))) })),
+            );
+            const prompt = definition.prompt(item);
+            const started = performance.now();
+            const answer = await backend.generate({ prompt, images, generation: definition.generation }, ctx.cancellationSignal);
+            // Billed whether or not the answer is kept.
+            if (input.model.backend === 'gemini' && answer.usage) countGeminiCall(ctx.metricMeter, input.model.model, 'vqa', answer.usage);
+            const prediction: VqaPrediction = {
+              itemId: id,
+              benchmark: input.benchmark,
+              model: input.model.name,
+              key,
+              modelKey,
+              itemSha256: set.sha256.get(id) ?? '',
+              generation: definition.generation,
+              prompt,
+              response: answer.text,
+              truncated: answer.truncated === true,
+              ...(answer.withheld !== undefined && { withheld: answer.withheld }),
+              latencyMs: performance.now() - started,
+              ...(answer.usage && { usage: answer.usage }),
+            };
+            // Two attempts racing on one item keep the first answer.
+            const put = await putJson(store, uri, prediction, { ifAbsent: true });
+            if (put.created) {
+              made++;
+              countVqaPredictions(ctx.metricMeter, input.benchmark, 1);
+            } else reused++;
+            ctx.heartbeat({ made, reused });
+          }).finally(() => clearInterval(keepAlive));
+          return { made, reused };
+        },
+      ),
+    });
   return {
-    activities,
+    /** The store side, for the CPU worker. */
+    store: onStore,
+    /** The inference side, for a worker of the given kind. */
+    inference,
     async close(): Promise<void> {
       await Promise.all([...backends.values()].map(async (entry) => (await entry.backend.catch(() => undefined))?.close()));
       backends.clear();
@@ -455,4 +443,3 @@ export function createVqaRuntime(deps: VqaDeps) {
   };
 }
 
-export type VqaActivities = ReturnType<typeof createVqaRuntime>['activities'];

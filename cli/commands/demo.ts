@@ -173,7 +173,7 @@ export function registerDemo(program: Command): void {
           concurrency: 4,
           batchSize: 16,
           maxConcurrentEvaluations: 4,
-          taskQueues: { openai: 'vla-cpu', gemini: 'vla-gemini', local: 'vla-gpu' },
+          taskQueues: { openai: TaskQueue.cpu, gemini: TaskQueue.gemini, local: TaskQueue.gpu },
         },
         say,
       );

@@ -16,7 +16,7 @@ import { InferencePool } from '../../activities/vqa/backends/pool';
 import { buildTinyModel } from '../../cli/commands/train';
 import { TrainingFailure } from '../../data-schemas/training';
 import { fileUri } from '../../data-schemas/uri';
-import type { VqaSweepInput } from '../../data-schemas/vqa';
+import type { VqaSweepInput, VqaSweepInputRaw } from '../../data-schemas/vqa';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { isAlive } from '../../activities/runtime/processes';
 import { ensurePythonEnv } from '../../infra/python';
@@ -86,7 +86,7 @@ describe('local inference processes are bounded per worker, released when idle, 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const sweepInput = (queues: { cpu: string; gpu: string }, models: VqaSweepInput['models']): VqaSweepInput => ({
+  const sweepInput = (queues: { cpu: string; gpu: string }, models: VqaSweepInput['models']): VqaSweepInputRaw => ({
     models,
     benchmarks: [{ benchmark: 'mmbench-en', uri: fileUri(join(SAMPLES, 'mmbench')) }],
     outputUri: fileUri(join(dir, `sweep-${randomUUID().slice(0, 8)}`)),

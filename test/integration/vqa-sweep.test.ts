@@ -13,7 +13,7 @@ import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
 import { buildTinyModel } from '../../cli/commands/train';
 import { fileUri, joinUri } from '../../data-schemas/uri';
-import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type NightlyEvaluationInput, type VqaSweepInput } from '../../data-schemas/vqa';
+import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type NightlyEvaluationInputRaw, type VqaSweepInput, type VqaSweepInputRaw } from '../../data-schemas/vqa';
 import type { TrainLoraResult } from '../../data-schemas/training';
 import { ensureNightlySchedule } from '../../infra/schedules';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
@@ -88,7 +88,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
   const withWorkers = <T>(fn: (queues: { cpu: string; gpu: string }) => Promise<T>): Promise<T> =>
     withCpuAndGpuWorkers(env, { store, workDir: join(dir, 'gpu-work'), python }, fn);
 
-  const sweepInput = (queues: { cpu: string; gpu: string }, outputUri: string): VqaSweepInput => ({
+  const sweepInput = (queues: { cpu: string; gpu: string }, outputUri: string): VqaSweepInputRaw => ({
     models: [
       { name: 'tiny-base', backend: 'local', baseModel },
       { name: 'tiny-lora', backend: 'local', baseModel, adapter, baseOf: 'tiny-base' },
@@ -181,7 +181,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
   it('honours limit (2, then 4 predicts the 2 new items) and counts answers cut at the token limit as wrong, the same way for every backend', async () => {
     await withWorkers(async (queues) => {
       const outputUri = fileUri(join(dir, 'sweep-limit'));
-      const input = (limit: number): VqaSweepInput => ({
+      const input = (limit: number): VqaSweepInputRaw => ({
         ...sweepInput(queues, outputUri),
         models: [{ name: 'oracle', backend: 'openai', baseUrl: server.baseUrl, model: 'oracle-vlm' }],
         benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
@@ -216,7 +216,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
   it('stores an answer the provider withheld (content filter) as withheld, scores it as wrong and counts it', async () => {
     await withWorkers(async (queues) => {
       const outputUri = fileUri(join(dir, 'sweep-withheld'));
-      const input: VqaSweepInput = {
+      const input: VqaSweepInputRaw = {
         ...sweepInput(queues, outputUri),
         models: [{ name: 'oracle', backend: 'openai', baseUrl: server.baseUrl, model: 'oracle-vlm' }],
         benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
@@ -338,7 +338,7 @@ describe('the nightly evaluation and its Schedule', () => {
     await store.put(result.resultUri, JSON.stringify(result));
 
     await withCpuAndGpuWorkers(env, { store, workDir: join(dir, 'gpu-work'), python }, async (queues) => {
-      const input: NightlyEvaluationInput = {
+      const input: NightlyEvaluationInputRaw = {
         runsUri,
         outputUri: fileUri(join(dir, 'nightly')),
         benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],
@@ -392,7 +392,7 @@ describe('the nightly evaluation and its Schedule', () => {
   it('the Schedule is created once and updated after, keeps a pause made in the UI, skips overlaps, and a trigger starts a night', async () => {
     const scheduleId = `nightly-${randomUUID().slice(0, 8)}`;
     const queue = uniqueTaskQueue('nightly-schedule');
-    const input: NightlyEvaluationInput = {
+    const input: NightlyEvaluationInputRaw = {
       runsUri: fileUri(join(dir, 'no-runs-yet')),
       outputUri: fileUri(join(dir, 'nightly-empty')),
       benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(SAMPLES, 'mmmu-pro-ai2d')) }],

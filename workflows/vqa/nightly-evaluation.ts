@@ -1,16 +1,14 @@
-import { executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { NightlyActivities } from '../../activities/vqa/nightly';
+import { executeChild, patched, workflowInfo } from '@temporalio/workflow';
+import { workflowQueue } from '../../data-schemas/activity-contract';
 import { LegacyWorkflowIds, WORKFLOW_ID_FORMAT_PATCH, WorkflowIds } from '../../data-schemas/workflow-ids';
 import { joinUri } from '../../data-schemas/uri';
-import { NightlyEvaluationInput, RETENTION_THRESHOLD, type NightlyEvaluationResult } from '../../data-schemas/vqa';
+import { NightlyActivities, NightlyEvaluationInput, NightlyPresets, RETENTION_THRESHOLD, type NightlyEvaluationResult, type VqaSweepRequest } from '../../data-schemas/vqa';
+import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 import { VlaRetentionGate, VlaStage, upsertKeywords } from '../search-attributes';
 import { vqaSweep } from './vqa-sweep';
 
-const store = proxyActivities<NightlyActivities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { maximumAttempts: 5 },
-});
+const store = proxyFor(NightlyActivities, workflowQueue('cpu'), NightlyPresets.store);
 
 /** A run name as a model name and key segment. */
 const modelName = (run: string): string => run.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]/, 'r').slice(0, 64);
@@ -41,23 +39,22 @@ export async function nightlyEvaluation(raw: unknown): Promise<NightlyEvaluation
   const threshold = input.retentionThreshold ?? RETENTION_THRESHOLD;
   const name = modelName(newest.run);
   const outputUri = joinUri(input.outputUri, 'runs', name);
+  const sweepInput: VqaSweepRequest = {
+    models: [
+      { name: 'base', backend: 'local', baseModel: newest.baseModel },
+      { name, backend: 'local', baseModel: newest.baseModel, adapter: newest.adapterUri, baseOf: 'base' },
+    ],
+    benchmarks: input.benchmarks,
+    outputUri,
+    ...(input.limit !== undefined && { limit: input.limit }),
+    concurrency: input.concurrency,
+    taskQueues: { local: input.localTaskQueue },
+    retentionThreshold: threshold,
+  };
   const sweep = await executeChild(vqaSweep, {
     // One sweep per run: a retried night, or the next one after a failure, reuses its predictions.
     workflowId: patched(WORKFLOW_ID_FORMAT_PATCH) ? WorkflowIds.vqaSweep(outputUri) : LegacyWorkflowIds.nightlySweep(outputUri),
-    args: [
-      {
-        models: [
-          { name: 'base', backend: 'local', baseModel: newest.baseModel },
-          { name, backend: 'local', baseModel: newest.baseModel, adapter: newest.adapterUri, baseOf: 'base' },
-        ],
-        benchmarks: input.benchmarks,
-        outputUri,
-        ...(input.limit !== undefined && { limit: input.limit }),
-        concurrency: input.concurrency,
-        taskQueues: { local: input.localTaskQueue },
-        retentionThreshold: threshold,
-      },
-    ],
+    args: [sweepInput],
   });
   await store.recordNight({
     outputUri: input.outputUri,

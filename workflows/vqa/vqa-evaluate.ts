@@ -1,6 +1,7 @@
-import { defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { VqaActivities } from '../../activities/vqa/activities';
-import { BACKEND_FAILURE_TYPES, FATAL_BACKEND_ERRORS, VqaEvaluateInput, VqaFailure, type BenchmarkResult } from '../../data-schemas/vqa';
+import { defineQuery, setHandler } from '@temporalio/workflow';
+import { workflowQueue } from '../../data-schemas/activity-contract';
+import { VqaEvaluateInput, VqaInferenceActivities, VqaPresets, VqaStoreActivities, type BenchmarkResult } from '../../data-schemas/vqa';
+import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 
 export interface VqaEvaluateProgress {
@@ -11,10 +12,7 @@ export interface VqaEvaluateProgress {
 }
 export const vqaEvaluateProgressQuery = defineQuery<VqaEvaluateProgress>('progress');
 
-const store = proxyActivities<VqaActivities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout] },
-});
+const store = proxyFor(VqaStoreActivities, workflowQueue('cpu'), VqaPresets.evaluationStore);
 
 /**
  * One (model, benchmark): predicts every item that lacks a stored prediction under its key (the
@@ -32,13 +30,7 @@ export async function vqaEvaluate(raw: unknown): Promise<VqaEvaluateResult> {
   const input = parseWorkflowInput('vqaEvaluate', VqaEvaluateInput, raw);
   const progress: VqaEvaluateProgress = { total: 0, pending: 0, made: 0, reused: 0 };
   setHandler(vqaEvaluateProgressQuery, () => progress);
-  const inference = proxyActivities<VqaActivities>({
-    taskQueue: input.taskQueue,
-    // A batch of model calls; heartbeats per item so a lost worker is noticed within a minute.
-    startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '2 minutes',
-    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout, VqaFailure.modelChanged, ...[...FATAL_BACKEND_ERRORS].map((code) => BACKEND_FAILURE_TYPES[code])] },
-  });
+  const inference = proxyFor(VqaInferenceActivities, input.taskQueue, VqaPresets.predictBatch);
 
   const keyed = { outputUri: input.outputUri, itemsUri: input.itemsUri, modelKey: input.modelKey, benchmark: input.benchmark };
   const { pending, total } = await store.pendingItems({ ...keyed, model: input.model.name });

@@ -1,17 +1,26 @@
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
-import { ApplicationFailure, defineQuery, executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { VqaActivities } from '../../activities/vqa/activities';
-import { BACKEND_FAILURE_TYPES, RETENTION_THRESHOLD, VqaFailure, VqaSweepInput, type BenchmarkId, type ModelSpec, type VqaSweepResult } from '../../data-schemas/vqa';
+import { ApplicationFailure, defineQuery, executeChild, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { workflowQueue, type QueueOf, type RolesOf } from '../../data-schemas/activity-contract';
+import {
+  RETENTION_THRESHOLD,
+  VqaInferenceActivities,
+  VqaPresets,
+  VqaStoreActivities,
+  VqaSweepInput,
+  type BenchmarkId,
+  type ModelSpec,
+  type VqaSweepResult,
+} from '../../data-schemas/vqa';
+import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 import { watchTaskQueue, type QueueWatchState } from '../queue-watch';
 import { VlaModel, VlaStage, upsertKeywords } from '../search-attributes';
 import { vqaEvaluate } from './vqa-evaluate';
 
-const prepare = proxyActivities<VqaActivities>({
-  // Reads a benchmark release and writes its items once (minutes for the largest).
-  startToCloseTimeout: '1 hour',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [VqaFailure.benchmarkLayout] },
-});
+const prepare = proxyFor(VqaStoreActivities, workflowQueue('cpu'), VqaPresets.prepare);
+
+/** A backend's task queue: polled by the kind of worker that serves that backend. */
+type InferenceQueue = QueueOf<RolesOf<typeof VqaInferenceActivities>>;
 
 export interface VqaSweepProgress {
   /** (model, benchmark) evaluations in the sweep, and those finished. */
@@ -37,7 +46,7 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
     { key: VlaStage, value: 'vqa' },
     { key: VlaModel, value: input.models.map((m) => m.name).join(',').slice(0, 200) },
   ]);
-  const queueOf = (m: ModelSpec): string => input.taskQueues[m.backend];
+  const queueOf = (m: ModelSpec): InferenceQueue => input.taskQueues[m.backend];
   const progress: VqaSweepProgress = { evaluations: input.models.length * input.benchmarks.length, finished: 0 };
   const queues: QueueWatchState = { waitingOn: [] };
   setHandler(vqaSweepProgressQuery, () => ({ ...progress, ...(queues.waitingOn.length > 0 && { waitingOn: queues.waitingOn }) }));
@@ -62,22 +71,13 @@ export async function vqaSweep(raw: unknown): Promise<VqaSweepResult> {
 }
 
 /** The sweep itself, while vqaSweep watches the backend queues. */
-async function sweep(input: VqaSweepInput, queueOf: (m: ModelSpec) => string, progress: VqaSweepProgress): Promise<VqaSweepResult> {
+async function sweep(input: VqaSweepInput, queueOf: (m: ModelSpec) => InferenceQueue, progress: VqaSweepProgress): Promise<VqaSweepResult> {
   const benchmarks = input.benchmarks.map((b) => b.benchmark);
   const prepared = await Promise.all(
     input.benchmarks.map((source) => prepare.prepareBenchmark({ source, outputUri: input.outputUri, ...(input.limit !== undefined && { limit: input.limit }) })),
   );
   const itemsUris: Partial<Record<BenchmarkId, string>> = Object.fromEntries(prepared.map((p) => [p.benchmark, p.itemsUri]));
-  const resolved = await Promise.all(
-    input.models.map((model) =>
-      proxyActivities<VqaActivities>({
-        taskQueue: queueOf(model),
-        // Starting a local model takes a while; an unreachable server answers at once.
-        startToCloseTimeout: '15 minutes',
-        retry: { maximumAttempts: 3, nonRetryableErrorTypes: [VqaFailure.backendCheck, BACKEND_FAILURE_TYPES.adapter_mismatch] },
-      }).checkBackend(model),
-    ),
-  );
+  const resolved = await Promise.all(input.models.map((model) => proxyFor(VqaInferenceActivities, queueOf(model), VqaPresets.checkBackend).checkBackend(model)));
   const modelKeys: Record<string, string> = Object.fromEntries(input.models.map((m, i) => [m.name, resolved[i]!.modelKey]));
 
   const pairs = input.models.flatMap((model) => benchmarks.map((benchmark) => ({ model, benchmark })));
