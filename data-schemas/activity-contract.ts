@@ -23,7 +23,7 @@ declare const pollingRole: unique symbol;
 
 /**
  * A task queue name polled by workers of kind `R`. Only the project's queue constants
- * (`TaskQueue` in data-schemas/workflows.ts) and input fields declared with `queueField` have this
+ * (`TaskQueue` below) and input fields declared with `queueField` have this
  * type, so a queue name carries what kind of worker serves it to every proxy it reaches.
  */
 export type QueueOf<R extends WorkerRole> = string & { readonly [pollingRole]: R };
