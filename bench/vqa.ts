@@ -41,7 +41,7 @@ import type { DevServer } from '../infra/temporal';
 import { createOpenAIServer, type OpenAIServer } from '../test/fixtures/openai-server';
 import { createCpuWorker } from '../workers/cpu';
 import type { vqaSweep } from '../workflows';
-import { vqaEvaluateId } from '../workflows/vqa/vqa-sweep';
+import { WorkflowIds } from '../data-schemas/workflow-ids';
 import { idOf, tsMs } from './history';
 import { printTable } from './table';
 import { Cleanups, startBenchTemporal } from './temporal';
@@ -176,7 +176,7 @@ interface SweepProfile {
 
 async function profileSweep(client: Client, workflowId: string, outputUri: string, model: string): Promise<SweepProfile> {
   const parent = await activitySpans(client, workflowId);
-  const children = await Promise.all(BENCHMARK_IDS.map((b) => activitySpans(client, vqaEvaluateId(outputUri, model, b))));
+  const children = await Promise.all(BENCHMARK_IDS.map((b) => activitySpans(client, WorkflowIds.vqaEvaluate(outputUri, model, b))));
   const predicts = children.map((c) => c.spans.filter((s) => s.name === 'predictItems').sort((a, b) => a.scheduled - b.scheduled));
   const all = predicts.flat();
   const gaps = predicts.flatMap((ps) => ps.slice(1).map((p, i) => p.started - ps[i]!.closed));

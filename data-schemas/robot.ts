@@ -1,5 +1,4 @@
 import { ActivityCancellationType } from '@temporalio/common';
-import { WorkflowIds } from './workflow-ids';
 import { z } from 'zod';
 import { activityContract, queueField, type ActivityPreset, type LocalActivityPreset } from './activity-contract';
 import { Finite, IsoDateTime, ObjectUri, SafeId } from './common';
@@ -371,7 +370,6 @@ export const StationLockInput = z.strictObject({
   waiting: z.array(StationLeaseRequest).max(10_000).optional(),
 });
 export type StationLockInput = z.input<typeof StationLockInput>;
-export const stationLockWorkflowId = WorkflowIds.stationLock;
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation campaigns

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { WorkflowIds } from './workflow-ids';
 import { activityContract, type ActivityPreset } from './activity-contract';
 import { IsoDateTime, ObjectUri, RelativeRef, SafeId, Sha256Hex } from './common';
 import { Labeler } from './d-lan';
@@ -209,9 +208,6 @@ export type ShardDatasetInput = z.infer<typeof ShardDatasetInput>;
 export function defaultShardOutput(datasetUri: string, seed: number, validationFraction: number): string {
   return joinUri(datasetUri, 'shards', `${POLICY_PROMPT_VERSION}-s${seed}-v${Math.round(validationFraction * 100)}`);
 }
-
-/** The workflow id derives from the output root: starting the same shard set twice attaches to the run going. */
-export const shardDatasetWorkflowId = WorkflowIds.shardDataset;
 
 /** What the `progress` query of shardDataset answers. */
 export const ShardProgress = z.strictObject({

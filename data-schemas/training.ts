@@ -27,7 +27,6 @@ export {
   ShardDatasetResult,
   ShardProgress,
   defaultShardOutput,
-  shardDatasetWorkflowId,
 } from './shard';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import type { Command } from 'commander';
 import type { z } from 'zod';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
-import { ShardDatasetInput, defaultShardOutput, shardDatasetWorkflowId, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
+import { ShardDatasetInput, defaultShardOutput, type ShardDatasetResult, type ShardProgress } from '../../data-schemas/training';
 import { shardProgressQuery } from '../../workflows';
 import { SchemaOption } from '../options';
 import { startAndFollow } from '../follow';
@@ -47,7 +48,7 @@ export async function runShard(dataset: string, opts: ShardCommandOptions, say: 
   if (!parsed.success) throw new Error(`invalid shard options: ${formatZodIssues(parsed.error).join('; ')}`);
   return startAndFollow<ShardDatasetResult, ShardProgress>({
     workflowType: 'shardDataset',
-    workflowId: shardDatasetWorkflowId(parsed.data.outputUri!),
+    workflowId: WorkflowIds.shardDataset(parsed.data.outputUri!),
     input,
     wait: opts.wait,
     progress: {

@@ -13,9 +13,6 @@ import type { z } from 'zod';
 import { SchemaOption } from '../options';
 import { startAndFollow } from '../follow';
 
-/** The run's id derives from its output: starting the same run twice attaches to the one going. */
-export const trainWorkflowId = (input: TrainLoraInput): string => WorkflowIds.trainLora(input.outputUri);
-
 /** Options left out are undefined: the workflow's parse applies the schema's defaults. */
 export interface TrainCommandOptions {
   /** A hub id, an object URI, or a local directory made absolute (the option does it). */
@@ -69,7 +66,7 @@ export async function runTrain(shards: string, opts: TrainCommandOptions, say: (
   if (!parsed.success) throw new Error(`invalid training options: ${formatZodIssues(parsed.error).join('; ')}`);
   return startAndFollow<TrainLoraResult, TrainingProgress>({
     workflowType: 'trainLora',
-    workflowId: trainWorkflowId(parsed.data),
+    workflowId: WorkflowIds.trainLora(parsed.data.outputUri),
     input,
     wait: opts.wait,
     progress: {

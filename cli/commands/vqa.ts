@@ -16,7 +16,6 @@ function benchmarkSource(value: string, previous: BenchmarkSource[] = []): Bench
   return [...previous, { benchmark: parsed.data, uri: toObjectUri(value.slice(eq + 1)) }];
 }
 
-export const vqaSweepWorkflowId = WorkflowIds.vqaSweep;
 
 /** Starts (or attaches to) a vqaSweep and waits for its report. */
 export async function runVqaSweep(input: VqaSweepInput, say: (line: string) => void, wait = true): Promise<VqaSweepResult | undefined> {
@@ -24,7 +23,7 @@ export async function runVqaSweep(input: VqaSweepInput, say: (line: string) => v
   if (!parsed.success) throw new Error(`invalid sweep: ${formatZodIssues(parsed.error).join('; ')}`);
   return startAndFollow<VqaSweepResult, unknown>({
     workflowType: 'vqaSweep',
-    workflowId: vqaSweepWorkflowId(parsed.data.outputUri),
+    workflowId: WorkflowIds.vqaSweep(parsed.data.outputUri),
     input: parsed.data,
     wait,
     say,

@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -5,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ShardDatasetInput, defaultShardOutput, shardDatasetWorkflowId } from '../../data-schemas/training';
+import { ShardDatasetInput, defaultShardOutput } from '../../data-schemas/training';
 import { fileUri } from '../../data-schemas/uri';
 import { REPO_ROOT } from '../../infra/config';
 import { connectTestTemporal, devServerEnv, type TemporalTestEnv } from '../helpers/temporal';
@@ -42,7 +43,7 @@ describe('vla shard --no-wait', () => {
 
     const datasetUri = fileUri(dataset);
     const outputUri = defaultShardOutput(datasetUri, 3, 0.05);
-    const handle = env.client.workflow.getHandle(shardDatasetWorkflowId(outputUri));
+    const handle = env.client.workflow.getHandle(WorkflowIds.shardDataset(outputUri));
     try {
       const history = await handle.fetchHistory();
       const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];

@@ -3,12 +3,11 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedSearchAttribute, boundedWorkflowId, ModelRef, utf8Bytes, utf8Length } from '../../data-schemas/bounded';
 import { RelabelDatasetInput } from '../../data-schemas/relabel';
-import { EvalCampaignInput, stationLockWorkflowId } from '../../data-schemas/robot';
+import { EvalCampaignInput } from '../../data-schemas/robot';
 import { NightlyEvaluationInput, VqaSweepInput } from '../../data-schemas/vqa';
 import { trialKey } from '../../workflows/robot/eval-campaign';
 import { TrainLoraInput } from '../../data-schemas/training';
 import { MAX_OBJECT_URI_LENGTH, ObjectUriField, objectUriProblem } from '../../data-schemas/uri';
-import { vqaEvaluateId } from '../../workflows/vqa/vqa-sweep';
 import { formatZodIssues } from '../../data-schemas/issues';
 import type { ZodError } from 'zod';
 
@@ -115,8 +114,8 @@ describe('boundedWorkflowId', () => {
     expect(legacy).toBe('relabel:file:///tmp/vla-record-abc/bridge/labels/gemini-gemini-2.5-flash-p1:gemini-gemini-2.5-flash-p1:traj-000001');
     const short = WorkflowIds.relabelTrajectory('file:///tmp/out', 'heuristic-h2', 'traj-000001');
     expect(short).toBe('relabel-trajectory:file:///tmp/out:heuristic-h2:traj-000001');
-    expect(stationLockWorkflowId('sim-1')).toBe('station-lock-sim-1');
-    expect(vqaEvaluateId('file:///out', 'base', 'mmmu')).toBe('vqa-evaluate:file:///out:base:mmmu');
+    expect(WorkflowIds.stationLock('sim-1')).toBe('station-lock-sim-1');
+    expect(WorkflowIds.vqaEvaluate('file:///out', 'base', 'mmmu')).toBe('vqa-evaluate:file:///out:base:mmmu');
     const exactly = 'x'.repeat(MAX_WORKFLOW_ID_BYTES);
     expect(boundedWorkflowId(exactly)).toBe(exactly);
   });

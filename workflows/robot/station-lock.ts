@@ -1,3 +1,4 @@
+import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import {
   condition,
   continueAsNew,
@@ -10,7 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { STATION_LOCK_SIGNALS, StationLockInput, stationLockWorkflowId, type StationLeaseRequest } from '../../data-schemas/robot';
+import { STATION_LOCK_SIGNALS, StationLockInput, type StationLeaseRequest } from '../../data-schemas/robot';
 import { parseWorkflowInput } from '../input';
 
 /**
@@ -92,7 +93,7 @@ export async function stationLock(raw: StationLockInput): Promise<void> {
 export async function requestStation(stationId: string): Promise<void> {
   const { workflowId, runId } = workflowInfo();
   const req: StationLeaseRequest = { workflowId, runId };
-  const lockId = stationLockWorkflowId(stationId);
+  const lockId = WorkflowIds.stationLock(stationId);
   for (let attempt = 0; ; attempt++) {
     try {
       await getExternalWorkflowHandle(lockId).signal(acquireSignal, req);
@@ -120,7 +121,7 @@ export async function requestStation(stationId: string): Promise<void> {
 export async function releaseStation(stationId: string): Promise<void> {
   const { workflowId, runId } = workflowInfo();
   try {
-    await getExternalWorkflowHandle(stationLockWorkflowId(stationId)).signal(releaseSignal, { workflowId, runId });
+    await getExternalWorkflowHandle(WorkflowIds.stationLock(stationId)).signal(releaseSignal, { workflowId, runId });
   } catch {
     // nothing to release
   }

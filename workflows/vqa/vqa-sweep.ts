@@ -31,9 +31,6 @@ export interface VqaSweepProgress {
 }
 export const vqaSweepProgressQuery = defineQuery<VqaSweepProgress>('progress');
 
-/** The child id derives from what decides its output, so a re-run finds (or re-attaches to) its work. */
-export const vqaEvaluateId = (outputUri: string, model: string, benchmark: BenchmarkId): string => WorkflowIds.vqaEvaluate(outputUri, model, benchmark);
-
 /**
  * Models x benchmarks: materialise each benchmark's item set (per source and limit), check every
  * backend early (which also fixes each model's identity: its key), one child `vqaEvaluate` per
@@ -88,7 +85,7 @@ async function sweep(input: VqaSweepInput, queueOf: (m: ModelSpec) => InferenceQ
   for (const { model, benchmark } of pairs) {
     if (failure) break;
     const p: Promise<void> = executeChild(vqaEvaluate, {
-      workflowId: vqaEvaluateId(input.outputUri, model.name, benchmark),
+      workflowId: WorkflowIds.vqaEvaluate(input.outputUri, model.name, benchmark),
       taskQueue: workflowInfo().taskQueue,
       args: [
         {
