@@ -76,7 +76,8 @@ export function activityContract<R extends WorkerRole, S extends Record<string, 
   return { name, roles, activities };
 }
 
-type AnyContract = ActivityContract<WorkerRole, Record<string, ActivitySpec>>;
+/** Any contract: what the generic helpers (`implement`, `proxyFor`) accept. */
+export type AnyContract = ActivityContract<WorkerRole, Record<string, ActivitySpec>>;
 export type RolesOf<C> = C extends ActivityContract<infer R, Record<string, ActivitySpec>> ? R : never;
 type SpecsOf<C> = C extends ActivityContract<WorkerRole, infer S> ? S : never;
 

@@ -1,17 +1,14 @@
 import { proxyActivities, proxyLocalActivities, type ActivityInterfaceFor, type LocalActivityInterfaceFor } from '@temporalio/workflow';
 import type {
   ActivitiesOf,
-  ActivityContract,
   ActivityPreset,
-  ActivitySpec,
+  AnyContract,
   LocalActivityPreset,
   QueueFor,
   RolesOf,
   WorkerRole,
   WorkflowQueue,
 } from '../data-schemas/activity-contract';
-
-type AnyContract = ActivityContract<WorkerRole, Record<string, ActivitySpec>>;
 
 function isWorkflowQueue(queue: unknown): queue is WorkflowQueue<WorkerRole> {
   return typeof queue === 'object' && queue !== null && 'workflowQueue' in queue;

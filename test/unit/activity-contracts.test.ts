@@ -10,14 +10,12 @@ import { createTaskQueueActivities } from '../../activities/task-queues';
 import { createObjectStore } from '../../activities/store';
 import { stationWorkerActivities } from '../../activities/robot/episode/station-activities';
 import { createStationDriver } from '../../activities/robot/station';
-import { activityContract, implement, TaskQueue, workflowQueue, type ActivitySpec, type ActivityContract, type WorkerRole } from '../../data-schemas/activity-contract';
+import { activityContract, implement, TaskQueue, workflowQueue, type AnyContract, type WorkerRole } from '../../data-schemas/activity-contract';
 import { INVALID_ACTIVITY_INPUT } from '../../data-schemas/failures';
 import type { proxyFor } from '../../workflows/activity-proxy';
 
 const ROOT = join(__dirname, '..', '..');
 const SOURCE_DIRS = ['activities', 'workflows', 'data-schemas', 'workers', 'cli', 'infra', 'bench'];
-
-type AnyContract = ActivityContract<WorkerRole, Record<string, ActivitySpec>>;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
