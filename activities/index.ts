@@ -11,6 +11,7 @@ import { createCampaignActivities } from './robot/campaign/activities';
 import { createEpisodeActivities } from './robot/episode/episode-activities';
 import { createModelPolicyActivities } from './robot/episode/policy-model';
 import { createGeminiVerifyActivities } from './robot/episode/verify';
+import { createExperimentActivities } from './experiment';
 
 /** Everything activities need from the outside, injected once per worker. */
 export interface ActivityDeps {
@@ -19,6 +20,8 @@ export interface ActivityDeps {
   gemini?: { apiKey?: string; baseUrl?: string };
   /** For OpenAI-compatible servers that want a key (vLLM's --api-key), from the CPU worker's environment. */
   openaiApiKey?: string;
+  /** The code revision lineage records name (the CPU worker's checkout). @default 'unknown' */
+  gitRevision?: string;
 }
 
 /** All activities of the CPU worker (VQA: everything but Gemini and local inference, which have their own queues). */
@@ -33,6 +36,7 @@ export function createCpuActivities(deps: ActivityDeps) {
     ...createNightlyActivities({ store: deps.store }),
     ...createEpisodeActivities({ store: deps.store }, 'cpu'),
     ...createCampaignActivities({ store: deps.store }),
+    ...createExperimentActivities({ store: deps.store, ...(deps.gitRevision !== undefined && { gitRevision: deps.gitRevision }) }),
   };
 }
 

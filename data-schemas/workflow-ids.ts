@@ -20,7 +20,8 @@ export type WorkflowKind =
   | 'vqa-evaluate'
   | 'nightly-evaluation'
   | 'robot-episode'
-  | 'eval-campaign';
+  | 'eval-campaign'
+  | 'experiment';
 
 export function workflowIdOf(kind: WorkflowKind, ...parts: string[]): string {
   return boundedWorkflowId([kind, ...parts].join(':'));
@@ -46,6 +47,8 @@ export const WorkflowIds = {
   /** An episode of a campaign: the campaign's id and the trial's key (`<task>-t<trial>`). */
   campaignEpisode: (campaignWorkflowId: string, trialKey: string) => workflowIdOf('robot-episode', campaignWorkflowId, trialKey),
   evalCampaign: (outputUri: string) => workflowIdOf('eval-campaign', outputUri),
+  /** An experiment, by its name: a second start of a running one is refused; a finished one may run again (and reuses every stage). */
+  experiment: (name: string) => workflowIdOf('experiment', name),
   /**
    * The one lock workflow per station. The only id outside the format, on purpose: old and new
    * episodes must find the same lock during a rolling upgrade, or two could drive one arm.

@@ -84,7 +84,7 @@ export function registerWorker(program: Command): void {
               return createCpuWorker({
                 ...common,
                 ...(bundlePath !== undefined && { workflowBundle: { codePath: bundlePath } }),
-                deps: { store, ...(openaiApiKey !== undefined && { openaiApiKey }) },
+                deps: { store, gitRevision: gitRevisionOf(REPO_ROOT), ...(openaiApiKey !== undefined && { openaiApiKey }) },
               });
             }
             case 'gemini':

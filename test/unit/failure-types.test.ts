@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DataErrorCode, INVALID_WORKFLOW_INPUT, StationFailure, StoreErrorCode, UnmappedFailure } from '../../data-schemas/failures';
 import { GeminiFailure, RelabelFailure } from '../../data-schemas/relabel';
 import { RobotFailure, VerifierFailure } from '../../data-schemas/robot';
+import { ExperimentFailure } from '../../data-schemas/experiment';
 import { ShardFailure } from '../../data-schemas/shard';
 import { TrainingFailure } from '../../data-schemas/training';
 import { BACKEND_FAILURE_TYPES, VqaFailure } from '../../data-schemas/vqa';
@@ -13,11 +14,11 @@ import { REPO_ROOT } from '../../infra/config';
 
 /** Every declared failure type, and the modules that declare them. */
 const DECLARED = new Set<string>(
-  [DataErrorCode, StationFailure, StoreErrorCode, UnmappedFailure, GeminiFailure, RelabelFailure, RobotFailure, VerifierFailure, ShardFailure, TrainingFailure, BACKEND_FAILURE_TYPES, VqaFailure]
+  [DataErrorCode, StationFailure, StoreErrorCode, UnmappedFailure, GeminiFailure, RelabelFailure, RobotFailure, VerifierFailure, ShardFailure, TrainingFailure, BACKEND_FAILURE_TYPES, VqaFailure, ExperimentFailure]
     .flatMap((o) => Object.values(o))
     .concat(INVALID_WORKFLOW_INPUT),
 );
-const DECLARING = new Set(['data-schemas/failures.ts', 'data-schemas/relabel.ts', 'data-schemas/robot.ts', 'data-schemas/shard.ts', 'data-schemas/training.ts', 'data-schemas/vqa.ts']);
+const DECLARING = new Set(['data-schemas/failures.ts', 'data-schemas/experiment.ts', 'data-schemas/relabel.ts', 'data-schemas/robot.ts', 'data-schemas/shard.ts', 'data-schemas/training.ts', 'data-schemas/vqa.ts']);
 
 /**
  * Failure types are declared once, as values (data-schemas/failures.ts and each pipeline's
