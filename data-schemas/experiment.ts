@@ -1,4 +1,8 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import stableStringify from 'fast-json-stable-stringify';
 import { z } from 'zod';
+import { utf8Bytes } from './bounded';
 import { IsoDateTime, ObjectUri, Sha256Hex } from './common';
 import { activityContract, queueField, TaskQueue, type ActivityPreset } from './activity-contract';
 import { ObjectUriField, objectUriRoot } from './uri';
@@ -297,6 +301,11 @@ export type ExperimentResult = z.infer<typeof ExperimentResult>;
 export const EXPERIMENT_STATUS_QUERY = 'status';
 export const EXPERIMENT_PAUSE_SIGNAL = 'pause';
 export const EXPERIMENT_RESUME_SIGNAL = 'resume';
+
+/** A stage's key: sha256 of its key material as canonical JSON (keys sorted), so it does not depend on how an object was built. */
+export function stageKey(material: StageKeyMaterial): string {
+  return bytesToHex(sha256(utf8Bytes(stableStringify(material))));
+}
 
 /** `<storeUri>/stages/<stage>/<first 32 hex of the key>`. */
 export function stageOutputUri(storeUri: string, stage: StageKind, key: string): string {
