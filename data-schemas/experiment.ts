@@ -297,6 +297,10 @@ export const ExperimentResult = ExperimentStatus.extend({
 });
 export type ExperimentResult = z.infer<typeof ExperimentResult>;
 
+/** `<storeUri>/experiments/<name>/experiment.json`: the input, the final status and every stage's result. */
+export const ExperimentFile = z.looseObject({ status: ExperimentStatus, outputs: ExperimentOutputs });
+export type ExperimentFile = z.infer<typeof ExperimentFile>;
+
 /** Signals and the query of the experiment workflow. */
 export const EXPERIMENT_STATUS_QUERY = 'status';
 export const EXPERIMENT_PAUSE_SIGNAL = 'pause';
