@@ -159,7 +159,7 @@ ${htmlTable('stages', head, `${rows}${totals}`)}
 }
 
 /** The sweep's model names: `base` when all variants share one base model, else `base-<i>` per distinct base model in variant order. */
-export function vqaBaseNames(variants: ExperimentInput['variants']): Map<string, string> {
+function vqaBaseNames(variants: ExperimentInput['variants']): Map<string, string> {
   const baseModels = unique(variants.map((v) => v.baseModel));
   return new Map(baseModels.map((m, i) => [baseModels.length === 1 ? 'base' : `base-${i}`, m]));
 }
