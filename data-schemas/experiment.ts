@@ -306,6 +306,12 @@ export const EXPERIMENT_STATUS_QUERY = 'status';
 export const EXPERIMENT_PAUSE_SIGNAL = 'pause';
 export const EXPERIMENT_RESUME_SIGNAL = 'resume';
 
+/** The name of each variant's base in the VQA sweep, by base model: `base` when all share one base model, else `base-<i>` in order of first use. */
+export function baseModelNames(variants: readonly Pick<TrainingVariant, 'baseModel'>[]): Map<string, string> {
+  const distinct = [...new Set(variants.map((v) => v.baseModel))];
+  return new Map(distinct.map((model, i) => [model, distinct.length === 1 ? 'base' : `base-${i}`]));
+}
+
 /** A stage's key: sha256 of its key material as canonical JSON (keys sorted), so it does not depend on how an object was built. */
 export function stageKey(material: StageKeyMaterial): string {
   return bytesToHex(sha256(utf8Bytes(stableStringify(material))));

@@ -14,6 +14,7 @@ import {
   type ExperimentStatus,
   type LineageInput,
   type StageRow,
+  baseModelNames,
 } from '../../data-schemas/experiment';
 import { BenchmarkId, type VqaSweepResult } from '../../data-schemas/vqa';
 import { joinUri, relativeTo } from '../../data-schemas/uri';
@@ -158,10 +159,9 @@ ${htmlTable('stages', head, `${rows}${totals}`)}
 <p class="note">Reused: the stage's key (its code version, settings and its inputs' content hashes) matched a sealed result in the store, made by the experiment named; it cost nothing here. Keys show their first 12 hex digits (hover for all 64).</p>`;
 }
 
-/** The sweep's model names: `base` when all variants share one base model, else `base-<i>` per distinct base model in variant order. */
+/** The sweep's base model names -> base model (the workflow names them with baseModelNames). */
 function vqaBaseNames(variants: ExperimentInput['variants']): Map<string, string> {
-  const baseModels = unique(variants.map((v) => v.baseModel));
-  return new Map(baseModels.map((m, i) => [baseModels.length === 1 ? 'base' : `base-${i}`, m]));
+  return new Map([...baseModelNames(variants)].map(([model, name]) => [name, model]));
 }
 
 function table1Section(d: ExperimentReportData, vqa: VqaSweepResult): string {

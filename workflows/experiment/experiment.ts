@@ -10,6 +10,7 @@ import {
   ExperimentInput,
   ExperimentPresets,
   LINEAGE_FILE,
+  baseModelNames,
   STAGE_CODE_VERSIONS,
   stageKey,
   stageOutputUri,
@@ -68,12 +69,6 @@ interface StageSpec<R> {
 interface StageOutcome<R> {
   result: R;
   lineage: LineageRecord;
-}
-
-/** The name of each variant's base in the VQA sweep: `base` when all share one base model, else `base-<i>` in order of first use. */
-export function baseModelNames(variants: readonly Pick<TrainingVariant, 'baseModel'>[]): Map<string, string> {
-  const distinct = [...new Set(variants.map((v) => v.baseModel))];
-  return new Map(distinct.map((model, i) => [model, distinct.length === 1 ? 'base' : `base-${i}`]));
 }
 
 /**
