@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore, getJson } from '../../activities/store';
 import { buildTinyModel } from '../../cli/commands/train';
-import { ExperimentFile, ExperimentResult, ExperimentStatus, experimentUri, type ExperimentInputRaw } from '../../data-schemas/experiment';
+import { ExperimentFailure, ExperimentFile, ExperimentResult, ExperimentStatus, experimentUri, type ExperimentInputRaw } from '../../data-schemas/experiment';
 import { INVALID_WORKFLOW_INPUT } from '../../data-schemas/failures';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
@@ -172,6 +172,17 @@ describe('experiment operations', () => {
       const input = oneVariant(`cancelled-${cpu}`, gpu, 2000);
       const handle = await env.client.workflow.start<typeof experiment>('experiment', { taskQueue: cpu, workflowId: WorkflowIds.experiment(input.name), args: [input] });
       const running = await waitForStatus(handle, (s) => s.stages.find((r) => r.stage === 'train')?.state === 'running', 'training to start');
+      // Another experiment reaching the same unsealed stage meanwhile is refused, naming the stage and who runs it.
+      const busy = { ...input, name: `busy-${cpu}`.toLowerCase() };
+      const refused = await env.client.workflow
+        .execute<typeof experiment>('experiment', { taskQueue: cpu, workflowId: WorkflowIds.experiment(busy.name), args: [busy] })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect((refused as WorkflowFailedError).cause).toMatchObject({ type: ExperimentFailure.StageBusy });
+      expect((refused as WorkflowFailedError).cause?.message).toContain(running.stages.find((r) => r.stage === 'train')!.workflowId!);
+
       await handle.cancel();
       const failure = await handle.result().then(
         () => undefined,

@@ -1,4 +1,5 @@
 import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { z } from 'zod';
 import { workflowQueue } from '../../data-schemas/activity-contract';
 import {
@@ -154,6 +155,11 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
         result = await spec.run(outputUri, childWorkflowId);
       } catch (err) {
         Object.assign(row, { state: isCancellation(err) ? 'cancelled' : 'failed', detail: rootCause(err), finishedAt: new Date().toISOString() });
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          // The stage workflow's id derives from its output folder, so this is the same stage, unsealed, run by another experiment now.
+          row.detail = `${childWorkflowId} is running this very stage for another experiment; run this one again once it finishes to reuse its result`;
+          throw ApplicationFailure.nonRetryable(`${row.id}: ${row.detail}`, ExperimentFailure.StageBusy);
+        }
         throw err;
       }
       const finishedAt = new Date();
