@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startProcess, stopProcess } from '../../activities/runtime/processes';
 import { SEARCH_ATTRIBUTE_NAMES } from '../../data-schemas/workflows';
 import { loadConfig } from '../../infra/config';
-import { checkTemporalConnection, ensureTemporalCli, indexedValueType, startDevServer } from '../../infra/temporal';
+import { checkNamespaceReady, checkTemporalConnection, ensureTemporalCli, indexedValueType, startDevServer } from '../../infra/temporal';
 import { localDevServerConnection } from '../../infra/temporal-connection';
 import { VlaExperiment, VlaState, VlaVariants } from '../../workflows/search-attributes';
 import { quietRuntime, uniqueTaskQueue } from '../helpers/temporal';
@@ -71,7 +71,7 @@ describe('search attributes on the dev server', () => {
     }
   }, 180_000);
 
-  it('a database from before the newest attributes gets them, with their types, when the server starts on it again', async () => {
+  it('a database from before the newest attributes: the check names what is missing or mistyped, and the server adds the missing ones, with their types, when it starts on it again', async () => {
     const cli = await ensureTemporalCli(loadConfig().cacheDir);
     const dbFile = join(dir, 'old.sqlite');
     const namespace = 'vla-old';
@@ -79,9 +79,11 @@ describe('search attributes on the dev server', () => {
     const uiPort = await getPort({ host: '127.0.0.1' });
     const address = `127.0.0.1:${port}`;
 
-    // The namespace as an older checkout created it: its five Keyword attributes only.
+    // The namespace as an older checkout created it: its five Keyword attributes only. A second
+    // namespace gets the new ones by hand, VlaVariants with the wrong type.
+    const mistyped = 'vla-mistyped';
     const oldAttributes = ['VlaDataset', 'VlaStage', 'VlaModel', 'VlaRetentionGate', 'VlaWaitingOn'];
-    const old = startProcess(cli, ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--db-filename', dbFile, '--namespace', namespace, '--log-level', 'warn', ...oldAttributes.flatMap((name) => ['--search-attribute', `${name}=Keyword`])], { logFile: join(dir, 'old.log') });
+    const old = startProcess(cli, ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--db-filename', dbFile, '--namespace', namespace, '--namespace', mistyped, '--log-level', 'warn', ...oldAttributes.flatMap((name) => ['--search-attribute', `${name}=Keyword`])], { logFile: join(dir, 'old.log') });
     try {
       let ready = false;
       for (let attempt = 0; attempt < 240 && !ready; attempt++) {
@@ -90,6 +92,14 @@ describe('search attributes on the dev server', () => {
       }
       expect(ready).toBe(true);
       expect(Object.keys(await registered(address, namespace)).filter((name) => name.startsWith('Vla')).sort()).toEqual([...oldAttributes].sort());
+      const connection = await Connection.connect({ address });
+      try {
+        await expect(checkNamespaceReady(connection, namespace)).rejects.toThrow('search attributes not registered: VlaExperiment, VlaVariants, VlaState');
+        await connection.operatorService.addSearchAttributes({ namespace: mistyped, searchAttributes: { VlaExperiment: indexedValueType('VlaExperiment'), VlaVariants: indexedValueType('VlaState'), VlaState: indexedValueType('VlaState') } });
+        await expect(checkNamespaceReady(connection, mistyped)).rejects.toThrow('search attribute VlaVariants is registered as Keyword, the project needs KeywordList');
+      } finally {
+        await connection.close();
+      }
     } finally {
       await stopProcess(old.pid);
     }
