@@ -77,6 +77,30 @@ export function boundedSearchAttribute(value: string): string {
   return boundedKey(value, MAX_SEARCH_ATTRIBUTE_BYTES);
 }
 
+/**
+ * A KeywordList search attribute's values, JSON-encoded as the server measures them, stay within
+ * this many bytes (the server's `limit.searchAttributeValueSize`, 2048, counts the whole list).
+ */
+export const MAX_SEARCH_ATTRIBUTE_LIST_BYTES = 1800;
+/** Each value of a long list keeps at least this many bytes: a readable prefix, `~` and the hash. */
+const MIN_LIST_VALUE_BYTES = 80;
+
+/**
+ * A KeywordList search attribute's values: duplicates dropped, each value bounded like
+ * `boundedSearchAttribute` to an equal share of the list's bytes. A list longer than the shares
+ * allow (more than 21 values) keeps its first values: a search for a later one finds nothing,
+ * but the workflow is never terminated for the list's size.
+ */
+export function boundedSearchAttributeList(values: readonly string[]): string[] {
+  const distinct = [...new Set(values)];
+  // Each value costs its bytes, two quotes and a comma in the JSON array.
+  const perValueOverhead = 3;
+  const maxCount = Math.floor(MAX_SEARCH_ATTRIBUTE_LIST_BYTES / (MIN_LIST_VALUE_BYTES + perValueOverhead));
+  const kept = distinct.slice(0, maxCount);
+  const share = Math.min(MAX_SEARCH_ATTRIBUTE_BYTES, Math.floor(MAX_SEARCH_ATTRIBUTE_LIST_BYTES / Math.max(kept.length, 1)) - perValueOverhead);
+  return kept.map((value) => boundedKey(value, share));
+}
+
 /** C0 and C1 control characters, DEL, and the invisible format characters (bidi overrides, zero widths, BOM). */
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2064\u2066-\u2069\ufeff]/u;

@@ -41,8 +41,23 @@ export const SmokePresets = {
   write: { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5, initialInterval: '1 second' } },
 } as const satisfies Record<string, ActivityPreset>;
 
-/** Search attributes the namespace registers; all Keyword. */
-export const SEARCH_ATTRIBUTES = ['VlaDataset', 'VlaStage', 'VlaModel', 'VlaRetentionGate', 'VlaWaitingOn'] as const;
+/**
+ * The namespace's custom search attributes and their types, spelled as `temporal operator
+ * search-attribute create --type` and `temporal server start-dev --search-attribute NAME=TYPE` take them.
+ * The typed keys workflows upsert are in workflows/search-attributes.ts.
+ */
+export const SEARCH_ATTRIBUTES = {
+  VlaDataset: 'Keyword',
+  VlaStage: 'Keyword',
+  VlaModel: 'Keyword',
+  VlaRetentionGate: 'Keyword',
+  VlaWaitingOn: 'Keyword',
+  VlaExperiment: 'Keyword',
+  VlaVariants: 'KeywordList',
+  VlaState: 'Keyword',
+} as const satisfies Record<string, 'Keyword' | 'KeywordList'>;
+export type SearchAttributeName = keyof typeof SEARCH_ATTRIBUTES;
+export const SEARCH_ATTRIBUTE_NAMES = Object.keys(SEARCH_ATTRIBUTES) as SearchAttributeName[];
 
 export { TaskQueue } from './activity-contract';
 

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskQueue } from '../data-schemas/workflows';
 import { REPO_ROOT, type ResolvedConfig } from './config';
 import { inspectPidFile, isAlive, startProcess, stopByPidFile, tailFile, type PidFileState } from '../activities/runtime/processes';
-import { checkTemporal, connectClient, ensureTemporalCli, startDevServer } from './temporal';
+import { checkTemporal, connectClient, ensureTemporalCli, prepareNamespace, startDevServer } from './temporal';
 import { isLocalDevServer, type TemporalConnectionSettings } from './temporal-connection';
 
 /**
@@ -138,6 +138,9 @@ export async function devUp(config: ResolvedConfig, log: (line: string) => void,
       detached: true,
     });
     log(`temporal started (pid ${server.pid}) at ${server.address}, database ${paths.dbFile}`);
+  } else {
+    // A server started by an older checkout may lack the newest search attributes.
+    await prepareNamespace(temporal);
   }
   if (options.worker === false) return;
   for (const kind of ['cpu', 'gemini', 'gpu', 'station'] as const) {

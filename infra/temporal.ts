@@ -1,11 +1,13 @@
 import { Connection } from '@temporalio/client';
+import { SearchAttributeType, TypedSearchAttributes } from '@temporalio/common';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { NativeConnection } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { SEARCH_ATTRIBUTES } from '../data-schemas/workflows';
+import { SEARCH_ATTRIBUTE_NAMES, SEARCH_ATTRIBUTES, type SearchAttributeName } from '../data-schemas/workflows';
 import { isAlive, startProcess, stopProcess, tailFile, type StartedProcess } from '../activities/runtime/processes';
 import { ConnectionErrorCode, explainConnectionError, localDevServerConnection, TemporalConnectionError, type TemporalConnectionSettings } from './temporal-connection';
 import { ensureGoTool } from './tools';
@@ -67,7 +69,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--ui-port', String(options.uiPort),
     '--db-filename', options.dbFile,
     '--namespace', options.namespace,
-    ...SEARCH_ATTRIBUTES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
+    // Applied only when the namespace is created (a new database); on an existing one,
+    // waitForTemporal adds the attributes it lacks through the operator service.
+    ...SEARCH_ATTRIBUTE_NAMES.flatMap((name) => ['--search-attribute', `${name}=${SEARCH_ATTRIBUTES[name]}`]),
     // WAL + synchronous=NORMAL: 2.2x the dev server's capacity on disk (bench/relabel); a crash of
     // the process loses nothing, only a power cut could lose the last transactions.
     '--sqlite-pragma', 'journal_mode=wal',
@@ -103,8 +107,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
 }
 
 /**
- * Waits for a server this process just started: the health check, repeated until it passes or
- * the time is up (a start-up wait, not a retry of a user's connection).
+ * Waits for a server this process just started: adds the search attributes its namespace lacks
+ * (a database from before they existed), then the health check, repeated until it passes or the
+ * time is up (a start-up wait, not a retry of a user's connection).
  */
 export async function waitForTemporal(settings: TemporalConnectionSettings, timeoutMs: number, pid?: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -118,7 +123,7 @@ export async function waitForTemporal(settings: TemporalConnectionSettings, time
       }
     }
     try {
-      await checkTemporal(settings, { timeoutMs: 2_000 });
+      await prepareNamespace(settings, { timeoutMs: 2_000 });
       return;
     } catch (err) {
       lastError = err;
@@ -139,7 +144,7 @@ async function waitForTemporalInNetns(cli: string, netns: string, address: strin
     if (!isAlive(pid)) throw new Error(`the Temporal dev server (pid ${pid}) exited during start-up`);
     try {
       const { stdout } = await run('ip', ['netns', 'exec', netns, cli, 'operator', 'search-attribute', 'list', '--namespace', namespace, '--address', address, '--output', 'json'], { timeout: 10_000 });
-      const missing = SEARCH_ATTRIBUTES.filter((name) => !stdout.includes(`"${name}"`));
+      const missing = SEARCH_ATTRIBUTE_NAMES.filter((name) => !stdout.includes(`"${name}"`));
       if (missing.length === 0) return;
       lastError = `search attributes not registered: ${missing.join(', ')}`;
     } catch (err) {
@@ -163,12 +168,64 @@ export async function checkTemporal(settings: TemporalConnectionSettings, option
   }
 }
 
-/** The namespace answers and has every search attribute the project needs (any connection: plain or mTLS). */
+/**
+ * `checkTemporal` after adding the search attributes the namespace lacks: for a server the project
+ * runs itself (`vla dev up`), whose namespace may predate the newest attributes.
+ */
+export async function prepareNamespace(settings: TemporalConnectionSettings, options: CheckOptions = {}): Promise<void> {
+  const connection = await connectClient(settings, options);
+  try {
+    await addMissingSearchAttributes(connection, settings.namespace);
+    await checkNamespaceReady(connection, settings.namespace);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** A search attribute's type as the operator service takes and lists it (temporal.api.enums.v1.IndexedValueType). */
+export function indexedValueType(name: SearchAttributeName): NonNullable<ReturnType<typeof encodeSearchAttributeIndexedValueType>> {
+  const type = encodeSearchAttributeIndexedValueType(TypedSearchAttributes.toSearchAttributeType(SEARCH_ATTRIBUTES[name]));
+  if (type === undefined) throw new Error(`search attribute ${name}: unknown type ${SEARCH_ATTRIBUTES[name]}`);
+  return type;
+}
+
+/** The registered custom search attributes, by name. */
+type CustomAttributes = Record<string, Parameters<typeof encodeSearchAttributeIndexedValueType>[0]>;
+
+/**
+ * Registers, each with its type, the project's search attributes the namespace lacks; those it has
+ * are kept (one registered with another type is left for `checkNamespaceReady` to name).
+ */
+export async function addMissingSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing = SEARCH_ATTRIBUTE_NAMES.filter((name) => !(name in (customAttributes ?? {})));
+  if (missing.length === 0) return;
+  await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((name) => [name, indexedValueType(name)])) });
+}
+
+/** What is wrong with the namespace's search attributes: those missing, those of another type. */
+function searchAttributeProblems(customAttributes: CustomAttributes): string[] {
+  const missing = SEARCH_ATTRIBUTE_NAMES.filter((name) => !(name in customAttributes));
+  const mistyped = SEARCH_ATTRIBUTE_NAMES.filter((name) => name in customAttributes && encodeSearchAttributeIndexedValueType(customAttributes[name]) !== indexedValueType(name));
+  return [
+    ...(missing.length > 0 ? [`search attributes not registered: ${missing.join(', ')}`] : []),
+    ...mistyped.map((name) => `search attribute ${name} is registered as ${typeName(customAttributes[name])}, the project needs ${SEARCH_ATTRIBUTES[name]}`),
+  ];
+}
+
+/** A type the server listed, spelled as the CLI takes it (`KeywordList`). */
+function typeName(listed: CustomAttributes[string]): string {
+  const encoded = encodeSearchAttributeIndexedValueType(listed);
+  const type = Object.values(SearchAttributeType).find((t) => encodeSearchAttributeIndexedValueType(t) === encoded);
+  return type === undefined ? String(listed) : TypedSearchAttributes.toMetadataType(type);
+}
+
+/** The namespace answers and has every search attribute the project needs, with its type (any connection: plain or mTLS). */
 export async function checkNamespaceReady(connection: Connection, namespace: string): Promise<void> {
   await connection.workflowService.describeNamespace({ namespace });
   const attrs = await connection.operatorService.listSearchAttributes({ namespace });
-  const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (attrs.customAttributes ?? {})));
-  if (missing.length > 0) throw new Error(`search attributes not registered: ${missing.join(', ')}`);
+  const problems = searchAttributeProblems(attrs.customAttributes ?? {});
+  if (problems.length > 0) throw new Error(problems.join('; '));
 }
 
 /** Limits of the connection check: one attempt, no retries. */

@@ -5,9 +5,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { SEARCH_ATTRIBUTES } from '../../data-schemas/workflows';
 import { isAlive, startProcess, tailFile } from '../../activities/runtime/processes';
-import { checkNamespaceReady } from '../temporal';
+import { addMissingSearchAttributes, checkNamespaceReady } from '../temporal';
 import { ensureGoTool } from '../tools';
 import type { CertificateFiles } from './certs';
 
@@ -216,14 +215,12 @@ export function clientTls(caFile: string, client: CertificateFiles | undefined, 
 }
 
 const RETENTION = '3 days';
-/** INDEXED_VALUE_TYPE_KEYWORD in temporal.api.enums.v1. */
-const KEYWORD = 2;
 /** gRPC status ALREADY_EXISTS. */
 const ALREADY_EXISTS = 6;
 
 /**
- * Registers the namespace (3 days' retention) and the project's search attributes through the
- * workflow and operator services; what exists is kept. Then waits until the frontend serves both
+ * Registers the namespace (3 days' retention) and the project's search attributes, each with
+ * its type, through the workflow and operator services; what exists is kept. Then waits until the frontend serves both
  * (its namespace cache refreshes every few seconds).
  */
 export async function registerNamespace(connection: Connection, namespace: string, timeoutMs = 60_000): Promise<void> {
@@ -236,11 +233,7 @@ export async function registerNamespace(connection: Connection, namespace: strin
   let lastError: unknown;
   while (Date.now() < deadline) {
     try {
-      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
-      const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (customAttributes ?? {})));
-      if (missing.length > 0) {
-        await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((name) => [name, KEYWORD])) });
-      }
+      await addMissingSearchAttributes(connection, namespace);
       await checkNamespaceReady(connection, namespace);
       return;
     } catch (err) {

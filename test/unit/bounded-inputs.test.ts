@@ -1,7 +1,7 @@
 import { LegacyWorkflowIds, WorkflowIds } from '../../data-schemas/workflow-ids';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedSearchAttribute, boundedWorkflowId, ModelRef, utf8Bytes, utf8Length } from '../../data-schemas/bounded';
+import { MAX_SEARCH_ATTRIBUTE_LIST_BYTES, MAX_WORKFLOW_ID_BYTES, TaskQueueName, boundedSearchAttribute, boundedSearchAttributeList, boundedWorkflowId, ModelRef, utf8Bytes, utf8Length } from '../../data-schemas/bounded';
 import { RelabelDatasetInput } from '../../data-schemas/relabel';
 import { EvalCampaignInput } from '../../data-schemas/robot';
 import { NightlyEvaluationInput, VqaSweepInput } from '../../data-schemas/vqa';
@@ -146,6 +146,33 @@ describe('boundedWorkflowId', () => {
   it('the hash is SHA-256 of the whole id (agrees with node:crypto)', () => {
     const value = 'a'.repeat(1001);
     expect(boundedWorkflowId(value).slice(-64)).toBe(createHash('sha256').update(value, 'utf8').digest('hex'));
+  });
+});
+
+describe('boundedSearchAttributeList', () => {
+  const encodedBytes = (values: string[]): number => utf8Length(JSON.stringify(values));
+
+  it('keeps short values as they are, without duplicates', () => {
+    expect(boundedSearchAttributeList(['vlm2vla', 'vlm2vla-at', 'vlm2vla'])).toEqual(['vlm2vla', 'vlm2vla-at']);
+    expect(boundedSearchAttributeList([])).toEqual([]);
+  });
+
+  it('keeps a list of long values under the limit, each value distinct and hashed', () => {
+    const values = Array.from({ length: 16 }, (_, i) => `${'v'.repeat(900)}-${i}`);
+    const bounded = boundedSearchAttributeList(values);
+    expect(bounded).toHaveLength(16);
+    expect(new Set(bounded).size).toBe(16);
+    expect(encodedBytes(bounded)).toBeLessThanOrEqual(MAX_SEARCH_ATTRIBUTE_LIST_BYTES);
+    for (const value of bounded) expect(value).toMatch(/^v+~[0-9a-f]{64}$/);
+  });
+
+  it('a list longer than the shares allow keeps its first values, under the limit', () => {
+    const values = Array.from({ length: 100 }, (_, i) => `${'é'.repeat(600)}${i}`);
+    const bounded = boundedSearchAttributeList(values);
+    expect(bounded.length).toBeGreaterThan(16);
+    expect(bounded.length).toBeLessThan(100);
+    expect(encodedBytes(bounded)).toBeLessThanOrEqual(MAX_SEARCH_ATTRIBUTE_LIST_BYTES);
+    expect(bounded[0]!.slice(-64)).toBe(createHash('sha256').update(values[0]!, 'utf8').digest('hex'));
   });
 });
 

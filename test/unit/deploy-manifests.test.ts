@@ -9,7 +9,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { registerWorker, WORKER_KINDS } from '../../cli/commands/worker';
 import { EnvConfig } from '../../data-schemas/config';
-import { SEARCH_ATTRIBUTES, TaskQueue } from '../../data-schemas/workflows';
+import { SEARCH_ATTRIBUTE_NAMES, SEARCH_ATTRIBUTES, TaskQueue } from '../../data-schemas/workflows';
 import { loadConfig, REPO_ROOT } from '../../infra/config';
 import { DEFAULT_TEMPORAL_NAMESPACE } from '../../infra/temporal-connection';
 
@@ -315,13 +315,14 @@ describe('infra/deploy/helm/temporal-values.yaml', () => {
   });
   const values = HelmValues.parse(parseYaml(read(join(DEPLOY, 'helm', 'temporal-values.yaml'))));
 
-  it("creates the project's namespace and registers every search attribute as Keyword, with admin-tools' own image", () => {
+  it("creates the project's namespace and registers every search attribute with its type, with admin-tools' own image", () => {
     expect(values.server.config.namespaces.namespace.map((n) => n.name)).toContain(DEFAULT_TEMPORAL_NAMESPACE);
     const init = values.admintools.additionalInitContainers.find((c) => c.name === 'vla-search-attributes');
     expect(init?.image).toBe(`${values.admintools.image.repository}:${values.admintools.image.tag}`);
     const script = init?.args.join('\n') ?? '';
-    expect(new Set(script.match(/\bVla[A-Za-z]+\b/g))).toEqual(new Set(SEARCH_ATTRIBUTES));
-    expect(script).toContain('--type Keyword');
+    expect(new Set(script.match(/\bVla[A-Za-z]+\b/g))).toEqual(new Set(SEARCH_ATTRIBUTE_NAMES));
+    expect(Object.fromEntries([...script.matchAll(/\b(Vla[A-Za-z]+)=([A-Za-z]+)\b/g)].map((m) => [m[1], m[2]]))).toEqual(SEARCH_ATTRIBUTES);
+    expect(script).toContain('--type "$type"');
     expect(script).toContain(`--namespace ${DEFAULT_TEMPORAL_NAMESPACE}`);
   });
 
@@ -362,11 +363,12 @@ describe('infra/deploy/cloud', () => {
     expect(loadConfig({ ...merged, TEMPORAL_API_KEY: SECRET_PLACEHOLDER }).temporal().namespace).toBe(patch.data.TEMPORAL_NAMESPACE);
   });
 
-  it('search-attributes.sh is valid bash and registers every search attribute as Keyword', () => {
+  it('search-attributes.sh is valid bash and registers every search attribute with its type', () => {
     const path = join(DEPLOY, 'cloud', 'search-attributes.sh');
     execFileSync('bash', ['-n', path]);
-    const added = [...read(path).matchAll(/--search-attribute "([A-Za-z]+)=Keyword"/g)].map((m) => m[1]);
-    expect(added.sort()).toEqual([...SEARCH_ATTRIBUTES].sort());
+    const added = [...read(path).matchAll(/--search-attribute "([A-Za-z]+)=([A-Za-z]+)"/g)].map((m) => [m[1], m[2]]);
+    expect(added).toHaveLength(SEARCH_ATTRIBUTE_NAMES.length);
+    expect(Object.fromEntries(added)).toEqual(SEARCH_ATTRIBUTES);
   });
 });
 
