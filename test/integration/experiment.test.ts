@@ -2,6 +2,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore, getJson } from '../../activities/store';
 import { buildTinyModel } from '../../cli/commands/train';
@@ -107,6 +108,18 @@ describe('experiment', () => {
         expect(first.result.stages.filter((s) => s.stage === 'campaign').map((s) => s.state).sort()).toEqual(['done', 'reused']);
         expect(await childStarts(first.handle)).toEqual({ relabelDataset: 1, shardDataset: 1, trainLora: 2, vqaSweep: 1, evalCampaign: 1 });
         await recordHistory(env, 'experiment', first.handle.workflowId);
+
+        // Found by experiment, variant and state; its stage workflows by the experiment's name.
+        const found = async (query: string, want: number): Promise<string[]> => {
+          for (let i = 0; ; i++) {
+            const ids: string[] = [];
+            for await (const w of env.client.workflow.list({ query })) ids.push(w.workflowId);
+            if (ids.length >= want || i === 40) return ids;
+            await sleep(250);
+          }
+        };
+        expect(await found(`WorkflowType = 'experiment' AND VlaVariants IN ('vlm2vla-at') AND VlaState = 'completed' AND VlaExperiment = 'tiny-a'`, 1)).toEqual([first.handle.workflowId]);
+        expect(await found(`WorkflowType = 'trainLora' AND VlaExperiment = 'tiny-a'`, 2)).toHaveLength(2);
 
         // Every stage's lineage names its inputs' content hashes and their own lineage files.
         const row = (id: string) => first.result.stages.find((s) => s.id === id)!;

@@ -35,7 +35,7 @@ import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import { rootCause } from '../failure-cause';
 import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
-import { VlaDataset, VlaStage, upsertKeywords } from '../search-attributes';
+import { VlaDataset, VlaExperiment, VlaStage, VlaState, VlaVariants, upsertKeywordList, upsertKeywords } from '../search-attributes';
 import { relabelDataset } from '../relabel/relabel-dataset';
 import { shardDataset } from '../shard/shard-dataset';
 import { trainLora } from '../training/train-lora';
@@ -87,7 +87,12 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
   upsertKeywords([
     { key: VlaStage, value: 'experiment' },
     { key: VlaDataset, value: input.datasetUri },
+    { key: VlaExperiment, value: input.name },
+    { key: VlaState, value: 'running' },
   ]);
+  upsertKeywordList(VlaVariants, input.variants.map((v) => v.name));
+  // Stage workflows carry the experiment's name, so the Web UI lists an experiment's stages together.
+  const stageOptions = (workflowId: string) => ({ workflowId, typedSearchAttributes: [{ key: VlaExperiment, value: input.name }] });
 
   const row = (id: string, stage: StageKind, variant?: string): StageRow => ({ id, stage, ...(variant !== undefined && { variant }), state: 'pending' });
   const rows = {
@@ -106,6 +111,11 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
     budget: { ...(input.budget.geminiUsd !== undefined && { geminiUsd: input.budget.geminiUsd }), ...(input.budget.gpuHours !== undefined && { gpuHours: input.budget.gpuHours }) },
   };
   setHandler(experimentStatusQuery, () => status);
+  const setState = (state: ExperimentStatus['state']): void => {
+    if (status.state === state) return;
+    status.state = state;
+    upsertKeywords([{ key: VlaState, value: state }]);
+  };
   setHandler(experimentPauseSignal, () => {
     status.pauseRequested = true;
   });
@@ -142,9 +152,9 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
       }
       // Pause holds stages that have not started; a reused one costs nothing, so it does not wait.
       if (status.pauseRequested) {
-        status.state = 'paused';
+        setState('paused');
         await condition(() => !status.pauseRequested);
-        status.state = 'running';
+        setState('running');
       }
       spec.budgetCheck?.();
       const childWorkflowId = spec.childWorkflowId(outputUri);
@@ -198,7 +208,6 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
     if (cap !== undefined && status.spent.gpuHours >= cap) throw new BudgetReached(`GPU budget reached: ${status.spent.gpuHours.toFixed(3)} of ${cap} GPU hours spent`);
   };
   const lineageInput = (role: string, lineage: LineageRecord, lineageUri: string): LineageInput => ({ role, ...lineage.artifact, lineageUri });
-  // Stage workflows carry the experiment's name, so the Web UI lists an experiment's stages together.
   const outputs: ExperimentOutputs = { train: {}, campaign: {} };
 
   async function runAll(): Promise<void> {
@@ -229,7 +238,7 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
           geminiTaskQueue: input.taskQueues.gemini,
           ...(cap !== undefined && input.relabel.labeler.name === 'gemini' && { budget: { usd: cap - status.spent.geminiUsd } }),
         };
-        const result = await executeChild(relabelDataset, { workflowId: childWorkflowId, args: [args] });
+        const result = await executeChild(relabelDataset, { ...stageOptions(childWorkflowId), args: [args] });
         // An unfinished relabel is not sealed: a re-run of the experiment resumes it.
         if (result.status === 'budget_exhausted') {
           status.spent.geminiUsd += result.usage.costUsd;
@@ -252,7 +261,7 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
       childWorkflowId: (outputUri) => WorkflowIds.shardDataset(outputUri),
       run: (outputUri, childWorkflowId) => {
         const args: z.input<typeof ShardDatasetInput> = { datasetUri: relabel.result.outputUri, outputUri, ...input.shard };
-        return executeChild(shardDataset, { workflowId: childWorkflowId, args: [args] });
+        return executeChild(shardDataset, { ...stageOptions(childWorkflowId), args: [args] });
       },
       artifact: (result) => ({ kind: 'shards', uri: result.manifestUri }),
     });
@@ -291,7 +300,7 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
             outputUri,
             title: fixed ? `Robot evaluation (${campaign.policy === 'variant' ? '' : campaign.policy.kind} policy)` : `Robot evaluation of ${variant.name}`,
           };
-          return executeChild(evalCampaign, { workflowId: childWorkflowId, args: [args] });
+          return executeChild(evalCampaign, { ...stageOptions(childWorkflowId), args: [args] });
         },
         artifact: (r) => ({ kind: 'campaign', uri: r.summaryUri }),
       });
@@ -309,7 +318,7 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
         budgetCheck: gpuBudgetCheck,
         run: (outputUri, childWorkflowId) => {
           const args: z.input<typeof TrainLoraInput> = { shardsUri: shard.result.manifestUri, outputUri, gpuTaskQueue: input.taskQueues.gpu, ...settings };
-          return executeChild(trainLora, { workflowId: childWorkflowId, args: [args] });
+          return executeChild(trainLora, { ...stageOptions(childWorkflowId), args: [args] });
         },
         artifact: (result) => ({ kind: 'adapter', uri: result.adapterUri }),
         // The trainer's own runtime where it reports one; the stage's wall time otherwise. A CPU run (gpus 0) counts as one device.
@@ -362,7 +371,7 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
           ...(vqa.retentionThreshold !== undefined && { retentionThreshold: vqa.retentionThreshold }),
           taskQueues: { local: input.taskQueues.gpu },
         };
-        return executeChild(vqaSweep, { workflowId: childWorkflowId, args: [args] });
+        return executeChild(vqaSweep, { ...stageOptions(childWorkflowId), args: [args] });
       },
       artifact: (_result, outputUri) => ({ kind: 'vqa', uri: outputUri }),
       spent: (_result, hours) => ({ gpuHours: hours }),
@@ -373,12 +382,10 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
   let failure: unknown;
   try {
     await runAll();
-    status.state = 'completed';
+    setState('completed');
   } catch (err) {
     failure = err;
-    if (isCancellation(err)) status.state = 'cancelled';
-    else if (err instanceof BudgetReached) status.state = 'budget_exhausted';
-    else status.state = 'failed';
+    setState(isCancellation(err) ? 'cancelled' : err instanceof BudgetReached ? 'budget_exhausted' : 'failed');
     status.error = err instanceof BudgetReached ? err.message : rootCause(err);
     for (const r of status.stages) {
       if (r.state === 'pending') Object.assign(r, { state: 'skipped', detail: `not started: the experiment ${status.state === 'budget_exhausted' ? 'ran out of budget' : status.state}` });
