@@ -103,7 +103,7 @@ describe('experiment operations', () => {
       expect(failure).toBeInstanceOf(WorkflowFailedError);
       const cause = (failure as WorkflowFailedError).cause;
       expect(cause).toMatchObject({ type: INVALID_WORKFLOW_INPUT, nonRetryable: true });
-      for (const field of ['name', 'storeUri', 'variants', 'vqa.benchmarks.1.benchmark', 'campaign.trials', 'budget.gpuHours']) expect(cause?.message).toContain(field);
+      for (const field of ['name', 'storeUri', 'variants', 'vqa.benchmarks[1].benchmark', 'campaign.trials', 'budget.gpuHours']) expect(cause?.message).toContain(field);
       const events = await countEvents(handle, (e) => (e.activityTaskScheduledEventAttributes ? 'activity' : e.startChildWorkflowExecutionInitiatedEventAttributes ? 'child' : undefined));
       expect(events).toEqual({});
     });

@@ -27,6 +27,7 @@ const HISTORIES = HISTORIES_DIR;
  * - `... test/integration/train-lora.test.ts -t trains`: shardDataset, trainLora;
  * - `... test/integration/robot-episode.test.ts`: robotEpisode, stationLock;
  * - `... test/integration/eval-campaign.test.ts`: evalCampaign;
+ * - `... test/integration/experiment.test.ts`: experiment (a run of every stage);
  * - `... test/integration/smoke-workflow.test.ts -t "writes through"`: storeSmoke;
  * - `... test/integration/vqa-sweep.test.ts -t "evaluates the newest"`: nightlyEvaluation (a night
  *   that evaluates a new checkpoint, one that finds none), the evaluating night's child vqaSweep
