@@ -6,6 +6,7 @@ import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
 import { registerDev } from './commands/dev';
 import { registerHost } from './commands/host';
+import { registerLineage } from './commands/lineage';
 import { registerRelabel } from './commands/relabel';
 import { registerRobot } from './commands/robot';
 import { registerShard } from './commands/shard';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerVqa(program);
   registerRobot(program);
+  registerLineage(program);
   const data = program.command('data').description('D_rob datasets: import, simulate, validate');
   registerDataImport(data);
   registerDataSimulate(data);
