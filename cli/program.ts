@@ -5,6 +5,7 @@ import { registerDataSimulate } from './commands/data-simulate';
 import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
 import { registerDev } from './commands/dev';
+import { registerExperiment } from './commands/experiment';
 import { registerHost } from './commands/host';
 import { registerLineage } from './commands/lineage';
 import { registerRelabel } from './commands/relabel';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerVqa(program);
   registerRobot(program);
+  registerExperiment(program);
   registerLineage(program);
   const data = program.command('data').description('D_rob datasets: import, simulate, validate');
   registerDataImport(data);
