@@ -175,7 +175,8 @@ interface StatusDisplay {
 
 /** A terminal: one bar per stage, redrawn in place, under one for the whole experiment. */
 class BarsDisplay implements StatusDisplay {
-  private readonly multibar = new MultiBar({ format: '{bar} {line}', barsize: 16, hideCursor: true, clearOnComplete: false });
+  // On stdout, the stream whose being a terminal chose this display (cli-progress draws on stderr by default).
+  private readonly multibar = new MultiBar({ format: '{bar} {line}', barsize: 16, hideCursor: true, clearOnComplete: false, stream: process.stdout });
   private readonly bars = new Map<string, SingleBar>();
 
   show(status: ExperimentStatus, progress: ReadonlyMap<string, ChildProgress>, now: Date): void {

@@ -163,7 +163,8 @@ describe('vla experiment', () => {
   it('a failed experiment: following throws its root cause', async () => {
     const name = 'cli-fail';
     const handle = await startStandIn(name, status(name, [{ id: 'relabel', stage: 'relabel', state: 'running' }]));
-    const following = followExperiment(env.client, handle, { tty: false }, () => {});
+    // The terminal's bars (drawn to nothing here: stdout is not a terminal) end the same way.
+    const following = followExperiment(env.client, handle, { tty: true }, () => {});
     await handle.signal(standInFinishSignal, { failure: 'relabel failed: 3 of 3 trajectories quarantined' });
     await expect(following).rejects.toThrow(`${handle.workflowId}: ExperimentStageFailed: relabel failed: 3 of 3 trajectories quarantined`);
   });
