@@ -1,4 +1,8 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import stableStringify from 'fast-json-stable-stringify';
 import { z } from 'zod';
+import { utf8Bytes } from './bounded';
 import { IsoDateTime, ObjectUri, Sha256Hex } from './common';
 import { activityContract, queueField, TaskQueue, type ActivityPreset } from './activity-contract';
 import { ObjectUriField, objectUriRoot } from './uri';
@@ -293,10 +297,25 @@ export const ExperimentResult = ExperimentStatus.extend({
 });
 export type ExperimentResult = z.infer<typeof ExperimentResult>;
 
+/** `<storeUri>/experiments/<name>/experiment.json`: the input, the final status and every stage's result. */
+export const ExperimentFile = z.looseObject({ status: ExperimentStatus, outputs: ExperimentOutputs });
+export type ExperimentFile = z.infer<typeof ExperimentFile>;
+
 /** Signals and the query of the experiment workflow. */
 export const EXPERIMENT_STATUS_QUERY = 'status';
 export const EXPERIMENT_PAUSE_SIGNAL = 'pause';
 export const EXPERIMENT_RESUME_SIGNAL = 'resume';
+
+/** The name of each variant's base in the VQA sweep, by base model: `base` when all share one base model, else `base-<i>` in order of first use. */
+export function baseModelNames(variants: readonly Pick<TrainingVariant, 'baseModel'>[]): Map<string, string> {
+  const distinct = [...new Set(variants.map((v) => v.baseModel))];
+  return new Map(distinct.map((model, i) => [model, distinct.length === 1 ? 'base' : `base-${i}`]));
+}
+
+/** A stage's key: sha256 of its key material as canonical JSON (keys sorted), so it does not depend on how an object was built. */
+export function stageKey(material: StageKeyMaterial): string {
+  return bytesToHex(sha256(utf8Bytes(stableStringify(material))));
+}
 
 /** `<storeUri>/stages/<stage>/<first 32 hex of the key>`. */
 export function stageOutputUri(storeUri: string, stage: StageKind, key: string): string {

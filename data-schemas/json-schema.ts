@@ -7,6 +7,7 @@ import { QuarantineRecord, RelabelDatasetInput, RelabelDatasetResult, RelabelRep
 import { ShardDatasetInput, ShardDatasetResult, ShardManifest, ShardSample, TrainLoraInput, TrainLoraResult } from './training';
 import { StationConfig, WireActRequest, WireActResponse, WireObservation, WireResetRequest, WireStopRequest } from './station';
 import { StoreSmokeInput, StoreSmokeResult } from './workflows';
+import { ExperimentInput, ExperimentResult, LineageRecord } from './experiment';
 import { NightlyEvaluationInput, VqaItem, VqaPrediction, VqaSweepInput, VqaSweepResult } from './vqa';
 
 /** The schemas published as JSON Schema under docs/schemas/ (for the docs and other languages). */
@@ -43,6 +44,9 @@ export const PUBLISHED_SCHEMAS = {
   'robot-episode-result': RobotEpisodeResult,
   'robot-episode-record': EpisodeRecord,
   'eval-campaign-input': EvalCampaignInput,
+  'experiment-input': ExperimentInput,
+  'experiment-result': ExperimentResult,
+  lineage: LineageRecord,
 } as const;
 
 export function jsonSchemaOf(name: keyof typeof PUBLISHED_SCHEMAS): string {

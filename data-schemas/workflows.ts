@@ -6,6 +6,7 @@ import { RelabelDatasetInput, RelabelTrajectoryInput } from './relabel';
 import { ShardDatasetInput, TrainLoraInput } from './training';
 import { NightlyEvaluationInput, VqaEvaluateInput, VqaSweepInput } from './vqa';
 import { EvalCampaignInput, RobotEpisodeInput } from './robot';
+import { ExperimentInput } from './experiment';
 
 /**
  * Inputs and results of every workflow. Workflows parse their input with these first: the Web UI
@@ -57,4 +58,5 @@ export const WORKFLOW_INPUTS = {
   nightlyEvaluation: NightlyEvaluationInput,
   robotEpisode: RobotEpisodeInput,
   evalCampaign: EvalCampaignInput,
+  experiment: ExperimentInput,
 } as const;

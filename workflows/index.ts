@@ -9,3 +9,4 @@ export { nightlyEvaluation } from './vqa/nightly-evaluation';
 export { robotEpisode, episodeStatusQuery, pauseSignal, resumeSignal, abortSignal, verdictSignal } from './robot/robot-episode';
 export { stationLock, stationLockQuery } from './robot/station-lock';
 export { evalCampaign, campaignProgressQuery } from './robot/eval-campaign';
+export { experiment, experimentStatusQuery, experimentPauseSignal, experimentResumeSignal } from './experiment/experiment';

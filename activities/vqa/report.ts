@@ -74,7 +74,8 @@ export function benchmarkMax(benchmark: BenchmarkId): number {
   return benchmark === 'mme' ? 2000 : 100;
 }
 
-const BENCHMARK_TITLES: Record<BenchmarkId, string> = {
+/** Each benchmark's column title, as the paper's Table 1 names it. */
+export const BENCHMARK_TITLES: Record<BenchmarkId, string> = {
   mmmu: 'MMMU',
   mmstar: 'MMStar',
   mme: 'MME',
@@ -91,13 +92,16 @@ const BENCHMARK_TITLES: Record<BenchmarkId, string> = {
 
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7'];
 
-const CSS = `${reportBaseCss()}tr.paper td { color: #777; font-style: italic; }
+/** The look of the scores and retention tables and the gate lines (for pages that show them too). */
+export const RETENTION_TABLES_CSS = `tr.paper td { color: #777; font-style: italic; }
 td.below { background: #fbe3e4; color: #a00; font-weight: bold; }
 td.kept { background: #e6f4ea; }
 span.stderr, span.interval { color: #666; font-size: 0.85em; }
 p.gate.failed { color: #a00; font-weight: bold; }
 p.gate.passed { color: #176b2c; }
 `;
+
+const CSS = `${reportBaseCss()}${RETENTION_TABLES_CSS}`;
 
 const fmt = (v: number | undefined): string => (v === undefined ? '–' : v.toFixed(1));
 const percent = (v: number): string => formatPercent(v);
@@ -150,14 +154,15 @@ export interface ReportInput {
   threshold?: number;
 }
 
-export function renderReportHtml(r: ReportInput): string {
-  const head = `<tr><th>model</th>${r.benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}</tr>`;
-  const modelRows = r.models
+/** Table 1's scores: one row per model (score ± standard error), then the paper's base and VLM2VLA rows. */
+export function scoresTableHtml(models: readonly string[], benchmarks: readonly BenchmarkId[], scores: ScoreTable): string {
+  const head = `<tr><th>model</th>${benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}</tr>`;
+  const modelRows = models
     .map(
-      (m) =>
-        `<tr data-model="${escapeMarkup(m.name)}"><td>${escapeMarkup(m.name)}</td>${r.benchmarks
+      (name) =>
+        `<tr data-model="${escapeMarkup(name)}"><td>${escapeMarkup(name)}</td>${benchmarks
           .map((b) => {
-            const score = r.scores[m.name]?.[b];
+            const score = scores[name]?.[b];
             const stderr = score === undefined ? '' : ` <span class="stderr" title="standard error (${score.stderrMethod})">± ${score.stderr.toFixed(1)}</span>`;
             return `<td class="score" data-benchmark="${b}"><span class="value">${fmt(score?.value)}</span>${stderr}</td>`;
           })
@@ -167,14 +172,19 @@ export function renderReportHtml(r: ReportInput): string {
   const paperRows = (['base', 'vlm2vla'] as const)
     .map(
       (k) =>
-        `<tr class="paper"><td>paper: ${k === 'base' ? 'Gemma-3-12B-IT' : 'VLM2VLA (LoRA)'}</td>${r.benchmarks.map((b) => `<td>${fmt(PAPER_TABLE_1[k][b])}</td>`).join('')}</tr>`,
+        `<tr class="paper"><td>paper: ${k === 'base' ? 'Gemma-3-12B-IT' : 'VLM2VLA (LoRA)'}</td>${benchmarks.map((b) => `<td>${fmt(PAPER_TABLE_1[k][b])}</td>`).join('')}</tr>`,
     )
     .join('');
-  const paperRetention = r.benchmarks.map((b) => PAPER_TABLE_1.vlm2vla[b] / PAPER_TABLE_1.base[b]);
-  const retentionRows = r.retention
+  return htmlTable('scores', head, `${modelRows}${paperRows}`);
+}
+
+/** Retention per (fine-tuned, base) pair with its intervals, flagged below its threshold, then the paper's ratio row. */
+export function retentionTableHtml(retention: readonly Retention[], benchmarks: readonly BenchmarkId[]): string {
+  const paperRetention = benchmarks.map((b) => PAPER_TABLE_1.vlm2vla[b] / PAPER_TABLE_1.base[b]);
+  const retentionRows = retention
     .map(
       (ret) =>
-        `<tr data-retention="${escapeMarkup(ret.model)}"><td>${escapeMarkup(ret.model)} / ${escapeMarkup(ret.base)}</td>${r.benchmarks
+        `<tr data-retention="${escapeMarkup(ret.model)}"><td>${escapeMarkup(ret.model)} / ${escapeMarkup(ret.base)}</td>${benchmarks
           .map((b) => {
             const v = ret.perBenchmark[b];
             if (ret.baseScoredZero.includes(b)) return `<td class="undefined" data-benchmark="${b}">n/a (base 0)</td>`;
@@ -184,8 +194,14 @@ export function renderReportHtml(r: ReportInput): string {
           .join('')}<td class="${ret.overall < ret.threshold ? 'below' : 'kept'} overall"><span class="value">${percent(ret.overall)}</span>${intervalText(ret.overallInterval)}</td></tr>`,
     )
     .join('');
-  // The gate in one line per fine-tuned model: what a reader (and the nightly alert) looks at first.
-  const gateLines = r.retention
+  const paperOverall = paperRetention.reduce((a, v) => a + v, 0) / Math.max(1, paperRetention.length);
+  return `<table id="retention"><thead><tr><th>model / base</th>${benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}<th>overall</th></tr></thead>
+<tbody>${retentionRows}<tr class="paper"><td>paper: VLM2VLA / Gemma-3-12B-IT</td>${paperRetention.map((v) => `<td>${percent(v)}</td>`).join('')}<td>${percent(paperOverall)}</td></tr></tbody></table>`;
+}
+
+/** The gate in one line per fine-tuned model: what a reader (and the nightly alert) looks at first. */
+export function gateLinesHtml(retention: readonly Retention[]): string {
+  return retention
     .map((ret) => {
       const failed = ret.gate === 'failed';
       if (Object.keys(ret.perBenchmark).length === 0) {
@@ -194,6 +210,9 @@ export function renderReportHtml(r: ReportInput): string {
       return `<p class="gate ${failed ? 'failed' : 'passed'}" data-retention="${escapeMarkup(ret.model)}">Retention gate ${failed ? 'FAILED' : 'passed'}: ${escapeMarkup(ret.model)} keeps ${percent(ret.overall)} of ${escapeMarkup(ret.base)} (95% interval ${percent(ret.overallInterval[0])} to ${percent(ret.overallInterval[1])}), ${failed ? 'below' : 'at or above'} the ${percent(ret.threshold)} threshold.</p>`;
     })
     .join('\n');
+}
+
+export function renderReportHtml(r: ReportInput): string {
   /** How many answers of a kind, in total and per (model, benchmark) that has any. */
   const countLine = (field: 'truncated' | 'withheld'): string => {
     const counts = r.models
@@ -203,19 +222,21 @@ export function renderReportHtml(r: ReportInput): string {
     return `<span class="count">${counts.reduce((a, t) => a + t.n, 0)}</span>${text ? ` (${text})` : ''}`;
   };
   const threshold = r.threshold ?? RETENTION_THRESHOLD;
-  const paperOverall = paperRetention.reduce((a, v) => a + v, 0) / Math.max(1, paperRetention.length);
   const items = r.benchmarks.map((b) => `${BENCHMARK_TITLES[b]} ${r.items[b] ?? '?'}`).join(', ');
   const body = `<h1>${escapeMarkup(r.title)}</h1>
 <p>Generated ${escapeMarkup(r.generatedAt)}. Items per benchmark: ${escapeMarkup(items)}. Scores on the paper's scale: accuracy in %, MME perception (max 2000), OCRBench hits / 10; ± is the standard error.</p>
-${gateLines}
+${gateLinesHtml(r.retention)}
 <p id="predictions">Predictions: <span class="made">${r.predictions.made}</span> made by this run, <span class="reused">${r.predictions.reused}</span> reused from earlier runs (same model content, prompt, settings and item).</p>
 <p id="truncated">Truncated answers (stopped at the token limit, scored as wrong): ${countLine('truncated')}.</p>
 <p id="withheld">Withheld answers (blocked by the provider for safety or recitation, scored as wrong): ${countLine('withheld')}.</p>
 <h2>Scores</h2>
-${htmlTable('scores', head, `${modelRows}${paperRows}`)}
+${scoresTableHtml(
+  r.models.map((m) => m.name),
+  r.benchmarks,
+  r.scores,
+)}
 <h2>Retention (fine-tuned / base, paired bootstrap 95% interval; flagged below ${percent(threshold)})</h2>
-<table id="retention"><thead><tr><th>model / base</th>${r.benchmarks.map((b) => `<th>${BENCHMARK_TITLES[b]}</th>`).join('')}<th>overall</th></tr></thead>
-<tbody>${retentionRows}<tr class="paper"><td>paper: VLM2VLA / Gemma-3-12B-IT</td>${paperRetention.map((v) => `<td>${percent(v)}</td>`).join('')}<td>${percent(paperOverall)}</td></tr></tbody></table>
+${retentionTableHtml(r.retention, r.benchmarks)}
 <h2>Chart</h2>
 ${renderChartSvg(
   r.models.map((m) => m.name),

@@ -47,16 +47,9 @@ export interface StationProcessOptions {
 /** A fresh station id no other test shares. */
 export const uniqueStationId = (name: string): string => `t-${name}-${randomUUID().slice(0, 6)}`;
 
-/**
- * A real station worker process (`vla worker station`) against the suite's dev server, returned
- * once it polls its task queue.
- */
-export async function startStationProcess(options: StationProcessOptions): Promise<StationProcess> {
+/** A real worker process (`vla worker <args>`) against the suite's dev server, returned once it polls `taskQueue`. */
+export async function startWorkerProcess(options: { args: string[]; taskQueue: string; name: string; stateDir: string; storeUri: string; env?: Record<string, string> }): Promise<{ pid: number; logFile: string; kill(): void; stop(): Promise<void> }> {
   const { address, namespace } = inject('temporal');
-  const stationId = options.stationId ?? uniqueStationId('station');
-  const args = [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', 'station', '--id', stationId];
-  if (options.url) args.push('--url', options.url);
-  if (options.stepDelayMs !== undefined) args.push('--step-delay-ms', String(options.stepDelayMs));
   const env = {
     ...devServerEnv(address, namespace),
     VLA_STATE_DIR: options.stateDir,
@@ -64,19 +57,37 @@ export async function startStationProcess(options: StationProcessOptions): Promi
     VLA_WORKFLOW_BUNDLE: await sharedBundleFile(options.stateDir),
     ...options.env,
   };
-  const logFile = join(options.stateDir, 'logs', `station-${stationId}-${Date.now()}.log`);
-  const proc = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), args, { logFile, env, cwd: REPO_ROOT, detached: true });
+  const logFile = join(options.stateDir, 'logs', `${options.name}-${Date.now()}.log`);
+  const proc = startProcess(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [join(REPO_ROOT, 'cli', 'main.ts'), 'worker', ...options.args], { logFile, env, cwd: REPO_ROOT, detached: true });
   const config = loadConfig(env);
-  await waitForPollers(config, TaskQueue.station(stationId), 'workflow', proc.pid, logFile);
-  await waitForPollers(config, TaskQueue.station(stationId), 'activity', proc.pid, logFile);
+  await waitForPollers(config, options.taskQueue, 'workflow', proc.pid, logFile);
+  await waitForPollers(config, options.taskQueue, 'activity', proc.pid, logFile);
   return {
-    stationId,
     pid: proc.pid,
     logFile,
-    stateDir: join(options.stateDir, 'stations', stationId),
     kill() {
       if (isAlive(proc.pid)) process.kill(-proc.pid, 'SIGKILL');
     },
     stop: () => stopProcess(proc.pid, { graceMs: 10_000, group: true }),
   };
+}
+
+/**
+ * A real station worker process (`vla worker station`) against the suite's dev server, returned
+ * once it polls its task queue.
+ */
+export async function startStationProcess(options: StationProcessOptions): Promise<StationProcess> {
+  const stationId = options.stationId ?? uniqueStationId('station');
+  const args = ['station', '--id', stationId];
+  if (options.url) args.push('--url', options.url);
+  if (options.stepDelayMs !== undefined) args.push('--step-delay-ms', String(options.stepDelayMs));
+  const worker = await startWorkerProcess({
+    args,
+    taskQueue: TaskQueue.station(stationId),
+    name: `station-${stationId}`,
+    stateDir: options.stateDir,
+    storeUri: options.storeUri,
+    ...(options.env && { env: options.env }),
+  });
+  return { stationId, ...worker, stateDir: join(options.stateDir, 'stations', stationId) };
 }

@@ -22,7 +22,7 @@ import { simScene } from '../station/sim';
 import { summarizeCampaign, type CampaignEpisodeSummary, type FilmstripFrame } from './metrics';
 import { planHit } from './plan-hit';
 import { renderCampaignReportHtml } from './report';
-import { campaignTrialDesign, FIGURE_5_SUITE, suiteInstruction, suiteTask, type CampaignDesignInput } from './suite';
+import { campaignTrialDesign, paperFigure5Rows, suiteInstruction, suiteTask, type CampaignDesignInput } from './suite';
 
 export type { CampaignTrial, TrialOutcome };
 
@@ -115,7 +115,7 @@ export function createCampaignActivities(deps: { store: ObjectStore }) {
         );
         const summary = summarizeCampaign(episodes);
         const design = input.design === undefined ? null : designOf(input.design);
-        const paper = FIGURE_5_SUITE.map((t) => ({ taskId: t.id, name: t.name, ...t.paper, trials: t.paperTrials }));
+        const paper = paperFigure5Rows();
         const describePolicy =
           input.policy.kind === 'scripted'
             ? `scripted (seed ${input.policy.seed}, action noise ${input.policy.actionStdMeters} m, format errors ${input.policy.formatErrorRate})`

@@ -90,7 +90,8 @@ function figure5Rows(summary: CampaignSummary, paper: readonly PaperFigure5Row[]
   return rows;
 }
 
-function figure5Table(summary: CampaignSummary, paper: readonly PaperFigure5Row[]): string {
+/** The Figure-5 table: the paper's four methods beside this run's rate with its 95% Wilson interval; `id` names the table on pages with several. */
+export function figure5Table(summary: CampaignSummary, paper: readonly PaperFigure5Row[], id = 'figure5'): string {
   const head = `<tr><th>task</th>${PAPER_METHODS.map(([, title]) => `<th class="paper">${title} <small>(paper)</small></th>`).join('')}<th>this run <small>(95% Wilson interval)</small></th></tr>`;
   const rows = figure5Rows(summary, paper)
     .map((r) => {
@@ -99,7 +100,7 @@ function figure5Table(summary: CampaignSummary, paper: readonly PaperFigure5Row[
       return `<tr data-task="${escapeMarkup(r.taskId)}"><td class="task">${escapeMarkup(r.name)}${trials}</td>${paperCells}${thisRunCell(r.task, r.paper)}</tr>`;
     })
     .join('');
-  return htmlTable('figure5', head, rows);
+  return htmlTable(id, head, rows);
 }
 
 function outcomesText(g: GroupSummary): string {
@@ -180,7 +181,8 @@ function orderedEpisodes(summary: CampaignSummary, episodes: readonly CampaignEp
   return [...episodes].sort((a, b) => rank(a) - rank(b) || a.trial - b.trial || (a.episodeId < b.episodeId ? -1 : a.episodeId > b.episodeId ? 1 : 0));
 }
 
-const CSS = `${reportBaseCss({ cellVerticalAlign: 'top' })}small { color: #666; }
+/** The look of the Figure-5 table (and the per-task tables' paper and overall rows), for pages that show it too. */
+export const FIGURE5_CSS = `small { color: #666; }
 td.paper, th.paper { color: #777; font-style: italic; }
 tr.paper td { color: #777; font-style: italic; }
 tr.overall td { font-weight: bold; background: #f6f8fa; }
@@ -191,7 +193,9 @@ td.outcomes { text-align: left; }
 .ci-bar .band { position: absolute; top: 0; height: 8px; background: #9ec5e8; border-radius: 4px; }
 .ci-bar .point { position: absolute; top: -1px; width: 4px; height: 10px; margin-left: -2px; background: #1b4f8f; }
 .ci-bar .paper-mark { position: absolute; top: -3px; width: 2px; height: 14px; margin-left: -1px; background: #e15759; }
-.languages { font-size: 12px; color: #555; }
+`;
+
+const CSS = `${reportBaseCss({ cellVerticalAlign: 'top' })}${FIGURE5_CSS}.languages { font-size: 12px; color: #555; }
 .note { color: #555; font-size: 13px; max-width: 900px; }
 section.episode { border-top: 1px solid #ddd; padding: 8px 0 12px; }
 section.episode h3 { margin: 4px 0; font-size: 16px; }

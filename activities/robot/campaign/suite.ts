@@ -7,6 +7,7 @@
 import { DEFAULT_CAMPAIGN_TRIALS, type CampaignPreset, type CampaignTrialDesign, type EvalCampaignInput, type SuiteTaskId, type TaskTrialDesign } from '../../../data-schemas/robot';
 import { instructionIn, type Language } from '../sim/languages';
 import { resolveTask } from '../sim/tasks';
+import type { PaperFigure5Row } from './report';
 
 export interface SuiteInstruction {
   readonly lang: Language;
@@ -94,6 +95,11 @@ export const FIGURE_5_SUITE: readonly SuiteTask[] = [
     paperTrials: 30,
   },
 ];
+
+/** Figure 5 as the reports show it: each task's paper success % per method and the paper's trial count. */
+export function paperFigure5Rows(): PaperFigure5Row[] {
+  return FIGURE_5_SUITE.map((t) => ({ taskId: t.id, name: t.name, ...t.paper, trials: t.paperTrials }));
+}
 
 export function suiteTask(id: SuiteTaskId): SuiteTask {
   const task = FIGURE_5_SUITE.find((t) => t.id === id);
