@@ -4,8 +4,6 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  EXPERIMENT_PAUSE_SIGNAL,
-  EXPERIMENT_RESUME_SIGNAL,
   EXPERIMENT_STATUS_QUERY,
   ExperimentInput,
   ExperimentResult,
@@ -19,7 +17,7 @@ import { RelabelProgress } from '../../data-schemas/relabel';
 import { ShardProgress } from '../../data-schemas/shard';
 import { TrainingProgress } from '../../data-schemas/training';
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
-import { campaignProgressQuery, relabelProgressQuery, shardProgressQuery, trainingProgressQuery } from '../../workflows';
+import { campaignProgressQuery, experimentPauseSignal, experimentResumeSignal, experimentStatusQuery, relabelProgressQuery, shardProgressQuery, trainingProgressQuery } from '../../workflows';
 import { rootCause } from '../../workflows/failure-cause';
 import { vqaSweepProgressQuery } from '../../workflows/vqa/vqa-sweep';
 import { refuseLocalInput, startOrAttach, withTemporalClient } from '../follow';
@@ -162,7 +160,7 @@ class UnreadableStatusError extends Error {
 }
 
 async function queryStatus(handle: WorkflowHandle): Promise<ExperimentStatus> {
-  const answer = await handle.query<unknown>(EXPERIMENT_STATUS_QUERY);
+  const answer: unknown = await handle.query(experimentStatusQuery);
   const parsed = ExperimentStatus.safeParse(answer);
   if (!parsed.success) throw new UnreadableStatusError(`${handle.workflowId} answered its ${EXPERIMENT_STATUS_QUERY} query with something this command does not read: ${describeZodIssues(parsed.error, { max: 5 })}`);
   return parsed.data;
@@ -338,7 +336,7 @@ export function registerExperiment(program: Command): Command {
     .argument('<name>', 'the experiment name', experimentName)
     .action((name: string) =>
       withExperiment(name, async (handle) => {
-        await handle.signal(EXPERIMENT_PAUSE_SIGNAL);
+        await handle.signal(experimentPauseSignal);
         console.log(`pause requested for ${handle.workflowId}: running stages finish, no new stage starts until \`vla experiment resume ${name}\``);
       }),
     );
@@ -348,7 +346,7 @@ export function registerExperiment(program: Command): Command {
     .argument('<name>', 'the experiment name', experimentName)
     .action((name: string) =>
       withExperiment(name, async (handle) => {
-        await handle.signal(EXPERIMENT_RESUME_SIGNAL);
+        await handle.signal(experimentResumeSignal);
         console.log(`resume requested for ${handle.workflowId}`);
       }),
     );
