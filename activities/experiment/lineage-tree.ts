@@ -45,13 +45,14 @@ function parentUri(uri: string): string | undefined {
   return slash <= rootLength ? undefined : trimmed.slice(0, slash);
 }
 
-/** The record at `uri`, or undefined where there is none: nothing there, a file in the way, or outside the store's roots. */
+/**
+ * The record at `uri`, undefined where there is none (`<stage>/shards.json/lineage.json` is none
+ * too: the stores read a path under a file as missing), or `outside` the store's roots.
+ */
 async function readLineage(store: ObjectStore, uri: string): Promise<LineageRecord | undefined | 'outside'> {
   try {
     return await getJsonIfExists(store, uri, LineageRecord);
   } catch (err) {
-    // `<stage>/shards.json/lineage.json`: the artefact is a file, so nothing can be under it.
-    if (err instanceof StoreError && err.code === StoreErrorCode.PathConflict) return undefined;
     // A confined store's roots are as far up as it may look.
     if (err instanceof StoreError && err.code === StoreErrorCode.OutsideRoots) return 'outside';
     throw err;

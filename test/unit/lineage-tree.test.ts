@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lineageUriOf, sealLineage } from '../../activities/experiment/lineage';
 import { LineageNotFoundError, lineageTree } from '../../activities/experiment/lineage-tree';
-import { FileStore, InvalidObjectError, putJson, sha256Hex } from '../../activities/store';
+import { createObjectStore, FileStore, InvalidObjectError, putJson, sha256Hex } from '../../activities/store';
 import { formatLineageTree } from '../../cli/commands/lineage';
 import { LINEAGE_FORMAT, LINEAGE_FORMAT_VERSION, LineageRecord, STAGE_CODE_VERSIONS, stageOutputUri, type LineageInput, type StageKind } from '../../data-schemas/experiment';
 import { fileUri, joinUri } from '../../data-schemas/uri';
@@ -94,6 +94,12 @@ describe('lineageTree', () => {
     expect((err as Error).message).toContain(`${outside}: no lineage.json there or in any folder above it`);
     // The stages folder itself is above every stage: nothing seals it.
     await expect(lineageTree(store, joinUri(storeUri, 'stages', 'train'))).rejects.toThrow(LineageNotFoundError);
+    // A store confined to the store root looks no further up than its root, and says so the same way.
+    const confined = createObjectStore({ roots: { readWrite: [], readOnly: [storeUri] } });
+    const searched: unknown = await lineageTree(confined, joinUri(storeUri, 'stages', 'train')).catch((e: unknown) => e);
+    expect(searched).toBeInstanceOf(LineageNotFoundError);
+    expect((searched as LineageNotFoundError).searched.at(-1)).toBe(joinUri(storeUri, 'lineage.json'));
+    expect((await lineageTree(confined, joinUri(stage('train'), 'adapter'))).record.stage).toBe('train');
   });
 
   it('refuses a lineage.json that is not a lineage record, naming it', async () => {
