@@ -1,6 +1,7 @@
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { MultiBar, type SingleBar } from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
+import stableStringify from 'fast-json-stable-stringify';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -239,8 +240,26 @@ export async function runExperiment(file: string, opts: ExperimentCommandOptions
   return withTemporalClient(async (client, config) => {
     // The input as written: the workflow's own parse applies the schema's defaults.
     const handle = await startOrAttach(client, config, { workflowType: 'experiment', workflowId: WorkflowIds.experiment(input.name), input: raw, say });
+    if (!sameJson(await startedInput(client, handle), raw)) {
+      say(`  note: ${handle.workflowId} was already running with another input; this command follows that run, not ${file} (cancel it, or give this input another name)`);
+    }
     return opts.wait ? followExperiment(client, handle, opts, say) : undefined;
   });
+}
+
+/** The input the run was started with: its history's first event. */
+async function startedInput(client: Client, handle: WorkflowHandle): Promise<unknown> {
+  const { history } = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId: handle.workflowId },
+    maximumPageSize: 1,
+  });
+  const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return payload === undefined ? undefined : client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return stableStringify(a) === stableStringify(b);
 }
 
 /**

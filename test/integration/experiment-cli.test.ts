@@ -96,7 +96,7 @@ describe('vla experiment', () => {
     await expect(env.client.workflow.getHandle(WorkflowIds.experiment(name)).describe()).rejects.toThrow(WorkflowNotFoundError);
   });
 
-  it('starts the experiment workflow under its name on the CPU queue, with the input as written (--no-wait)', async () => {
+  it('starts the experiment workflow under its name on the CPU queue, with the input as written (--no-wait)', { timeout: 300_000 }, async () => {
     const name = 'cli-start';
     const input = {
       name,
@@ -117,6 +117,13 @@ describe('vla experiment', () => {
       expect(payload).toBeDefined();
       // The schema's defaults are the workflow's to apply: the history holds what the researcher wrote.
       expect(defaultPayloadConverter.fromPayload(payload!)).toEqual(input);
+      expect(stdout).not.toContain('note:');
+
+      // The same name again with another input attaches to the running one, and says so.
+      const other = await vla(inputFile(`${name}-other`, { ...input, relabel: { limit: 2 } }), '--no-wait');
+      expect(other.code, other.stderr).toBe(0);
+      expect(other.stdout).toContain(`note: ${WorkflowIds.experiment(name)} was already running with another input`);
+      expect((await handle.describe()).runId).toBe(described.runId);
     } finally {
       await handle.terminate('test: only its start is read');
     }
