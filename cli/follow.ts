@@ -1,4 +1,4 @@
-import { Client, WorkflowFailedError } from '@temporalio/client';
+import { Client, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import { SingleBar } from 'cli-progress';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,11 +36,6 @@ export interface FollowOptions<R, P> {
 }
 
 /**
- * Starts a workflow on the local stack (or attaches to the run already going under the same id:
- * ids derive from the output, so a second command follows the first) and shows its progress query
- * as a bar until it ends. A failed run throws its root cause's message, which names the problem.
- */
-/**
  * With VLA_MULTI_HOST=1, refuses a workflow input that names a `file://` URI before anything
  * starts: the workers would refuse it at the first activity.
  */
@@ -49,18 +44,15 @@ export function refuseLocalInput(input: unknown): void {
   if (local.length > 0) throw new Error(`${MULTI_HOST_NEEDS_S3} (VLA_MULTI_HOST=1): ${local.join(', ')} names a folder on this host only; use s3://bucket/prefix`);
 }
 
+/**
+ * Starts a workflow on the local stack (or attaches to the run already going under the same id:
+ * ids derive from the output, so a second command follows the first) and shows its progress query
+ * as a bar until it ends. A failed run throws its root cause's message, which names the problem.
+ */
 export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promise<R | undefined> {
   refuseLocalInput(options.input);
   return withTemporalClient(async (client, config) => {
-    const handle = await client.workflow.start(options.workflowType, {
-      taskQueue: TaskQueue.cpu,
-      workflowId: options.workflowId,
-      args: [options.input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    });
-    options.say(`${options.workflowType} ${options.workflowId}`);
-    const ui = uiUrl(config);
-    if (ui !== undefined) options.say(`  watch it in the Web UI: ${ui}?query=${encodeURIComponent(`WorkflowId="${options.workflowId}"`)}`);
+    const handle = await startOrAttach(client, config, options);
     if (!options.wait) return undefined;
 
     const bar = new SingleBar({ format: options.progress?.format ?? '', hideCursor: true, clearOnComplete: false });
@@ -95,6 +87,27 @@ export async function startAndFollow<R, P>(options: FollowOptions<R, P>): Promis
       throw err;
     }
   });
+}
+
+/**
+ * Starts a workflow on the CPU queue, or attaches to the run already going under the same id, and
+ * says where to watch it.
+ */
+export async function startOrAttach(
+  client: Client,
+  config: ReturnType<typeof loadConfig>,
+  options: Pick<FollowOptions<unknown, unknown>, 'workflowType' | 'workflowId' | 'input' | 'say'>,
+): Promise<WorkflowHandle> {
+  const handle = await client.workflow.start(options.workflowType, {
+    taskQueue: TaskQueue.cpu,
+    workflowId: options.workflowId,
+    args: [options.input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  options.say(`${options.workflowType} ${options.workflowId}`);
+  const ui = uiUrl(config);
+  if (ui !== undefined) options.say(`  watch it in the Web UI: ${ui}?query=${encodeURIComponent(`WorkflowId="${options.workflowId}"`)}`);
+  return handle;
 }
 
 /**

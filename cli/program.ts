@@ -5,7 +5,9 @@ import { registerDataSimulate } from './commands/data-simulate';
 import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
 import { registerDev } from './commands/dev';
+import { registerExperiment } from './commands/experiment';
 import { registerHost } from './commands/host';
+import { registerLineage } from './commands/lineage';
 import { registerRelabel } from './commands/relabel';
 import { registerRobot } from './commands/robot';
 import { registerShard } from './commands/shard';
@@ -30,6 +32,8 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerVqa(program);
   registerRobot(program);
+  registerExperiment(program);
+  registerLineage(program);
   const data = program.command('data').description('D_rob datasets: import, simulate, validate');
   registerDataImport(data);
   registerDataSimulate(data);

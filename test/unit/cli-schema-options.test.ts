@@ -38,6 +38,8 @@ const WORKFLOW_COMMANDS: Record<string, string[]> = {
   'relabel run': ['--out', '--no-wait'],
   shard: ['--out', '--no-wait'],
   train: ['--out', '--no-wait'],
+  // The input is a JSON file, parsed whole by the schema.
+  'experiment run': ['--no-wait'],
   // The repeatable --benchmark builds the benchmarks list; --cron and the rest are the Schedule's own settings.
   'schedule nightly': ['--runs', '--out', '--benchmark', '--cron', '--time-zone', '--catchup', '--id'],
 };
