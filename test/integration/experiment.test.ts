@@ -74,7 +74,8 @@ describe('experiment', () => {
       { name: 'vlm2vla', baseModel, maxSteps: 2, learningRate: 1e-3, precision: 'fp32', checkpointEvery: 2 },
       { name: 'vlm2vla-at', baseModel, actionRepresentation: 'action-tokens', maxSteps: 2, learningRate: 1e-3, precision: 'fp32', checkpointEvery: 2 },
     ],
-    vqa: { benchmarks: [{ benchmark: 'mmbench-en', uri: fileUri(join(REPO_ROOT, 'data', 'samples', 'vqa-samples', 'mmbench')) }], limit: 2, concurrency: 2 },
+    // AI2D's and MMMU's answers are short (16 and 128 new tokens): the tiny random model writes every answer to its limit.
+    vqa: { benchmarks: [{ benchmark: 'ai2d', uri: fileUri(join(REPO_ROOT, 'data', 'samples', 'vqa-samples', 'mmmu-pro-ai2d')) }], limit: 2, concurrency: 2 },
     campaign: {
       tasks: ['pick_up'],
       trials: 1,
@@ -139,7 +140,7 @@ describe('experiment', () => {
 
         // 2. Another experiment, only the benchmarks changed: the sweep alone runs.
         const benchmarksOnly = small('tiny-b', gpu);
-        benchmarksOnly.vqa!.benchmarks.push({ benchmark: 'ai2d', uri: fileUri(join(REPO_ROOT, 'data', 'samples', 'vqa-samples', 'mmmu-pro-ai2d')) });
+        benchmarksOnly.vqa!.benchmarks.push({ benchmark: 'mmmu', uri: fileUri(join(REPO_ROOT, 'data', 'samples', 'vqa-samples', 'mmmu-pro-ai2d')) });
         const second = await run(benchmarksOnly);
         expect(states(second.result)).toEqual({
           relabel: 'reused',
