@@ -32,7 +32,7 @@ import { TrainLoraResult, type TrainLoraInput } from '../../data-schemas/trainin
 import { joinUri } from '../../data-schemas/uri';
 import { VqaSweepResult, type ModelSpec, type VqaSweepRequest } from '../../data-schemas/vqa';
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
-import { rootCause } from '../failure-cause';
+import { rootCause, rootFailure } from '../failure-cause';
 import { proxyFor } from '../activity-proxy';
 import { parseWorkflowInput } from '../input';
 import { VlaDataset, VlaExperiment, VlaStage, VlaState, VlaVariants, upsertKeywordList, upsertKeywords } from '../search-attributes';
@@ -398,7 +398,8 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
   status.reportUri = written.reportUri;
   if (status.state === 'cancelled') throw failure;
   if (status.state === 'failed') {
-    throw ApplicationFailure.nonRetryable(`experiment ${input.name} failed: ${status.error ?? 'unknown'}; report: ${written.reportUri}`, ExperimentFailure.StageFailed);
+    // The root cause's type (e.g. ExperimentStageBusy, a training's BaseModelNotFound) is the experiment's, for filters and alerts.
+    throw ApplicationFailure.nonRetryable(`experiment ${input.name} failed: ${status.error ?? 'unknown'}; report: ${written.reportUri}`, rootFailure(failure)?.type ?? ExperimentFailure.StageFailed);
   }
   return { ...status, reportUri: written.reportUri, statusUri: written.statusUri };
 }
