@@ -12,9 +12,8 @@ import { createObjectStore, getJson } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
 import { RELABEL_RECORDS_DIR } from '../../data-schemas/relabel';
 import { printRelabelResult, runRelabel } from './relabel';
-import { printShardResult, runShard } from './shard';
-import { buildTinyModel, printTrainResult, runTrain } from './train';
-import { printVqaResult, runVqaSweep } from './vqa';
+import { buildTinyModel } from './train';
+import { printVqaResult } from './vqa';
 import { fileUri } from '../../data-schemas/uri';
 import type { ObjectStore } from '../../activities/store/types';
 import { TaskQueue } from '../../data-schemas/workflows';
@@ -24,7 +23,9 @@ import { MANIFEST_FILE } from '../../data-schemas/manifest';
 import { BRIDGE_SAMPLE, loadConfig, REPO_ROOT } from '../../infra/config';
 import { DEFAULT_SIM_STATION, devUp, uiUrl } from '../../infra/dev-stack';
 import { connectClient } from '../../infra/temporal';
-import { printCampaignResult, runCampaign } from './robot';
+import { printCampaignResult } from './robot';
+import { formatExperimentResult, startExperiment } from './experiment';
+import { ExperimentFile, ExperimentInput, type ExperimentInputRaw } from '../../data-schemas/experiment';
 
 const say = (line: string): void => console.log(line);
 /** Trials per task of the demo's campaign: 5 tasks x 2 = 10 simulated episodes, about a minute. */
@@ -55,7 +56,7 @@ async function validateOrThrow(store: ObjectStore, uri: string): Promise<string>
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel both into D_lan, shard the Bridge D_lan, LoRA-train the tiny VLM on it, and sweep the bundled VQA items with it and its base, then run a short simulated robot evaluation campaign')
+    .description('bring the stack up, import the bundled Bridge episodes, simulate a small dataset, validate both, relabel the simulated one (with a spot-check page), then run one experiment on the Bridge episodes: relabel, shard, LoRA-train the tiny VLM, sweep the bundled VQA items with it and its base, and a short simulated robot evaluation campaign')
     .action(async () => {
       const config = loadConfig();
       const store = createObjectStore({ roots: config.storeRoots });
@@ -97,16 +98,12 @@ export function registerDemo(program: Command): void {
       } finally {
         await connection.close();
       }
-      // Relabel both datasets into D_lan with the embedded heuristic labeler, through the workers.
-      const relabelled: string[] = [];
-      for (const uri of [bridgeUri, simUri]) {
-        say(`relabelling ${uri} (heuristic labeler)...`);
-        const result = await runRelabel(uri, { wait: true }, (line) => say(line));
-        if (!result) throw new Error('relabel did not return a result');
-        printRelabelResult(result, say);
-        relabelled.push(result.outputUri);
-      }
-      const example = await firstRecord(store, relabelled[1]!);
+      // The simulated dataset through relabelDataset alone, for a spot-check page of its labels.
+      say(`relabelling ${simUri} (heuristic labeler)...`);
+      const simLabels = await runRelabel(simUri, { wait: true }, (line) => say(line));
+      if (!simLabels) throw new Error('relabel did not return a result');
+      printRelabelResult(simLabels, say);
+      const example = await firstRecord(store, simLabels.outputUri);
       if (example) {
         say('');
         say(`a relabelled trajectory: ${example.trajectoryId} "${example.instruction}"`);
@@ -115,7 +112,7 @@ export function registerDemo(program: Command): void {
           say(`      chunk ${formatActionChunk(step.actionChunk)}`);
         }
         // A page a researcher opens to spot-check the labels against the frames.
-        const spot = await renderSpotCheck(store, joinUri(relabelled[1]!, RELABEL_RECORDS_DIR, `${example.trajectoryId}.json`));
+        const spot = await renderSpotCheck(store, joinUri(simLabels.outputUri, RELABEL_RECORDS_DIR, `${example.trajectoryId}.json`));
         const page = join(config.stateDir, 'reports', `${example.trajectoryId}.html`);
         mkdirSync(dirname(page), { recursive: true });
         writeFileSync(page, spot.html);
@@ -123,89 +120,70 @@ export function registerDemo(program: Command): void {
         say(`  spot-check page: ${page} (and .png)`);
       }
 
-      // Shard the Bridge D_lan and LoRA-train the tiny local VLM on it for a few CPU steps.
-      say('');
-      say(`sharding ${relabelled[0]} into WebDataset training shards...`);
-      const shards = await runShard(relabelled[0]!, { validationFraction: 0.1, wait: true }, say);
-      if (!shards) throw new Error('shardDataset did not return a result');
-      printShardResult(shards, say);
+      // The method on the Bridge episodes as one experiment workflow: relabel, shard, LoRA-train the
+      // tiny VLM, VQA retention against its base, a short campaign; each stage reused when unchanged.
       const tinyModel = join(config.stateDir, 'models', 'tiny-vlm');
       if (!existsSync(join(tinyModel, 'config.json'))) {
+        say('');
         say(`building the tiny test VLM (Gemma 3 architecture, random weights) in ${tinyModel}...`);
         await buildTinyModel(tinyModel, config.cacheDir, say);
       }
-      say('training a LoRA adapter on it for 20 steps on the CPU (trainLora on the GPU queue)...');
-      const trained = await runTrain(
-        shards.manifestUri,
-        {
-          baseModel: tinyModel,
-          out: joinUri(config.storeUri, 'runs', 'tiny-vlm-bridge-debug'),
-          maxSteps: 20,
-          lr: 1e-3,
-          batchSize: 2,
-          precision: 'fp32',
-          checkpointEvery: 10,
-          wait: true,
-        },
-        say,
-      );
-      if (!trained) throw new Error('trainLora did not return a result');
-      printTrainResult(trained, say);
-
-      // VQA retention of the tiny adapter against its base, on the bundled real benchmark items.
-      say('');
-      say('sweeping the bundled VQA items (MMBench en/cn, AI2D, MMMU-Pro) with the tiny base and its adapter (local backend)...');
       const samples = (dir: string): string => fileUri(join(REPO_ROOT, 'data', 'samples', 'vqa-samples', dir));
-      const sweep = await runVqaSweep(
-        {
-          models: [
-            { name: 'tiny-base', backend: 'local', baseModel: tinyModel },
-            { name: 'tiny-lora', backend: 'local', baseModel: tinyModel, adapter: trained.adapterUri, baseOf: 'tiny-base' },
-          ],
+      const input: ExperimentInputRaw = {
+        name: 'demo',
+        storeUri: config.storeUri,
+        datasetUri: bridgeUri,
+        relabel: { labeler: { name: 'heuristic' } },
+        shard: { validationFraction: 0.1 },
+        variants: [{ name: 'tiny-lora', baseModel: tinyModel, maxSteps: 20, learningRate: 1e-3, perDeviceBatchSize: 2, precision: 'fp32', checkpointEvery: 10 }],
+        vqa: {
           benchmarks: [
             { benchmark: 'mmbench-en', uri: samples('mmbench') },
             { benchmark: 'mmbench-cn', uri: samples('mmbench') },
             { benchmark: 'ai2d', uri: samples('mmmu-pro-ai2d') },
             { benchmark: 'mmmu', uri: samples('mmmu-pro-ai2d') },
           ],
-          outputUri: joinUri(config.storeUri, 'vqa', 'tiny-vlm-samples'),
           limit: 5,
           concurrency: 4,
           batchSize: 16,
           maxConcurrentEvaluations: 4,
-          taskQueues: { openai: TaskQueue.cpu, gemini: TaskQueue.gemini, local: TaskQueue.gpu },
         },
-        say,
-      );
-      if (!sweep) throw new Error('vqaSweep did not return a result');
-      printVqaResult(sweep, say);
-
-      // A short simulated evaluation campaign: the Figure-5 tasks on the simulated station sim-1.
-      say('');
-      say(`running a short evaluation campaign (the five Figure-5 tasks x ${DEMO_CAMPAIGN_TRIALS}) on the simulated station ${DEFAULT_SIM_STATION} (scripted policy, oracle verifier)...`);
-      const campaign = await runCampaign(
-        {
+        campaign: {
           tasks: ['pick_up', 'pick_place_lift', 'pick_place_long', 'multilingual', 'item_above'],
           trials: DEMO_CAMPAIGN_TRIALS,
           stations: [DEFAULT_SIM_STATION],
+          // The tiny model's random weights cannot drive an arm: the scripted policy stands in.
           policy: { kind: 'scripted', seed: 0, actionStdMeters: 0.002, formatErrorRate: 0.05 },
           verifier: { kind: 'oracle' },
-          outputUri: joinUri(config.storeUri, 'campaigns', 'demo-figure5'),
         },
-        say,
-      );
-      if (!campaign) throw new Error('evalCampaign did not return a result');
+      };
+      say('');
+      say(`running the experiment "demo" on ${bridgeUri}: relabel, shard, LoRA-train the tiny VLM for 20 CPU steps, sweep the bundled VQA items with it and its base, and the five Figure-5 tasks x ${DEMO_CAMPAIGN_TRIALS} on the simulated station ${DEFAULT_SIM_STATION} (scripted policy, oracle verifier)...`);
+      const result = await startExperiment(input, ExperimentInput.parse(input), 'the demo', { wait: true }, say);
+      if (!result) throw new Error('the experiment did not return a result');
+      for (const line of formatExperimentResult(result, new Date())) say(line);
+      const outputs = await getJson(store, result.statusUri, ExperimentFile);
+      const { relabel, shard, vqa } = outputs.outputs;
+      const trained = outputs.outputs.train['tiny-lora'];
+      const campaign = outputs.outputs.campaign['tiny-lora'];
+      if (!relabel || !shard || !trained || !vqa || !campaign) throw new Error(`the experiment ended ${result.state} without every stage's result: ${result.statusUri}`);
+      say('');
+      printVqaResult(vqa, say);
+      say('');
       printCampaignResult(campaign, say);
 
       say('');
       say(`Temporal Web UI: ${uiUrl(config) ?? '(not the local dev server)'}`);
       say(`datasets:        ${bridgeUri}`);
       say(`                 ${simUri}`);
-      say(`D_lan:           ${relabelled.join('\n                 ')}`);
-      say(`shards:          ${shards.manifestUri}`);
+      say(`D_lan:           ${simLabels.outputUri}`);
+      say(`                 ${relabel.outputUri}`);
+      say(`shards:          ${shard.manifestUri}`);
       say(`LoRA adapter:    ${trained.adapterUri}`);
-      say(`VQA report:      ${sweep.reportUri}`);
+      say(`VQA report:      ${vqa.reportUri}`);
       say(`robot report:    ${campaign.reportUri}`);
+      say(`experiment:      ${result.reportUri}`);
+      say(`its lineage:     npm run vla -- lineage ${trained.adapterUri}`);
       say('stop the stack:  npm run vla -- dev down');
     });
 }

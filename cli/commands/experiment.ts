@@ -236,12 +236,17 @@ export interface ExperimentCommandOptions {
  */
 export async function runExperiment(file: string, opts: ExperimentCommandOptions, say: (line: string) => void): Promise<ExperimentResult | undefined> {
   const { raw, input } = readExperimentInput(file);
+  return startExperiment(raw, input, file, opts, say);
+}
+
+/** Starts (or attaches to) the experiment of a parsed input and follows it; `source` names the input in messages. */
+export async function startExperiment(raw: unknown, input: ExperimentInput, source: string, opts: ExperimentCommandOptions, say: (line: string) => void): Promise<ExperimentResult | undefined> {
   refuseLocalInput(raw);
   return withTemporalClient(async (client, config) => {
     // The input as written: the workflow's own parse applies the schema's defaults.
     const handle = await startOrAttach(client, config, { workflowType: 'experiment', workflowId: WorkflowIds.experiment(input.name), input: raw, say });
     if (!sameJson(await startedInput(client, handle), raw)) {
-      say(`  note: ${handle.workflowId} was already running with another input; this command follows that run, not ${file} (cancel it, or give this input another name)`);
+      say(`  note: ${handle.workflowId} was already running with another input; this command follows that run, not ${source} (cancel it, or give this input another name)`);
     }
     return opts.wait ? followExperiment(client, handle, opts, say) : undefined;
   });
