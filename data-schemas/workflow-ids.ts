@@ -47,7 +47,7 @@ export const WorkflowIds = {
   /** An episode of a campaign: the campaign's id and the trial's key (`<task>-t<trial>`). */
   campaignEpisode: (campaignWorkflowId: string, trialKey: string) => workflowIdOf('robot-episode', campaignWorkflowId, trialKey),
   evalCampaign: (outputUri: string) => workflowIdOf('eval-campaign', outputUri),
-  /** An experiment, by its name: a second start of a running one is refused; a finished one may run again (and reuses every stage). */
+  /** An experiment, by its name: a start while one runs finds it (`vla experiment` follows it); a finished one may run again and reuses every stage. */
   experiment: (name: string) => workflowIdOf('experiment', name),
   /**
    * The one lock workflow per station. The only id outside the format, on purpose: old and new
