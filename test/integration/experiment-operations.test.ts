@@ -138,6 +138,10 @@ describe('experiment operations', () => {
           });
           const paused = await waitForStatus(handle, (s) => s.state === 'paused', 'the experiment to pause');
           expect(paused.stages.map((s) => s.state)).toEqual(['pending', 'pending', 'pending']);
+          // The Web UI's workflow page shows the same table (the workflow's current details).
+          const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+          expect(metadata.currentDetails).toContain('**paused**');
+          expect(metadata.currentDetails).toContain('| train:vlm2vla | pending |');
 
           // Killed between stages: the new worker replays the history and still holds at the pause.
           worker.kill();

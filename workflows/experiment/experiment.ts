@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, defineQuery, defineSignal, executeChild, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { z } from 'zod';
 import { workflowQueue } from '../../data-schemas/activity-contract';
@@ -111,11 +111,22 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
     budget: { ...(input.budget.geminiUsd !== undefined && { geminiUsd: input.budget.geminiUsd }), ...(input.budget.gpuHours !== undefined && { gpuHours: input.budget.gpuHours }) },
   };
   setHandler(experimentStatusQuery, () => status);
+  // The Web UI shows the stage table on the workflow's page (its "current details"), reused stages marked.
+  const showDetails = (): void =>
+    setCurrentDetails(
+      [`**${status.state}**`, '', '| stage | state | detail |', '| --- | --- | --- |', ...status.stages.map((r) => `| ${r.id} | ${r.state} | ${(r.detail ?? '').replace(/[|\n]/g, ' ')} |`)].join('\n'),
+    );
+  const update = (row: StageRow, patch: Partial<StageRow>): void => {
+    Object.assign(row, patch);
+    showDetails();
+  };
   const setState = (state: ExperimentStatus['state']): void => {
     if (status.state === state) return;
     status.state = state;
     upsertKeywords([{ key: VlaState, value: state }]);
+    showDetails();
   };
+  showDetails();
   setHandler(experimentPauseSignal, () => {
     status.pauseRequested = true;
   });
@@ -136,18 +147,18 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
     };
     const key = stageKey(material);
     const outputUri = stageOutputUri(input.storeUri, row.stage, key);
-    Object.assign(row, { key, outputUri, lineageUri: joinUri(outputUri, LINEAGE_FILE) });
+    update(row, { key, outputUri, lineageUri: joinUri(outputUri, LINEAGE_FILE) });
 
     const same = byKey.get(key);
     if (same) {
       const outcome = (await same.outcome) as StageOutcome<R>;
-      Object.assign(row, { state: 'reused', detail: `the same stage as ${same.rowId}` });
+      update(row, { state: 'reused', detail: `the same stage as ${same.rowId}` });
       return outcome;
     }
     const outcome = (async (): Promise<StageOutcome<R>> => {
       const sealed = await cpu.findStage({ outputUri, key });
       if (sealed) {
-        Object.assign(row, { state: 'reused', detail: `sealed by experiment ${sealed.producedBy.experiment} at ${sealed.finishedAt}` });
+        update(row, { state: 'reused', detail: `sealed by experiment ${sealed.producedBy.experiment} at ${sealed.finishedAt}` });
         return { result: spec.resultSchema.parse(sealed.result), lineage: sealed };
       }
       // Pause holds stages that have not started; a reused one costs nothing, so it does not wait.
@@ -159,15 +170,15 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
       spec.budgetCheck?.();
       const childWorkflowId = spec.childWorkflowId(outputUri);
       const startedAt = new Date();
-      Object.assign(row, { state: 'running', workflowId: childWorkflowId, startedAt: startedAt.toISOString() });
+      update(row, { state: 'running', workflowId: childWorkflowId, startedAt: startedAt.toISOString() });
       let result: R;
       try {
         result = await spec.run(outputUri, childWorkflowId);
       } catch (err) {
-        Object.assign(row, { state: isCancellation(err) ? 'cancelled' : 'failed', detail: rootCause(err), finishedAt: new Date().toISOString() });
+        update(row, { state: isCancellation(err) ? 'cancelled' : 'failed', detail: rootCause(err), finishedAt: new Date().toISOString() });
         if (err instanceof WorkflowExecutionAlreadyStartedError) {
           // The stage workflow's id derives from its output folder, so this is the same stage, unsealed, run by another experiment now.
-          row.detail = `${childWorkflowId} is running this very stage for another experiment; run this one again once it finishes to reuse its result`;
+          update(row, { detail: `${childWorkflowId} is running this very stage for another experiment; run this one again once it finishes to reuse its result` });
           throw ApplicationFailure.nonRetryable(`${row.id}: ${row.detail}`, ExperimentFailure.StageBusy);
         }
         throw err;
@@ -196,7 +207,7 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
         finishedAt: finishedAt.toISOString(),
         result: result as z.core.util.JSONType,
       });
-      Object.assign(row, { state: 'done', finishedAt: finishedAt.toISOString() });
+      update(row, { state: 'done', finishedAt: finishedAt.toISOString() });
       return { result, lineage };
     })();
     byKey.set(key, { rowId: row.id, outcome: outcome });
@@ -388,8 +399,8 @@ export async function experiment(raw: unknown): Promise<ExperimentResult> {
     setState(isCancellation(err) ? 'cancelled' : err instanceof BudgetReached ? 'budget_exhausted' : 'failed');
     status.error = err instanceof BudgetReached ? err.message : rootCause(err);
     for (const r of status.stages) {
-      if (r.state === 'pending') Object.assign(r, { state: 'skipped', detail: `not started: the experiment ${status.state === 'budget_exhausted' ? 'ran out of budget' : status.state}` });
-      if (r.state === 'running') r.state = status.state === 'cancelled' ? 'cancelled' : 'failed';
+      if (r.state === 'pending') update(r, { state: 'skipped', detail: `not started: the experiment ${status.state === 'budget_exhausted' ? 'ran out of budget' : status.state}` });
+      if (r.state === 'running') update(r, { state: status.state === 'cancelled' ? 'cancelled' : 'failed' });
     }
   }
   status.pauseRequested = false;
