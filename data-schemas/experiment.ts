@@ -30,7 +30,7 @@ export type StageKind = z.infer<typeof StageKind>;
  * for the same inputs and settings, and nothing the older code made is reused.
  */
 export const STAGE_CODE_VERSIONS: Record<StageKind, string> = {
-  relabel: `relabel-h${HEURISTIC_LABELER_VERSION}-g${GEMINI_PROMPT_VERSION}`,
+  relabel: `relabel-${HEURISTIC_LABELER_VERSION}-${GEMINI_PROMPT_VERSION}`,
   shard: `shard-f${SHARD_FORMAT_VERSION}-${POLICY_PROMPT_VERSION}`,
   train: 'train-1',
   vqa: 'vqa-1',
