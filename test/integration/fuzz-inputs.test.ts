@@ -213,6 +213,18 @@ describe('fuzzed malformed inputs for every workflow type (real dev server, real
           { path: ['title'], kind: 'text' },
         ],
       },
+      experiment: {
+        input: { name: 'fuzz', storeUri: `${root}/experiments`, datasetUri: `${root}/bridge`, variants: [{ name: 'v', baseModel: '/models/tiny', maxSteps: 1 }], taskQueues: { gpu } },
+        fields: [
+          { path: ['name'], kind: 'id', required: true, maxLength: 64 },
+          uriField(['storeUri']),
+          uriField(['datasetUri']),
+          { path: ['variants', 0, 'name'], kind: 'id', required: true, maxLength: 64 },
+          { path: ['variants', 0, 'baseModel'], kind: 'name', required: true, maxLength: 512 },
+          { path: ['variants', 0, 'maxSteps'], kind: 'int', min: 1 },
+          { path: ['taskQueues', 'gpu'], kind: 'name', maxLength: 200 },
+        ],
+      },
     };
   };
 
