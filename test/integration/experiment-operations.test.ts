@@ -1,36 +1,21 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileStore, getJson } from '../../activities/store';
-import { buildTinyModel } from '../../cli/commands/train';
+import { getJson } from '../../activities/store';
 import { ExperimentFailure, ExperimentFile, ExperimentResult, ExperimentStatus, experimentUri, type ExperimentInputRaw } from '../../data-schemas/experiment';
 import { INVALID_WORKFLOW_INPUT } from '../../data-schemas/failures';
-import { fileUri, joinUri } from '../../data-schemas/uri';
+import { joinUri } from '../../data-schemas/uri';
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
-import { loadConfig } from '../../infra/config';
-import { ensurePythonEnv } from '../../infra/python';
 import type { PythonEnv } from '../../activities/runtime/python-env';
 import { createGpuWorker } from '../../workers/gpu';
 import { experimentPauseSignal, experimentResumeSignal, experimentStatusQuery, type experiment } from '../../workflows';
-import { importBridgeSample } from '../helpers/datasets';
+import { childStarts, countEvents, experimentFixture, type ExperimentFixture } from '../helpers/experiment';
 import { startWorkerProcess } from '../helpers/stations';
 import { connectTestTemporal, uniqueTaskQueue, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
-
-/** Events of a workflow's history, counted by a predicate's label. */
-async function countEvents(handle: WorkflowHandle, label: (event: NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number]) => string | undefined): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const event of (await handle.fetchHistory()).events ?? []) {
-    const key = label(event);
-    if (key !== undefined) counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
-const childStarts = (handle: WorkflowHandle) => countEvents(handle, (e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name ?? undefined);
 
 /** Polls the status query until `done` holds (the query fails while no worker runs the workflow: retried). */
 async function waitForStatus(handle: WorkflowHandle, done: (s: ExperimentStatus) => boolean, what: string, timeoutMs = 600_000): Promise<ExperimentStatus> {
@@ -50,8 +35,8 @@ async function waitForStatus(handle: WorkflowHandle, done: (s: ExperimentStatus)
 
 /** Operating an experiment: bad input, pause and resume, workers killed between and inside stages, cancel. */
 describe('experiment operations', () => {
-  const store = new FileStore();
   let env: TemporalTestEnv;
+  let store: ExperimentFixture['store'];
   let dir: string;
   let storeUri: string;
   let datasetUri: string;
@@ -60,12 +45,7 @@ describe('experiment operations', () => {
 
   beforeAll(async () => {
     env = await connectTestTemporal();
-    dir = mkdtempSync(join(tmpdir(), 'vla-experiment-ops-'));
-    storeUri = fileUri(join(dir, 'store'));
-    datasetUri = joinUri(storeUri, 'datasets', 'bridge');
-    await importBridgeSample(store, datasetUri, 3);
-    python = await ensurePythonEnv(loadConfig().cacheDir);
-    baseModel = await buildTinyModel(join(dir, 'tiny-vlm'), loadConfig().cacheDir);
+    ({ store, dir, storeUri, datasetUri, python, baseModel } = await experimentFixture('vla-experiment-ops-'));
   }, 900_000);
 
   afterAll(async () => {

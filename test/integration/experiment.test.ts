@@ -1,33 +1,18 @@
-import type { WorkflowHandle } from '@temporalio/client';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileStore, getJson } from '../../activities/store';
-import { buildTinyModel } from '../../cli/commands/train';
+import { getJson } from '../../activities/store';
 import { ExperimentResult, LineageRecord, type ExperimentInputRaw, type ExperimentStatus, type StageState } from '../../data-schemas/experiment';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
-import { loadConfig, REPO_ROOT } from '../../infra/config';
-import { ensurePythonEnv } from '../../infra/python';
+import { REPO_ROOT } from '../../infra/config';
 import type { PythonEnv } from '../../activities/runtime/python-env';
 import type { experiment } from '../../workflows';
-import { importBridgeSample } from '../helpers/datasets';
+import { childStarts, experimentFixture, type ExperimentFixture } from '../helpers/experiment';
 import { startStationProcess, type StationProcess } from '../helpers/stations';
 import { connectTestTemporal, recordHistory, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
-
-/** Child workflows an experiment's history started, by workflow type. */
-async function childStarts(handle: WorkflowHandle): Promise<Record<string, number>> {
-  const history = await handle.fetchHistory();
-  const counts: Record<string, number> = {};
-  for (const event of history.events ?? []) {
-    const type = event.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name;
-    if (type) counts[type] = (counts[type] ?? 0) + 1;
-  }
-  return counts;
-}
 
 /** Each stage's state; `campaigns: false` leaves the campaign rows out. */
 const states = (result: ExperimentStatus, campaigns = true): Record<string, StageState> =>
@@ -39,8 +24,8 @@ const states = (result: ExperimentStatus, campaigns = true): Record<string, Stag
  * every stage whose inputs and settings are unchanged, across experiments.
  */
 describe('experiment', () => {
-  const store = new FileStore();
   let env: TemporalTestEnv;
+  let store: ExperimentFixture['store'];
   let dir: string;
   let storeUri: string;
   let datasetUri: string;
@@ -50,12 +35,7 @@ describe('experiment', () => {
 
   beforeAll(async () => {
     env = await connectTestTemporal();
-    dir = mkdtempSync(join(tmpdir(), 'vla-experiment-'));
-    storeUri = fileUri(join(dir, 'store'));
-    datasetUri = joinUri(storeUri, 'datasets', 'bridge');
-    await importBridgeSample(store, datasetUri, 3);
-    python = await ensurePythonEnv(loadConfig().cacheDir);
-    baseModel = await buildTinyModel(join(dir, 'tiny-vlm'), loadConfig().cacheDir);
+    ({ store, dir, storeUri, datasetUri, python, baseModel } = await experimentFixture('vla-experiment-'));
     station = await startStationProcess({ stateDir: join(dir, 'state'), storeUri });
   }, 900_000);
 
