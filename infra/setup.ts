@@ -1,4 +1,5 @@
 import { ensureChromium } from './chromium';
+import { ensureTemporalServer, ensureTemporalSqlTool } from './cluster/temporal-server';
 import { loadConfig } from './config';
 import { ensurePythonEnv } from './python';
 import { ensureVersitygw } from './s3-server';
@@ -14,6 +15,8 @@ async function main(): Promise<void> {
     ensurePythonEnv(cacheDir, log),
     forTests ? ensureVersitygw({ cacheDir, log }) : Promise.resolve(undefined),
     ensureChromium(log),
+    // The cluster tests' Temporal server and its schema tool: built here, where the Go proxy is reachable.
+    forTests ? ensureTemporalSqlTool(cacheDir, log).then(() => ensureTemporalServer(cacheDir, log)) : Promise.resolve(undefined),
   ]);
   log(`temporal CLI: ${temporal}`);
   log(`python env:   ${python.venvDir}`);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Argument, type Command } from 'commander';
 import { loadConfig } from '../../infra/config';
-import { CLUSTER_BUCKET, CLUSTER_CLIENTS, clusterDown, clusterEnv, clusterInfo, clusterPaths, clusterStatus, clusterUp, DEFAULT_PLACEMENT, readManifest, type ClusterClient, type ClusterPlacement } from '../../infra/cluster/cluster';
+import { CLUSTER_BUCKET, CLUSTER_CLIENTS, clusterDown, clusterEnv, clusterInfo, clusterPaths, clusterStatus, clusterUp, DEFAULT_PLACEMENT, ensureClusterPrograms, readManifest, type ClusterClient, type ClusterPlacement } from '../../infra/cluster/cluster';
 import { addHost, canUseNamespaces, ensureNetwork, readNetwork } from '../../infra/cluster/network';
 
 const say = (line: string): void => console.log(line);
@@ -37,6 +37,8 @@ async function placement(stateDir: string, create: boolean): Promise<ClusterPlac
   if (!network) throw new Error(`the cluster's network (namespace ${manifest!.netns}) is gone: \`vla host down\` removed it; a cluster set up on it cannot move to a new one (use another VLA_STATE_DIR)`);
   if (process.env[IN_CONTROL_HOST] === '1') return { netns: network.lan.netns, serverIp: network.lan.address };
   const control = create ? await addHost(stateDir, CONTROL_HOST) : network.hosts[CONTROL_HOST];
+  // The control host reaches only the LAN: whatever has to be downloaded or built is done here first.
+  if (create) await ensureClusterPrograms(loadConfig().cacheDir, say);
   if (!control) throw new Error(`the cluster network has no ${CONTROL_HOST} host; run \`vla cluster up\``);
   process.exitCode = await rerunIn(control.netns);
   return undefined;

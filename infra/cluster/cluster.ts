@@ -262,6 +262,19 @@ export function connectCluster(info: ClusterInfo, client: ClusterClient = 'admin
 }
 
 /**
+ * Installs or builds every program `clusterUp` runs (PostgreSQL, the Temporal server and its SQL
+ * tool, versitygw), each cached and skipped when present. Called where the package registries are
+ * reachable: a cluster on the LAN is brought up from its control host, whose namespace reaches
+ * nothing outside.
+ */
+export async function ensureClusterPrograms(cacheDir: string, log: (line: string) => void): Promise<void> {
+  await ensurePostgres(log);
+  await ensureTemporalSqlTool(cacheDir, log);
+  await ensureTemporalServer(cacheDir, log);
+  await ensureVersitygw({ cacheDir, log });
+}
+
+/**
  * Brings the cluster up: certificates, PostgreSQL, schemas, the Temporal server, versitygw, the
  * namespace. Components already running (by their PID file) are kept; data always is.
  */
