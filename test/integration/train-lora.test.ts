@@ -1,5 +1,5 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,7 @@ import { buildTinyModel } from '../../cli/commands/train';
 import { trainingProgressQuery, type relabelDataset, type shardDataset, type trainLora } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { importBridgeSample } from '../helpers/datasets';
+import { applicationFailureOf } from '../helpers/failures';
 import { connectTestTemporal, recordHistory, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
 
@@ -95,17 +96,6 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
     return state.record.pid;
   };
 
-  async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-    const err = await promise.then(
-      (value) => new Error(`expected a failure, got ${JSON.stringify(value)}`),
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    const cause = (err as WorkflowFailedError).cause;
-    const app = cause instanceof ActivityFailure ? cause.cause : cause;
-    expect(app).toBeInstanceOf(ApplicationFailure);
-    return app as ApplicationFailure;
-  }
 
   beforeAll(async () => {
     env = await connectTestTemporal();
@@ -236,7 +226,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
         await store.put(joinUri(copy, shard.path), shard === manifest.shards[0] ? bytes.subarray(0, bytes.length - 1) : bytes);
       }
       await store.put(joinUri(copy, 'shards.json'), JSON.stringify(manifest));
-      const corrupt = await failureOf((await start(cpu, trainInput(gpu, 'f', { shardsUri: joinUri(copy, 'shards.json') }))).result());
+      const corrupt = await applicationFailureOf((await start(cpu, trainInput(gpu, 'f', { shardsUri: joinUri(copy, 'shards.json') }))).result());
       expect(corrupt.type).toBe(TrainingFailure.corruptShard);
       expect(corrupt.message).toContain(manifest.shards[0]!.path);
 
@@ -250,7 +240,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
     await withWorkers(
       async ({ cpu, gpu }) => {
         const handle = await start(cpu, trainInput(gpu, 'crash', { retry: { maxAttempts: 2, initialIntervalSeconds: 0.1 } }));
-        const crash = await failureOf(handle.result());
+        const crash = await applicationFailureOf(handle.result());
         expect(crash.type).toBe(TrainingFailure.trainerCrashed);
         const started = (await handle.fetchHistory()).events?.find((e) => e.activityTaskStartedEventAttributes)?.activityTaskStartedEventAttributes;
         expect(started?.attempt).toBe(2);
@@ -279,7 +269,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       const config = JSON.parse((await store.get(joinUri(result.runUri, 'config.json'))).toString('utf8')) as { input: { baseModel: string } };
       expect(config.input.baseModel).toBe(modelUri);
 
-      const missing = await failureOf((await start(cpu, trainInput(gpu, 's3-no-model', { baseModel: joinUri(root, 'models', 'nothing-here') }))).result());
+      const missing = await applicationFailureOf((await start(cpu, trainInput(gpu, 's3-no-model', { baseModel: joinUri(root, 'models', 'nothing-here') }))).result());
       expect(missing.type).toBe(TrainingFailure.baseModelNotFound);
       expect(missing.message).toContain(joinUri(root, 'models', 'nothing-here'));
       expect(missing.message).toContain('no config.json');
@@ -288,14 +278,14 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
 
   it('names a missing base model, a missing shard set and invalid input, without retrying', async () => {
     await withWorkers(async ({ cpu, gpu }) => {
-      const missing = await failureOf((await start(cpu, trainInput(gpu, 'e', { baseModel: join(dir, 'no-such-model') }))).result());
+      const missing = await applicationFailureOf((await start(cpu, trainInput(gpu, 'e', { baseModel: join(dir, 'no-such-model') }))).result());
       expect(missing.type).toBe(TrainingFailure.baseModelNotFound);
       expect(missing.message).toContain('no-such-model');
 
-      const noShards = await failureOf((await start(cpu, trainInput(gpu, 'g', { shardsUri: joinUri(root, 'nothing', 'shards.json') }))).result());
+      const noShards = await applicationFailureOf((await start(cpu, trainInput(gpu, 'g', { shardsUri: joinUri(root, 'nothing', 'shards.json') }))).result());
       expect(noShards.type).toBe(TrainingFailure.shardsNotFound);
 
-      const invalid = await failureOf((await start(cpu, { ...trainInput(gpu, 'h'), lora: { rank: 0 }, actionRepresentation: 'digits' })).result());
+      const invalid = await applicationFailureOf((await start(cpu, { ...trainInput(gpu, 'h'), lora: { rank: 0 }, actionRepresentation: 'digits' })).result());
       expect(invalid.type).toBe(INVALID_WORKFLOW_INPUT);
       expect(invalid.message).toMatch(/lora\.rank/);
       expect(invalid.message).toMatch(/actionRepresentation/);

@@ -1,5 +1,4 @@
-import { ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -25,6 +24,7 @@ import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { VlaRetentionGate } from '../../workflows/search-attributes';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
 import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
+import { applicationFailureOf } from '../helpers/failures';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
 
 const exec = promisify(execFile);
@@ -103,17 +103,6 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
     taskQueues: { openai: queues.cpu, gemini: queues.cpu, local: queues.gpu },
   });
 
-  async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-    const err = await promise.then(
-      (value) => new Error(`expected a failure, got ${JSON.stringify(value)}`),
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    let cause: unknown = (err as WorkflowFailedError).cause;
-    while (cause instanceof ActivityFailure || cause instanceof ChildWorkflowFailure) cause = cause.cause;
-    expect(cause).toBeInstanceOf(ApplicationFailure);
-    return cause as ApplicationFailure;
-  }
 
   it('scores every (model, benchmark), computes retention, writes a report a browser shows, and a re-run redoes no item', async () => {
     await withWorkers(async (queues) => {
@@ -274,7 +263,7 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       const fromFolder = await run(baseModel, outputUri);
       expect(fromFolder.predictions).toMatchObject({ made: 0, reused: 1 });
 
-      const missing = await failureOf(run(`${root}/nothing`, `${root}/sweep-missing`));
+      const missing = await applicationFailureOf(run(`${root}/nothing`, `${root}/sweep-missing`));
       expect(missing.type).toBe('BackendCheckFailed');
       expect(missing.message).toContain(`no base model at ${root}/nothing (config.json missing)`);
     });
@@ -287,24 +276,24 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
       const start = (input: unknown) => env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
       const base = sweepInput(queues, fileUri(join(dir, 'sweep-bad')));
 
-      const unknown = await failureOf(start({ ...base, benchmarks: [{ benchmark: 'mmlu', uri: fileUri(SAMPLES) }] }));
+      const unknown = await applicationFailureOf(start({ ...base, benchmarks: [{ benchmark: 'mmlu', uri: fileUri(SAMPLES) }] }));
       expect(unknown.type).toBe(INVALID_WORKFLOW_INPUT);
       expect(unknown.message).toMatch(/benchmarks\[0\]\.benchmark: Invalid option/);
-      const orphan = await failureOf(start({ ...base, models: [{ ...base.models[1]!, baseOf: 'nobody' }] }));
+      const orphan = await applicationFailureOf(start({ ...base, models: [{ ...base.models[1]!, baseOf: 'nobody' }] }));
       expect(orphan.type).toBe(INVALID_WORKFLOW_INPUT);
       expect(orphan.message).toMatch(/models\[0\]\.baseOf: no model named nobody/);
 
-      const layout = await failureOf(start({ ...base, outputUri: fileUri(join(dir, 'sweep-layout')), benchmarks: [{ benchmark: 'docvqa', uri: fileUri(join(SAMPLES, 'mmbench')) }] }));
+      const layout = await applicationFailureOf(start({ ...base, outputUri: fileUri(join(dir, 'sweep-layout')), benchmarks: [{ benchmark: 'docvqa', uri: fileUri(join(SAMPLES, 'mmbench')) }] }));
       expect(layout.type).toBe('BenchmarkLayout');
       expect(layout.message).toMatch(/mmbench holds no docvqa items/);
 
-      const unreachable = await failureOf(
+      const unreachable = await applicationFailureOf(
         start({ ...base, outputUri: fileUri(join(dir, 'sweep-down')), models: [{ name: 'down', backend: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'x' }] }),
       );
       expect(unreachable.type).toBe('BackendCheckFailed');
       expect(unreachable.message).toMatch(/model down: .*127\.0\.0\.1:9/);
 
-      const notServed = await failureOf(start({ ...base, outputUri: fileUri(join(dir, 'sweep-ns')), models: [{ name: 'nope', backend: 'openai', baseUrl: server.baseUrl, model: 'not-served' }] }));
+      const notServed = await applicationFailureOf(start({ ...base, outputUri: fileUri(join(dir, 'sweep-ns')), models: [{ name: 'nope', backend: 'openai', baseUrl: server.baseUrl, model: 'not-served' }] }));
       expect(notServed.message).toMatch(/not-served.*is not served/);
     });
   });

@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/common';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,20 +8,13 @@ import { baseModelNames, ExperimentFailure, ExperimentInput, LINEAGE_FORMAT, LIN
 import { DatasetManifest, MANIFEST_FILE } from '../../data-schemas/manifest';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { simulateSample } from '../helpers/datasets';
+import { applicationFailureOf } from '../helpers/failures';
 
 const dir = mkdtempSync(join(tmpdir(), 'vla-experiment-keys-'));
 const store = new FileStore();
 const root = fileUri(dir);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 describe('stage keys', () => {
   const material = { stage: 'train' as const, code: 'train-1', settings: { learningRate: 1e-3, lora: { rank: 16, alpha: 32 } }, inputs: { shards: 'a'.repeat(64), baseModel: 'model:tiny' } };
@@ -91,7 +83,7 @@ describe('content hashes of artefacts', () => {
     const before = await artifactDigest(store, 'adapter', adapter);
     await store.put(joinUri(adapter, 'adapter_model.safetensors'), 'weightz');
     expect(await artifactDigest(store, 'adapter', adapter)).not.toBe(before);
-    const missing = await failureOf(artifactDigest(store, 'adapter', joinUri(root, 'gone')));
+    const missing = await applicationFailureOf(artifactDigest(store, 'adapter', joinUri(root, 'gone')));
     expect(missing).toMatchObject({ type: ExperimentFailure.BadArtifact, nonRetryable: true });
   });
 });
@@ -119,7 +111,7 @@ describe('sealed stages', () => {
     expect((await sealLineage(store, stage, record(key, 'first'))).producedBy.experiment).toBe('first');
     expect((await sealLineage(store, stage, record(key, 'second'))).producedBy.experiment).toBe('first');
     expect((await findStage(store, stage, key))?.producedBy.experiment).toBe('first');
-    const mismatch = await failureOf(findStage(store, stage, 'e'.repeat(64)));
+    const mismatch = await applicationFailureOf(findStage(store, stage, 'e'.repeat(64)));
     expect(mismatch).toMatchObject({ type: ExperimentFailure.LineageMismatch, nonRetryable: true });
   });
 });

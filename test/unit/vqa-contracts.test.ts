@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/common';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,19 +20,12 @@ import {
   VqaSweepInput,
   type VqaSweepRequest,
 } from '../../data-schemas/vqa';
+import { applicationFailureOf } from '../helpers/failures';
 
 const dir = mkdtempSync(join(tmpdir(), 'vqa-contracts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const store = new FileStore();
 
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 const sweepMinimum = { models: [{ name: 'm', backend: 'openai', baseUrl: 'http://127.0.0.1:1/v1', model: 'm' }], benchmarks: [{ benchmark: 'ai2d', uri: fileUri(dir) }], outputUri: fileUri(join(dir, 'out')) };
 
@@ -69,11 +61,11 @@ describe('VQA activity contracts', () => {
     const { store: vqaStore, inference } = createVqaRuntime({ store });
     const outputUri = fileUri(join(dir, 'sweep'));
     const scope = { outputUri, itemsUri: joinUri(outputUri, 'items', 'ai2d', 'x'), model: 'm', modelKey: 'not-a-key', benchmark: 'ai2d' as const };
-    const pending = await failureOf(vqaStore.pendingItems(scope));
+    const pending = await applicationFailureOf(vqaStore.pendingItems(scope));
     expect(pending.type).toBe(INVALID_ACTIVITY_INPUT);
     expect(pending.nonRetryable).toBe(true);
     expect(pending.message).toMatch(/^pendingItems: invalid input: .*modelKey/);
-    const predict = await failureOf(inference('cpu').predictItems({ ...scope, modelKey: 'a'.repeat(64), model: sweepMinimum.models[0]!, itemIds: ['q1'], concurrency: 0 } as never));
+    const predict = await applicationFailureOf(inference('cpu').predictItems({ ...scope, modelKey: 'a'.repeat(64), model: sweepMinimum.models[0]!, itemIds: ['q1'], concurrency: 0 } as never));
     expect(predict.type).toBe(INVALID_ACTIVITY_INPUT);
     expect(predict.message).toMatch(/concurrency/);
   });
@@ -94,7 +86,7 @@ describe('nightly store files', () => {
 
   it('recordNight refuses a status or night no reader would accept, and writes nothing', async () => {
     const outputUri = fileUri(join(dir, 'nightly-bad'));
-    const failure = await failureOf(nightly.recordNight({ outputUri, night: '7 Dec', status: 'done' } as never));
+    const failure = await applicationFailureOf(nightly.recordNight({ outputUri, night: '7 Dec', status: 'done' } as never));
     expect(failure.type).toBe(INVALID_ACTIVITY_INPUT);
     expect(failure.message).toMatch(/night/);
     expect(failure.message).toMatch(/status/);
@@ -104,7 +96,7 @@ describe('nightly store files', () => {
   it('readNightlyState names last.json and the bad field when the stored state is not a NightlyState', async () => {
     const outputUri = fileUri(join(dir, 'nightly-corrupt'));
     await putJson(store, joinUri(outputUri, VqaStoreFile.nightlyState), { resultUri: 'nowhere', resultEtag: 'e', reportUri: fileUri(dir), evaluatedAt: 'x' });
-    const failure = await failureOf(nightly.readNightlyState({ outputUri }));
+    const failure = await applicationFailureOf(nightly.readNightlyState({ outputUri }));
     expect(failure.message).toContain(VqaStoreFile.nightlyState);
     expect(failure.message).toMatch(/resultUri/);
   });
