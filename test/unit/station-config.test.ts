@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stationConfigOf } from '../../cli/commands/worker';
+import { createStationDriver } from '../../activities/robot/station';
 import { WIDOWX_ENVS_DEFAULT_ENV_PARAMS } from '../../data-schemas/station';
 
 const dirs: string[] = [];
@@ -35,5 +36,16 @@ describe('vla worker station: which station the command line names', () => {
     expect(() => stationConfigOf({ stationConfig: bad, stepDelayMs: 0 })).toThrow(new RegExp(`--station-config ${bad}: not a StationConfig: .*port: .*cameraKey: `));
     const broken = configFile('{ "kind": ');
     expect(() => stationConfigOf({ stationConfig: broken, stepDelayMs: 0 })).toThrow(new RegExp(`--station-config ${broken}: cannot read it as JSON`));
+  });
+
+  it('a widowx-envs driver is built only with the Python environment it runs its child in', async () => {
+    expect(() => createStationDriver({ kind: 'widowx-envs', host: '127.0.0.1' })).toThrow('a widowx-envs station needs the Python environment (createStationDriver option `python`)');
+    const driver = createStationDriver({ kind: 'widowx-envs', host: '127.0.0.1' }, { python: () => Promise.reject(new Error('not started')) });
+    expect(driver.kind).toBe('widowx-envs');
+    await expect(driver.reset({ instruction: 'pick up the eggplant' })).rejects.toMatchObject({
+      code: 'server_error',
+      message: 'widowx_envs robot server tcp://127.0.0.1:5556: no Python environment for its driver process (python -m vla_py.widowx): not started',
+    });
+    await driver.close();
   });
 });

@@ -242,7 +242,12 @@ export class WidowXEnvsStation implements StationDriver {
   }
 
   private async startChild(): Promise<Child> {
-    const env = await this.python();
+    let env: PythonEnv;
+    try {
+      env = await this.python();
+    } catch (err) {
+      throw new StationError('server_error', `${this.label}: no Python environment for its driver process (python -m vla_py.widowx): ${(err as Error).message}`, { cause: err });
+    }
     this.connected = false;
     const proc = spawn(env.python, ['-m', 'vla_py.widowx'], {
       // Its own process group, stopped by close(); it also watches this process (VLA_PARENT_PID).
