@@ -87,6 +87,9 @@ def test_bad_observations_are_named():
         frame_jpeg({"image": picture(), "state": []}, "full_image", S)
     with pytest.raises(WireError, match="is bytes but not a JPEG"):
         frame_jpeg({"full_image": b"\x89PNG...."}, "full_image", S)
-    with pytest.raises(WireError, match=r"'state' must be 7 finite numbers .*got dict"):
+    with pytest.raises(WireError, match=r"'state' must be 7 finite numbers .*got \[3\]"):
+        state7({"state": np.zeros(3)})
+    with pytest.raises(WireError, match="not initialised") as e:
         state7({"state": {}})  # what an uninitialised server sends
+    assert e.value.code == "not_ready"
     assert state7({"state": np.array([0.3, 0, 0.15, 0, 0, 0, 1.0])}) == [0.3, 0.0, 0.15, 0.0, 0.0, 0.0, 1.0]

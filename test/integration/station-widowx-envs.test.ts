@@ -145,15 +145,31 @@ describe("widowx-envs station driver against a widowx_envs robot server with the
     expect(server.requests().filter((r) => r.key === 'step_action')).toHaveLength(3);
   });
 
-  it('a dead robot server gives a clear error and the driver stays usable; an uninitialised arm is named', async () => {
+  it('a dead robot server gives a clear error, a restarted one is connected again by the next reset, an uninitialised arm is named', async () => {
     const d = station({ requestTimeoutMs: 1_000 });
     await d.reset({ instruction: TASK });
     server.kill();
     const lost = await expectRejected(d.observe());
     expect(lost).toMatchObject({ code: 'timeout', retryable: true });
     expect(lost.message).toMatch(/tcp:\/\/127\.0\.0\.1:\d+: observe: no answer from tcp:\/\/127\.0\.0\.1:\d+ within 1000 ms/);
-    const act = await expectRejected(d.execute(demoChunk(1)));
-    expect(act).toMatchObject({ code: 'timeout', mayHaveMoved: true, retryable: false });
+    // The server comes back, restarted (not initialised): the driver says so, and a reset connects and inits again.
+    const restarted = await startWidowXEnvsServer(python, { armUrl: arm.url, task: TASK, port: server.port });
+    try {
+      const fresh = await expectRejected(d.observe());
+      expect(fresh).toMatchObject({ code: 'not_ready', retryable: true });
+      expect(fresh.message).toMatch(/the robot server's arm is not initialised \(it answers an empty state\)/);
+      await expect(d.reset({ instruction: TASK })).resolves.toMatchObject({ step: 0 });
+      expect(restarted.requests().map((r) => r.key ?? r.type)).toEqual(['obs', 'hash', 'init', 'reset', 'obs']);
+      await expect(d.execute(demoChunk(1))).resolves.toMatchObject({ executed: 1 });
+      // Dead during a step: it may have moved, so the driver no longer trusts its step count.
+      restarted.kill();
+      const act = await expectRejected(d.execute(demoChunk(1, 1)));
+      expect(act).toMatchObject({ code: 'timeout', mayHaveMoved: true, retryable: false });
+      expect(act.message).toMatch(/^step_action 1 of 1: /);
+      expect(await expectRejected(d.observe())).toMatchObject({ code: 'not_ready' });
+    } finally {
+      await restarted.close();
+    }
 
     const nowhere = station({ port: await closedPort(), requestTimeoutMs: 300 });
     for (let i = 0; i < 2; i++) {

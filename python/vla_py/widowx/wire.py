@@ -187,6 +187,9 @@ def frame_jpeg(obs: dict, camera_key: str, image_size: int, quality: int = 95) -
 def state7(obs: dict) -> list[float]:
     """widowx_envs' state: [x, y, z, roll, pitch, yaw, gripper] (transform2state of the end effector)."""
     raw = obs.get("state")
+    if isinstance(raw, dict) and not raw:
+        # WidowXActionServer's answer before init: camera noise and an empty state (e.g. a restarted server).
+        raise WireError("not_ready", "the robot server's arm is not initialised (it answers an empty state); reset to init it again")
     try:
         a = np.asarray(raw, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
