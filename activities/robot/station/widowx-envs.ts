@@ -32,16 +32,16 @@ export type WidowXEnvsOptions = Omit<z.input<typeof WidowXEnvsStationConfig>, 'k
 const CHILD_MARGIN_MS = 5_000;
 const STDERR_LINES_KEPT = 20;
 const JPEG_MAGIC = [0xff, 0xd8, 0xff];
-const CODES = new Set<StationErrorCode>(['bad_request', 'not_ready', 'unreachable', 'timeout', 'server_error', 'protocol_error']);
+/** The error codes the child answers with (python/vla_py/widowx); anything else reads as server_error. */
+const DRIVER_CODES = new Set<StationErrorCode>(['bad_request', 'not_ready', 'unreachable', 'timeout', 'server_error', 'protocol_error']);
 
-type DriverAnswer = WidowXDriverAnswer;
 /** A request as the driver writes it; the id is added when it is sent. */
 type DriverRequestBody = WidowXDriverRequest extends infer R ? (R extends { id: string } ? Omit<R, 'id'> : never) : never;
 
 interface Child {
   process: ChildProcessWithoutNullStreams;
   pid: number;
-  pending: Map<string, { resolve: (a: DriverAnswer) => void; reject: (e: StationError) => void }>;
+  pending: Map<string, { resolve: (a: WidowXDriverAnswer) => void; reject: (e: StationError) => void }>;
   stderr: string[];
   exited: Promise<void>;
 }
@@ -191,17 +191,17 @@ export class WidowXEnvsStation implements StationDriver {
     return answer.observation;
   }
 
-  private request(body: DriverRequestBody, what: string, timeoutMs: number): Promise<DriverAnswer> {
+  private request(body: DriverRequestBody, what: string, timeoutMs: number): Promise<WidowXDriverAnswer> {
     const next = this.queue.then(() => this.send(body, what, timeoutMs));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async send(body: DriverRequestBody, what: string, timeoutMs: number): Promise<DriverAnswer> {
+  private async send(body: DriverRequestBody, what: string, timeoutMs: number): Promise<WidowXDriverAnswer> {
     if (this.closed) throw new StationError('closed', `${what}: the station driver is closed`);
     const child = await this.ensureChild();
     const id = randomUUID();
-    const answer = await new Promise<DriverAnswer>((resolve, reject) => {
+    const answer = await new Promise<WidowXDriverAnswer>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.pending.delete(id);
         // The child stopped answering (its own limits passed long ago): it is replaced on the next call.
@@ -221,7 +221,7 @@ export class WidowXEnvsStation implements StationDriver {
       child.process.stdin.write(`${JSON.stringify({ id, ...body } satisfies WidowXDriverRequest)}\n`);
     });
     if ('error' in answer) {
-      const code = CODES.has(answer.error.code as StationErrorCode) ? (answer.error.code as StationErrorCode) : 'server_error';
+      const code = DRIVER_CODES.has(answer.error.code as StationErrorCode) ? (answer.error.code as StationErrorCode) : 'server_error';
       // The server lost its init (restarted) or was never reached: the next reset connects again.
       if (code === 'not_ready' || code === 'unreachable') this.connected = false;
       throw new StationError(code, `${this.label}: ${what}: ${answer.error.message}`, {
