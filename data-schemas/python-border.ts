@@ -101,6 +101,54 @@ export const InferenceErrorLine = z.object({ id: z.string().nullable(), error: I
 /** Any line on the local inference server's stdout. */
 export const InferenceResponseLine = z.union([InferenceReadyLine, InferenceNotReadyLine, InferenceAnswerLine, InferenceErrorLine]);
 
+/**
+ * One request line on the WidowX driver's stdin (python -m vla_py.widowx, driven by
+ * activities/robot/station/widowx-envs.ts). `connect` does agentlace's handshake and widowx_envs'
+ * `init`; `reset`, `observe` and `step` answer with an observation (docs/station-protocol.md).
+ */
+export const WidowXDriverRequest = z.discriminatedUnion('op', [
+  z.strictObject({
+    id: z.string().min(1),
+    op: z.literal('connect'),
+    host: z.string().min(1),
+    port: z.int().min(1).max(65_534),
+    /** How long each request waits for its answer, milliseconds. */
+    timeoutMs: z.int().positive(),
+    /** How long `init` may take (the first one starts the arm's controller: ~10 s). */
+    initTimeoutMs: z.int().positive(),
+    imageSize: z.int().min(16).max(2048),
+    /** The observation key whose image is the frame: `image` (arrays) or `full_image` (JPEG). */
+    cameraKey: z.string().min(1),
+    /** widowx_envs' env_params, sent with `init` as they are. */
+    envParams: z.record(z.string(), z.unknown()),
+  }),
+  z.strictObject({ id: z.string().min(1), op: z.literal('reset') }),
+  z.strictObject({ id: z.string().min(1), op: z.literal('observe') }),
+  z.strictObject({
+    id: z.string().min(1),
+    op: z.literal('step'),
+    /** widowx_envs' 7-D step: [dx, dy, dz, droll, dpitch, dyaw, gripper], meters and radians, gripper absolute. */
+    action: z.tuple([z.number(), z.number(), z.number(), z.number(), z.number(), z.number(), z.number()]),
+  }),
+]);
+export type WidowXDriverRequest = z.infer<typeof WidowXDriverRequest>;
+
+/** The driver's observation: the camera frame re-encoded as a JPEG of imageSize², and the state. */
+export const WidowXDriverObservation = z.object({
+  imageJpegB64: z.base64().min(4),
+  width: z.int().positive(),
+  height: z.int().positive(),
+  state: z.array(z.number()).length(7),
+});
+const WidowXDriverError = z.object({ code: z.string(), message: z.string() });
+/** Any line on the WidowX driver's stdout: one answer per request, by id (null when the line had none). */
+export const WidowXDriverAnswer = z.union([
+  z.object({ id: z.string().nullable(), connected: z.literal(true) }),
+  z.object({ id: z.string().nullable(), observation: WidowXDriverObservation }),
+  z.object({ id: z.string().nullable(), error: WidowXDriverError }),
+]);
+export type WidowXDriverAnswer = z.infer<typeof WidowXDriverAnswer>;
+
 /** The schemas written to python/vla_py/schemas/<name>.schema.json, by file name. */
 export const PYTHON_BORDER_SCHEMAS = {
   'trainer-config': TrainerConfig,
@@ -108,6 +156,7 @@ export const PYTHON_BORDER_SCHEMAS = {
   'shard-sample': ShardSample,
   'inference-request': InferenceRequestLine,
   'inference-response': InferenceResponseLine,
+  'widowx-request': WidowXDriverRequest,
 } as const;
 export type PythonBorderSchemaName = keyof typeof PYTHON_BORDER_SCHEMAS;
 

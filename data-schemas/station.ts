@@ -5,7 +5,8 @@ import { State7 } from './d-rob';
 
 /**
  * Robot stations: where an episode's action chunks are executed, either the
- * embedded simulator or a real WidowX behind an HTTP action server (docs/station-protocol.md).
+ * embedded simulator or a real WidowX behind an HTTP action server or widowx_envs' robot server
+ * (docs/station-protocol.md).
  *
  * Units and axes are Bridge's (docs/method.md, "Source data"): meters, +x forward (away from the base), +y left,
  * +z up; state [x, y, z, roll, pitch, yaw, gripper]; chunk actions [dx, dy, dz, gripper] with the
@@ -80,7 +81,52 @@ export const WidowXHttpStationConfig = z.strictObject({
 });
 export type WidowXHttpStationConfig = z.infer<typeof WidowXHttpStationConfig>;
 
-export const StationConfig = z.discriminatedUnion('kind', [SimStationConfig, WidowXHttpStationConfig]);
+/**
+ * widowx_envs' WidowXConfigs.DefaultEnvParams (rail-berkeley/bridge_data_robot a902e5b), what its
+ * own client sends with `init`: the server's camera topics, workspace clipping and start pose.
+ */
+export const WIDOWX_ENVS_DEFAULT_ENV_PARAMS = {
+  fix_zangle: 0.1,
+  move_duration: 0.2,
+  adaptive_wait: true,
+  move_to_rand_start_freq: 1,
+  override_workspace_boundaries: [
+    [0.1, -0.15, -0.1, -1.57, 0],
+    [0.45, 0.25, 0.18, 1.57, 0],
+  ],
+  action_clipping: 'xyz',
+  catch_environment_except: false,
+  start_state: [0.3, 0.0, 0.15, 0, 0, 0, 1],
+  skip_move_to_neutral: false,
+  return_full_image: false,
+  camera_topics: [{ name: '/blue/image_raw' }],
+} as const;
+
+/**
+ * A WidowX behind widowx_envs' robot server (`widowx_env_service.py --server`, an agentlace action
+ * server over ZeroMQ) as the BridgeData labs run it; driven through `python -m vla_py.widowx`.
+ */
+export const WidowXEnvsStationConfig = z.strictObject({
+  kind: z.literal('widowx-envs'),
+  /** The robot server's host name or address. */
+  host: z.string().trim().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/, 'a host name or IP address'),
+  /** Its request port (`--port`, default 5556); agentlace's broadcast port is the next one, unused here. */
+  port: z.int().min(1).max(65_534).default(5556),
+  /** The observation key of the frame: `image` (the processed main-camera array) or `full_image` (the JPEG). */
+  cameraKey: z.enum(['image', 'full_image']).default('image'),
+  /** Side of the square frames, pixels; sent with `init` as `image_size` (Bridge: 256). */
+  imageSize: z.int().min(16).max(2048).default(256),
+  /** Limit for each request (a blocking step, a reset, an observation), milliseconds. */
+  requestTimeoutMs: z.int().positive().max(600_000).default(30_000),
+  /** Limit for `init`, whose first call starts the arm's controller (~10 s), milliseconds. */
+  initTimeoutMs: z.int().positive().max(600_000).default(120_000),
+  /** widowx_envs' env_params, sent with `init` as they are. */
+  envParams: z.record(z.string(), z.unknown()).default(() => structuredClone(WIDOWX_ENVS_DEFAULT_ENV_PARAMS) as Record<string, unknown>),
+  safety: SafetyLimits.default({ maxStepMeters: DEFAULT_MAX_STEP_METERS, bounds: { min: [...DEFAULT_WORKSPACE_BOUNDS.min], max: [...DEFAULT_WORKSPACE_BOUNDS.max] } }),
+});
+export type WidowXEnvsStationConfig = z.infer<typeof WidowXEnvsStationConfig>;
+
+export const StationConfig = z.discriminatedUnion('kind', [SimStationConfig, WidowXHttpStationConfig, WidowXEnvsStationConfig]);
 export type StationConfig = z.infer<typeof StationConfig>;
 export type StationConfigInput = z.input<typeof StationConfig>;
 

@@ -8,6 +8,7 @@ import { WORKFLOWS_PATH } from './cpu';
 import { closePolicyModels, type PolicyModelEnv } from '../activities/robot/episode/policy-model';
 import { createStationDriver } from '../activities/robot/station';
 import type { StationDriver } from '../activities/robot/station/types';
+import type { PythonEnv } from '../activities/runtime/python-env';
 import type { ObjectStore } from '../activities/store/types';
 import { setStationAvailable } from '../data-schemas/metrics';
 import { withTracing, type WorkerTracing } from '../infra/telemetry';
@@ -25,6 +26,8 @@ export interface StationWorkerOptions {
   workflowBundle?: WorkflowBundleOption;
   /** Tracing interceptors and span sink (infra/telemetry.ts), when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
   tracing?: WorkerTracing;
+  /** The project's Python environment, built on first use: the widowx-envs driver runs a Python child. */
+  python?: () => Promise<PythonEnv>;
 }
 
 /** The folder of a station under the project's state directory. */
@@ -38,7 +41,7 @@ export const stationStateDir = (stateDir: string, stationId: string): string => 
  */
 export async function createStationWorker(options: StationWorkerOptions): Promise<{ worker: Worker; driver: StationDriver }> {
   // The arm's log lets a restarted worker find the simulated arm where the killed one left it.
-  const driver = createStationDriver(options.station, { simStateFile: join(options.stateDir, 'sim-arm.jsonl') });
+  const driver = createStationDriver(options.station, { simStateFile: join(options.stateDir, 'sim-arm.jsonl'), ...(options.python && { python: options.python }) });
   // The runtime's meter, not an activity's: one gauge series per station, whatever activity set it.
   const metricMeter = Runtime.instance().metricMeter;
   const worker = await Worker.create(withTracing({

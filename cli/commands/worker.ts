@@ -1,4 +1,5 @@
 import type { Worker } from '@temporalio/worker';
+import { readFileSync } from 'node:fs';
 import { Argument, Command } from 'commander';
 import { createObjectStore, describeRoots } from '../../activities/store';
 import { gitRevisionOf } from '../../activities/training/train';
@@ -13,6 +14,7 @@ import { createGpuWorker, defaultGpuWorkDir } from '../../workers/gpu';
 import { nonNegativeInt, positiveInt } from '../options';
 import { SafeId } from '../../data-schemas/common';
 import { StationConfig } from '../../data-schemas/station';
+import { formatZodIssues } from '../../data-schemas/issues';
 import { closeStation, createStationWorker, stationStateDir } from '../../workers/station';
 
 export const WORKER_KINDS = ['cpu', 'gemini', 'gpu', 'station'] as const;
@@ -30,8 +32,10 @@ export function registerWorker(program: Command): void {
     .option('--concurrency <calls>', 'gemini: model calls in flight in this worker at once', positiveInt, 16)
     .option('--id <station-id>', 'station: the station id; the worker polls vla-station-<id>', 'sim-1')
     .option('--url <url>', 'station: a real WidowX behind an HTTP action server (docs/station-protocol.md); without it the station is simulated')
+    .option('--widowx-envs <host[:port]>', "station: a real WidowX behind widowx_envs' robot server (widowx_env_service.py --server, port 5556 by default)")
+    .option('--station-config <file.json>', 'station: the whole StationConfig as JSON (any kind: camera key, image size, safety limits, ...; docs/station-protocol.md)')
     .option('--step-delay-ms <ms>', 'station (simulated): pause after each action (200 is real time at 5 Hz)', nonNegativeInt, 0)
-    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; concurrency: number; id: string; url?: string; stepDelayMs: number }) => {
+    .action(async (kind: WorkerKind, opts: { taskQueue?: string; rate: number; concurrency: number; id: string; url?: string; widowxEnvs?: string; stationConfig?: string; stepDelayMs: number }) => {
       const config = loadConfig();
       // Workers on several hosts share only what is in s3://: a local store is refused before anything starts.
       refuseLocalStore(config);
@@ -57,7 +61,8 @@ export function registerWorker(program: Command): void {
           switch (kind) {
             case 'station': {
               const stationId = SafeId.parse(opts.id);
-              const station = StationConfig.parse(opts.url !== undefined ? { kind: 'widowx-http', url: opts.url } : { kind: 'sim', stepDelayMs: opts.stepDelayMs });
+              const station = stationConfigOf(opts);
+              let python: ReturnType<typeof ensurePythonEnv> | undefined;
               const openaiApiKey = process.env.OPENAI_API_KEY;
               // A prebuilt workflow bundle (tests start many station processes; webpack is the slow part).
               const bundlePath = process.env.VLA_WORKFLOW_BUNDLE;
@@ -71,9 +76,10 @@ export function registerWorker(program: Command): void {
                 store,
                 stateDir: stationStateDir(config.stateDir, stationId),
                 modelEnv: { ...(openaiApiKey !== undefined && { openaiApiKey }) },
+                python: () => (python ??= ensurePythonEnv(config.cacheDir, (line) => console.log(line))),
               });
               onExit = () => closeStation(created.driver);
-              console.log(`station ${stationId} (${station.kind === 'sim' ? 'simulated' : station.url}) polling vla-station-${stationId}`);
+              console.log(`station ${stationId} (${describeStation(station)}) polling vla-station-${stationId}`);
               return created.worker;
             }
             case 'cpu': {
@@ -127,4 +133,40 @@ export function registerWorker(program: Command): void {
         await tracing?.shutdown();
       }
     });
+}
+
+/** The station a `vla worker station` command line names: simulated unless --url, --widowx-envs or --station-config says otherwise. */
+export function stationConfigOf(opts: { url?: string; widowxEnvs?: string; stationConfig?: string; stepDelayMs: number }): StationConfig {
+  const given = [opts.url !== undefined && '--url', opts.widowxEnvs !== undefined && '--widowx-envs', opts.stationConfig !== undefined && '--station-config'].filter(Boolean);
+  if (given.length > 1) throw new Error(`station: give one of ${given.join(', ')}, not several`);
+  if (opts.url !== undefined) return StationConfig.parse({ kind: 'widowx-http', url: opts.url });
+  if (opts.widowxEnvs !== undefined) {
+    const m = /^(.*?)(?::(\d+))?$/.exec(opts.widowxEnvs);
+    const parsed = StationConfig.safeParse({ kind: 'widowx-envs', host: m?.[1] ?? '', ...(m?.[2] !== undefined && { port: Number(m[2]) }) });
+    if (!parsed.success) throw new Error(`--widowx-envs ${opts.widowxEnvs}: expected <host[:port]>: ${formatZodIssues(parsed.error).join('; ')}`);
+    return parsed.data;
+  }
+  if (opts.stationConfig !== undefined) {
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(opts.stationConfig, 'utf8'));
+    } catch (err) {
+      throw new Error(`--station-config ${opts.stationConfig}: cannot read it as JSON: ${(err as Error).message}`);
+    }
+    const parsed = StationConfig.safeParse(json);
+    if (!parsed.success) throw new Error(`--station-config ${opts.stationConfig}: not a StationConfig: ${formatZodIssues(parsed.error).join('; ')}`);
+    return parsed.data;
+  }
+  return StationConfig.parse({ kind: 'sim', stepDelayMs: opts.stepDelayMs });
+}
+
+function describeStation(station: StationConfig): string {
+  switch (station.kind) {
+    case 'sim':
+      return 'simulated';
+    case 'widowx-http':
+      return station.url;
+    case 'widowx-envs':
+      return `widowx_envs robot server tcp://${station.host}:${station.port}`;
+  }
 }

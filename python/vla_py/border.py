@@ -40,6 +40,19 @@ def _non_finite(value: Any, path: str) -> str | None:
     return None
 
 
+@functools.cache
+def _branch_validators(name: str) -> dict[tuple[str, Any], Callable[[Any], Any]]:
+    """A discriminated union's branches (a top-level ``oneOf`` whose members each fix one property with
+    ``const``), by (property, value): a failed request is then named by its own branch's rule."""
+    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+    branches: dict[tuple[str, Any], Callable[[Any], Any]] = {}
+    for branch in schema.get("oneOf", []):
+        for key, prop in branch.get("properties", {}).items():
+            if "const" in prop:
+                branches[(key, prop["const"])] = fastjsonschema.compile(branch, use_default=False)
+    return branches
+
+
 def validate(schema: str, data: Any, root: str) -> Any:
     """Checks ``data`` against ``schemas/<schema>.schema.json``; a BorderError names the field under ``root``."""
     bad = _non_finite(data, root)
@@ -49,5 +62,12 @@ def validate(schema: str, data: Any, root: str) -> Any:
         _validator(schema)(data)
     except fastjsonschema.JsonSchemaValueException as e:
         message = e.message
+        if isinstance(data, dict):
+            branch = next((v for (k, c), v in _branch_validators(schema).items() if data.get(k) == c), None)
+            if branch is not None:
+                try:
+                    branch(data)
+                except fastjsonschema.JsonSchemaValueException as precise:
+                    message = precise.message
         raise BorderError(root + message[len("data") :] if message.startswith("data") else f"{root}: {message}") from None
     return data

@@ -58,7 +58,7 @@ export interface ExecuteOptions {
 }
 
 export interface StationDriver {
-  readonly kind: 'sim' | 'widowx-http';
+  readonly kind: 'sim' | 'widowx-http' | 'widowx-envs';
   /** Moves to the neutral pose with the gripper open and lays out (or asks for) the task's scene. */
   reset(task: ResetTask): Promise<Observation>;
   observe(): Promise<Observation>;
