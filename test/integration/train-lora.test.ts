@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createObjectStore, getJson } from '../../activities/store';
 import type { ObjectStore } from '../../activities/store/types';
-import { ShardManifest, TrainingFailure, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
+import { ShardManifest, TrainingFailure, TrainingMetrics, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { loadConfig } from '../../infra/config';
 import { inspectPidFile, isAlive } from '../../activities/runtime/processes';
@@ -149,6 +149,13 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       expect(stored).toEqual(expect.arrayContaining(['config.json', 'metrics.json', 'result.json', 'adapter/adapter_config.json', 'adapter/adapter_model.safetensors', 'adapter/README.md']));
       expect(stored).toEqual(expect.arrayContaining(['checkpoints/checkpoint-00000003.json', 'checkpoints/checkpoint-00000006.json']));
       expect(await getJson(store, result.resultUri, TrainLoraResult)).toEqual(result);
+
+      // Validation loss at every checkpoint step (evalEvery's default), TensorBoard event files with the run.
+      const metrics = await getJson(store, joinUri(input.outputUri, 'metrics.json'), TrainingMetrics);
+      expect(metrics.evals?.map((e) => e.step)).toEqual([3, 6]);
+      expect(result.metrics.eval_loss).toBe(metrics.evals?.at(-1)?.loss);
+      expect(result.tensorboardUri).toBe(joinUri(input.outputUri, 'tensorboard'));
+      expect(stored.filter((p) => p.startsWith('tensorboard/events.out.tfevents.')).length).toBeGreaterThan(0);
 
       // The adapter, fetched from S3 as a user would, loads with PeftModel.from_pretrained.
       const local = join(dir, 'adapter-a');
