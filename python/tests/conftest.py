@@ -141,6 +141,9 @@ def trainer_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(PYTHON_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["HF_HUB_OFFLINE"] = "1"
     env["CUDA_VISIBLE_DEVICES"] = ""
+    # A test trainer never reports to a real W&B or MLflow of whoever runs the tests.
+    env.pop("WANDB_API_KEY", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
     return env
 
 

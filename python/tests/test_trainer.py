@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -268,6 +269,34 @@ def test_corrupt_shard_and_missing_base_model(tiny_model_dir, shards, tmp_path):
     cfg = base_config(tiny_model_dir, shards, tmp_path / "b", precision="fp64")
     rc, events, err = run_trainer(cfg, tmp_path, "bad.json")
     assert rc == 2 and events[-1]["code"] == "bad_config" and "precision" in events[-1]["message"]
+
+
+def test_reports_to_wandb_and_mlflow_only_when_asked_and_installed(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from vla_py.train import trainer
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    assert trainer.report_to(tmp_path / "tb") == ["tensorboard"]
+    assert os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "tb")
+    line = capsys.readouterr().err
+    assert "not to wandb (WANDB_API_KEY not set), mlflow (MLFLOW_TRACKING_URI not set)" in line and line.count("\n") == 1
+
+    # Asked for, but the package is not there: said, not added (transformers would fail at start).
+    monkeypatch.setenv("WANDB_API_KEY", "test-key")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlruns"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("wandb", "mlflow") else real_find_spec(name, *a))
+    assert trainer.report_to(tmp_path / "tb") == ["tensorboard"]
+    line = capsys.readouterr().err
+    assert "wandb (WANDB_API_KEY is set but the wandb package is not installed)" in line and "mlflow (MLFLOW_TRACKING_URI is set but the mlflow package is not installed)" in line
+
+    # Asked for and installed: added.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in ("wandb", "mlflow") else real_find_spec(name, *a))
+    assert trainer.report_to(tmp_path / "tb") == ["tensorboard", "wandb", "mlflow"]
+    assert "not to" not in capsys.readouterr().err
 
 
 def test_out_of_memory_is_named_with_advice(tmp_path, monkeypatch, capsys):
