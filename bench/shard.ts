@@ -20,24 +20,18 @@
  * which prints the folder). BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of one extra
  * writeShard pass before the measured rounds.
  */
-import { asyncLocalStorage, type Context } from '@temporalio/activity';
-import { noopMetricMeter } from '@temporalio/common';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { readManifest } from '../activities/data';
 import { forEachConcurrent } from '../activities/data/pool';
-import { createRelabelActivities, relabelRecordUri } from '../activities/relabel/activities';
-import { createObjectStore, putJson, sha256Hex } from '../activities/store';
+import { createObjectStore } from '../activities/store';
 import { S3Store } from '../activities/store/s3-store';
 import { createShardActivities } from '../activities/shard/activities';
-import { MANIFEST_FORMAT_VERSION, type DatasetManifest } from '../data-schemas/manifest';
-import { ChunkAggregation, labelerIdentity } from '../data-schemas/relabel';
 import { SHARD_PLAN_FILE, shardPath, type ShardRef } from '../data-schemas/shard';
-import { fileUri, joinUri, relativeTo } from '../data-schemas/uri';
+import { fileUri, joinUri } from '../data-schemas/uri';
 import { createBucket, startS3Server } from '../infra/s3-server';
-import { importBridgeSample, replicateDataset, simulateSample } from '../test/helpers/datasets';
+import { importBridgeSample, relabelHeuristicLocally, replicateDataset, simulateSample } from '../test/helpers/datasets';
 import { option, stringOption } from './options';
 
 const MiB = 1024 * 1024;
@@ -54,47 +48,6 @@ const cfg = {
 if (cfg.source !== 'sim' && cfg.source !== 'bridge') throw new Error(`--source must be sim or bridge, got "${cfg.source}"`);
 
 const seconds = (fromMs: number): number => (performance.now() - fromMs) / 1000;
-
-/**
- * writeRelabelRecord counts records through its activity context's metric meter; the bench runs it
- * outside a worker, so it gets a context holding only a meter that records nothing.
- */
-const BENCH_ACTIVITY_CONTEXT = { metricMeter: noopMetricMeter } as unknown as Context;
-
-/** A D_lan dataset of every trajectory of `drobUri`, labelled by the heuristic labeler's activity code. */
-async function relabel(store: ReturnType<typeof createObjectStore>, drobUri: string, outUri: string): Promise<void> {
-  const activities = createRelabelActivities({ store }).cpu;
-  const drob = await readManifest(store, drobUri);
-  const labeler = { name: 'heuristic' } as const;
-  const aggregation = ChunkAggregation.parse({});
-  await forEachConcurrent(drob.trajectories, 16, async (t) => {
-    const outcome = await activities.labelHeuristic({ datasetUri: drobUri, trajectoryId: t.id });
-    if (!outcome.ok) throw new Error(`${t.id}: ${outcome.problem}`);
-    await asyncLocalStorage.run(BENCH_ACTIVITY_CONTEXT, () =>
-      activities.writeRelabelRecord({ datasetUri: drobUri, trajectoryId: t.id, outputUri: outUri, labeler, segments: outcome.segments, aggregation }),
-    );
-  });
-  const entries: { id: string; path: string; sha256: string; bytes: number; instruction: string; steps: number }[] = [];
-  await forEachConcurrent(drob.trajectories, 16, async (t) => {
-    const uri = relabelRecordUri(outUri, t.id);
-    const bytes = await store.get(uri);
-    const record = JSON.parse(bytes.toString('utf8')) as { instruction: string; steps: unknown[] };
-    entries.push({ id: t.id, path: relativeTo(outUri, uri)!, sha256: sha256Hex(bytes), bytes: bytes.length, instruction: record.instruction, steps: record.steps.length });
-  });
-  entries.sort((a, b) => a.path.localeCompare(b.path));
-  const identity = labelerIdentity(labeler);
-  const manifest: DatasetManifest = {
-    formatVersion: MANIFEST_FORMAT_VERSION,
-    kind: 'd_lan',
-    name: `${drob.name}.${identity.name}-${identity.version}`,
-    createdAt: new Date().toISOString(),
-    source: { producer: 'bench', producerVersion: '1', inputs: [drobUri] },
-    counts: { trajectories: entries.length, steps: entries.reduce((n, e) => n + e.steps, 0), files: entries.length, bytes: entries.reduce((n, e) => n + e.bytes, 0) },
-    trajectories: entries.map((e) => ({ id: e.id, record: e.path, instruction: e.instruction, steps: e.steps })),
-    files: entries.map((e) => ({ path: e.path, sha256: e.sha256, bytes: e.bytes })),
-  };
-  await putJson(store, joinUri(outUri, 'manifest.json'), manifest);
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -116,7 +69,7 @@ async function main(): Promise<void> {
     const dlanUri = fileUri(join(dir, 'src', 'labels'));
     const baseManifest = cfg.source === 'sim' ? await simulateSample(store, baseUri, ['put the carrot on the plate', 'pick up the eggplant'], cfg.episodes, 0) : await importBridgeSample(store, baseUri);
     await replicateDataset(store, baseUri, drobUri, cfg.copies);
-    await relabel(store, drobUri, dlanUri);
+    await relabelHeuristicLocally(store, drobUri, dlanUri);
     console.log(`source: ${baseManifest.counts.trajectories * cfg.copies} ${cfg.source} trajectories (frames copied) relabelled on local disk in ${seconds(t0).toFixed(1)} s`);
 
     const shard = createShardActivities({ store, hooks: () => ({ heartbeat: () => undefined }) });

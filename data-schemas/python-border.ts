@@ -20,6 +20,8 @@ const loraOptions = trainOptions.lora.unwrap().shape;
 export const TrainerConfig = z.strictObject({
   /** A local model directory (an s3:// base model is staged first) or a hub id. */
   baseModel: z.string().min(1),
+  /** The base model's portable name for adapter_config.json (see TrainLoraInput.baseModelName). */
+  baseModelName: z.string().min(1),
   trainShards: z.array(z.string().min(1)).min(1),
   validationShards: z.array(z.string().min(1)),
   /** The trainer's local output: checkpoints/ and adapter/. */
@@ -45,6 +47,8 @@ export const TrainerConfig = z.strictObject({
   maxSequenceLength: trainOptions.maxSequenceLength.unwrap(),
   seed: trainOptions.seed.unwrap(),
   checkpointEvery: trainOptions.checkpointEvery.unwrap(),
+  /** Steps between validation losses (ignored without validation shards). */
+  evalEvery: trainOptions.evalEvery.unwrap(),
   actionRepresentation: trainOptions.actionRepresentation.unwrap(),
   gpus: trainOptions.gpus.unwrap(),
   distributed: trainOptions.distributed.unwrap(),

@@ -78,6 +78,14 @@ export const TrainLoraInput = z.strictObject({
   baseModel: ModelRef.describe(
     'A model directory on the GPU worker, a hub id its machine can reach, or an s3:// model directory (staged once per machine); at most 512 characters.',
   ),
+  /**
+   * Written as `base_model_name_or_path` in the adapter's adapter_config.json and as the model card's
+   * `base_model`. The default's hub id comes from a hub cache folder (`models--<org>--<name>/snapshots/<rev>`);
+   * the path the trainer loaded stays in `adapter/training_config.json`.
+   */
+  baseModelName: ModelRef.optional().describe(
+    'The base model\'s portable name for the adapter (a hub id); without it, the hub id baseModel is or was downloaded from, else baseModel as given.',
+  ),
   /** Where the run writes checkpoints, the adapter and its result. */
   outputUri: ObjectUriField,
   lora: z
@@ -108,6 +116,11 @@ export const TrainLoraInput = z.strictObject({
   /** Used when gpus > 1. @default 'deepspeed-zero2' */
   distributed: DistributedBackend.default('deepspeed-zero2'),
   checkpointEvery: z.int().min(1).default(500).describe('Optimizer steps between checkpoints.'),
+  evalEvery: z
+    .int()
+    .min(1)
+    .optional()
+    .describe('Optimizer steps between evaluation losses on the validation shards (checkpointEvery when not given); the last step is always evaluated.'),
   actionRepresentation: ActionRepresentation.default('language').describe('language (VLM2VLA) or action-tokens (the VLM2VLA-AT ablation).'),
   /** Seconds between progress signals to the workflow (heartbeats go out with every step). @default 30 */
   progressEverySeconds: z.number().min(0.1).max(3600).default(30),
@@ -140,6 +153,10 @@ export const TrainerStepEvent = z.object({
 });
 export type TrainerStepEvent = z.infer<typeof TrainerStepEvent>;
 
+/** The loss on the validation shards after an optimizer step (every `evalEvery` steps and at the last). */
+export const TrainerEvalEvent = z.object({ event: z.literal('eval'), step: z.int().nonnegative(), loss: z.number() });
+export type TrainerEvalEvent = z.infer<typeof TrainerEvalEvent>;
+
 /**
  * One JSON line of the trainer's stdout (python/vla_py/train), parsed by trainLora; the Python tests
  * check what the trainer prints against its JSON Schema (python/vla_py/schemas/trainer-event.schema.json).
@@ -148,7 +165,7 @@ export const TrainerEvent = z.discriminatedUnion('event', [
   z.object({ event: z.literal('start'), totalSteps: z.int().nonnegative(), resumedFromStep: z.int().nonnegative(), trainableParameters: z.int().nonnegative(), totalParameters: z.int().nonnegative(), samples: z.int().nonnegative() }),
   TrainerStepEvent,
   z.object({ event: z.literal('checkpoint'), step: z.int().nonnegative(), dir: z.string().min(1) }),
-  z.object({ event: z.literal('eval'), step: z.int().nonnegative(), loss: z.number() }),
+  TrainerEvalEvent,
   z.object({ event: z.literal('done'), step: z.int().nonnegative(), adapterDir: z.string().min(1), metrics: z.record(z.string(), z.number()) }),
   z.object({
     event: z.literal('error'),
@@ -169,6 +186,11 @@ export const TrainingProgress = z.strictObject({
   lr: z.number().optional(),
   tokensPerSecond: z.number().optional(),
   etaSeconds: z.number().optional(),
+  /** The last validation loss and its step; absent before the first evaluation or without validation shards. */
+  evalLoss: z.number().optional(),
+  evalStep: z.int().nonnegative().optional(),
+  /** false: the shard set has no validation split, so the run trains without evaluation. */
+  validation: z.boolean().optional(),
   lastCheckpointStep: z.int().nonnegative().optional(),
   resumedFromStep: z.int().nonnegative().optional(),
 });
@@ -179,6 +201,8 @@ export const TrainLoraResult = z.strictObject({
   /** Directory of the adapter: `PeftModel.from_pretrained(base, <dir>)`, or a vLLM `--lora-modules` path. */
   adapterUri: ObjectUri,
   resultUri: ObjectUri,
+  /** The run's TensorBoard event files (`tensorboard --logdir` on a local copy). */
+  tensorboardUri: ObjectUri.optional(),
   steps: z.int().nonnegative(),
   finalLoss: z.number().optional(),
   metrics: z.record(z.string(), z.number()),
@@ -203,6 +227,12 @@ export type TrainLoraResult = z.infer<typeof TrainLoraResult>;
 export const TrainingRunConfig = z.object({ input: TrainLoraInput, gitRevision: z.string(), shardsManifestSha256: Sha256Hex, createdAt: z.string() });
 export type TrainingRunConfig = z.infer<typeof TrainingRunConfig>;
 
+/**
+ * Where the trainer writes its TensorBoard event files: a folder of its local output dir, uploaded
+ * under the same name to the run's outputUri with every checkpoint and at the end.
+ */
+export const TENSORBOARD_DIR = 'tensorboard';
+
 /** Where a run's checkpoints go, under its outputUri. */
 export const CHECKPOINT_DIR = 'checkpoints';
 /** `checkpoint-<step:08d>`: the folder of a checkpoint's files, and with `.json` its marker. */
@@ -226,11 +256,13 @@ export const CheckpointMarker = z.strictObject({
 });
 export type CheckpointMarker = z.infer<typeof CheckpointMarker>;
 
-/** `metrics.json`: the final attempt's per-step events and the trainer's final metrics. */
+/** `metrics.json`: the final attempt's per-step and evaluation events and the trainer's final metrics. */
 export const TrainingMetrics = z.strictObject({
   attempt: z.int().positive(),
   final: z.record(z.string(), z.number()),
   steps: z.array(TrainerStepEvent),
+  /** The validation losses of the final attempt (absent in runs from before evaluation during training). */
+  evals: z.array(TrainerEvalEvent).optional(),
 });
 export type TrainingMetrics = z.infer<typeof TrainingMetrics>;
 

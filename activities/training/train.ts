@@ -14,14 +14,16 @@
  *                                             only checkpoints with a marker are resumed from
  *   adapter/...                               the final adapter (PeftModel.from_pretrained / vLLM);
  *                                             adapter/training_config.json is the TrainerConfig it was trained with
- *   metrics.json                              TrainingMetrics: per-step metrics of the final attempt + final metrics
+ *   tensorboard/events.out.tfevents.*         TensorBoard event files (loss, learning rate, eval loss), uploaded with
+ *                                             every checkpoint and at the end; each attempt adds its own files
+ *   metrics.json                              TrainingMetrics: per-step and eval metrics of the final attempt + final metrics
  *   result.json                               TrainLoraResult, written last
  */
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHECKPOINT_DIR, TrainingActivities, TrainLoraResult, type TrainLoraInput, type TrainingMetrics, type TrainingProgress } from '../../data-schemas/training';
+import { CHECKPOINT_DIR, TENSORBOARD_DIR, TrainingActivities, TrainLoraResult, type TrainLoraInput, type TrainingMetrics, type TrainingProgress } from '../../data-schemas/training';
 import { joinUri } from '../../data-schemas/uri';
 import type { PythonEnv } from '../runtime/python-env';
 import { classifyActivityError } from '../failures';
@@ -112,11 +114,14 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const staged = await stageShards(store, { shardsUri: input.shardsUri, shards: manifest.shards, cacheDir: join(deps.workDir, 'shards'), signal: ctx.cancellationSignal, onFile: heartbeat });
       const baseModelDir = input.baseModel.startsWith('s3://') ? await stageBaseModel(store, input.baseModel, join(deps.workDir, 'models'), heartbeat) : undefined;
       const resume = await downloadLastCheckpoint(store, input.outputUri, join(outputDir, CHECKPOINT_DIR));
-      report({ ...progress, phase: 'training', step: resume?.step ?? 0, ...(resume && { lastCheckpointStep: resume.step, resumedFromStep: resume.step }) }, 'now');
+      const validation = manifest.shards.some((s) => s.split === 'validation');
+      report({ ...progress, phase: 'training', validation, step: resume?.step ?? 0, ...(resume && { lastCheckpointStep: resume.step, resumedFromStep: resume.step }) }, 'now');
 
+      const validationShards = staged.filter((s) => s.entry.split === 'validation').map((s) => s.localPath);
+      if (!validation) ctx.log.info(`${input.shardsUri} has no validation split: training without evaluation`);
       const trainerConfig = trainerConfigFor(input, {
         trainShards: staged.filter((s) => s.entry.split === 'train').map((s) => s.localPath),
-        validationShards: staged.filter((s) => s.entry.split === 'validation').map((s) => s.localPath),
+        validationShards,
         outputDir,
         resumeFrom: resume?.dir ?? null,
         gitRevision: deps.gitRevision,
@@ -125,6 +130,12 @@ export function createTrainingActivities(deps: TrainingDeps) {
       const configPath = join(runDir, 'trainer-config.json');
       writeFileSync(configPath, trainerConfigFileText(trainerConfig));
 
+      const tensorboardUri = joinUri(input.outputUri, TENSORBOARD_DIR);
+      const tensorboardDir = join(outputDir, TENSORBOARD_DIR);
+      // The event files so far, so a running (or lost) run can be watched from the store.
+      const uploadTensorboard = async (): Promise<void> => {
+        if (existsSync(tensorboardDir)) await uploadDirectory(store, tensorboardDir, tensorboardUri, heartbeat);
+      };
       const shardByLocalPath = new Map(staged.map((s) => [s.localPath, s.entry.path]));
       const outcome = await runTrainer({
         env: await deps.pythonEnv(),
@@ -136,11 +147,12 @@ export function createTrainingActivities(deps: TrainingDeps) {
         onEvent: (event, uploads) => {
           if (event.event === 'step') recordTrainingStep(ctx.metricMeter, event);
           const next = progressAfter(progress, event);
-          // The start is shown at once; steps at the progress interval.
-          if (next) report(next, event.event === 'start' ? 'now' : 'throttled');
+          // The start and each (rare) evaluation are shown at once; steps at the progress interval.
+          if (next) report(next, event.event === 'step' ? 'throttled' : 'now');
           if (event.event === 'checkpoint') {
             uploads.push(async () => {
               await uploadCheckpoint(store, { outputUri: input.outputUri, localDir: event.dir, step: event.step, attempt }, heartbeat);
+              await uploadTensorboard();
               report({ ...progress, lastCheckpointStep: event.step }, 'now');
             });
           }
@@ -155,13 +167,15 @@ export function createTrainingActivities(deps: TrainingDeps) {
       report({ ...progress, phase: 'uploading', step: outcome.done.step }, 'now');
       const adapterUri = joinUri(input.outputUri, 'adapter');
       await uploadDirectory(store, outcome.done.adapterDir, adapterUri, heartbeat);
+      await uploadTensorboard();
       const lastStep = outcome.steps.at(-1);
-      const metrics: TrainingMetrics = { attempt, final: outcome.done.metrics, steps: outcome.steps };
+      const metrics: TrainingMetrics = { attempt, final: outcome.done.metrics, steps: outcome.steps, evals: outcome.evals };
       await putJson(store, joinUri(input.outputUri, 'metrics.json'), metrics);
       const result: TrainLoraResult = {
         runUri: input.outputUri,
         adapterUri,
         resultUri,
+        ...(existsSync(tensorboardDir) && { tensorboardUri }),
         steps: outcome.done.step,
         ...(lastStep && { finalLoss: lastStep.loss }),
         metrics: outcome.done.metrics,

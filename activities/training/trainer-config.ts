@@ -15,6 +15,20 @@ export interface TrainerLocalPaths {
   baseModelDir?: string;
 }
 
+/** A folder of the Hugging Face hub cache: `.../models--<org>--<name>/snapshots/<revision>`. */
+const HUB_CACHE_SNAPSHOT = /(?:^|\/)models--([^/]+?)--([^/]+)\/snapshots\/[^/]+\/?$/;
+
+/**
+ * The name an adapter records for its base model (adapter_config.json `base_model_name_or_path`),
+ * so that it loads on another machine: the name the input gives, else the hub id the base model
+ * is (or was downloaded from, for a folder of the hub cache), else the base model as given.
+ */
+export function portableBaseModelName(input: Pick<TrainLoraInput, 'baseModel' | 'baseModelName'>): string {
+  if (input.baseModelName !== undefined) return input.baseModelName;
+  const snapshot = HUB_CACHE_SNAPSHOT.exec(input.baseModel.replace(/^file:\/\//, ''));
+  return snapshot ? `${snapshot[1]}/${snapshot[2]}` : input.baseModel;
+}
+
 /**
  * The trainer's config file (python/vla_py/train/config.py reads it): the parsed input, whose
  * defaults are the only ones, plus this machine's paths. Every field is written (the Python side
@@ -24,6 +38,7 @@ export interface TrainerLocalPaths {
 export function trainerConfigFor(input: TrainLoraInput, local: TrainerLocalPaths): TrainerConfig {
   const config = TrainerConfig.safeParse({
     baseModel: local.baseModelDir ?? input.baseModel,
+    baseModelName: portableBaseModelName(input),
     trainShards: local.trainShards,
     validationShards: local.validationShards,
     outputDir: local.outputDir,
@@ -40,6 +55,7 @@ export function trainerConfigFor(input: TrainLoraInput, local: TrainerLocalPaths
     maxSequenceLength: input.maxSequenceLength,
     seed: input.seed,
     checkpointEvery: input.checkpointEvery,
+    evalEvery: input.evalEvery ?? input.checkpointEvery,
     actionRepresentation: input.actionRepresentation,
     gpus: input.gpus,
     distributed: input.distributed,

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { TrainerEvent, TrainingFailure, type TrainerStepEvent, type TrainingProgress } from '../../data-schemas/training';
+import { TrainerEvent, TrainingFailure, type TrainerEvalEvent, type TrainerStepEvent, type TrainingProgress } from '../../data-schemas/training';
 
 export type TrainerDoneEvent = Extract<TrainerEvent, { event: 'done' }>;
 export type TrainerErrorEvent = Extract<TrainerEvent, { event: 'error' }>;
@@ -18,18 +18,20 @@ export function parseTrainerEventLine(line: string): TrainerEvent | undefined {
 
 /** What a finished trainer process came to. */
 export type TrainerOutcome =
-  | { kind: 'done'; done: TrainerDoneEvent; steps: TrainerStepEvent[] }
+  | { kind: 'done'; done: TrainerDoneEvent; steps: TrainerStepEvent[]; evals: TrainerEvalEvent[] }
   | { kind: 'cancelled' }
   | { kind: 'failed'; code: number | null; signal: NodeJS.Signals | null; error?: TrainerErrorEvent; stderr: string[] };
 
-/** The events of one trainer run that decide its outcome: every step, the `done`, the last `error`. */
+/** The events of one trainer run that decide its outcome: every step and evaluation, the `done`, the last `error`. */
 export class TrainerEventLog {
   readonly steps: TrainerStepEvent[] = [];
+  readonly evals: TrainerEvalEvent[] = [];
   done: TrainerDoneEvent | undefined;
   error: TrainerErrorEvent | undefined;
 
   record(event: TrainerEvent): void {
     if (event.event === 'step') this.steps.push(event);
+    if (event.event === 'eval') this.evals.push(event);
     if (event.event === 'done') this.done = event;
     if (event.event === 'error') this.error = event;
   }
@@ -37,18 +39,20 @@ export class TrainerEventLog {
   /** The outcome of an exited trainer: done only with exit code 0 and a `done` event. */
   outcome(exit: { code: number | null; signal: NodeJS.Signals | null; cancelled: boolean; stderr: string[] }): TrainerOutcome {
     if (exit.cancelled) return { kind: 'cancelled' };
-    if (exit.code === 0 && this.done) return { kind: 'done', done: this.done, steps: this.steps };
+    if (exit.code === 0 && this.done) return { kind: 'done', done: this.done, steps: this.steps, evals: this.evals };
     return { kind: 'failed', code: exit.code, signal: exit.signal, ...(this.error && { error: this.error }), stderr: exit.stderr };
   }
 }
 
-/** The progress a `start` or `step` event moves to; undefined for events that carry none. */
+/** The progress a `start`, `step` or `eval` event moves to; undefined for events that carry none. */
 export function progressAfter(progress: TrainingProgress, event: TrainerEvent): TrainingProgress | undefined {
   switch (event.event) {
     case 'start':
       return { ...progress, totalSteps: event.totalSteps, step: event.resumedFromStep };
     case 'step':
       return { ...progress, step: event.step, totalSteps: event.totalSteps, loss: event.loss, lr: event.lr, tokensPerSecond: event.tokensPerSecond, etaSeconds: event.etaSeconds };
+    case 'eval':
+      return { ...progress, evalLoss: event.loss, evalStep: event.step };
     default:
       return undefined;
   }

@@ -1,11 +1,13 @@
 import { WorkflowIds } from '../../data-schemas/workflow-ids';
 import type { Command } from 'commander';
 import { execFile } from 'node:child_process';
-import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { basename, isAbsolute, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { toObjectUri } from '../../activities/store';
 import { formatZodIssues } from '../../data-schemas/issues';
-import { TrainLoraInput, type TrainingProgress, type TrainLoraResult } from '../../data-schemas/training';
+import { TENSORBOARD_DIR, TrainLoraInput, type TrainingProgress, type TrainLoraResult } from '../../data-schemas/training';
+import { joinUri } from '../../data-schemas/uri';
 import { loadConfig } from '../../infra/config';
 import { ensurePythonEnv } from '../../infra/python';
 import { trainingProgressQuery } from '../../workflows';
@@ -17,6 +19,7 @@ import { startAndFollow } from '../follow';
 export interface TrainCommandOptions {
   /** A hub id, an object URI, or a local directory made absolute (the option does it). */
   baseModel: string;
+  baseModelName?: string;
   out: string;
   maxSteps?: number;
   epochs?: number;
@@ -27,6 +30,7 @@ export interface TrainCommandOptions {
   gradAccum?: number;
   precision?: TrainLoraInput['precision'];
   checkpointEvery?: number;
+  evalEvery?: number;
   actionRepresentation?: TrainLoraInput['actionRepresentation'];
   gpus?: number;
   wait: boolean;
@@ -43,6 +47,7 @@ export function trainInput(shards: string, opts: Omit<TrainCommandOptions, 'wait
   return {
     shardsUri: toObjectUri(shards),
     baseModel: opts.baseModel,
+    ...(opts.baseModelName !== undefined && { baseModelName: opts.baseModelName }),
     outputUri: toObjectUri(opts.out),
     ...(opts.epochs !== undefined && { epochs: opts.epochs }),
     ...(opts.maxSteps !== undefined && { maxSteps: opts.maxSteps }),
@@ -52,6 +57,7 @@ export function trainInput(shards: string, opts: Omit<TrainCommandOptions, 'wait
     ...(opts.gradAccum !== undefined && { gradientAccumulationSteps: opts.gradAccum }),
     ...(opts.precision !== undefined && { precision: opts.precision }),
     ...(opts.checkpointEvery !== undefined && { checkpointEvery: opts.checkpointEvery }),
+    ...(opts.evalEvery !== undefined && { evalEvery: opts.evalEvery }),
     ...(opts.actionRepresentation !== undefined && { actionRepresentation: opts.actionRepresentation }),
     ...(opts.gpus !== undefined && { gpus: opts.gpus }),
     // Not the schema's default: a terminal's progress bar wants fresher numbers than the Web UI does.
@@ -59,11 +65,29 @@ export function trainInput(shards: string, opts: Omit<TrainCommandOptions, 'wait
   };
 }
 
+/**
+ * How to open a run's TensorBoard event files (`<outputUri>/tensorboard`): in place for a file://
+ * run; an s3:// run's are fetched first (the AWS CLI reads AWS_ENDPOINT_URL_S3 like the workers do).
+ */
+export function tensorboardHint(outputUri: string): string[] {
+  const uri = joinUri(outputUri, TENSORBOARD_DIR);
+  if (uri.startsWith('file://')) return [`  TensorBoard: tensorboard --logdir ${fileURLToPath(uri)}`];
+  const local = `./${basename(outputUri.replace(/\/+$/, ''))}-${TENSORBOARD_DIR}`;
+  return [`  TensorBoard: aws s3 sync ${uri} ${local} && tensorboard --logdir ${local}`, '               (the event files are uploaded with every checkpoint; sync again for newer ones)'];
+}
+
+/** The progress bar's eval column: the last validation loss, or why there is none. */
+function evalColumn(p: TrainingProgress): string {
+  if (p.validation === false) return 'none (no validation split)';
+  return p.evalLoss !== undefined ? `${p.evalLoss.toFixed(4)} @${p.evalStep ?? '?'}` : '-';
+}
+
 /** Starts (or attaches to) a trainLora run and follows its progress query until it ends. */
 export async function runTrain(shards: string, opts: TrainCommandOptions, say: (line: string) => void): Promise<TrainLoraResult | undefined> {
   const input = trainInput(shards, opts);
   const parsed = TrainLoraInput.safeParse(input);
   if (!parsed.success) throw new Error(`invalid training options: ${formatZodIssues(parsed.error).join('; ')}`);
+  for (const line of tensorboardHint(parsed.data.outputUri)) say(line);
   return startAndFollow<TrainLoraResult, TrainingProgress>({
     workflowType: 'trainLora',
     workflowId: WorkflowIds.trainLora(parsed.data.outputUri),
@@ -71,10 +95,10 @@ export async function runTrain(shards: string, opts: TrainCommandOptions, say: (
     wait: opts.wait,
     progress: {
       query: trainingProgressQuery,
-      format: '  {bar} step {value}/{total} | loss {loss} | {tps} tok/s | {phase}',
+      format: '  {bar} step {value}/{total} | loss {loss} | eval loss {evalLoss} | {tps} tok/s | {phase}',
       bar: (p) =>
         p.totalSteps > 0
-          ? { value: p.step, total: p.totalSteps, payload: { loss: p.loss?.toFixed(4) ?? '-', tps: p.tokensPerSecond?.toFixed(0) ?? '-', phase: p.phase } }
+          ? { value: p.step, total: p.totalSteps, payload: { loss: p.loss?.toFixed(4) ?? '-', evalLoss: evalColumn(p), tps: p.tokensPerSecond?.toFixed(0) ?? '-', phase: p.phase } }
           : undefined,
     },
     say,
@@ -83,8 +107,10 @@ export async function runTrain(shards: string, opts: TrainCommandOptions, say: (
 
 export function printTrainResult(result: TrainLoraResult, say: (line: string) => void): void {
   say(`  ${result.steps} steps, final loss ${result.finalLoss?.toFixed(4) ?? '-'}, ${result.attempts} attempt(s)${result.resumedFromStep ? `, resumed from step ${result.resumedFromStep}` : ''}`);
+  if (result.metrics.eval_loss !== undefined) say(`  final validation loss ${result.metrics.eval_loss.toFixed(4)}`);
   say(`  adapter: ${result.adapterUri}`);
   say(`  result:  ${result.resultUri}`);
+  if (result.tensorboardUri) for (const line of tensorboardHint(result.runUri)) say(line);
 }
 
 /** Builds the tiny test VLM (random weights, offline tokenizer and processor) into `dir`. */
@@ -103,6 +129,7 @@ export function registerTrain(program: Command): void {
     .description('start trainLora on the stack (vla dev up) and follow it with a progress bar')
     .argument('<shards>', 'the shards.json of a shard set (vla shard), a path or URI')
     .addOption(new SchemaOption('--base-model <dir-or-id>', fields.baseModel, { coerce: modelRef }).makeOptionMandatory())
+    .addOption(new SchemaOption('--base-model-name <name>', fields.baseModelName))
     .requiredOption('--out <uri-or-path>', 'run output: checkpoints, adapter, result')
     .addOption(new SchemaOption('--max-steps <n>', fields.maxSteps))
     .addOption(new SchemaOption('--epochs <n>', fields.epochs))
@@ -113,6 +140,7 @@ export function registerTrain(program: Command): void {
     .addOption(new SchemaOption('--grad-accum <n>', fields.gradientAccumulationSteps))
     .addOption(new SchemaOption('--precision <p>', fields.precision))
     .addOption(new SchemaOption('--checkpoint-every <n>', fields.checkpointEvery))
+    .addOption(new SchemaOption('--eval-every <n>', fields.evalEvery))
     .addOption(new SchemaOption('--action-representation <r>', fields.actionRepresentation))
     .addOption(new SchemaOption('--gpus <n>', fields.gpus))
     .option('--no-wait', 'start it and return; watch it in the Web UI')

@@ -328,6 +328,22 @@ def test_adapter_of_another_base_is_refused_by_its_shapes(tiny_model_dir, adapte
     assert "someorg/tiny-vlm-96" in str(e.value) and str(tiny_model_dir) in str(e.value) and "size mismatch" in str(e.value)
 
 
+def test_adapter_of_another_base_is_refused_by_the_path_it_was_trained_from(tiny_model_dir, adapters, tmp_path):
+    """Our trainer's adapters name a portable base (a hub id) and keep the local path in training_config.json:
+    that path still tells, before any weight is loaded, that the adapter belongs to another base."""
+    from vla_py.infer import engine
+
+    copy = shutil.copytree(adapters["foreign"], tmp_path / "foreign-portable")
+    cfg = json.loads((copy / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "someorg/tiny-vlm-96"
+    (copy / "adapter_config.json").write_text(json.dumps(cfg))
+    (copy / "training_config.json").write_text(json.dumps({"baseModel": str(adapters["other_base"])}))
+    with pytest.raises(engine.LoadError) as e:
+        engine.check_adapter_base(str(tiny_model_dir), str(copy))
+    assert e.value.code == "adapter_mismatch"
+    assert f"someorg/tiny-vlm-96 ({adapters['other_base']})" in str(e.value) and "hidden_size 96 vs 64" in str(e.value)
+
+
 def test_missing_base_and_adapter_are_not_found(tiny_model_dir, tmp_path):
     from vla_py.infer import engine
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def overfit_run(tiny_model_dir, tmp_path_factory):
     val = write_shard(tmp / "validation" / "shard-000000.tar", make_samples(2, 0))
     cfg = base_config(
         tiny_model_dir, {"train": [str(shard)], "validation": [str(val)]}, tmp / "run",
-        maxSteps=30, epochs=100, learningRate=1e-2, perDeviceBatchSize=2, checkpointEvery=100,
+        maxSteps=30, epochs=100, learningRate=1e-2, perDeviceBatchSize=2, checkpointEvery=100, evalEvery=10,
     )
     rc, events, stderr = run_trainer(cfg, tmp)
     return {"rc": rc, "events": events, "stderr": stderr, "cfg": cfg, "tmp": tmp, "hash_before": before}
@@ -61,12 +62,19 @@ def test_events_and_loss_falls(overfit_run):
     assert [s["step"] for s in steps] == list(range(1, 31))
     assert steps[-1]["loss"] < 0.5 * steps[0]["loss"], [s["loss"] for s in steps]
     assert all(s["tokensPerSecond"] > 0 for s in steps) and steps[-1]["etaSeconds"] == 0
-    assert [e["event"] for e in events[-3:]] == ["checkpoint", "eval", "done"]
+    # evaluated every evalEvery steps, the last step once (before its checkpoint)
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [10, 20, 30]
+    assert [e["event"] for e in events[-3:]] == ["eval", "checkpoint", "done"]
+    step_events = [e["step"] for e in events if e["event"] in ("step", "eval")]
+    assert step_events == sorted(step_events)  # each evaluation follows its step
     done = events[-1]
     out = Path(overfit_run["cfg"]["outputDir"])
     assert done["step"] == 30 and done["adapterDir"] == str(out / "adapter")
     assert {"train_loss", "train_runtime", "train_tokens_per_second", "eval_loss"} <= set(done["metrics"])
-    ckpt = events[-3]["dir"]
+    assert done["metrics"]["eval_loss"] == evals[-1]["loss"]
+    assert evals[-1]["loss"] < evals[0]["loss"]  # the validation samples are the training ones: it overfits them too
+    ckpt = events[-2]["dir"]
     assert ckpt == str(out / "checkpoints" / "checkpoint-30")
     assert {"adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"} <= {p.name for p in Path(ckpt).iterdir()}
     adapter = out / "adapter"
@@ -74,6 +82,46 @@ def test_events_and_loss_falls(overfit_run):
     card = (adapter / "README.md").read_text()
     assert "abc123" in card and "rank 8" in card and "language" in card and "30 optimizer steps" in card
     assert not list((out / "checkpoints").glob(".tmp-*"))
+
+
+def test_tensorboard_event_files_hold_loss_eval_loss_and_lr(overfit_run):
+    """Read with TensorBoard's own reader: the scalars people plot, at the steps the events name."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert overfit_run["rc"] == 0, overfit_run["stderr"][-3000:]
+    assert "reporting to tensorboard" in overfit_run["stderr"] and "WANDB_API_KEY not set" in overfit_run["stderr"]
+    logdir = Path(overfit_run["cfg"]["outputDir"]) / "tensorboard"
+    assert list(logdir.glob("events.out.tfevents.*"))
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"train/loss", "train/learning_rate", "eval/loss"} <= set(tags), tags
+    events = overfit_run["events"]
+    losses = {e["step"]: e["loss"] for e in _steps(events)}
+    loss = acc.Scalars("train/loss")
+    assert [s.step for s in loss] == list(range(1, 31))
+    assert [s.value for s in loss] == pytest.approx([losses[s.step] for s in loss], rel=1e-5)
+    evals = {e["step"]: e["loss"] for e in events if e["event"] == "eval"}
+    eval_loss = acc.Scalars("eval/loss")
+    assert [s.step for s in eval_loss] == [10, 20, 30]
+    assert [s.value for s in eval_loss] == pytest.approx([evals[s.step] for s in eval_loss], rel=1e-5)
+    lrs = {e["step"]: e["lr"] for e in _steps(events)}
+    assert [s.value for s in acc.Scalars("train/learning_rate")] == pytest.approx([lrs[s] for s in range(1, 31)], rel=1e-5)
+
+
+def test_adapter_names_its_base_portably_and_still_loads(overfit_run, tiny_model_dir):
+    """adapter_config.json names the base as given (a hub id), not the trainer's local path; the local
+    inference engine (also the VQA local backend's) still pairs it with the local base directory."""
+    from vla_py.infer import engine
+
+    assert overfit_run["rc"] == 0
+    adapter = Path(overfit_run["events"][-1]["adapterDir"])
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == "someorg/tiny-vlm"
+    assert json.loads((adapter / "training_config.json").read_text())["baseModel"] == str(tiny_model_dir)
+    assert "base_model: someorg/tiny-vlm" in (adapter / "README.md").read_text()
+    loaded = engine.load(str(tiny_model_dir), str(adapter), device="cpu", dtype="float32")
+    assert loaded.adapter_base == "someorg/tiny-vlm"
+    assert engine.check_adapter_base(str(tiny_model_dir), str(adapter)) == "someorg/tiny-vlm"
 
 
 def test_adapter_loads_and_changes_outputs_base_untouched(overfit_run, tiny_model_dir):
@@ -221,6 +269,34 @@ def test_corrupt_shard_and_missing_base_model(tiny_model_dir, shards, tmp_path):
     cfg = base_config(tiny_model_dir, shards, tmp_path / "b", precision="fp64")
     rc, events, err = run_trainer(cfg, tmp_path, "bad.json")
     assert rc == 2 and events[-1]["code"] == "bad_config" and "precision" in events[-1]["message"]
+
+
+def test_reports_to_wandb_and_mlflow_only_when_asked_and_installed(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from vla_py.train import trainer
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    assert trainer.report_to(tmp_path / "tb") == ["tensorboard"]
+    assert os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "tb")
+    line = capsys.readouterr().err
+    assert "not to wandb (WANDB_API_KEY not set), mlflow (MLFLOW_TRACKING_URI not set)" in line and line.count("\n") == 1
+
+    # Asked for, but the package is not there: said, not added (transformers would fail at start).
+    monkeypatch.setenv("WANDB_API_KEY", "test-key")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "mlruns"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("wandb", "mlflow") else real_find_spec(name, *a))
+    assert trainer.report_to(tmp_path / "tb") == ["tensorboard"]
+    line = capsys.readouterr().err
+    assert "wandb (WANDB_API_KEY is set but the wandb package is not installed)" in line and "mlflow (MLFLOW_TRACKING_URI is set but the mlflow package is not installed)" in line
+
+    # Asked for and installed: added.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in ("wandb", "mlflow") else real_find_spec(name, *a))
+    assert trainer.report_to(tmp_path / "tb") == ["tensorboard", "wandb", "mlflow"]
+    assert "not to" not in capsys.readouterr().err
 
 
 def test_out_of_memory_is_named_with_advice(tmp_path, monkeypatch, capsys):

@@ -9,8 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createObjectStore, getJson } from '../../activities/store';
+import { createLocalBackend } from '../../activities/vqa/backends/local';
 import type { ObjectStore } from '../../activities/store/types';
-import { ShardManifest, TrainingFailure, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
+import { ShardManifest, TrainingFailure, TrainingMetrics, TrainLoraResult, type TrainingProgress } from '../../data-schemas/training';
 import { fileUri, joinUri } from '../../data-schemas/uri';
 import { loadConfig } from '../../infra/config';
 import { inspectPidFile, isAlive } from '../../activities/runtime/processes';
@@ -125,7 +126,7 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
 
   it('trains, reports live progress, checkpoints to the store, and the adapter loads back with peft and changes the outputs', async () => {
     await withWorkers(async ({ cpu, gpu }) => {
-      const input = trainInput(gpu, 'a');
+      const input = trainInput(gpu, 'a', { baseModelName: 'someorg/tiny-vlm' });
       const handle = await start(cpu, input);
       const live = await waitForProgress(handle, (p) => p.phase === 'training' && p.step > 0);
       expect(live.totalSteps).toBe(6);
@@ -140,6 +141,13 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       expect(stored).toEqual(expect.arrayContaining(['checkpoints/checkpoint-00000003.json', 'checkpoints/checkpoint-00000006.json']));
       expect(await getJson(store, result.resultUri, TrainLoraResult)).toEqual(result);
 
+      // Validation loss at every checkpoint step (evalEvery's default), TensorBoard event files with the run.
+      const metrics = await getJson(store, joinUri(input.outputUri, 'metrics.json'), TrainingMetrics);
+      expect(metrics.evals?.map((e) => e.step)).toEqual([3, 6]);
+      expect(result.metrics.eval_loss).toBe(metrics.evals?.at(-1)?.loss);
+      expect(result.tensorboardUri).toBe(joinUri(input.outputUri, 'tensorboard'));
+      expect(stored.filter((p) => p.startsWith('tensorboard/events.out.tfevents.')).length).toBeGreaterThan(0);
+
       // The adapter, fetched from S3 as a user would, loads with PeftModel.from_pretrained.
       const local = join(dir, 'adapter-a');
       for (const name of stored.filter((p) => p.startsWith('adapter/'))) {
@@ -153,6 +161,17 @@ describe('trainLora: the real Python trainer on a tiny VLM, through the workflow
       expect(check.changed).toBe(true);
       expect(check.loraModules).toBeGreaterThan(0);
       expect(check.vision).toBe(0);
+
+      // The adapter names its base portably; the VQA local backend still pairs it with the local base.
+      const adapterConfig = JSON.parse(readFileSync(join(local, 'adapter_config.json'), 'utf8')) as { base_model_name_or_path: string };
+      expect(adapterConfig.base_model_name_or_path).toBe('someorg/tiny-vlm');
+      const backend = createLocalBackend({ baseModel, adapter: local, python: () => Promise.resolve(python), device: 'cpu' });
+      try {
+        await backend.check();
+        expect(backend.info).toMatchObject({ ready: true, adapter: local, adapterBase: 'someorg/tiny-vlm' });
+      } finally {
+        await backend.close();
+      }
 
       await recordHistory(env, 'trainLora', handle.workflowId);
 

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { downloadLastCheckpoint, readShardManifest, recordRunConfig, uploadCheckpoint } from '../../activities/training/run-files';
-import { trainerConfigFileText, trainerConfigFor } from '../../activities/training/trainer-config';
+import { portableBaseModelName, trainerConfigFileText, trainerConfigFor } from '../../activities/training/trainer-config';
+import { tensorboardHint } from '../../cli/commands/train';
 import { parseTrainerEventLine, progressAfter, TrainerEventLog, trainerFailure } from '../../activities/training/trainer-events';
 import { trainerLaunchArgs } from '../../activities/training/trainer-process';
 import { FileStore, InvalidObjectError } from '../../activities/store';
@@ -34,6 +35,21 @@ describe('the trainer config', () => {
     expect(config.modelCard).toEqual({ runUri: 's3://runs/r1', shardsUri: 's3://data/shards/shards.json', gitRevision: 'abc', baseModel: 'google/gemma-3-4b-it' });
     expect(trainerConfigFor(input, { ...local, baseModelDir: '/w/models/m' }).baseModel).toBe('/w/models/m');
     expect(TrainerConfig.parse(JSON.parse(trainerConfigFileText(config)))).toEqual(config);
+  });
+
+  it('evaluates at the checkpoints unless evalEvery says otherwise', () => {
+    expect(trainerConfigFor(input, local).evalEvery).toBe(500);
+    expect(trainerConfigFor(TrainLoraInput.parse({ ...input, evalEvery: 50 }), local).evalEvery).toBe(50);
+  });
+
+  it('names the base model portably: the name given, a hub id, the hub id of a hub cache folder, else the model as given', () => {
+    expect(trainerConfigFor(input, local).baseModelName).toBe('google/gemma-3-4b-it');
+    // An s3:// base is staged to a local folder: the trainer loads that, the adapter names the URI.
+    const staged = trainerConfigFor(TrainLoraInput.parse({ ...input, baseModel: 's3://models/gemma' }), { ...local, baseModelDir: '/w/models/3f2a' });
+    expect([staged.baseModel, staged.baseModelName]).toEqual(['/w/models/3f2a', 's3://models/gemma']);
+    expect(portableBaseModelName({ baseModel: '/home/me/.cache/huggingface/hub/models--google--gemma-3-4b-it/snapshots/093f9f3/' })).toBe('google/gemma-3-4b-it');
+    expect(portableBaseModelName({ baseModel: '/models/gemma', baseModelName: 'google/gemma-3-4b-it' })).toBe('google/gemma-3-4b-it');
+    expect(portableBaseModelName({ baseModel: '/models/gemma' })).toBe('/models/gemma');
   });
 
   it('refuses what the trainer would refuse, before the trainer starts', () => {
@@ -71,10 +87,11 @@ describe('the event stream', () => {
     expect(parseTrainerEventLine(JSON.stringify({ event: 'unknown' }))).toBeUndefined();
   });
 
-  it('moves the progress on start and step events only', () => {
+  it('moves the progress on start, step and eval events only', () => {
     const progress: TrainingProgress = { phase: 'training', attempt: 2, step: 0, totalSteps: 0 };
     expect(progressAfter(progress, { event: 'start', totalSteps: 10, resumedFromStep: 4, trainableParameters: 1, totalParameters: 2, samples: 3 })).toEqual({ ...progress, step: 4, totalSteps: 10 });
     expect(progressAfter(progress, parseTrainerEventLine(JSON.stringify(step))!)).toEqual({ ...progress, step: 3, totalSteps: 10, loss: 1.5, lr: 1e-4, tokensPerSecond: 100, etaSeconds: 7 });
+    expect(progressAfter(progress, parseTrainerEventLine(JSON.stringify({ event: 'eval', step: 3, loss: 1.25 }))!)).toEqual({ ...progress, evalLoss: 1.25, evalStep: 3 });
     expect(progressAfter(progress, { event: 'checkpoint', step: 3, dir: '/x' })).toBeUndefined();
   });
 
@@ -82,8 +99,9 @@ describe('the event stream', () => {
     const log = new TrainerEventLog();
     log.record(parseTrainerEventLine(JSON.stringify(step))!);
     expect(log.outcome({ code: 0, signal: null, cancelled: false, stderr: [] })).toMatchObject({ kind: 'failed', code: 0 });
+    log.record({ event: 'eval', step: 3, loss: 1.25 });
     log.record({ event: 'done', step: 3, adapterDir: '/a', metrics: { train_loss: 1 } });
-    expect(log.outcome({ code: 0, signal: null, cancelled: false, stderr: [] })).toMatchObject({ kind: 'done', steps: [step], done: { adapterDir: '/a' } });
+    expect(log.outcome({ code: 0, signal: null, cancelled: false, stderr: [] })).toMatchObject({ kind: 'done', steps: [step], evals: [{ event: 'eval', step: 3, loss: 1.25 }], done: { adapterDir: '/a' } });
     expect(log.outcome({ code: 1, signal: null, cancelled: false, stderr: [] }).kind).toBe('failed');
     expect(log.outcome({ code: null, signal: 'SIGTERM', cancelled: true, stderr: [] }).kind).toBe('cancelled');
   });
@@ -103,6 +121,13 @@ describe('the event stream', () => {
     for (const [failure, type, nonRetryable] of cases) expect([failure.type, failure.nonRetryable]).toEqual([type, nonRetryable]);
     expect(cases[2]![0].message).toContain('train/shard-000001.tar');
     expect(cases[3]![0].message).toContain('config.lora.rank');
+  });
+});
+
+describe('the TensorBoard hint of vla train', () => {
+  it('opens a local run\'s event files in place and fetches an s3:// run\'s first', () => {
+    expect(tensorboardHint(fileUri('/data/runs/r 1'))).toEqual(['  TensorBoard: tensorboard --logdir /data/runs/r 1/tensorboard']);
+    expect(tensorboardHint('s3://runs/exp/r1')[0]).toBe('  TensorBoard: aws s3 sync s3://runs/exp/r1/tensorboard ./r1-tensorboard && tensorboard --logdir ./r1-tensorboard');
   });
 });
 

@@ -56,8 +56,10 @@ def _shape_signature(config: dict | None) -> dict:
 
 def check_adapter_base(base: str, adapter: str) -> str | None:
     """Compares the adapter's recorded base (adapter_config.json ``base_model_name_or_path``) with the base
-    model. Returns the recorded name. Raises LoadError(adapter_mismatch) only when the mismatch is certain:
-    the recorded base is a local model directory whose architecture differs from the given one. A different
+    model, and with the path it was trained from (``baseModel`` of the adapter's training_config.json, which
+    our trainer writes beside a portable hub id or name). Returns the recorded name. Raises
+    LoadError(adapter_mismatch) only when the mismatch is certain: the recorded or trained-from base is a
+    local model directory whose architecture differs from the given one. A different
     name alone is logged (the same model is often stored under different paths or hub ids)."""
     cfg = _read_json(Path(os.path.expanduser(adapter)) / "adapter_config.json")
     if cfg is None:
@@ -65,19 +67,27 @@ def check_adapter_base(base: str, adapter: str) -> str | None:
     recorded = cfg.get("base_model_name_or_path")
     if not isinstance(recorded, str) or not recorded:
         return None
+    # Our trainer records a portable name there and the path it trained from in training_config.json.
+    trained = _read_json(Path(os.path.expanduser(adapter)) / "training_config.json") or {}
+    trained_from = trained.get("baseModel") if isinstance(trained.get("baseModel"), str) else None
     base_path = Path(os.path.expanduser(base))
-    rec_path = Path(os.path.expanduser(recorded))
-    same_name = recorded == base or (_looks_local(recorded) and rec_path.exists() and base_path.exists() and rec_path.resolve() == base_path.resolve())
-    if same_name:
+
+    def names_base(name: str) -> bool:
+        p = Path(os.path.expanduser(name))
+        return name == base or (_looks_local(name) and p.exists() and base_path.exists() and p.resolve() == base_path.resolve())
+
+    if names_base(recorded) or (trained_from is not None and names_base(trained_from)):
         return recorded
-    if _looks_local(recorded) and (rec_path / "config.json").is_file():
+    local = next((n for n in (recorded, trained_from) if n and _looks_local(n) and (Path(os.path.expanduser(n)) / "config.json").is_file()), None)
+    if local is not None:
+        rec_path = Path(os.path.expanduser(local))
         a, b = _shape_signature(_read_json(rec_path / "config.json")), _shape_signature(_read_json(base_path / "config.json"))
         diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
         if a and b and diff:
             detail = ", ".join(f"{k} {x} vs {y}" for k, (x, y) in sorted(diff.items()))
             raise LoadError(
                 "adapter_mismatch",
-                f"adapter {adapter} was trained on base model {recorded}, not on {base} ({detail})",
+                f"adapter {adapter} was trained on base model {recorded if local == recorded else f'{recorded} ({local})'}, not on {base} ({detail})",
             )
     log(f"adapter {adapter} names base model {recorded!r}, not {base!r}; loading it anyway (its weights must fit)")
     return recorded

@@ -25,6 +25,8 @@ class LoraSettings:
 @dataclass(frozen=True)
 class TrainConfig:
     base_model: str
+    #: What adapter_config.json names as the base: a hub id or the name the user gave, never only this machine's path.
+    base_model_name: str
     train_shards: list[str]
     validation_shards: list[str]
     output_dir: str
@@ -41,6 +43,8 @@ class TrainConfig:
     max_sequence_length: int
     seed: int
     checkpoint_every: int
+    #: Optimizer steps between evaluation losses on the validation shards.
+    eval_every: int
     action_representation: str
     gpus: int
     distributed: str
@@ -56,6 +60,11 @@ class TrainConfig:
     def adapter_dir(self) -> Path:
         return Path(self.output_dir) / "adapter"
 
+    @property
+    def tensorboard_dir(self) -> Path:
+        # The activity uploads this folder as <outputUri>/tensorboard (TENSORBOARD_DIR, data-schemas/training.ts).
+        return Path(self.output_dir) / "tensorboard"
+
 
 def parse_config(raw: Any) -> TrainConfig:
     """The validated config; a BadConfig names the offending field (``config.lora.rank ...``)."""
@@ -66,6 +75,7 @@ def parse_config(raw: Any) -> TrainConfig:
     lora = raw["lora"]
     cfg = TrainConfig(
         base_model=raw["baseModel"],
+        base_model_name=raw["baseModelName"],
         train_shards=list(raw["trainShards"]),
         validation_shards=list(raw["validationShards"]),
         output_dir=str(Path(raw["outputDir"]).absolute()),
@@ -82,6 +92,7 @@ def parse_config(raw: Any) -> TrainConfig:
         max_sequence_length=raw["maxSequenceLength"],
         seed=raw["seed"],
         checkpoint_every=raw["checkpointEvery"],
+        eval_every=raw["evalEvery"],
         action_representation=raw["actionRepresentation"],
         gpus=raw["gpus"],
         distributed=raw["distributed"],

@@ -195,6 +195,8 @@ def _make_events_callback(trainable: int, total: int, samples: int):
             self.begin_step = 0
             self.begin_tokens = 0
             self.last_loss: float | None = None
+            #: (step, loss) of the last evaluation on the validation shards.
+            self.last_eval: tuple[int, float] | None = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             _Signals.phase = "training"
@@ -221,6 +223,11 @@ def _make_events_callback(trainable: int, total: int, samples: int):
                 control.should_training_stop = True
                 control.should_save = True  # keep the progress: the checkpoint is written before stopping
             return control
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics and "eval_loss" in metrics:
+                self.last_eval = (int(state.global_step), float(metrics["eval_loss"]))
+                emit("eval", step=self.last_eval[0], loss=self.last_eval[1])
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
@@ -273,9 +280,29 @@ def _deepspeed_zero2() -> dict[str, Any]:
     }
 
 
+def report_to(tensorboard_dir: Path) -> list[str]:
+    """TensorBoard always (event files under ``tensorboard_dir``); W&B and MLflow when their
+    environment asks for them and their package is installed. Says once what was left out and why."""
+    import importlib.util
+
+    # transformers' TensorBoardCallback takes its folder from here (else a dated one under output_dir).
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir)
+    targets = ["tensorboard"]
+    skipped = []
+    for name, package, variable in (("wandb", "wandb", "WANDB_API_KEY"), ("mlflow", "mlflow", "MLFLOW_TRACKING_URI")):
+        if not os.environ.get(variable):
+            skipped.append(f"{name} ({variable} not set)")
+        elif importlib.util.find_spec(package) is None:
+            skipped.append(f"{name} ({variable} is set but the {package} package is not installed)")
+        else:
+            targets.append(name)
+    log(f"reporting to {', '.join(targets)} (TensorBoard event files in {tensorboard_dir})" + (f"; not to {', '.join(skipped)}" if skipped else ""))
+    return targets
+
+
 def model_card(cfg: TrainConfig, targets: list[str], steps: int, final_loss: float | None, metrics: dict[str, float], mapping: dict | None) -> str:
     card = cfg.model_card or {}
-    base = card.get("baseModel") or cfg.base_model
+    base = cfg.base_model_name
     lines = [
         "---",
         f"base_model: {base}",
@@ -334,6 +361,8 @@ def run(cfg: TrainConfig) -> int:
     train_ds = ShardDataset(cfg.train_shards)
     val_ds = ShardDataset(cfg.validation_shards) if cfg.validation_shards else None
     log(f"{len(train_ds)} training samples in {len(cfg.train_shards)} shards" + (f", {len(val_ds)} validation samples" if val_ds else ""))
+    if val_ds is None:
+        log("the shard set has no validation split: training without evaluation")
 
     check_base_model(cfg.base_model)
     try:
@@ -363,8 +392,11 @@ def run(cfg: TrainConfig) -> int:
         save_strategy="steps",
         save_steps=cfg.checkpoint_every,
         save_total_limit=None,
-        eval_strategy="no",
-        report_to="none",
+        eval_strategy="steps" if val_ds is not None else "no",
+        eval_steps=cfg.eval_every,
+        # the loss is all an evaluation needs: no vocabulary-sized logits gathered
+        prediction_loss_only=True,
+        report_to=report_to(cfg.tensorboard_dir) if is_main_process() else "none",
         disable_tqdm=True,
         remove_unused_columns=False,
         label_names=["labels"],
@@ -416,6 +448,8 @@ def run(cfg: TrainConfig) -> int:
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, lora_config)
+    # adapter_config.json names the base portably (a hub id, the name given); training_config.json keeps the local path
+    model.peft_config["default"].base_model_name_or_path = cfg.base_model_name
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
@@ -449,9 +483,11 @@ def run(cfg: TrainConfig) -> int:
         "train_tokens_per_second": tokens / runtime if runtime > 0 else 0.0,
     }
     if val_ds is not None:
-        ev = trainer.evaluate(eval_dataset=val_ds)
-        metrics["eval_loss"] = float(ev["eval_loss"])
-        emit("eval", step=step, loss=metrics["eval_loss"])
+        # the last step is always evaluated; on_evaluate emits the event
+        if events.last_eval is None or events.last_eval[0] != step:
+            trainer.evaluate(eval_dataset=val_ds)
+        if events.last_eval is not None:
+            metrics["eval_loss"] = events.last_eval[1]
 
     adapter = cfg.adapter_dir
     staging = adapter.with_name(adapter.name + ".tmp")
