@@ -49,6 +49,7 @@ export const TrainingVariant = z.strictObject({
   /** The variant's name in the report, the VQA sweep and the search attribute VlaVariants. */
   name: ExperimentName,
   baseModel: TrainLoraInput.shape.baseModel,
+  baseModelName: TrainLoraInput.shape.baseModelName,
   actionRepresentation: TrainLoraInput.shape.actionRepresentation,
   lora: TrainLoraInput.shape.lora,
   learningRate: TrainLoraInput.shape.learningRate,
@@ -64,6 +65,7 @@ export const TrainingVariant = z.strictObject({
   gpus: TrainLoraInput.shape.gpus,
   distributed: TrainLoraInput.shape.distributed,
   checkpointEvery: TrainLoraInput.shape.checkpointEvery,
+  evalEvery: TrainLoraInput.shape.evalEvery,
 });
 export type TrainingVariant = z.infer<typeof TrainingVariant>;
 
