@@ -507,24 +507,31 @@ export const HUB_LAYOUTS: Record<BenchmarkId, HubLayout> = {
   ),
 };
 
-/** Every row of a hub split, in shard and row order, one row group at a time. */
-async function loadHub(store: ObjectStore, layout: HubLayout, shards: ObjectInfo[]): Promise<LoadedItem[]> {
+/** The rows of a hub split, in shard and row order, one row group at a time; after `stopAfter` items no further row group is read. */
+async function loadHub(store: ObjectStore, layout: HubLayout, shards: ObjectInfo[], stopAfter = Infinity): Promise<LoadedItem[]> {
   const items: LoadedItem[] = [];
   let n = 0;
   for (const info of shards) {
+    if (items.length >= stopAfter) break;
     const table = await openParquet(store, info);
     const missing = layout.required.filter((c) => !table.columns.includes(c));
     if (missing.length) throw new BenchmarkLayoutError(`${info.uri}: missing column(s) ${missing.join(', ')} (expected the ${layout.repo} columns; the file has ${table.columns.join(', ')})`);
     let rowInFile = 0;
     for await (const rows of table.rowGroups(layout.columns.filter((c) => table.columns.includes(c)))) {
       for (const row of rows) items.push(layout.toItem(row, n++, `${info.uri} row ${++rowInFile}`));
+      if (items.length >= stopAfter) break;
     }
   }
   return items;
 }
 
-/** Reads a benchmark from `root` in whichever layout is there. */
-export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, root: string): Promise<LoadedItem[]> {
+/**
+ * Reads a benchmark from `root` in whichever layout is there. `limit` is the number of groups the
+ * caller keeps (limitItems): where every group is one item, a hub split stops reading after that
+ * many rows, so a limited sweep of a multi-gigabyte split reads its first row groups only. (MMBench's
+ * rotations and MME's image pairs may sit anywhere in the split, so those are read whole.)
+ */
+export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, root: string, limit?: number): Promise<LoadedItem[]> {
   const jsonl = joinUri(root, ITEMS_FILE);
   const head = await store.head(jsonl);
   if (head) return checkOptionsShown(await loadJsonl(store, benchmark, root, (await store.get(jsonl)).toString('utf8')), jsonl);
@@ -534,11 +541,15 @@ export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, 
   }
   const hub = HUB_LAYOUTS[benchmark];
   const shards = await findHubFiles(store, root, hub.files);
-  if (shards) return checkOptionsShown(await loadHub(store, hub, shards), joinUri(root, hubFilesPattern(hub.files)));
+  const stopAfter = limit !== undefined && !MULTI_ITEM_GROUPS.has(benchmark) ? limit : undefined;
+  if (shards) return checkOptionsShown(await loadHub(store, hub, shards, stopAfter), joinUri(root, hubFilesPattern(hub.files)));
   throw new BenchmarkLayoutError(
     `${root} holds no ${benchmark} data: expected ${ITEMS_FILE} (JSON lines), one of ${TSV_FILES[benchmark].join(', ')} (VLMEvalKit TSV) or ${hubFilesPattern(hub.files)} (${hub.repo} from the Hugging Face hub); see docs/vqa.md`,
   );
 }
+
+/** The benchmarks whose groups (groupKey) hold several items; in the others each item is its own group. */
+const MULTI_ITEM_GROUPS: ReadonlySet<BenchmarkId> = new Set(['mmbench-en', 'mmbench-cn', 'mme']);
 
 /**
  * Groups that must stay whole when a sweep is limited to N items: MMBench's circular rotations of

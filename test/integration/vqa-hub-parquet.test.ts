@@ -144,8 +144,8 @@ function tsvOf(loaded: LoadedItem): string {
   return `${Object.keys(row).join('\t')}\n${Object.values(row).map(tsvCell).join('\t')}\n`;
 }
 
-/** The store a test reads through, noting every whole-object read of a parquet file. */
-function recording(store: ObjectStore, wholeReads: string[]): ObjectStore {
+/** The store a test reads through, noting every whole-object read of a parquet file (and every ranged read in `ranges`). */
+function recording(store: ObjectStore, wholeReads: string[], ranges: string[] = []): ObjectStore {
   return {
     put: (uri, body, o) => store.put(uri, body, o),
     putIfAbsent: (uri, body, o) => store.putIfAbsent(uri, body, o),
@@ -158,7 +158,10 @@ function recording(store: ObjectStore, wholeReads: string[]): ObjectStore {
       if (uri.endsWith('.parquet')) wholeReads.push(uri);
       return store.getStream(uri);
     },
-    getRange: (uri, start, end) => store.getRange(uri, start, end),
+    getRange: (uri, start, end) => {
+      ranges.push(uri);
+      return store.getRange(uri, start, end);
+    },
     head: (uri) => store.head(uri),
     list: (uri) => store.list(uri),
     delete: (uri, o) => store.delete(uri, o),
@@ -225,6 +228,23 @@ describe('benchmarks in the lmms-lab Hugging Face layout (parquet written by dat
     expect(BENCHMARKS['mmbench-en'].prompt(stored!)).toBe(
       "The people are at a party. What mood is shown? There are several options:\nA. happy\nB. sad\nC. angry\nD. calm\n\nAnswer with the option's letter from the given choices directly.",
     );
+  });
+
+  it('stops reading a split once a limited sweep has its items, where each item is its own group', async () => {
+    const root = fileUri(join(dir, 'hub', 'chartqa'));
+    const count = async (limit?: number): Promise<[number, number]> => {
+      const ranges: string[] = [];
+      const items = await loadBenchmark(recording(fileStore, [], ranges), 'chartqa', root, limit);
+      return [items.length, ranges.length];
+    };
+    // The footer, then one read per row group (one row each here).
+    const [all, rangesAll] = await count();
+    const [one, rangesOne] = await count(1);
+    expect([all, one]).toEqual([2, 1]);
+    expect(rangesOne).toBeLessThan(rangesAll);
+    // MMBench's rotations may come later in the split: it is read whole whatever the limit.
+    const mmbench = await loadBenchmark(fileStore, 'mmbench-en', fileUri(join(dir, 'hub', 'mmbench')), 1);
+    expect(mmbench.map((l) => l.item.id)).toEqual(['241', '1000241', '242']);
   });
 
   it('reads a snapshot in S3 the same way, by ranged GETs', async () => {
