@@ -323,7 +323,10 @@ function checkOptionsShown(items: LoadedItem[], source: string): LoadedItem[] {
 }
 
 /** An image column of a `datasets` parquet file (`Image()` feature): the encoded file and its name. */
-const HubImage = z.object({ bytes: z.instanceof(Uint8Array).refine((b) => b.length >= 8, 'no image bytes'), path: z.string().nullish() });
+const HubImage = z.object({
+  bytes: z.instanceof(Uint8Array, { error: 'no embedded image (a path-only Image() cell); the hub files embed their images' }).refine((b) => b.length >= 8, 'not an image (under 8 bytes)'),
+  path: z.string().nullish(),
+});
 const HubId = z.union([z.string(), z.number(), z.bigint()]).transform(String);
 const HubText = z.string().min(1);
 const HubAnswers = z.array(z.string()).min(1);

@@ -214,6 +214,10 @@ def main(out: Path) -> None:
 
     # What a loader must refuse or cope with.
     write(out, "broken-columns", "data/test-00000-of-00001.parquet", Features({"question": S, "image": Image()}), [{"question": "Highest?", "image": image(92)}])
+    write(out, "broken-cells", "data/test-00000-of-00001.parquet", AI2D, [
+        {"question": "Which part is the leaf?", "options": ["A", "B"], "answer": "0", "image": image(93)},
+        {"question": "Which part is the root?", "options": ["A", "B"], "answer": "9", "image": image(94)},
+    ])
     write(out, "broken-shards", "data/test-00001-of-00002.parquet", REALWORLDQA, RWQA_ROWS[:1])
     write(out, "zstd", "data/test-00000-of-00001.parquet", REALWORLDQA, RWQA_ROWS, compression="zstd")
     write(out, "gzip", "data/test-00000-of-00001.parquet", REALWORLDQA, RWQA_ROWS, compression="gzip")

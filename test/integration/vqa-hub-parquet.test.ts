@@ -265,7 +265,7 @@ describe('benchmarks in the lmms-lab Hugging Face layout (parquet written by dat
     }
   });
 
-  it('names what is wrong: no data, missing columns, a missing shard, a codec it cannot decode', async () => {
+  it('names what is wrong: no data, missing columns, a bad cell, a missing shard, a codec it cannot decode', async () => {
     const hub = (name: string): string => fileUri(join(dir, 'hub', name));
     const empty = join(dir, 'empty');
     mkdirSync(empty, { recursive: true });
@@ -275,6 +275,7 @@ describe('benchmarks in the lmms-lab Hugging Face layout (parquet written by dat
     await expect(loadBenchmark(fileStore, 'chartqa', hub('broken-columns'))).rejects.toThrow(
       /broken-columns\/data\/test-00000-of-00001\.parquet: missing column\(s\) type, answer \(expected the lmms-lab\/ChartQA columns; the file has question, image\)/,
     );
+    await expect(loadBenchmark(fileStore, 'ai2d', hub('broken-cells'))).rejects.toThrow(/broken-cells\/data\/test-00000-of-00001\.parquet row 2 column answer: 9 is not the index of one of the 2 options/);
     await expect(loadBenchmark(fileStore, 'realworldqa', hub('broken-shards'))).rejects.toThrow(/the test split is incomplete: missing test-00000-of-00002\.parquet/);
     const zstd = await loadBenchmark(fileStore, 'realworldqa', hub('zstd')).catch((err: unknown) => err);
     expect(zstd).toBeInstanceOf(BenchmarkLayoutError);
