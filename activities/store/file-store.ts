@@ -165,6 +165,30 @@ export class FileStore implements ObjectStore {
     return handle.createReadStream({ autoClose: true });
   }
 
+  async getRange(uri: string, start: number, end: number): Promise<Buffer> {
+    const target = this.pathOf(uri);
+    let handle: fs.FileHandle | undefined;
+    try {
+      handle = await fs.open(target, 'r');
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new ObjectNotFoundError(uri);
+      const length = Math.max(0, Math.min(end, stat.size) - start);
+      const out = Buffer.alloc(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(out, filled, length - filled, start + filled);
+        if (bytesRead === 0) break; // Truncated under us: return what is there, as S3 would.
+        filled += bytesRead;
+      }
+      return filled === length ? out : out.subarray(0, filled);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOTDIR' || errnoCode(err) === 'EISDIR') throw new ObjectNotFoundError(uri, { cause: err });
+      throw toStoreError(uri, err);
+    } finally {
+      await handle?.close();
+    }
+  }
+
   async head(uri: string): Promise<ObjectInfo | undefined> {
     const target = this.pathOf(uri);
     try {

@@ -92,6 +92,9 @@ class RoutingStore implements ObjectStore {
   async getStream(uri: string): Promise<Readable> {
     return (await this.route(uri, 'read')).getStream(uri);
   }
+  async getRange(uri: string, start: number, end: number): Promise<Buffer> {
+    return (await this.route(uri, 'read')).getRange(uri, start, end);
+  }
   async head(uri: string): Promise<ObjectInfo | undefined> {
     return (await this.route(uri, 'read')).head(uri);
   }

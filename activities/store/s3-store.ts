@@ -314,6 +314,25 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  async getRange(uri: string, start: number, end: number): Promise<Buffer> {
+    const loc = this.objectLocation(uri);
+    // An empty range has no Range header to say it; the object must still exist.
+    if (end <= start) {
+      if (!(await this.head(uri))) throw new ObjectNotFoundError(uri);
+      return Buffer.alloc(0);
+    }
+    try {
+      const out = await this.client.send(new GetObjectCommand({ ...loc, Range: `bytes=${start}-${end - 1}` }));
+      if (!out.Body) throw new StoreError(StoreErrorCode.Other, uri, 'GetObject returned no body');
+      const bytes = await out.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      // A range that starts at or past the end (416) is nothing, as it is for a file.
+      if (err instanceof Error && '$metadata' in err && (err.$metadata as { httpStatusCode?: number }).httpStatusCode === 416) return Buffer.alloc(0);
+      throw this.toStoreError(uri, err);
+    }
+  }
+
   async head(uri: string): Promise<ObjectInfo | undefined> {
     const loc = this.objectLocation(uri);
     try {

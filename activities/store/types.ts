@@ -44,6 +44,12 @@ export interface ObjectStore {
   get(uri: string): Promise<Buffer>;
   /** @throws ObjectNotFoundError */
   getStream(uri: string): Promise<Readable>;
+  /**
+   * Bytes `[start, end)` of an object, clamped to its end (S3 `Range: bytes=start-(end-1)`): how
+   * a reader of a large file (a parquet footer, one row group) reads part of it without the whole.
+   * @throws ObjectNotFoundError
+   */
+  getRange(uri: string, start: number, end: number): Promise<Buffer>;
   /** undefined when the object does not exist. */
   head(uri: string): Promise<ObjectInfo | undefined>;
   /** Every object whose URI starts with `prefixUri`, in lexicographic order of URI. */

@@ -242,7 +242,7 @@ export function createVqaRuntime(deps: VqaDeps) {
       const itemsUri = joinUri(input.outputUri, 'items', benchmark, setKey);
       // The hashes are written after items.jsonl: both present means the set is complete.
       if (await store.head(joinUri(itemsUri, VqaStoreFile.itemHashes))) return { benchmark, items: (await readItemSet(itemsUri)).items.length, itemsUri };
-      const loaded = limitItems(await loadBenchmark(store, benchmark, uri), input.limit);
+      const loaded = limitItems(await loadBenchmark(store, benchmark, uri, input.limit), input.limit);
       if (loaded.length === 0) throw new BenchmarkLayoutError(`${uri} holds no ${benchmark} items`);
       const { items } = await materializeItems(store, loaded, itemsUri);
       const hashes = Object.fromEntries(loaded.map(({ item, images }) => [item.id, itemSha256(item, images.map((image) => sha256Hex(image.data)))]));

@@ -16,23 +16,29 @@
  *    a mixed file; rows that say none belong to any), and any scorer field (`subtask`, `imageId`, `index`, `questionType`,
  *    ChartQA's `type` or `split`).
  *
+ * 3. **Hugging Face hub snapshot** (the lmms-lab parquet releases lmms-eval reads, as
+ *    `huggingface-cli download --repo-type dataset <repo> --local-dir <root>` leaves them):
+ *    `<root>/<dir>/<split>-NNNNN-of-NNNNN.parquet` (or one named file, MMStar's `mmstar.parquet`),
+ *    images as `{bytes, path}` structs (see HUB_LAYOUTS). Read a row group at a time (hub-parquet.ts).
+ *
  * Items are then **materialised** into the sweep's store prefix (`items.jsonl` + `images/`), so
  * every later activity reads one layout, whatever the source was.
  */
 import { parse as parseCsv } from 'csv-parse/sync';
+import type { ParquetRow } from 'hyparquet';
 import { z } from 'zod';
 import { RelativeRef } from '../../data-schemas/common';
 import { joinUri } from '../../data-schemas/uri';
 import { BenchmarkId, VqaItem, type ChoiceOption } from '../../data-schemas/vqa';
 import { InvalidObjectError, ObjectNotFoundError, parseStoredJson, sha256Hex } from '../store';
+import { describeZodIssues } from '../../data-schemas/issues';
 import { parsePyLiteral, PyLiteralError, pyScalarStr, type PyValue } from './python-literal';
 import { pyStrip } from './scoring/py';
-import type { ObjectStore } from '../store/types';
+import { findHubFiles, hubFilesPattern, openParquet, type HubFiles } from './hub-parquet';
+import { BenchmarkLayoutError } from './layout-error';
+import type { ObjectInfo, ObjectStore } from '../store/types';
 
-/** Thrown when a benchmark's data is missing or not in a layout the loader knows; names the file. */
-export class BenchmarkLayoutError extends Error {
-  override name = 'BenchmarkLayoutError';
-}
+export { BenchmarkLayoutError };
 
 /** The VLMEvalKit file names, in order of preference, per benchmark. */
 export const TSV_FILES: Record<BenchmarkId, string[]> = {
@@ -237,6 +243,17 @@ function chartqaType(raw: string, where: string): 'human_test' | 'augmented_test
   throw new BenchmarkLayoutError(`${where}: ChartQA split ${JSON.stringify(raw)} is neither human nor augmented (human_test / augmented_test)`);
 }
 
+/** Options in columns `A`..`J` (VLMEvalKit's TSV, lmms-lab's MMBench): empty, `nan` and null cells are no option. */
+function letterOptions(row: Readonly<Record<string, unknown>>): ChoiceOption[] {
+  return LETTERS.flatMap((label) => {
+    const text = row[label];
+    return typeof text !== 'string' || text === '' || text === 'nan' ? [] : [{ label, text }];
+  });
+}
+
+/** A hint cell as MMBench's releases write "no hint": NaN (`nan` in a TSV), null, or empty. */
+const hintOf = (raw: string | null | undefined): string | undefined => (raw && raw !== 'nan' ? raw : undefined);
+
 function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedItem[] {
   let rows: Record<string, string>[];
   try {
@@ -254,7 +271,7 @@ function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedI
   const kept = rows.map((row, n) => ({ row, n })).filter(({ row }) => !(benchmark === 'mmmu' && row.split?.trim().toLowerCase() === 'dev'));
   return kept.map(({ row, n }) => {
     const where = `${fileUri} row ${n + 1} (index ${row.index})`;
-    const options = LETTERS.filter((l) => row[l] !== undefined && row[l] !== '' && row[l] !== 'nan').map((label) => ({ label, text: row[label]! }));
+    const options = letterOptions(row);
     const meta: Record<string, string | number> = {};
     if (row.category) meta.category = row.category;
     if (row['l2-category'] ?? row.l2_category) meta.l2category = (row['l2-category'] ?? row.l2_category)!;
@@ -268,7 +285,7 @@ function loadTsv(benchmark: BenchmarkId, fileUri: string, text: string): LoadedI
     }
     if (benchmark === 'mmmu') meta.questionType = row.question_type === 'open' || options.length === 0 ? 'open' : 'multiple-choice';
     if (benchmark === 'chartqa' && (row.split ?? row.type) !== undefined) meta.type = chartqaType((row.split ?? row.type)!, `${where} column ${row.split !== undefined ? 'split' : 'type'}`);
-    const hint = row.hint && row.hint !== 'nan' ? row.hint : undefined;
+    const hint = hintOf(row.hint);
     return {
       item: {
         id: safeId(String(row.index)),
@@ -305,8 +322,219 @@ function checkOptionsShown(items: LoadedItem[], source: string): LoadedItem[] {
   return items;
 }
 
-/** Reads a benchmark from `root` in whichever layout is there. */
-export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, root: string): Promise<LoadedItem[]> {
+/** An image column of a `datasets` parquet file (`Image()` feature): the encoded file and its name. */
+const HubImage = z.object({
+  bytes: z.instanceof(Uint8Array, { error: 'no embedded image (a path-only Image() cell); the hub files embed their images' }).refine((b) => b.length >= 8, 'not an image (under 8 bytes)'),
+  path: z.string().nullish(),
+});
+const HubId = z.union([z.string(), z.number(), z.bigint()]).transform(String);
+const HubText = z.string().min(1);
+const HubAnswers = z.array(z.string()).min(1);
+
+function hubImage(image: z.infer<typeof HubImage>): { data: Uint8Array; ext: string } {
+  const sniffed = sniffImageExt(image.bytes);
+  return { data: image.bytes, ext: sniffed === 'bin' && image.path ? extOf(image.path) : sniffed };
+}
+
+/** One benchmark's hub release: where its split is, its columns, and how a row becomes an item. */
+interface HubLayout {
+  /** The Hugging Face dataset (and config) lmms-eval's task reads. */
+  repo: string;
+  files: HubFiles;
+  /** Every column read; `required` are those a file must have. */
+  columns: string[];
+  required: string[];
+  /** Row `n` (0-based over the split's shards) as an item; `where` names the file and row. */
+  toItem(row: ParquetRow, n: number, where: string): LoadedItem;
+}
+
+function hubLayout<Row extends z.ZodObject>(repo: string, files: HubFiles, schema: Row, toItem: (row: z.infer<Row>, n: number, where: string) => LoadedItem): HubLayout {
+  const columns = Object.keys(schema.shape);
+  return {
+    repo,
+    files,
+    columns,
+    required: columns.filter((c) => !(schema.shape[c] as z.ZodType).safeParse(undefined).success),
+    toItem(row, n, where) {
+      const parsed = schema.safeParse(row);
+      if (!parsed.success) throw new BenchmarkLayoutError(`${where}: ${describeZodIssues(parsed.error)} (expected the ${repo} columns)`);
+      return toItem(parsed.data, n, where);
+    },
+  };
+}
+
+/** A single-image item with no scorer metadata beyond `meta`. */
+const hubItem = (benchmark: BenchmarkId, id: string, question: string, answers: string[], image: z.infer<typeof HubImage>, extra: Partial<Pick<LoadedItem['item'], 'hint' | 'options'>> = {}, meta: Record<string, string | number> = {}): LoadedItem => ({
+  item: { id: safeId(id), benchmark, question, ...extra, answers, meta },
+  images: [hubImage(image)],
+});
+
+const MMMU_IMAGE_COLUMNS = ['image_1', 'image_2', 'image_3', 'image_4', 'image_5', 'image_6', 'image_7'] as const;
+
+/** MMBench's two languages share one repository (configs `en`, `cn`) and one row schema. */
+const mmbenchLayout = (benchmark: 'mmbench-en' | 'mmbench-cn', config: string): HubLayout =>
+  hubLayout(
+    'lmms-lab/MMBench',
+    { dir: config, split: 'dev' },
+    z.object({
+      index: HubId,
+      question: HubText,
+      hint: z.string().nullish(),
+      ...Object.fromEntries(LETTERS.map((l) => [l, z.string().nullish()])),
+      answer: HubText,
+      category: z.string().nullish(),
+      'L2-category': z.string().nullish(),
+      image: HubImage,
+    }),
+    (row) => {
+      const index = Number(row.index);
+      const meta: Record<string, string | number> = { index: Number.isFinite(index) ? index % CIRCULAR_STRIDE : row.index };
+      if (row.category) meta.category = row.category;
+      if (row['L2-category']) meta.l2category = row['L2-category'];
+      const options = letterOptions(row);
+      const hint = hintOf(row.hint);
+      return hubItem(benchmark, row.index, row.question, [row.answer], row.image, { ...(hint ? { hint } : {}), ...(options.length ? { options } : {}) }, meta);
+    },
+  );
+
+/**
+ * The lmms-lab releases of the twelve benchmarks (each lmms-eval task's `dataset_path`,
+ * `dataset_name` and `test_split`), mapped to the same items the TSV and JSON-lines layouts give:
+ * the same meta fields, so the prompts and scores are the same. Rows without an id column take
+ * their position in the split (0-based). A string answer column is one answer, as lmms-eval reads
+ * it (lists are list columns here, unlike a TSV's Python-list cells).
+ */
+export const HUB_LAYOUTS: Record<BenchmarkId, HubLayout> = {
+  mmmu: hubLayout(
+    'lmms-lab/MMMU',
+    { dir: 'data', split: 'validation' },
+    z.object({
+      id: HubText,
+      question: HubText,
+      options: z.string(),
+      answer: HubText,
+      question_type: z.string(),
+      image_1: HubImage.nullish(),
+      image_2: HubImage.nullish(),
+      image_3: HubImage.nullish(),
+      image_4: HubImage.nullish(),
+      image_5: HubImage.nullish(),
+      image_6: HubImage.nullish(),
+      image_7: HubImage.nullish(),
+    }),
+    (row, _n, where) => {
+      const options = pyListCell(row.options, where, 'options').map((text, i) => ({ label: LETTERS[i]!, text }));
+      // mmmu_doc_to_visual: the image columns the prompt's <image N> tags name, in order; else every image.
+      const text = `${row.question}\n${options.map((o) => o.text).join('\n')}`;
+      const tags = new Set([...text.matchAll(/<image (\d+)>/g)].map((m) => `image_${m[1]}`));
+      const tagged = MMMU_IMAGE_COLUMNS.filter((c) => tags.has(c));
+      const wanted = tagged.length ? tagged : MMMU_IMAGE_COLUMNS.filter((c) => row[c]);
+      if (wanted.length === 0) throw new BenchmarkLayoutError(`${where}: no image in image_1..image_7`);
+      return {
+        item: {
+          id: safeId(row.id),
+          benchmark: 'mmmu',
+          question: row.question,
+          ...(options.length ? { options } : {}),
+          answers: [row.answer],
+          meta: { questionType: row.question_type === 'open' || options.length === 0 ? 'open' : 'multiple-choice' },
+        },
+        images: wanted.map((c) => {
+          const image = row[c];
+          if (!image) throw new BenchmarkLayoutError(`${where} column ${c}: the question shows <image ${c.slice(6)}> but the column is empty`);
+          return hubImage(image);
+        }),
+      };
+    },
+  ),
+  mmstar: hubLayout(
+    'Lin-Chen/MMStar',
+    { file: 'mmstar.parquet' },
+    z.object({ index: HubId, question: HubText, answer: HubText, category: z.string().nullish(), l2_category: z.string().nullish(), image: HubImage }),
+    (row) => hubItem('mmstar', row.index, row.question, [row.answer], row.image, {}, { ...(row.category ? { category: row.category } : {}), ...(row.l2_category ? { l2category: row.l2_category } : {}) }),
+  ),
+  mme: hubLayout(
+    'lmms-lab/MME',
+    { dir: 'data', split: 'test' },
+    z.object({ question_id: HubText, question: HubText, answer: HubText, category: HubText, image: HubImage }),
+    (row, n) => hubItem('mme', String(n), row.question, [row.answer], row.image, {}, { category: row.category, subtask: row.category, imageId: row.question_id }),
+  ),
+  ocrbench: hubLayout(
+    'echo840/OCRBench',
+    { dir: 'data', split: 'test' },
+    z.object({ dataset: HubText, question: HubText, question_type: HubText, answer: HubAnswers, image: HubImage }),
+    (row, n) => hubItem('ocrbench', String(n), row.question, row.answer, row.image, {}, { category: row.question_type, dataset: row.dataset }),
+  ),
+  'mmbench-en': mmbenchLayout('mmbench-en', 'en'),
+  'mmbench-cn': mmbenchLayout('mmbench-cn', 'cn'),
+  textvqa: hubLayout(
+    'lmms-lab/textvqa',
+    { dir: 'data', split: 'validation' },
+    z.object({ question_id: HubId, question: HubText, answers: HubAnswers, image: HubImage }),
+    (row) => hubItem('textvqa', row.question_id, row.question, row.answers, row.image),
+  ),
+  docvqa: hubLayout(
+    'lmms-lab/DocVQA (config DocVQA)',
+    { dir: 'DocVQA', split: 'validation' },
+    z.object({ questionId: HubId, question: HubText, answers: HubAnswers, image: HubImage }),
+    (row) => hubItem('docvqa', row.questionId, row.question, row.answers, row.image),
+  ),
+  infovqa: hubLayout(
+    'lmms-lab/DocVQA (config InfographicVQA)',
+    { dir: 'InfographicVQA', split: 'validation' },
+    z.object({ questionId: HubId, question: HubText, answers: HubAnswers, image: HubImage }),
+    (row) => hubItem('infovqa', row.questionId, row.question, row.answers, row.image),
+  ),
+  ai2d: hubLayout(
+    'lmms-lab/ai2d',
+    { dir: 'data', split: 'test' },
+    z.object({ question: HubText, options: z.array(z.string()).min(1), answer: z.string().regex(/^\d+$/, 'expected the index of the right option'), image: HubImage }),
+    (row, n, where) => {
+      // ai2d_doc_to_target: the answer is the option's index; the gold is its letter.
+      const letter = LETTERS[Number(row.answer)];
+      if (letter === undefined || Number(row.answer) >= row.options.length) throw new BenchmarkLayoutError(`${where} column answer: ${row.answer} is not the index of one of the ${row.options.length} options`);
+      return hubItem('ai2d', String(n), row.question, [letter], row.image, { options: row.options.map((text, i) => ({ label: LETTERS[i]!, text })) });
+    },
+  ),
+  chartqa: hubLayout(
+    'lmms-lab/ChartQA',
+    { dir: 'data', split: 'test' },
+    z.object({ type: HubText, question: HubText, answer: HubText, image: HubImage }),
+    (row, n, where) => hubItem('chartqa', String(n), row.question, [row.answer], row.image, {}, { type: chartqaType(row.type, `${where} column type`) }),
+  ),
+  realworldqa: hubLayout(
+    'lmms-lab/RealWorldQA',
+    { dir: 'data', split: 'test' },
+    z.object({ question: HubText, answer: HubText, image: HubImage }),
+    (row, n) => hubItem('realworldqa', String(n), row.question, [row.answer], row.image),
+  ),
+};
+
+/** The rows of a hub split, in shard and row order, one row group at a time; after `stopAfter` items no further row group is read. */
+async function loadHub(store: ObjectStore, layout: HubLayout, shards: ObjectInfo[], stopAfter = Infinity): Promise<LoadedItem[]> {
+  const items: LoadedItem[] = [];
+  let n = 0;
+  for (const info of shards) {
+    if (items.length >= stopAfter) break;
+    const table = await openParquet(store, info);
+    const missing = layout.required.filter((c) => !table.columns.includes(c));
+    if (missing.length) throw new BenchmarkLayoutError(`${info.uri}: missing column(s) ${missing.join(', ')} (expected the ${layout.repo} columns; the file has ${table.columns.join(', ')})`);
+    let rowInFile = 0;
+    for await (const rows of table.rowGroups(layout.columns.filter((c) => table.columns.includes(c)))) {
+      for (const row of rows) items.push(layout.toItem(row, n++, `${info.uri} row ${++rowInFile}`));
+      if (items.length >= stopAfter) break;
+    }
+  }
+  return items;
+}
+
+/**
+ * Reads a benchmark from `root` in whichever layout is there. `limit` is the number of groups the
+ * caller keeps (limitItems): where every group is one item, a hub split stops reading after that
+ * many rows, so a limited sweep of a multi-gigabyte split reads its first row groups only. (MMBench's
+ * rotations and MME's image pairs may sit anywhere in the split, so those are read whole.)
+ */
+export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, root: string, limit?: number): Promise<LoadedItem[]> {
   const jsonl = joinUri(root, ITEMS_FILE);
   const head = await store.head(jsonl);
   if (head) return checkOptionsShown(await loadJsonl(store, benchmark, root, (await store.get(jsonl)).toString('utf8')), jsonl);
@@ -314,10 +542,17 @@ export async function loadBenchmark(store: ObjectStore, benchmark: BenchmarkId, 
     const uri = joinUri(root, name);
     if (await store.head(uri)) return checkOptionsShown(loadTsv(benchmark, uri, (await store.get(uri)).toString('utf8')), uri);
   }
+  const hub = HUB_LAYOUTS[benchmark];
+  const shards = await findHubFiles(store, root, hub.files);
+  const stopAfter = limit !== undefined && !MULTI_ITEM_GROUPS.has(benchmark) ? limit : undefined;
+  if (shards) return checkOptionsShown(await loadHub(store, hub, shards, stopAfter), joinUri(root, hubFilesPattern(hub.files)));
   throw new BenchmarkLayoutError(
-    `${root} holds no ${benchmark} data: expected ${ITEMS_FILE} (JSON lines) or one of ${TSV_FILES[benchmark].join(', ')} (VLMEvalKit TSV); see docs/vqa.md`,
+    `${root} holds no ${benchmark} data: expected ${ITEMS_FILE} (JSON lines), one of ${TSV_FILES[benchmark].join(', ')} (VLMEvalKit TSV) or ${hubFilesPattern(hub.files)} (${hub.repo} from the Hugging Face hub); see docs/vqa.md`,
   );
 }
+
+/** The benchmarks whose groups (groupKey) hold several items; in the others each item is its own group. */
+const MULTI_ITEM_GROUPS: ReadonlySet<BenchmarkId> = new Set(['mmbench-en', 'mmbench-cn', 'mme']);
 
 /**
  * Groups that must stay whole when a sweep is limited to N items: MMBench's circular rotations of

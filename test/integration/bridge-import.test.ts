@@ -61,6 +61,7 @@ function wrapStore(overrides: Partial<ObjectStore>): ObjectStore {
     putStream: (uri, body, o) => store.putStream(uri, body, o),
     get: (uri) => store.get(uri),
     getStream: (uri) => store.getStream(uri),
+    getRange: (uri, start, end) => store.getRange(uri, start, end),
     head: (uri) => store.head(uri),
     list: (uri) => store.list(uri),
     delete: (uri, o) => store.delete(uri, o),

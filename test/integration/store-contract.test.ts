@@ -186,6 +186,18 @@ function objectStoreContract(name: string, makeFixture: () => Promise<StoreFixtu
       expect(await collect(fx.store.list(`${at('producer-fails')}/`))).toEqual([]);
     });
 
+    it('getRange reads bytes [start, end) of an object, clamped to its end', async () => {
+      const uri = at('range', 'blob.bin');
+      const bytes = randomBytes(3 * MiB + 17);
+      await fx.store.put(uri, bytes);
+      expect((await fx.store.getRange(uri, 0, 10)).equals(bytes.subarray(0, 10))).toBe(true);
+      expect((await fx.store.getRange(uri, MiB - 5, 2 * MiB + 5)).equals(bytes.subarray(MiB - 5, 2 * MiB + 5))).toBe(true);
+      // The tail, as a parquet reader asks for its footer: past the end is clamped, not an error.
+      expect((await fx.store.getRange(uri, bytes.length - 8, bytes.length + 100)).equals(bytes.subarray(bytes.length - 8))).toBe(true);
+      expect(await fx.store.getRange(uri, 5, 5)).toHaveLength(0);
+      await expect(fx.store.getRange(at('range', 'missing.bin'), 0, 10)).rejects.toBeInstanceOf(ObjectNotFoundError);
+    });
+
     it('throws ObjectNotFoundError naming the URI for get and getStream of a missing object', async () => {
       const missing = at('missing', 'nothing.bin');
       const err = await fx.store.get(missing).catch((e: unknown) => e);
