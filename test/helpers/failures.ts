@@ -16,3 +16,13 @@ export async function applicationFailureOf(call: Promise<unknown>): Promise<Appl
   expect(failure, `no ApplicationFailure in: ${String(err)}`).toBeDefined();
   return failure!;
 }
+
+/** The error a call rejected with, checked to be a `type`. Fails the test when the call resolves. */
+export async function rejectionOf<E extends Error>(call: Promise<unknown>, type: abstract new (...args: never[]) => E): Promise<E> {
+  const err = await call.then(
+    (value) => new Error(`expected a ${type.name}, got ${JSON.stringify(value)}`),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(type);
+  return err as E;
+}

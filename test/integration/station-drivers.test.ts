@@ -12,6 +12,7 @@ import {
 } from '../../activities/robot/station';
 import { resolveTask, simulateEpisode, state7 } from '../../activities/robot/sim';
 import { startFakeArm, type FakeArm } from '../fixtures/widowx-server';
+import { rejectionOf } from '../helpers/failures';
 
 const TASK = 'put the carrot on the plate';
 const SEED = 7;
@@ -31,15 +32,7 @@ function demoPos(k: number): readonly number[] {
   return s.world.ee.pos;
 }
 
-async function expectRejected(p: Promise<unknown>): Promise<StationError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(StationError);
-    return err as StationError;
-  }
-  throw new Error('expected a StationError');
-}
+const expectRejected = (p: Promise<unknown>): Promise<StationError> => rejectionOf(p, StationError);
 
 function expectClose(a: readonly number[], b: readonly number[], digits = 9): void {
   expect(a.length).toBe(b.length);

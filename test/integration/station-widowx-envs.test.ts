@@ -17,6 +17,7 @@ import { ensurePythonEnv } from '../../infra/python';
 import { startFakeArm, type FakeArm } from '../fixtures/widowx-server';
 import { startWidowXEnvsServer, type WidowXEnvsServer } from '../fixtures/widowx-envs-server';
 import { closedPort } from '../helpers/net';
+import { rejectionOf } from '../helpers/failures';
 
 const TASK = 'put the carrot on the plate';
 const SEED = 7;
@@ -31,15 +32,7 @@ function expectClose(a: readonly number[], b: readonly number[], digits = 9): vo
   a.forEach((v, i) => expect(v).toBeCloseTo(b[i] ?? NaN, digits));
 }
 
-async function expectRejected(p: Promise<unknown>): Promise<StationError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(StationError);
-    return err as StationError;
-  }
-  throw new Error('expected a StationError');
-}
+const expectRejected = (p: Promise<unknown>): Promise<StationError> => rejectionOf(p, StationError);
 
 let python: PythonEnv;
 beforeAll(async () => {
