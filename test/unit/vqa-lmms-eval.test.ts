@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BenchmarkId, VqaItem, type BenchmarkResult } from '../../data-schemas/vqa';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
+import { renderReportHtml } from '../../activities/vqa/report';
 import { LMMS_TASKS, lmmsDateId, lmmsEvalFiles, lmmsModelFolder, pyRepr, type ScoredSample } from '../../activities/vqa/lmms-eval';
 
 const item = (over: Partial<VqaItem> & Pick<VqaItem, 'id' | 'benchmark'>): VqaItem => VqaItem.parse({ question: 'Q?', images: ['img.png'], answers: ['A'], ...over });
@@ -147,10 +148,42 @@ describe('dict-valued per-item metrics follow process_results', () => {
     expect((files.results as { results: Record<string, Record<string, unknown>> }).results.mmmu_val).toMatchObject({ 'mmmu_acc,none': 0.33333, 'mmmu_acc_stderr,none': 'N/A' });
   });
 
+  it('MMMU: an open answer keeps its whole candidate list, and mmmu_acc judges it as lmms-eval 0.7.3 does (the official rule)', () => {
+    const open = item({ id: 'validation_Math_1', benchmark: 'mmmu', answers: ['12'], meta: { questionType: 'open' } });
+    const files = run('mmmu', [{ item: open, response: 'it is 12', scored: 'it is 12' }]);
+    const line = [...files.samples.values()][0]!.lines[0]!;
+    expect(line.mmmu_acc).toMatchObject({ parsed_pred: [[12]] });
+    expect(line.submission).toEqual({ validation_Math_1: '12.0' });
+    const score = BENCHMARKS.mmmu.score([open], new Map([[open.id, 'it is 12']]));
+    // The sweep's headline (lmms-eval's earlier rule) and lmms-eval 0.7.3's differ here.
+    expect(score.value).toBe(0);
+    expect((files.results as { results: Record<string, Record<string, unknown>> }).results.mmmu_val).toMatchObject({ 'mmmu_acc,none': 1 });
+  });
+
   it('OCRBench: ocrbench_accuracy {question_type, score, prediction, ground_truth}; the value is hits / 1000', () => {
     const i = item({ id: 'o1', benchmark: 'ocrbench', answers: ['STOP'], meta: { category: 'Regular Text Recognition' } });
     const files = run('ocrbench', [{ item: i, response: ' stop ', scored: ' stop ' }]);
     expect([...files.samples.values()][0]!.lines[0]!.ocrbench_accuracy).toEqual({ question_type: 'Regular Text Recognition', score: 1, prediction: 'stop', ground_truth: 'STOP' });
     expect((files.results as { results: Record<string, Record<string, unknown>> }).results.ocrbench).toMatchObject({ 'ocrbench_accuracy,none': 0.001 });
+  });
+});
+
+describe('the report links the files', () => {
+  it('lists each model with its results and sample files, relative to the report', () => {
+    const html = renderReportHtml({
+      title: 't',
+      models: [{ name: 'base', backend: 'openai', baseUrl: 'http://127.0.0.1:1/v1', model: 'm' }],
+      benchmarks: ['ai2d'],
+      scores: {},
+      retention: [],
+      generatedAt: '2026-12-08T00:00:00Z',
+      items: {},
+      predictions: { made: 0, reused: 0 },
+      lmmsEvalLinks: { base: { results: 'lmms-eval/base/20261208_000000_results.json', 'ai2d samples': 'lmms-eval/base/20261208_000000_samples_ai2d.jsonl' } },
+    });
+    expect(html).toContain(
+      '<ul id="lmms-eval"><li data-model="base">base: <a href="lmms-eval/base/20261208_000000_results.json">results</a>, <a href="lmms-eval/base/20261208_000000_samples_ai2d.jsonl">ai2d samples</a></li></ul>',
+    );
+    expect(renderReportHtml({ title: 't', models: [], benchmarks: [], scores: {}, retention: [], generatedAt: '', items: {}, predictions: { made: 0, reused: 0 } })).not.toContain('lmms-eval');
   });
 });
