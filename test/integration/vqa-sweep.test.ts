@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createObjectStore, FileStore, getJson } from '../../activities/store';
@@ -12,7 +13,7 @@ import { withBrowserPage } from '../../activities/vqa/browser';
 import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
 import { buildTinyModel } from '../../cli/commands/train';
-import { fileUri, joinUri } from '../../data-schemas/uri';
+import { fileUri, joinUri, relativeTo } from '../../data-schemas/uri';
 import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type NightlyEvaluationInputRaw, type VqaSweepInput, type VqaSweepInputRaw } from '../../data-schemas/vqa';
 import type { TrainLoraResult } from '../../data-schemas/training';
 import { ensureNightlySchedule } from '../../infra/schedules';
@@ -24,6 +25,7 @@ import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { VlaRetentionGate } from '../../workflows/search-attributes';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
+import { ensureLmmsEvalEnv, lmmsEvalReads } from '../helpers/lmms-eval';
 import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
 
@@ -148,8 +150,19 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         expect(await page.locator('#scores tr[data-model="oracle"] td[data-benchmark="ai2d"]').innerText()).toBe('100.0 ± 0.0');
         expect(await page.locator('#retention tr[data-retention="tiny-lora"]').count()).toBe(1);
         expect(await page.locator('#chart rect.bar').count()).toBe(6);
+        // The report links each model's lmms-eval files, relative to itself.
+        expect(await page.locator('#lmms-eval li[data-model="oracle"] a').allInnerTexts()).toEqual(['results', 'mmbench-en samples', 'ai2d samples']);
+        expect(await page.locator('#lmms-eval li[data-model="oracle"] a').first().getAttribute('href')).toBe(relativeTo(outputUri, result.lmmsEval.oracle!.results));
       });
       expect((await store.head(result.chartUri))?.bytes).toBeGreaterThan(1000);
+      // lmms-eval's files of every model: a results file and a per-sample file per benchmark, in its per-model folder.
+      expect(Object.keys(result.lmmsEval).sort()).toEqual(['oracle', 'tiny-base', 'tiny-lora']);
+      for (const [model, files] of Object.entries(result.lmmsEval)) {
+        expect(files.results).toMatch(new RegExp(`/lmms-eval/${model}/\\d{8}_\\d{6}_results\\.json$`));
+        expect(Object.keys(files.samples).sort()).toEqual(['ai2d', 'mmbench-en']);
+        expect(files.samples['mmbench-en']).toMatch(/_samples_mmbench_en_dev\.jsonl$/);
+        for (const uri of [files.results, ...Object.values(files.samples)]) expect(await store.head(uri)).toBeTruthy();
+      }
 
       // Half the oracle's predictions lost (a crashed worker's unfinished items): only they are redone.
       const before = chats();
@@ -203,6 +216,16 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         expect(four.itemSets.ai2d).not.toBe(two.itemSets.ai2d);
         const truncated = (await Promise.all((await predictionUris(outputUri, 'oracle', 'ai2d')).map((u) => getJson(store, u, VqaPrediction)))).filter((p) => p.truncated);
         expect(truncated.map((p) => p.itemId)).toEqual([items[2]!.id]);
+        // lmms-eval's own code reads the lmms-eval files and, aggregating the per-sample metrics, gets the sweep's score.
+        const lmms = four.lmmsEval.oracle!;
+        const reads = await lmmsEvalReads((await ensureLmmsEvalEnv(loadConfig().cacheDir, python)).python, fileURLToPath(lmms.results));
+        expect(Object.keys(reads.tasks)).toEqual(['ai2d']);
+        expect(reads.tasks.ai2d).toMatchObject({ n_samples: 4, n_effective: 4, loaded_rows: 4, doc_ids: [0, 1, 2, 3] });
+        expect(reads.tasks.ai2d?.loaded_columns).toEqual(expect.arrayContaining(['doc_id', 'target', 'filtered_resps', 'exact_match', 'doc_hash', 'input']));
+        expect(reads.tasks.ai2d?.metrics['exact_match,flexible-extract']).toEqual({ file: 0.75, lmms_eval: 0.75 });
+        const stderr = reads.tasks.ai2d?.metrics['exact_match_stderr,flexible-extract'];
+        expect(stderr?.lmms_eval).toBeCloseTo(0.25, 12);
+        expect(stderr?.file).toBeCloseTo(0.25, 12);
         await withBrowserPage(async (page) => {
           await page.goto(four.reportUri);
           expect(await page.locator('#truncated .count').innerText()).toBe('1');
