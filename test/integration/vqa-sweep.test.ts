@@ -262,6 +262,43 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
     });
   }, 180_000);
 
+  it("writes each model's lmms-eval files, which lmms-eval's own code reads back to the sweep's AI2D and MMMU scores", async () => {
+    await withWorkers(async (queues) => {
+      const source = fileUri(join(SAMPLES, 'mmmu-pro-ai2d'));
+      const outputUri = fileUri(join(dir, 'sweep-lmms-eval'));
+      const input: VqaSweepInputRaw = {
+        ...sweepInput(queues, outputUri),
+        models: [{ name: 'oracle', backend: 'openai', baseUrl: server.baseUrl, model: 'oracle-vlm' }],
+        benchmarks: [
+          { benchmark: 'ai2d', uri: source },
+          { benchmark: 'mmmu', uri: source },
+        ],
+        limit: 4,
+      };
+      // The oracle answers every AI2D item right and the first MMMU item wrong (a letter it does not hold).
+      const mmmuItems = (await loadBenchmark(store, 'mmmu', source)).map((l) => l.item).slice(0, 4);
+      const answers = new Map(oracle);
+      for (const [n, item] of mmmuItems.entries()) answers.set(BENCHMARKS.mmmu.prompt({ ...item, images: ['x.png'] }), n === 0 ? (item.answers[0] === 'A' ? 'B' : 'A') : item.answers[0]!);
+      server.setAnswer((req) => answers.get(req.promptText) ?? 'Z');
+      try {
+        const result = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
+        expect(result.scores.oracle?.ai2d?.value).toBe(100);
+        expect(result.scores.oracle?.mmmu?.value).toBe(75);
+        const files = result.lmmsEval.oracle!;
+        expect(Object.keys(files.samples)).toEqual(['ai2d', 'mmmu']);
+        expect(files.samples.mmmu).toMatch(/\/lmms-eval\/oracle\/\d{8}_\d{6}_samples_mmmu_val\.jsonl$/);
+        const reads = await lmmsEvalReads((await ensureLmmsEvalEnv(loadConfig().cacheDir, python)).python, fileURLToPath(files.results));
+        expect(Object.keys(reads.tasks).sort()).toEqual(['ai2d', 'mmmu_val']);
+        expect(reads.tasks.mmmu_val?.metrics['mmmu_acc,none']).toEqual({ file: 0.75, lmms_eval: 0.75 });
+        expect(reads.tasks.ai2d?.metrics['exact_match,flexible-extract']).toEqual({ file: 1, lmms_eval: 1 });
+        expect(reads.tasks.ai2d?.metrics['exact_match_stderr,flexible-extract']).toEqual({ file: 0, lmms_eval: 0 });
+        for (const task of ['ai2d', 'mmmu_val']) expect(reads.tasks[task]).toMatchObject({ n_samples: 4, n_effective: 4, loaded_rows: 4, doc_ids: [0, 1, 2, 3] });
+      } finally {
+        server.setAnswer((req) => oracle.get(req.promptText) ?? 'Z');
+      }
+    });
+  }, 180_000);
+
   it('stages a base model kept as an s3:// directory on the GPU worker; keyed by content, a sweep of the local copy reuses its prediction', async () => {
     const s3 = inject('s3');
     const routing = createObjectStore({ roots: 'unconfined', s3: { endpoint: s3.endpoint, region: s3.region, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } } });
