@@ -347,6 +347,8 @@ export const VqaSweepResult = z.strictObject({
   itemSets: z.record(z.string(), ObjectUri),
   /** Predictions this sweep made, those it reused from the store, and the truncated and withheld answers among all scored. */
   predictions: z.strictObject({ made: z.int().nonnegative(), reused: z.int().nonnegative(), truncated: z.int().nonnegative(), withheld: z.int().nonnegative().default(0) }),
+  /** lmms-eval's files of each model (docs/vqa.md, "lmms-eval result files"): its `<date>_results.json` and, per benchmark, `<date>_samples_<task>.jsonl`. */
+  lmmsEval: z.record(z.string(), z.strictObject({ results: ObjectUri, samples: z.partialRecord(BenchmarkId, ObjectUri) })).default({}),
 });
 export type VqaSweepResult = z.infer<typeof VqaSweepResult>;
 
@@ -524,6 +526,8 @@ export const VqaStoreActivities = activityContract('VQA (store)', ['cpu'], {
       /** prepareBenchmark's item set of each benchmark. */
       itemsUris: z.partialRecord(BenchmarkId, ObjectUri),
       retentionThreshold: RetentionThreshold,
+      /** The sweep's `limit`, recorded in the lmms-eval results' `config`. */
+      limit: z.int().positive().optional(),
     }),
     output: VqaSweepResult,
   },

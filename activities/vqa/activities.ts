@@ -6,6 +6,8 @@
  *   items/<benchmark>/<set>/item-sha256.json          each item's content hash (fields and image bytes)
  *   predictions/<model>/<benchmark>/<item>.<key>.json one VqaPrediction per item and key, create-if-absent
  *   scores/<model>/<benchmark>.json                   BenchmarkScore of the latest sweep
+ *   lmms-eval/<model>/<date>_results.json             lmms-eval's files of each model's scores (lmms-eval.ts)
+ *   lmms-eval/<model>/<date>_samples_<task>.jsonl
  *   report.json, report.html, chart.png               written last
  *
  * A prediction's key hashes everything that made it (prediction-key.ts): the model's identity (backend,
@@ -47,6 +49,7 @@ import { openAIBaseUrl } from './backends/openai';
 import type { InferencePool } from './backends/pool';
 import { BackendError, createBackend, type InferenceBackend } from './backends/types';
 import { screenshotElement } from './browser';
+import { lmmsEvalFiles, lmmsModelFolder, type LmmsBenchmarkInput } from './lmms-eval';
 import { BenchmarkLayoutError, limitItems, loadBenchmark, materializeItems, mimeTypeOf } from './loaders';
 import { directorySha256, itemSha256, modelKeyOf, predictionFile, predictionKey } from './prediction-key';
 import { computeRetention, renderReportHtml, type PairedIntervals, type ScoreTable } from './report';
@@ -213,6 +216,60 @@ export function createVqaRuntime(deps: VqaDeps) {
     return predictions;
   }
 
+  /** `model_args` as lmms-eval would be given them for this model. */
+  const lmmsModelArgs = (spec: ModelSpec): string => {
+    switch (spec.backend) {
+      case 'local':
+        return spec.adapter === undefined ? `pretrained=${spec.baseModel}` : `pretrained=${spec.baseModel},peft=${spec.adapter}`;
+      case 'openai':
+        return `model=${spec.model},base_url=${spec.baseUrl}`;
+      case 'gemini':
+        return `model=${spec.model}`;
+    }
+  };
+
+  /** Writes lmms-eval's result and per-sample files of each model (lmms-eval.ts) from its scores and stored predictions. */
+  async function writeLmmsEvalFiles(input: {
+    outputUri: string;
+    models: readonly ModelSpec[];
+    benchmarks: readonly BenchmarkId[];
+    scores: ScoreTable;
+    modelKeys: Readonly<Record<string, string>>;
+    itemsUris: Partial<Record<BenchmarkId, string>>;
+    limit: number | undefined;
+  }): Promise<VqaSweepResult['lmmsEval']> {
+    const date = new Date();
+    const written: VqaSweepResult['lmmsEval'] = {};
+    for (const model of input.models) {
+      const modelKey = input.modelKeys[model.name];
+      if (modelKey === undefined) continue;
+      const benchmarks: LmmsBenchmarkInput[] = [];
+      for (const benchmark of input.benchmarks) {
+        const score = input.scores[model.name]?.[benchmark];
+        const itemsUri = input.itemsUris[benchmark];
+        if (score === undefined || itemsUri === undefined) continue;
+        const { items } = await readItemSet(itemsUri);
+        const predictions = await readPredictions({ outputUri: input.outputUri, itemsUri, model: model.name, modelKey, benchmark });
+        const scored = scoredResponses(predictions);
+        benchmarks.push({ benchmark, score, samples: items.map((item) => ({ item, response: predictions.get(item.id)?.response ?? '', scored: scored.get(item.id) })) });
+      }
+      if (benchmarks.length === 0) continue;
+      const files = lmmsEvalFiles({ model: { name: model.name, args: lmmsModelArgs(model), backend: model.backend }, date, limit: input.limit, benchmarks, hash: sha256Hex });
+      const folder = joinUri(input.outputUri, 'lmms-eval', lmmsModelFolder(model.name));
+      const samples: Partial<Record<BenchmarkId, string>> = {};
+      for (const [name, { benchmark, lines }] of files.samples) {
+        const uri = joinUri(folder, name);
+        await store.put(uri, lines.map((line) => `${JSON.stringify(line)}\n`).join(''));
+        samples[benchmark] = uri;
+      }
+      // The results file last: present means its samples are complete, as with lmms-eval's own runs.
+      const results = joinUri(folder, files.resultsName);
+      await store.put(results, JSON.stringify(files.results, null, 2));
+      written[model.name] = { results, samples };
+    }
+    return written;
+  }
+
   /** The answers a scorer sees: a truncated or withheld answer is left out, so it scores as wrong (docs/vqa.md "Truncated and withheld answers"). */
   const scoredResponses = (predictions: ReadonlyMap<string, VqaPrediction>): Map<string, string> =>
     new Map([...predictions].flatMap(([id, p]) => (p.truncated || p.withheld !== undefined ? [] : [[id, p.response] as const])));
@@ -320,6 +377,7 @@ export function createVqaRuntime(deps: VqaDeps) {
         };
         const retention: Retention[] = computeRetention(input.models, scores, input.benchmarks, { threshold: input.retentionThreshold, paired });
         const countOf = (field: 'truncated' | 'withheld'): number => Object.values(scores).reduce((a, row) => a + Object.values(row).reduce((t, score) => t + score[field], 0), 0);
+        const lmmsEval = await writeLmmsEvalFiles({ ...input, scores, limit: input.limit });
         const html = renderReportHtml({
           title: input.title,
           models: input.models,
@@ -330,6 +388,17 @@ export function createVqaRuntime(deps: VqaDeps) {
           items: itemCounts,
           predictions: { made: input.made, reused: input.reused },
           threshold: input.retentionThreshold,
+          lmmsEvalLinks: Object.fromEntries(
+            Object.entries(lmmsEval).map(([model, files]) => [
+              model,
+              Object.fromEntries(
+                [['results', files.results] as const, ...Object.entries(files.samples).map(([b, uri]) => [`${b} samples`, uri] as const)].flatMap(([label, uri]) => {
+                  const href = uri === undefined ? undefined : relativeTo(input.outputUri, uri);
+                  return href === undefined ? [] : [[label, href]];
+                }),
+              ),
+            ]),
+          ),
         });
         const reportUri = joinUri(input.outputUri, 'report.html');
         const chartUri = joinUri(input.outputUri, 'chart.png');
@@ -343,6 +412,7 @@ export function createVqaRuntime(deps: VqaDeps) {
           chartUri,
           itemSets: Object.fromEntries(Object.entries(input.itemsUris).filter((e): e is [string, string] => e[1] !== undefined)),
           predictions: { made: input.made, reused: input.reused, truncated: countOf('truncated'), withheld: countOf('withheld') },
+          lmmsEval,
         };
         await putJson(store, joinUri(input.outputUri, 'report.json'), result);
         return result;

@@ -7,6 +7,7 @@
  */
 import { escapeMarkup, formatPercent, htmlPage, htmlTable, reportBaseCss, svgDocument } from '../report/html';
 import { PAPER_TABLE_1, RETENTION_THRESHOLD, type BenchmarkId, type BenchmarkResult, type Interval, type ModelSpec, type Retention } from '../../data-schemas/vqa';
+import { LMMS_EVAL_VERSION } from './lmms-eval';
 import { retentionRatio } from './uncertainty';
 
 export type ScoreTable = Record<string, Partial<Record<BenchmarkId, BenchmarkResult>>>;
@@ -152,6 +153,8 @@ export interface ReportInput {
   predictions: { made: number; reused: number };
   /** @default RETENTION_THRESHOLD */
   threshold?: number;
+  /** lmms-eval's files of each model: label (`results`, a benchmark's samples) -> path relative to the report. */
+  lmmsEvalLinks?: Record<string, Record<string, string>>;
 }
 
 /** Table 1's scores: one row per model (score ± standard error), then the paper's base and VLM2VLA rows. */
@@ -212,6 +215,17 @@ export function gateLinesHtml(retention: readonly Retention[]): string {
     .join('\n');
 }
 
+/** One line per model linking its lmms-eval files (docs/vqa.md, "lmms-eval result files"). */
+function lmmsEvalLinksHtml(links: Record<string, Record<string, string>>): string {
+  const models = Object.entries(links);
+  if (models.length === 0) return '';
+  const line = ([model, files]: [string, Record<string, string>]): string =>
+    `<li data-model="${escapeMarkup(model)}">${escapeMarkup(model)}: ${Object.entries(files)
+      .map(([label, href]) => `<a href="${escapeMarkup(href)}">${escapeMarkup(label)}</a>`)
+      .join(', ')}</li>`;
+  return `<p>lmms-eval result files (lmms-eval ${LMMS_EVAL_VERSION} layout):</p>\n<ul id="lmms-eval">${models.map(line).join('')}</ul>`;
+}
+
 export function renderReportHtml(r: ReportInput): string {
   /** How many answers of a kind, in total and per (model, benchmark) that has any. */
   const countLine = (field: 'truncated' | 'withheld'): string => {
@@ -229,6 +243,7 @@ ${gateLinesHtml(r.retention)}
 <p id="predictions">Predictions: <span class="made">${r.predictions.made}</span> made by this run, <span class="reused">${r.predictions.reused}</span> reused from earlier runs (same model content, prompt, settings and item).</p>
 <p id="truncated">Truncated answers (stopped at the token limit, scored as wrong): ${countLine('truncated')}.</p>
 <p id="withheld">Withheld answers (blocked by the provider for safety or recitation, scored as wrong): ${countLine('withheld')}.</p>
+${lmmsEvalLinksHtml(r.lmmsEvalLinks ?? {})}
 <h2>Scores</h2>
 ${scoresTableHtml(
   r.models.map((m) => m.name),

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createObjectStore, FileStore, getJson } from '../../activities/store';
@@ -11,7 +12,7 @@ import { withBrowserPage } from '../../activities/vqa/browser';
 import { ITEMS_FILE, loadBenchmark } from '../../activities/vqa/loaders';
 import { BENCHMARKS } from '../../activities/vqa/scoring';
 import { buildTinyModel } from '../../cli/commands/train';
-import { fileUri, joinUri } from '../../data-schemas/uri';
+import { fileUri, joinUri, relativeTo } from '../../data-schemas/uri';
 import { VqaItem, VqaPrediction, VqaSweepResult, type BenchmarkId, type NightlyEvaluationInputRaw, type VqaSweepInput, type VqaSweepInputRaw } from '../../data-schemas/vqa';
 import type { TrainLoraResult } from '../../data-schemas/training';
 import { ensureNightlySchedule } from '../../infra/schedules';
@@ -23,6 +24,7 @@ import type { nightlyEvaluation, vqaSweep } from '../../workflows';
 import { INVALID_WORKFLOW_INPUT } from '../../workflows/input';
 import { VlaRetentionGate } from '../../workflows/search-attributes';
 import { createOpenAIServer, type OpenAIServer } from '../fixtures/openai-server';
+import { ensureLmmsEvalEnv, lmmsEvalReads } from '../helpers/lmms-eval';
 import { connectTestTemporal, recordHistory, uniqueTaskQueue, workflowBundle, type TemporalTestEnv } from '../helpers/temporal';
 import { applicationFailureOf } from '../helpers/failures';
 import { withCpuAndGpuWorkers } from '../helpers/workers';
@@ -137,8 +139,19 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         expect(await page.locator('#scores tr[data-model="oracle"] td[data-benchmark="ai2d"]').innerText()).toBe('100.0 ± 0.0');
         expect(await page.locator('#retention tr[data-retention="tiny-lora"]').count()).toBe(1);
         expect(await page.locator('#chart rect.bar').count()).toBe(6);
+        // The report links each model's lmms-eval files, relative to itself.
+        expect(await page.locator('#lmms-eval li[data-model="oracle"] a').allInnerTexts()).toEqual(['results', 'mmbench-en samples', 'ai2d samples']);
+        expect(await page.locator('#lmms-eval li[data-model="oracle"] a').first().getAttribute('href')).toBe(relativeTo(outputUri, result.lmmsEval.oracle!.results));
       });
       expect((await store.head(result.chartUri))?.bytes).toBeGreaterThan(1000);
+      // lmms-eval's files of every model: a results file and a per-sample file per benchmark, in its per-model folder.
+      expect(Object.keys(result.lmmsEval).sort()).toEqual(['oracle', 'tiny-base', 'tiny-lora']);
+      for (const [model, files] of Object.entries(result.lmmsEval)) {
+        expect(files.results).toMatch(new RegExp(`/lmms-eval/${model}/\\d{8}_\\d{6}_results\\.json$`));
+        expect(Object.keys(files.samples).sort()).toEqual(['ai2d', 'mmbench-en']);
+        expect(files.samples['mmbench-en']).toMatch(/_samples_mmbench_en_dev\.jsonl$/);
+        for (const uri of [files.results, ...Object.values(files.samples)]) expect(await store.head(uri)).toBeTruthy();
+      }
 
       // Half the oracle's predictions lost (a crashed worker's unfinished items): only they are redone.
       const before = chats();
@@ -192,6 +205,16 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         expect(four.itemSets.ai2d).not.toBe(two.itemSets.ai2d);
         const truncated = (await Promise.all((await predictionUris(outputUri, 'oracle', 'ai2d')).map((u) => getJson(store, u, VqaPrediction)))).filter((p) => p.truncated);
         expect(truncated.map((p) => p.itemId)).toEqual([items[2]!.id]);
+        // lmms-eval's own code reads the lmms-eval files and, aggregating the per-sample metrics, gets the sweep's score.
+        const lmms = four.lmmsEval.oracle!;
+        const reads = await lmmsEvalReads((await ensureLmmsEvalEnv(loadConfig().cacheDir, python)).python, fileURLToPath(lmms.results));
+        expect(Object.keys(reads.tasks)).toEqual(['ai2d']);
+        expect(reads.tasks.ai2d).toMatchObject({ n_samples: 4, n_effective: 4, loaded_rows: 4, doc_ids: [0, 1, 2, 3] });
+        expect(reads.tasks.ai2d?.loaded_columns).toEqual(expect.arrayContaining(['doc_id', 'target', 'filtered_resps', 'exact_match', 'doc_hash', 'input']));
+        expect(reads.tasks.ai2d?.metrics['exact_match,flexible-extract']).toEqual({ file: 0.75, lmms_eval: 0.75 });
+        const stderr = reads.tasks.ai2d?.metrics['exact_match_stderr,flexible-extract'];
+        expect(stderr?.lmms_eval).toBeCloseTo(0.25, 12);
+        expect(stderr?.file).toBeCloseTo(0.25, 12);
         await withBrowserPage(async (page) => {
           await page.goto(four.reportUri);
           expect(await page.locator('#truncated .count').innerText()).toBe('1');
@@ -225,6 +248,43 @@ describe('vqaSweep: models x benchmarks through real workers, predictions stored
         await page.goto(result.reportUri);
         expect(await page.locator('#withheld .count').innerText()).toBe('1');
       });
+    });
+  }, 180_000);
+
+  it("writes each model's lmms-eval files, which lmms-eval's own code reads back to the sweep's AI2D and MMMU scores", async () => {
+    await withWorkers(async (queues) => {
+      const source = fileUri(join(SAMPLES, 'mmmu-pro-ai2d'));
+      const outputUri = fileUri(join(dir, 'sweep-lmms-eval'));
+      const input: VqaSweepInputRaw = {
+        ...sweepInput(queues, outputUri),
+        models: [{ name: 'oracle', backend: 'openai', baseUrl: server.baseUrl, model: 'oracle-vlm' }],
+        benchmarks: [
+          { benchmark: 'ai2d', uri: source },
+          { benchmark: 'mmmu', uri: source },
+        ],
+        limit: 4,
+      };
+      // The oracle answers every AI2D item right and the first MMMU item wrong (a letter it does not hold).
+      const mmmuItems = (await loadBenchmark(store, 'mmmu', source)).map((l) => l.item).slice(0, 4);
+      const answers = new Map(oracle);
+      for (const [n, item] of mmmuItems.entries()) answers.set(BENCHMARKS.mmmu.prompt({ ...item, images: ['x.png'] }), n === 0 ? (item.answers[0] === 'A' ? 'B' : 'A') : item.answers[0]!);
+      server.setAnswer((req) => answers.get(req.promptText) ?? 'Z');
+      try {
+        const result = await env.client.workflow.execute<typeof vqaSweep>('vqaSweep', { taskQueue: queues.cpu, workflowId: `vqa-${randomUUID()}`, args: [input] });
+        expect(result.scores.oracle?.ai2d?.value).toBe(100);
+        expect(result.scores.oracle?.mmmu?.value).toBe(75);
+        const files = result.lmmsEval.oracle!;
+        expect(Object.keys(files.samples)).toEqual(['ai2d', 'mmmu']);
+        expect(files.samples.mmmu).toMatch(/\/lmms-eval\/oracle\/\d{8}_\d{6}_samples_mmmu_val\.jsonl$/);
+        const reads = await lmmsEvalReads((await ensureLmmsEvalEnv(loadConfig().cacheDir, python)).python, fileURLToPath(files.results));
+        expect(Object.keys(reads.tasks).sort()).toEqual(['ai2d', 'mmmu_val']);
+        expect(reads.tasks.mmmu_val?.metrics['mmmu_acc,none']).toEqual({ file: 0.75, lmms_eval: 0.75 });
+        expect(reads.tasks.ai2d?.metrics['exact_match,flexible-extract']).toEqual({ file: 1, lmms_eval: 1 });
+        expect(reads.tasks.ai2d?.metrics['exact_match_stderr,flexible-extract']).toEqual({ file: 0, lmms_eval: 0 });
+        for (const task of ['ai2d', 'mmmu_val']) expect(reads.tasks[task]).toMatchObject({ n_samples: 4, n_effective: 4, loaded_rows: 4, doc_ids: [0, 1, 2, 3] });
+      } finally {
+        server.setAnswer((req) => oracle.get(req.promptText) ?? 'Z');
+      }
     });
   }, 180_000);
 

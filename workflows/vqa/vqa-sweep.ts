@@ -124,5 +124,6 @@ async function sweep(input: VqaSweepInput, queueOf: (m: ModelSpec) => InferenceQ
     modelKeys,
     itemsUris,
     retentionThreshold: input.retentionThreshold ?? RETENTION_THRESHOLD,
+    ...(input.limit !== undefined && { limit: input.limit }),
   });
 }

@@ -146,6 +146,9 @@ function simpleBenchmark(
 
 // --- MMMU -------------------------------------------------------------------------------------
 
+/** The breakdown entry that judges every candidate of an open answer (the official MMMU rule, and lmms-eval 0.7.3's). */
+export const MMMU_OFFICIAL_BREAKDOWN = 'accuracy (official MMMU open rule)';
+
 const mmmuItemScore = (item: VqaItem, prediction: string | undefined): number => (mmmuItem(item, prediction).correct ? 1 : 0);
 
 const mmmu: BenchmarkDefinition = {
@@ -176,7 +179,7 @@ const mmmu: BenchmarkDefinition = {
       metric: 'accuracy',
       items: items.length,
       breakdown: {
-        'accuracy (official MMMU open rule)': pct(official, items.length),
+        [MMMU_OFFICIAL_BREAKDOWN]: pct(official, items.length),
         'multiple-choice accuracy': pct(mc.hits, mc.n),
         'multiple-choice items': mc.n,
         'open accuracy': pct(open.hits, open.n),
