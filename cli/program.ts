@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerCluster } from './commands/cluster';
 import { registerDataImport } from './commands/data-import';
+import { registerDataImportLeRobot } from './commands/data-import-lerobot';
 import { registerDataSimulate } from './commands/data-simulate';
 import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerLineage(program);
   const data = program.command('data').description('D_rob datasets: import, simulate, validate');
   registerDataImport(data);
+  registerDataImportLeRobot(data);
   registerDataSimulate(data);
   registerDataValidate(data);
   return program;
