@@ -16,6 +16,7 @@ import { Finite } from '../../data-schemas/common';
 import { describeZodIssues } from '../../data-schemas/issues';
 import { parseObjectUri, relativeTo } from '../../data-schemas/uri';
 import type { PythonEnv } from '../runtime/python-env';
+import { parseStoredJson } from '../store';
 import { sha256Hex } from '../store/checksum';
 import type { ObjectStore } from '../store/types';
 import { framePath, recordingSha256, writeDataset, type PendingTrajectory, type RecordedStep } from './dataset-writer';
@@ -411,11 +412,19 @@ async function openReader(python: PythonEnv, root: string, dataset: string): Pro
     return new LeRobotImportError(dataset, `lerobot could not read it (exit ${code}): ${last}`);
   };
   const next = async (): Promise<z.infer<typeof ReaderMessage>> => {
-    const line = await lines.next();
-    if (line.done) throw await failed();
-    const parsed = ReaderMessage.safeParse(JSON.parse(line.value));
-    if (!parsed.success) throw new LeRobotImportError(dataset, `unexpected line from the reader: ${line.value.slice(0, 200)}`);
-    return parsed.data;
+    for (;;) {
+      const line = await lines.next();
+      if (line.done) throw await failed();
+      // A library printing to stdout is not a message: only the reader's JSON lines are.
+      let value: unknown;
+      try {
+        value = JSON.parse(line.value);
+      } catch {
+        continue;
+      }
+      const parsed = ReaderMessage.safeParse(value);
+      if (parsed.success) return parsed.data;
+    }
   };
   // Stops only this import's own child, by its handle.
   const stop = async (): Promise<void> => {
@@ -495,7 +504,7 @@ export async function importLeRobot(store: ObjectStore, python: PythonEnv, optio
     async function* trajectories(): AsyncGenerator<PendingTrajectory> {
       for (let e = 0; e < count; e++) {
         const file = join(decodedDir, `episode-${e}.json`);
-        const episode = LeRobotEpisode.parse(JSON.parse(await readFile(file, 'utf8')));
+        const episode = parseStoredJson(file, await readFile(file), LeRobotEpisode, 'a decoded LeRobot episode');
         yield await leRobotEpisode(episode, decodedDir, mapping, dataset, info);
       }
     }

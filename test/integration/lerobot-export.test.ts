@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManifest, readTrajectory } from '../../activities/data';
 import { exportLeRobot, LEROBOT_LANGUAGE_FEATURES } from '../../activities/data/lerobot-export';
+import { importLeRobot } from '../../activities/data/lerobot-import';
 import type { PythonEnv } from '../../activities/runtime/python-env';
 import { FileStore, getJson } from '../../activities/store';
 import { DLanRecord } from '../../data-schemas/d-lan';
@@ -113,7 +114,7 @@ describe('LeRobot datasets out (loaded back by the real lerobot package, offline
     expect(card).toContain('"codebase_version": "v3.0"');
   }, SLOW);
 
-  it('exports a D_rob dataset (what robot episodes record) without language features', async () => {
+  it('exports a D_rob dataset (what robot episodes record) without language features, and imports back with the default mapping', async () => {
     const outDir = join(dir, 'export-drob');
     const result = await exportLeRobot(store, lerobot, { datasetUri: simUri, outDir });
     const sim = await readManifest(store, simUri);
@@ -125,6 +126,17 @@ describe('LeRobot datasets out (loaded back by the real lerobot package, offline
       const trajectory = trajectories[frame.episode_index]!;
       expect(frame.task).toBe(trajectory.instruction);
       frame.action.forEach((v, k) => expect(v).toBeCloseTo(trajectory.steps[frame.frame_index]!.action[k]!, 6));
+    }
+
+    // And back in with the default mapping: the same instructions, states and actions.
+    const back = await importLeRobot(store, lerobot, { source: fileUri(outDir), outUri: fileUri(join(dir, 'round-trip')), name: 'round-trip' });
+    expect(back.trajectories.map((t) => [t.instruction, t.steps])).toEqual(trajectories.map((t) => [t.instruction, t.steps.length]));
+    for (const [e, entry] of back.trajectories.entries()) {
+      const imported = await readTrajectory(store, fileUri(join(dir, 'round-trip')), entry);
+      imported.steps.forEach((step, i) => {
+        step.action.forEach((v, k) => expect(v).toBeCloseTo(trajectories[e]!.steps[i]!.action[k]!, 6));
+        step.state.forEach((v, k) => expect(v).toBeCloseTo(trajectories[e]!.steps[i]!.state[k]!, 6));
+      });
     }
   }, SLOW);
 

@@ -20,6 +20,7 @@ const NOT_STORED_JSON: Record<string, { parses: number; reason: string }> = {
   'activities/relabel/gemini/response.ts': { parses: 1, reason: "a model's answer text (a bad one is re-prompted, not a file error)" },
   'activities/gemini/errors.ts': { parses: 1, reason: "the error body of a failed HTTP call" },
   'activities/vqa/backends/local.ts': { parses: 1, reason: "lines a local inference child process writes to stdout" },
+  'activities/data/lerobot-import.ts': { parses: 1, reason: 'lines the LeRobot reader child process writes to stdout' },
   'activities/training/trainer-events.ts': { parses: 1, reason: 'event lines the Python trainer child process writes to stdout' },
 };
 
