@@ -405,15 +405,18 @@ async function openReader(python: PythonEnv, root: string, dataset: string): Pro
   }).catch((err: unknown) => {
     throw new LeRobotImportError(dataset, `could not start ${python.python}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const stdoutLines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const failed = async (): Promise<LeRobotImportError> => {
     const code = await exited;
-    const last = stderr.trim().split('\n').slice(-3).join('\n');
-    return new LeRobotImportError(dataset, `lerobot could not read it (exit ${code}): ${last}`);
+    const lines = stderr.trim().split('\n');
+    // The reader's own refusals are one `error: ` line; anything else is lerobot's traceback, whose end says most.
+    const refusal = lines.findLast((line) => line.startsWith('error: '));
+    if (refusal !== undefined) return new LeRobotImportError(dataset, refusal.slice('error: '.length));
+    return new LeRobotImportError(dataset, `lerobot could not read it (exit ${code}): ${lines.slice(-3).join('\n')}`);
   };
   const next = async (): Promise<z.infer<typeof ReaderMessage>> => {
     for (;;) {
-      const line = await lines.next();
+      const line = await stdoutLines.next();
       if (line.done) throw await failed();
       // A library printing to stdout is not a message: only the reader's JSON lines are.
       let value: unknown;

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -177,5 +177,19 @@ describe('LeRobot datasets in (datasets written by the real lerobot package, rea
       /episode 0 frame \d+: feature "action" gripper column 6: value 1 lies outside closed 0 \.\. open 0\.5; set the mapping's "gripper"/,
     );
     expect(await store.head(joinUri(outUri, 'manifest.json'))).toBeUndefined();
+  }, SLOW);
+
+  it('refuses a v2.1 dataset (lerobot cannot read it) and a folder that is no LeRobot dataset, with one line each', async () => {
+    // The v3.0 dataset relabelled v2.1 in its meta/info.json: lerobot itself refuses to load it.
+    const older = join(dir, 'lerobot-v21');
+    cpSync(endEffectorDir, older, { recursive: true });
+    const infoFile = join(older, 'meta', 'info.json');
+    writeFileSync(infoFile, readFileSync(infoFile, 'utf8').replace('"codebase_version": "v3.0"', '"codebase_version": "v2.1"'));
+    await expect(importLeRobot(store, lerobot, { source: fileUri(older), outUri: fileUri(join(dir, 'v21-imported')), name: 'v21' })).rejects.toThrow(
+      `${fileUri(older)}: LeRobot format v2.1 is not supported (lerobot 0.6.1 reads v3.0); convert it first with lerobot's \`python -m lerobot.scripts.convert_dataset_v21_to_v30\``,
+    );
+    await expect(importLeRobot(store, lerobot, { source: fileUri(join(dir, 'sim')), outUri: fileUri(join(dir, 'not-imported')), name: 'no' })).rejects.toThrow(
+      `${fileUri(join(dir, 'sim'))}: not a LeRobot dataset (meta/info.json missing)`,
+    );
   }, SLOW);
 });

@@ -20,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+import lerobot  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
@@ -33,8 +34,12 @@ def load(root: str) -> LeRobotDataset:
     # A local dataset needs no hub id; lerobot only uses it to name the dataset.
     try:
         return LeRobotDataset(f"local/{Path(root).name}", root=root, return_uint8=True, video_backend="pyav")
-    except BackwardCompatibilityError as err:
-        raise SystemExit(f"{root}: {err}") from None
+    except BackwardCompatibilityError:
+        version = json.loads((Path(root) / "meta" / "info.json").read_text()).get("codebase_version")
+        raise SystemExit(
+            f"error: LeRobot format {version} is not supported (lerobot {lerobot.__version__} reads v3.0); "
+            "convert it first with lerobot's `python -m lerobot.scripts.convert_dataset_v21_to_v30`"
+        ) from None
 
 
 def info(dataset: LeRobotDataset) -> dict:
@@ -82,7 +87,7 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="local LeRobot dataset root (holds meta/info.json)")
     args = parser.parse_args()
     if not (Path(args.root) / "meta" / "info.json").is_file():
-        raise SystemExit(f"{args.root}: not a LeRobot dataset (meta/info.json missing)")
+        raise SystemExit("error: not a LeRobot dataset (meta/info.json missing)")
     dataset = load(args.root)
     # One process for both steps: importing lerobot (torch) costs more than reading a small dataset.
     print(json.dumps({"info": info(dataset)}), flush=True)
