@@ -490,7 +490,8 @@ export async function importLeRobot(store: ObjectStore, python: PythonEnv, optio
       options.onProgress?.(`downloading ${dataset}`);
       await download(store, dataset.replace(/\/+$/, ''), root);
     } else if (dataset.startsWith('file://')) {
-      root = (parseObjectUri(dataset) as { path: string }).path;
+      const parsed = parseObjectUri(dataset);
+      if (parsed.scheme === 'file') root = parsed.path;
     }
     const decodedDir = join(scratch, 'decoded');
     const reader = await openReader(python, root, dataset);
