@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { registerCluster } from './commands/cluster';
 import { registerDataImport } from './commands/data-import';
+import { registerDataImportLeRobot } from './commands/data-import-lerobot';
+import { registerDataExportLeRobot } from './commands/data-export-lerobot';
 import { registerDataSimulate } from './commands/data-simulate';
 import { registerDataValidate } from './commands/data-validate';
 import { registerDemo } from './commands/demo';
@@ -34,8 +36,10 @@ export function buildProgram(): Command {
   registerRobot(program);
   registerExperiment(program);
   registerLineage(program);
-  const data = program.command('data').description('D_rob datasets: import, simulate, validate');
+  const data = program.command('data').description('D_rob datasets: import, simulate, validate; LeRobot datasets in and out');
   registerDataImport(data);
+  registerDataImportLeRobot(data);
+  registerDataExportLeRobot(data);
   registerDataSimulate(data);
   registerDataValidate(data);
   return program;

@@ -58,6 +58,15 @@ export const TrajectorySource = z.discriminatedUnion('kind', [
     success: z.boolean(),
   }),
   z.strictObject({
+    kind: z.literal('lerobot'),
+    /** The LeRobot dataset as given to the importer: a directory or an s3:// prefix. */
+    dataset: z.string().min(1),
+    /** LeRobot's `episode_index`. */
+    episodeIndex: z.int().nonnegative(),
+    /** `codebase_version` of the dataset's meta/info.json, e.g. `v3.0`. */
+    codebaseVersion: z.string().min(1),
+  }),
+  z.strictObject({
     kind: z.literal('robot_episode'),
     station: SafeId,
     workflowId: z.string().min(1),

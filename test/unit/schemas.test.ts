@@ -22,7 +22,7 @@ describe('inferred types are locked', () => {
     expectTypeOf<Action7>().toEqualTypeOf<[number, number, number, number, number, number, number]>();
     expectTypeOf<Camera>().toEqualTypeOf<'image_0' | 'image_1' | 'image_2' | 'image_3'>();
     expectTypeOf<DRobTrajectory['steps'][number]['frames']>().toEqualTypeOf<Partial<Record<Camera, string>>>();
-    expectTypeOf<DRobTrajectory['source']['kind']>().toEqualTypeOf<'bridge_rlds' | 'simulator' | 'robot_episode'>();
+    expectTypeOf<DRobTrajectory['source']['kind']>().toEqualTypeOf<'bridge_rlds' | 'simulator' | 'lerobot' | 'robot_episode'>();
   });
   it('D_lan', () => {
     expectTypeOf<ActionChunk>().toEqualTypeOf<[number, number, number, number][]>();

@@ -21,6 +21,7 @@ const NOT_STORED_JSON: Record<string, { parses: number; reason: string }> = {
   'activities/gemini/errors.ts': { parses: 1, reason: "the error body of a failed HTTP call" },
   'activities/vqa/backends/local.ts': { parses: 1, reason: "lines a local inference child process writes to stdout" },
   'activities/robot/station/widowx-envs.ts': { parses: 1, reason: 'lines the widowx_envs driver child process writes to stdout' },
+  'activities/data/lerobot-import.ts': { parses: 1, reason: 'lines the LeRobot reader child process writes to stdout' },
   'activities/training/trainer-events.ts': { parses: 1, reason: 'event lines the Python trainer child process writes to stdout' },
 };
 
