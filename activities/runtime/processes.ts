@@ -147,7 +147,10 @@ export function identityMismatch(record: PidRecord, live: ProcessIdentity | unde
   if (live === undefined || live.state === 'Z') return `pid ${record.pid} is not running`;
   if (live.bootId !== record.bootId) return `the machine rebooted since pid ${record.pid} was recorded`;
   if (live.startTicks !== record.startTicks) return `pid ${record.pid} now belongs to another process (started at tick ${live.startTicks}, recorded ${record.startTicks})`;
-  if (!sameCommand(live.argv, record.argv)) return `pid ${record.pid} now runs another command (${live.argv.join(' ').slice(0, 200)})`;
+  // While a process is inside execve (a wrapper such as `ip netns exec` or `env` exec'ing the next
+  // one), /proc/<pid>/cmdline reads empty for an instant. Start time and boot already identify the
+  // process, so an empty read is that instant, not another command.
+  if (live.argv.length > 0 && !sameCommand(live.argv, record.argv)) return `pid ${record.pid} now runs another command (${live.argv.join(' ').slice(0, 200)})`;
   if (record.groupLeader && live.pgrp !== record.pid) return `pid ${record.pid} no longer leads its process group`;
   return undefined;
 }

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { devDown, devStatus, devUp, stackPaths, type Component } from '../../infra/dev-stack';
 import { loadConfig, type ResolvedConfig } from '../../infra/config';
-import { inspectPidFile, isAlive, PidRecord, processIdentity, startProcess } from '../../activities/runtime/processes';
+import { inspectPidFile, isAlive, PidRecord, processIdentity, startProcess, writePidFile } from '../../activities/runtime/processes';
 
 /**
  * PID files against real processes: a PID file whose process is gone, or whose PID now belongs to an
@@ -156,6 +156,26 @@ describe('PID files record process identity; dev status and dev down act only on
     expect(status.state).toBe('unverifiable');
     expect(status.reason).toContain('is not a PID file');
     expect(await devDown(config, log, { graceMs: 500, killWaitMs: 500 })).toEqual([]);
+  });
+  it('a process that is still exec\'ing through its wrappers reads as ours at every instant, though /proc shows an empty command line inside each exec', () => {
+    // 400 `env`s exec one another, then `sleep 303`: the worker hosts' wrappers (ip netns exec ->
+    // unshare -> sh -> env -> node) in a longer chain. Each stage's command line ends with the recorded one.
+    const wrappers = Array.from({ length: 400 }, () => 'env');
+    const child = spawn('env', [...wrappers, 'sleep', '303'], { detached: true, stdio: 'ignore' });
+    spawned.push(child);
+    const file = pidFile('worker-gpu');
+    writePidFile(file, child.pid!, { argv: ['sleep', '303'], groupLeader: true });
+    const seen = new Map<string, number>();
+    let emptyReads = 0;
+    const deadline = Date.now() + 20_000;
+    while (processIdentity(child.pid!)?.argv[0] !== 'sleep' && Date.now() < deadline) {
+      const state = inspectPidFile(file);
+      const label = state.kind === 'stale' ? `stale: ${state.reason}` : state.kind;
+      seen.set(label, (seen.get(label) ?? 0) + 1);
+      if (processIdentity(child.pid!)?.argv.length === 0) emptyReads += 1;
+    }
+    expect(Object.fromEntries(seen), `empty command lines read: ${emptyReads}`).toEqual({ ours: expect.any(Number) as number });
+    expect(inspectPidFile(file)).toMatchObject({ kind: 'ours', record: { pid: child.pid, argv: ['sleep', '303'] } });
   });
   it.runIf(process.getuid?.() === 0)('a process started in a network namespace is recorded as itself (ip netns exec execs in place)', async () => {
     const netns = `vla-pidtest-${process.pid}`;
