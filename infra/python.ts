@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { PythonEnv } from '../activities/runtime/python-env';
 import { REPO_ROOT } from './config';
@@ -66,6 +66,32 @@ async function findInterpreter(spec: VenvSpec): Promise<{ base: string; version:
 }
 
 /**
+ * Builds a virtual environment beside its final place (`<venvDir>.building-<pid>`) with `build` and
+ * renames it into place when complete, so a crash never leaves one that looks usable (a `.complete`
+ * file marks it); only `python -m` is used, which survives the rename. Another process that finished
+ * the same environment first wins.
+ */
+export async function buildVenvAside(venvDir: string, label: string, build: (building: string) => Promise<void>): Promise<void> {
+  const building = `${venvDir}.building-${process.pid}`;
+  rmSync(building, { recursive: true, force: true });
+  mkdirSync(dirname(venvDir), { recursive: true });
+  try {
+    await build(building);
+    writeFileSync(join(building, '.complete'), `${new Date().toISOString()}\n`);
+    try {
+      renameSync(building, venvDir);
+    } catch (err) {
+      if (!existsSync(join(venvDir, '.complete'))) throw err;
+      rmSync(building, { recursive: true, force: true });
+    }
+  } catch (err) {
+    rmSync(building, { recursive: true, force: true });
+    const stderr = (err as { stderr?: string }).stderr;
+    throw new Error(`could not build the ${label}: ${stderr ? stderr.split('\n').slice(-15).join('\n') : String(err)}`);
+  }
+}
+
+/**
  * A virtual environment built from a lock into the cache outside the clone and keyed by the lock's
  * hash and the interpreter version: a changed lock gets a fresh environment, an unchanged one is
  * reused by every clone and CI run.
@@ -79,29 +105,12 @@ export async function ensureVenv(spec: VenvSpec, cacheDir: string, log: (line: s
   const env = { ...process.env, PYTHONPATH: spec.pythonPath, PYTHONUNBUFFERED: '1' };
   if (existsSync(join(venvDir, '.complete'))) return { python, venvDir, env };
 
-  // Built beside its final place and renamed when complete, so a crash never leaves a venv that
-  // looks usable; only `python -m` is used, which survives the rename.
-  const building = `${venvDir}.building-${process.pid}`;
-  rmSync(building, { recursive: true, force: true });
-  mkdirSync(join(cacheDir, 'venvs'), { recursive: true });
   log(`creating the ${spec.label} ${venvDir} from ${spec.lock.slice(REPO_ROOT.length + 1)}`);
-  try {
+  await buildVenvAside(venvDir, spec.label, async (building) => {
     await run(base, ['-m', 'venv', building]);
     const pip = [join(building, 'bin', 'python'), '-m', 'pip', '--disable-pip-version-check', '--no-input'];
     await run(pip[0]!, [...pip.slice(1), 'install', '--no-deps', '-r', spec.lock], { maxBuffer: 64 * 1024 * 1024 });
-    writeFileSync(join(building, '.complete'), `${new Date().toISOString()}\n`);
-    try {
-      renameSync(building, venvDir);
-    } catch (err) {
-      // Another process finished the same environment first: use theirs.
-      if (!existsSync(join(venvDir, '.complete'))) throw err;
-      rmSync(building, { recursive: true, force: true });
-    }
-  } catch (err) {
-    rmSync(building, { recursive: true, force: true });
-    const stderr = (err as { stderr?: string }).stderr;
-    throw new Error(`could not build the ${spec.label}: ${stderr ? stderr.split('\n').slice(-15).join('\n') : String(err)}`);
-  }
+  });
   return { python, venvDir, env };
 }
 

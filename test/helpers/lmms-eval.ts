@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import type { PythonEnv } from '../../activities/runtime/python-env';
 import { REPO_ROOT } from '../../infra/config';
-import { PYTHON_DIR } from '../../infra/python';
+import { buildVenvAside, PYTHON_DIR } from '../../infra/python';
 
 const run = promisify(execFile);
 export const LMMS_EVAL_PINS = join(PYTHON_DIR, 'lmms-eval-test.txt');
@@ -23,10 +23,7 @@ export async function ensureLmmsEvalEnv(cacheDir: string, project: PythonEnv): P
   const venvDir = join(cacheDir, 'venvs', `lmms-eval-${key}`);
   const python = join(venvDir, 'bin', 'python');
   if (existsSync(join(venvDir, '.complete'))) return { python };
-  const building = `${venvDir}.building-${process.pid}`;
-  rmSync(building, { recursive: true, force: true });
-  mkdirSync(join(cacheDir, 'venvs'), { recursive: true });
-  try {
+  await buildVenvAside(venvDir, 'lmms-eval test environment', async (building) => {
     await run(project.python, ['-m', 'venv', '--without-pip', building]);
     const sitePackages = async (py: string): Promise<string> => (await run(py, ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'])).stdout.trim();
     const projectSite = await sitePackages(project.python);
@@ -36,18 +33,7 @@ export async function ensureLmmsEvalEnv(cacheDir: string, project: PythonEnv): P
     await run(join(building, 'bin', 'python'), ['-m', 'pip', '--disable-pip-version-check', '--no-input', 'install', '--no-deps', '--target', ownSite, '-r', LMMS_EVAL_PINS], {
       maxBuffer: 64 * 1024 * 1024,
     });
-    writeFileSync(join(building, '.complete'), `${new Date().toISOString()}\n`);
-    try {
-      renameSync(building, venvDir);
-    } catch (err) {
-      if (!existsSync(join(venvDir, '.complete'))) throw err;
-      rmSync(building, { recursive: true, force: true });
-    }
-  } catch (err) {
-    rmSync(building, { recursive: true, force: true });
-    const stderr = (err as { stderr?: string }).stderr;
-    throw new Error(`could not build the lmms-eval test environment: ${stderr ? stderr.split('\n').slice(-15).join('\n') : String(err)}`);
-  }
+  });
   return { python };
 }
 
