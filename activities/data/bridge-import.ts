@@ -2,7 +2,7 @@ import { access } from 'node:fs/promises';
 import { BRIDGE_CONTROL_HZ, Camera, D_ROB_FORMAT_VERSION, DRobTrajectory, type DatasetManifest, type DRobStep } from '../../data-schemas';
 import { sha256Hex } from '../store/checksum';
 import type { ObjectStore } from '../store/types';
-import { framePath, recordingSha256, writeDataset, type PendingTrajectory, type RecordedStep } from './dataset-writer';
+import { layOutFrames, recordingSha256, writeDataset, type PendingTrajectory, type RecordedStep } from './dataset-writer';
 import { BridgeRecordError, DataError, DataErrorCode } from './errors';
 import { formatIssuePath } from '../../data-schemas/issues';
 import { TfExample } from './tf-example';
@@ -146,16 +146,8 @@ export function bridgeEpisode(data: Uint8Array, file: string, recordIndex: numbe
     frameSha256: Object.fromEntries(shotsByCamera.map(({ camera, shots }) => [camera, shots[i]?.sha256])),
   }));
   const id = bridgeTrajectoryId(recordingSha256(recorded));
-  const files = new Map<string, Uint8Array>();
   const cameras = shotsByCamera.map((c) => c.camera);
-  const frames: Partial<Record<Camera, string>>[] = Array.from({ length: n }, () => ({}));
-  for (const { camera, shots } of shotsByCamera) {
-    shots.forEach(({ bytes, ext }, step) => {
-      const path = framePath(id, camera, step, ext);
-      files.set(path, bytes);
-      (frames[step] as Partial<Record<Camera, string>>)[camera] = path;
-    });
-  }
+  const { files, stepFrames: frames } = layOutFrames(id, n, shotsByCamera.map(({ camera, shots }) => ({ camera, frames: shots })));
 
   const steps: DRobStep[] = Array.from({ length: n }, (_, i) => ({
     index: i,

@@ -58,6 +58,29 @@ export function framePath(id: string, camera: Camera, step: number, ext: 'jpg' |
   return `frames/${id}/${camera}/${String(step).padStart(3, '0')}.${ext}`;
 }
 
+/** One camera's encoded frames, one per step. */
+export interface CameraFrames {
+  camera: Camera;
+  frames: readonly { bytes: Uint8Array; ext: 'jpg' | 'png' }[];
+}
+
+/**
+ * Lays out a trajectory's frames: the files to write, keyed by their `framePath`, and each step's
+ * frame paths by camera (what `DRobStep.frames` holds).
+ */
+export function layOutFrames(id: string, steps: number, cameras: readonly CameraFrames[]): { files: Map<string, Uint8Array>; stepFrames: Partial<Record<Camera, string>>[] } {
+  const files = new Map<string, Uint8Array>();
+  const stepFrames: Partial<Record<Camera, string>>[] = Array.from({ length: steps }, () => ({}));
+  for (const { camera, frames } of cameras) {
+    frames.forEach(({ bytes, ext }, step) => {
+      const path = framePath(id, camera, step, ext);
+      files.set(path, bytes);
+      (stepFrames[step] as Partial<Record<Camera, string>>)[camera] = path;
+    });
+  }
+  return { files, stepFrames };
+}
+
 /** One step as its content hash sees it: the state, the action and the sha256 of each camera's frame. */
 export interface RecordedStep {
   state: readonly number[];

@@ -19,7 +19,7 @@ import type { PythonEnv } from '../runtime/python-env';
 import { parseStoredJson } from '../store';
 import { sha256Hex } from '../store/checksum';
 import type { ObjectStore } from '../store/types';
-import { framePath, recordingSha256, writeDataset, type PendingTrajectory, type RecordedStep } from './dataset-writer';
+import { layOutFrames, recordingSha256, writeDataset, type PendingTrajectory, type RecordedStep } from './dataset-writer';
 import { DataError, DataErrorCode } from './errors';
 
 export const LEROBOT_IMPORTER = { producer: 'vla-pipelines/lerobot-import', producerVersion: '1' } as const;
@@ -316,15 +316,7 @@ async function leRobotEpisode(episode: LeRobotEpisode, decodedDir: string, m: Re
     frameSha256: Object.fromEntries(shots.map(({ camera, frames }) => [camera, frames[i]?.sha256])),
   }));
   const id = leRobotTrajectoryId(recordingSha256(recorded));
-  const files = new Map<string, Uint8Array>();
-  const stepFrames: Partial<Record<Camera, string>>[] = Array.from({ length: n }, () => ({}));
-  for (const { camera, frames } of shots) {
-    frames.forEach(({ bytes, ext }, i) => {
-      const path = framePath(id, camera, i, ext);
-      files.set(path, bytes);
-      (stepFrames[i] as Partial<Record<Camera, string>>)[camera] = path;
-    });
-  }
+  const { files, stepFrames } = layOutFrames(id, n, shots);
   const steps = actions.map((action, i) => ({
     index: i,
     frames: stepFrames[i],
